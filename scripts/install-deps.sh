@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages mediagate needs. Usage: scripts/install-deps.sh [run|test|bench]...
+# Safe to run again: it only calls apt-get when a package is missing.
+set -euo pipefail
+
+build=(cmake g++ make pkg-config libboost1.81-dev libboost-json1.81-dev libcli11-dev libspdlog-dev libfmt-dev
+       libpugixml-dev libmagic-dev libsqlite3-dev libssl-dev ca-certificates ffmpeg curl)
+test=(libgtest-dev libgmock-dev googletest libbenchmark-dev python3 python3-botocore
+      ceph-mon ceph-osd radosgw ceph-common chromium firefox-esr libavcodec59 procps psmisc)
+bench=(nginx-light wrk libbenchmark-dev python3)
+
+wanted=("${build[@]}")
+for group in "$@"; do
+  case "$group" in
+    run) ;;
+    test) wanted+=("${test[@]}") ;;
+    bench) wanted+=("${bench[@]}" "${test[@]}") ;;
+    *) echo "unknown group: $group" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

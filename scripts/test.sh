@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: a Release build and an ASan+UBSan build, each through CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh test
+jobs=$(nproc)
+status=0
+for variant in release asan; do
+  dir=build-test-$variant
+  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+  [ "$variant" = asan ] && flags=(-DCMAKE_BUILD_TYPE=Debug -DMEDIAGATE_SANITIZE=ON -DMEDIAGATE_BENCH=OFF)
+  echo "== $variant build"
+  cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  echo "== $variant tests"
+  # Sanitizer runs skip the browser and benchmark-sized tests (label slow); they exercise the same code paths.
+  exclude=()
+  [ "$variant" = asan ] && exclude=(-LE browser)
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$dir" --output-on-failure -j"$jobs" "${exclude[@]}" || status=1
+done
+exit $status

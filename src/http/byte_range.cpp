@@ -1,0 +1,94 @@
+#include "http/byte_range.hpp"
+
+#include <algorithm>
+#include <optional>
+
+#include "http/token.hpp"
+
+namespace mediagate::http {
+namespace {
+
+// One range-spec before it is checked against the size: either first-last, first-, or -suffix.
+struct range_spec {
+  std::optional<std::uint64_t> first;
+  std::optional<std::uint64_t> last;  // for a suffix range: the suffix length
+};
+
+std::optional<range_spec> parse_spec(std::string_view s) {
+  const auto dash = s.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  const auto a = trim_ows(s.substr(0, dash));
+  const auto b = trim_ows(s.substr(dash + 1));
+  range_spec spec;
+  if (a.empty()) {  // suffix-range = "-" suffix-length (RFC 9110 §14.1.1)
+    spec.last = parse_decimal(b);
+    if (!spec.last) return std::nullopt;
+    return spec;
+  }
+  spec.first = parse_decimal(a);
+  if (!spec.first) return std::nullopt;
+  if (!b.empty()) {
+    spec.last = parse_decimal(b);
+    // An int-range whose last-pos is less than its first-pos is invalid (RFC 9110 §14.1.1).
+    if (!spec.last || *spec.last < *spec.first) return std::nullopt;
+  }
+  return spec;
+}
+
+}  // namespace
+
+range_result parse_range(std::string_view header, std::uint64_t size, const range_limits& limits) {
+  header = trim_ows(header);
+  const auto eq = header.find('=');
+  if (eq == std::string_view::npos) return {};
+  // Range units are case-insensitive (RFC 9110 §14.1); any unit but bytes is ignored (§14.2).
+  if (!iequals(trim_ows(header.substr(0, eq)), "bytes")) return {};
+
+  std::vector<range_spec> specs;
+  bool any_satisfiable = false;
+  for (auto element : split_list(header.substr(eq + 1))) {
+    if (element.empty()) continue;  // empty list elements are allowed and skipped (RFC 9110 §5.6.1)
+    if (specs.size() == limits.max_ranges) return {};  // too many ranges: answer with the whole object
+    auto spec = parse_spec(element);
+    if (!spec) return {};  // a syntactically invalid Range header is ignored (RFC 9110 §14.2)
+    specs.push_back(*spec);
+  }
+  if (specs.empty()) return {};
+  // A zero-length representation has no satisfiable range; we answer 200 with the empty body rather than
+  // 416 so that players see an ordinary empty file (DESIGN.md).
+  if (size == 0) return {};
+
+  range_result result;
+  for (const auto& spec : specs) {
+    byte_range r;
+    if (!spec.first) {
+      if (*spec.last == 0) continue;  // "bytes=-0" is not satisfiable
+      r.first = *spec.last >= size ? 0 : size - *spec.last;
+      r.last = size - 1;
+    } else {
+      if (*spec.first >= size) continue;  // starts at or past the end: not satisfiable
+      r.first = *spec.first;
+      r.last = spec.last ? std::min(*spec.last, size - 1) : size - 1;
+    }
+    any_satisfiable = true;
+    result.ranges.push_back(r);
+  }
+  if (!any_satisfiable) return {range_outcome::not_satisfiable, {}};
+
+  if (result.ranges.size() > 1) {
+    // No amplification: overlapping ranges or ranges that add up to more than the object get the whole
+    // representation instead (RFC 9110 §14.2 allows ignoring such requests).
+    auto sorted = result.ranges;
+    std::sort(sorted.begin(), sorted.end(), [](auto& x, auto& y) { return x.first < y.first; });
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+      if (i > 0 && sorted[i].first <= sorted[i - 1].last) return {};
+      total += sorted[i].length();
+    }
+    if (total > size) return {};
+  }
+  result.outcome = range_outcome::satisfiable;
+  return result;
+}
+
+}  // namespace mediagate::http

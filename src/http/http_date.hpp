@@ -1,0 +1,16 @@
+#pragma once
+// HTTP-date (RFC 9110 §5.6.7): IMF-fixdate to send; IMF-fixdate, RFC 850 and asctime accepted.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mediagate::http {
+
+// "Sun, 06 Nov 1994 08:49:37 GMT" for seconds since the epoch.
+std::string format_http_date(std::int64_t unix_seconds);
+
+// Seconds since the epoch, or nullopt for anything that is not one of the three HTTP-date forms.
+std::optional<std::int64_t> parse_http_date(std::string_view s);
+
+}  // namespace mediagate::http

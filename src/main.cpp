@@ -1,0 +1,20 @@
+// The mediagate command line: serve (and later scan, ls, put).
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "app/commands.hpp"
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // sendfile(2) on a closed socket must give EPIPE, not kill the server
+  CLI::App app{"mediagate: streams media from a directory or S3-compatible storage to browsers"};
+  app.require_subcommand(1);
+  mediagate::app::register_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return mediagate::app::exit_code();
+}

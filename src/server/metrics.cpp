@@ -1,0 +1,57 @@
+#include "server/metrics.hpp"
+
+#include <cstdio>
+
+namespace mediagate::server {
+
+void metrics::record_request(unsigned status, std::uint64_t bytes_sent, double seconds) {
+  if (status < requests_by_status_.size()) requests_by_status_[status].fetch_add(1, std::memory_order_relaxed);
+  bytes_sent_.fetch_add(bytes_sent, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kDurationBuckets.size(); ++i)
+    if (seconds <= kDurationBuckets[i]) {
+      duration_buckets_[i].fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+  duration_count_.fetch_add(1, std::memory_order_relaxed);
+  duration_sum_us_.fetch_add(static_cast<std::uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+}
+
+std::string metrics::render() const {
+  std::string out;
+  char line[160];
+  out += "# HELP mediagate_http_requests_total HTTP requests answered, by status code.\n";
+  out += "# TYPE mediagate_http_requests_total counter\n";
+  for (std::size_t s = 100; s < requests_by_status_.size(); ++s)
+    if (auto n = requests_by_status_[s].load(std::memory_order_relaxed)) {
+      std::snprintf(line, sizeof line, "mediagate_http_requests_total{status=\"%zu\"} %llu\n", s,
+                    static_cast<unsigned long long>(n));
+      out += line;
+    }
+  out += "# HELP mediagate_http_response_bytes_total Bytes of response bodies sent.\n";
+  out += "# TYPE mediagate_http_response_bytes_total counter\n";
+  out += "mediagate_http_response_bytes_total " + std::to_string(bytes_sent_.load()) + "\n";
+  out += "# HELP mediagate_active_connections Client connections open now.\n";
+  out += "# TYPE mediagate_active_connections gauge\n";
+  out += "mediagate_active_connections " + std::to_string(active_connections_.load()) + "\n";
+  out += "# HELP mediagate_rejected_connections_total Connections refused because of --max-connections.\n";
+  out += "# TYPE mediagate_rejected_connections_total counter\n";
+  out += "mediagate_rejected_connections_total " + std::to_string(rejected_connections_.load()) + "\n";
+  out += "# HELP mediagate_http_request_duration_seconds Time from a request's headers to its last byte.\n";
+  out += "# TYPE mediagate_http_request_duration_seconds histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kDurationBuckets.size(); ++i) {
+    cumulative += duration_buckets_[i].load(std::memory_order_relaxed);
+    std::snprintf(line, sizeof line, "mediagate_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                  kDurationBuckets[i], static_cast<unsigned long long>(cumulative));
+    out += line;
+  }
+  const auto count = duration_count_.load();
+  out += "mediagate_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(count) + "\n";
+  std::snprintf(line, sizeof line, "mediagate_http_request_duration_seconds_sum %.6f\n",
+                static_cast<double>(duration_sum_us_.load()) / 1e6);
+  out += line;
+  out += "mediagate_http_request_duration_seconds_count " + std::to_string(count) + "\n";
+  return out;
+}
+
+}  // namespace mediagate::server

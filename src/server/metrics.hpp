@@ -1,0 +1,34 @@
+#pragma once
+// Process-wide counters, rendered in the Prometheus text format. Lock-free: relaxed atomics.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace mediagate::server {
+
+class metrics {
+ public:
+  static constexpr std::array<double, 12> kDurationBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                             0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
+
+  void record_request(unsigned status, std::uint64_t bytes_sent, double seconds);
+  void connection_opened() { active_connections_.fetch_add(1, std::memory_order_relaxed); }
+  void connection_closed() { active_connections_.fetch_sub(1, std::memory_order_relaxed); }
+  std::int64_t active_connections() const { return active_connections_.load(std::memory_order_relaxed); }
+  void connection_rejected() { rejected_connections_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Counters of other parts (storage, cache) render themselves after these.
+  std::string render() const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, 600> requests_by_status_{};
+  std::atomic<std::uint64_t> bytes_sent_{0};
+  std::atomic<std::int64_t> active_connections_{0};
+  std::atomic<std::uint64_t> rejected_connections_{0};
+  std::array<std::atomic<std::uint64_t>, kDurationBuckets.size()> duration_buckets_{};
+  std::atomic<std::uint64_t> duration_count_{0};
+  std::atomic<std::uint64_t> duration_sum_us_{0};
+};
+
+}  // namespace mediagate::server

@@ -1,0 +1,127 @@
+#include "server/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <thread>
+
+#include "server/session.hpp"
+#include "storage/storage.hpp"
+
+namespace mediagate::server {
+
+struct worker {
+  worker(const server_config& cfg, metrics& m, spdlog::logger& log, spdlog::logger* access,
+         const std::vector<metrics_source>& sources, const storage_factory& factory)
+      : io(1), store(factory(io)), context{cfg, *store, m, log, access, sources} {}
+  net::io_context io;
+  std::shared_ptr<storage::storage> store;
+  worker_context context;
+};
+
+struct server::impl {
+  server_config config;
+  storage_factory factory;
+  std::shared_ptr<spdlog::logger> log;
+  std::shared_ptr<spdlog::logger> access_log;
+  metrics stats;
+  std::vector<metrics_source> metrics_sources;
+  std::vector<std::unique_ptr<worker>> workers;
+  std::unique_ptr<tcp::acceptor> acceptor;
+
+  net::awaitable<void> accept_loop() {
+    std::size_t next = 0;
+    while (acceptor->is_open()) {
+      auto& w = *workers[next];
+      next = (next + 1) % workers.size();
+      auto [ec, socket] = co_await acceptor->async_accept(w.io, net::as_tuple(net::use_awaitable));
+      if (ec) {
+        if (ec == net::error::operation_aborted) break;
+        log->warn("accept failed: {}", ec.message());  // e.g. out of file descriptors: keep serving the rest
+        continue;
+      }
+      if (static_cast<std::size_t>(stats.active_connections()) >= config.max_connections) {
+        // Over the cap: a short 503 written without waiting, then close (the socket buffer takes it).
+        stats.connection_rejected();
+        static constexpr std::string_view kBusy =
+            "HTTP/1.1 503 Service Unavailable\r\nServer: mediagate\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Retry-After: 1\r\nContent-Length: 37\r\nConnection: close\r\n\r\nservice unavailable: too many clients\n";
+        boost::system::error_code ignored;
+        socket.non_blocking(true, ignored);
+        socket.write_some(net::buffer(kBusy), ignored);
+        socket.shutdown(tcp::socket::shutdown_both, ignored);
+        socket.close(ignored);
+        log->warn("connection refused: {} connections open (--max-connections)", config.max_connections);
+        continue;
+      }
+      auto conn = std::make_shared<connection>(std::move(socket));
+      net::co_spawn(w.io, run_watchdog(conn), net::detached);
+      net::co_spawn(w.io, run_session(conn, w.context), net::detached);
+    }
+  }
+};
+
+server::server(server_config config, storage_factory storage, std::shared_ptr<spdlog::logger> log)
+    : impl_(std::make_unique<impl>()) {
+  impl_->config = std::move(config);
+  impl_->factory = std::move(storage);
+  impl_->log = std::move(log);
+  if (impl_->config.access_log != "off") {
+    impl_->access_log = spdlog::get("access");
+  }
+  unsigned threads = impl_->config.threads ? impl_->config.threads : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < threads; ++i)
+    impl_->workers.push_back(std::make_unique<worker>(impl_->config, impl_->stats, *impl_->log,
+                                                      impl_->access_log.get(), impl_->metrics_sources,
+                                                      impl_->factory));
+}
+
+server::~server() = default;
+
+metrics& server::counters() { return impl_->stats; }
+
+void server::add_metrics_source(metrics_source source) { impl_->metrics_sources.push_back(std::move(source)); }
+
+std::uint16_t server::bind() {
+  auto& io = impl_->workers.front()->io;
+  const auto address = net::ip::make_address(impl_->config.listen_host);
+  tcp::endpoint endpoint(address, impl_->config.listen_port);
+  impl_->acceptor = std::make_unique<tcp::acceptor>(io);
+  impl_->acceptor->open(endpoint.protocol());
+  impl_->acceptor->set_option(tcp::acceptor::reuse_address(true));
+  impl_->acceptor->bind(endpoint);
+  impl_->acceptor->listen(net::socket_base::max_listen_connections);
+  return impl_->acceptor->local_endpoint().port();
+}
+
+void server::run() {
+  auto& first = *impl_->workers.front();
+  net::signal_set signals(first.io, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    impl_->log->info("signal {}: shutting down", sig);
+    stop();
+  });
+  net::co_spawn(first.io, impl_->accept_loop(), net::detached);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
+    auto* w = impl_->workers[i].get();
+    threads.emplace_back([w] {
+      auto guard = net::make_work_guard(w->io);
+      w->io.run();
+    });
+  }
+  first.io.run();
+  for (auto& t : threads) t.join();
+}
+
+void server::stop() {
+  for (auto& w : impl_->workers) w->io.stop();
+}
+
+}  // namespace mediagate::server

@@ -1,0 +1,50 @@
+#pragma once
+// The HTTP server: one listening socket, one event loop per thread, connections spread round-robin.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "server/config.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+namespace spdlog {
+class logger;
+}
+namespace mediagate::storage {
+class storage;
+}
+
+namespace mediagate::server {
+
+class metrics;
+
+// Makes the storage used by one event loop (backends with connection pools keep one pool per loop).
+using storage_factory = std::function<std::shared_ptr<storage::storage>(boost::asio::io_context&)>;
+
+// Extra Prometheus text appended to /metrics (storage and cache counters).
+using metrics_source = std::function<std::string()>;
+
+class server {
+ public:
+  server(server_config config, storage_factory storage, std::shared_ptr<spdlog::logger> log);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds and listens; returns the bound port (the configured one, or the one chosen for port 0).
+  std::uint16_t bind();
+  // Runs every event loop until SIGINT/SIGTERM or stop(); returns when all have finished.
+  void run();
+  void stop();
+  void add_metrics_source(metrics_source source);
+  metrics& counters();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace mediagate::server

@@ -1,0 +1,265 @@
+#include "server/session.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <cerrno>
+#include <ctime>
+
+#include "http/http_date.hpp"
+#include "http/response_head.hpp"
+
+namespace mediagate::server {
+namespace {
+
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+constexpr std::uint64_t kSendfileChunk = 4u << 20;
+constexpr std::uint64_t kYieldEvery = 16u << 20;  // let other connections of this loop run
+
+// Sends what it can of `data` at once with MSG_MORE, so the kernel joins it with the sendfile that
+// follows into full segments; the rest goes through the ordinary asynchronous write.
+net::awaitable<bool> write_with_more(connection& c, const server_config& cfg, std::string_view data) {
+  while (!data.empty()) {
+    const auto n = ::send(c.socket.native_handle(), data.data(), data.size(), MSG_MORE | MSG_NOSIGNAL);
+    if (n > 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) co_return co_await write_all(c, cfg, data);
+    co_return false;
+  }
+  co_return true;
+}
+
+// Zero-copy: the kernel moves the file's pages to the socket.
+net::awaitable<bool> sendfile_range(connection& c, const server_config& cfg, storage::range_reader& reader,
+                                    std::uint64_t length, std::uint64_t& sent) {
+  std::uint64_t since_yield = 0;
+  while (length > 0) {
+    auto region = *reader.file();
+    off_t offset = static_cast<off_t>(region.offset);
+    const auto n = ::sendfile(c.socket.native_handle(), region.fd, &offset,
+                              static_cast<std::size_t>(std::min(length, kSendfileChunk)));
+    if (n > 0) {
+      const auto moved = static_cast<std::uint64_t>(n);
+      reader.advance(moved);
+      length -= moved;
+      sent += moved;
+      since_yield += moved;
+      c.set_deadline(cfg.send_timeout);
+      if (since_yield >= kYieldEvery) {
+        since_yield = 0;
+        co_await net::post(c.socket.get_executor(), net::use_awaitable);
+      }
+      continue;
+    }
+    if (n == 0) co_return false;  // the file became shorter than planned: never send fewer bytes silently
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) co_return false;
+    since_yield = 0;
+    auto [ec] = co_await c.socket.async_wait(tcp::socket::wait_write, kTuple);
+    if (ec || c.timed_out) co_return false;
+  }
+  co_return true;
+}
+
+// Bounded memory: one buffer per connection, refilled only once the client took the previous one.
+net::awaitable<bool> copy_range(connection& c, worker_context& ctx, storage::range_reader& reader,
+                                std::uint64_t length, std::string& pending, std::uint64_t& sent) {
+  if (c.stream_buffer.empty()) c.stream_buffer.resize(ctx.config.stream_buffer_bytes);
+  while (length > 0) {
+    auto got = co_await reader.read_some(c.stream_buffer);
+    if (!got || *got == 0 || *got > length) {
+      if (!got)
+        ctx.log.warn("{}: storage failed mid-response after {} bytes: {}", c.peer, sent, got.err().message);
+      co_return false;
+    }
+    std::array<net::const_buffer, 2> parts = {net::buffer(pending), net::buffer(c.stream_buffer.data(), *got)};
+    c.set_deadline(ctx.config.send_timeout);
+    auto [ec, n] = co_await net::async_write(c.socket, parts, kTuple);
+    if (ec || c.timed_out) co_return false;
+    pending.clear();
+    length -= *got;
+    sent += *got;
+  }
+  co_return true;
+}
+
+}  // namespace
+
+std::string http_date_now() {
+  thread_local std::time_t cached_second = 0;
+  thread_local std::string cached;
+  const std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    cached_second = now;
+    cached = http::format_http_date(now);
+  }
+  return cached;
+}
+
+net::awaitable<void> run_watchdog(std::shared_ptr<connection> c) {
+  while (c->socket.is_open()) {
+    auto [ec] = co_await c->timer.async_wait(kTuple);
+    if (!c->socket.is_open()) break;
+    if (c->deadline <= clock::now()) {
+      c->timed_out = true;
+      c->deadline = clock::time_point::max();
+      boost::system::error_code ignored;
+      c->socket.cancel(ignored);
+    }
+    c->timer.expires_at(c->deadline);
+  }
+}
+
+net::awaitable<bool> write_all(connection& c, const server_config& cfg, std::string_view data) {
+  c.set_deadline(cfg.send_timeout);
+  auto [ec, n] = co_await net::async_write(c.socket, net::buffer(data), kTuple);
+  co_return !ec && !c.timed_out;
+}
+
+net::awaitable<request_outcome> send_simple(connection& c, worker_context& ctx, unsigned status,
+                                            std::string_view content_type, std::string body,
+                                            http::header_list headers, bool keep_alive, bool head_only) {
+  if (!content_type.empty()) headers.emplace_back("Content-Type", std::string(content_type));
+  headers.emplace_back("Content-Length", std::to_string(body.size()));
+  headers.emplace_back("X-Content-Type-Options", "nosniff");
+  auto message = http::serialize_head(status, headers, http_date_now(), !keep_alive);
+  if (!head_only) message += body;
+  const bool ok = co_await write_all(c, ctx.config, message);
+  co_return request_outcome{status, head_only ? 0 : body.size(), !keep_alive || !ok};
+}
+
+net::awaitable<request_outcome> send_plan(connection& c, worker_context& ctx, const http::response_plan& plan,
+                                          const std::string& key, const storage::object_meta& meta,
+                                          std::unique_ptr<storage::range_reader> reader, bool keep_alive) {
+  request_outcome out{plan.status, 0, !keep_alive};
+  std::string pending = http::serialize_head(plan.status, plan.headers, http_date_now(), !keep_alive);
+  bool first = true;
+  for (const auto& segment : plan.body) {
+    pending += segment.literal;
+    out.body_bytes += segment.literal.size();
+    if (!segment.range) continue;
+    if (!first || !reader) {
+      auto opened = co_await ctx.store.open(key, meta, *segment.range);
+      if (!opened) {
+        ctx.log.warn("{}: cannot read {} range {}-{}: {}", c.peer, key, segment.range->first,
+                     segment.range->last, opened.err().message);
+        out.close = true;  // the head is out: the only honest signal left is closing the connection
+        co_return out;
+      }
+      reader = std::move(*opened);
+    }
+    first = false;
+    std::uint64_t sent = 0;
+    bool ok;
+    if (reader->file()) {
+      ok = co_await write_with_more(c, ctx.config, pending);
+      pending.clear();
+      ok = ok && co_await sendfile_range(c, ctx.config, *reader, segment.range->length(), sent);
+    } else {
+      ok = co_await copy_range(c, ctx, *reader, segment.range->length(), pending, sent);
+    }
+    out.body_bytes += sent;
+    if (!ok) {
+      out.close = true;
+      co_return out;
+    }
+    reader.reset();
+  }
+  if (!pending.empty() && !co_await write_all(c, ctx.config, pending)) out.close = true;
+  co_return out;
+}
+
+net::awaitable<void> run_session(std::shared_ptr<connection> c, worker_context& ctx) {
+  const auto& cfg = ctx.config;
+  ctx.stats.connection_opened();
+  boost::system::error_code ec;
+  c->socket.set_option(tcp::no_delay(true), ec);  // no Nagle stalls on small responses
+  c->socket.native_non_blocking(true, ec);
+  if (auto ep = c->socket.remote_endpoint(ec); !ec) c->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+
+  bool first_request = true;
+  try {
+    while (true) {
+      if (!first_request && c->buffer.size() == 0) {
+        // Keep-alive: wait for the next request's first byte; an idle connection is closed quietly.
+        c->set_deadline(cfg.idle_timeout);
+        auto [wait_ec] = co_await c->socket.async_wait(tcp::socket::wait_read, kTuple);
+        if (wait_ec || c->timed_out) break;
+      }
+      first_request = false;
+      c->set_deadline(cfg.header_timeout);  // slowloris: the whole header must arrive within this time
+      request_parser parser;
+      parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+      auto [read_ec, n] = co_await beast::http::async_read_header(c->socket, c->buffer, parser, kTuple);
+      const auto started = clock::now();
+      if (read_ec) {
+        request_outcome out;
+        if (c->timed_out) {
+          c->timed_out = false;
+          if (c->buffer.size() > 0 || parser.got_some()) {
+            ctx.log.info("{}: request header not received within {} ms: 408", c->peer, cfg.header_timeout.count());
+            out = co_await send_simple(*c, ctx, 408, "text/plain; charset=utf-8",
+                                       "request timeout: the request header took too long\n", http::header_list(), false, false);
+          }
+        } else if (read_ec == beast::http::error::header_limit || read_ec == beast::http::error::buffer_overflow) {
+          ctx.log.info("{}: request header larger than {} bytes: 431", c->peer, cfg.max_header_bytes);
+          out = co_await send_simple(*c, ctx, 431, "text/plain; charset=utf-8",
+                                     "request header fields too large\n", http::header_list(), false, false);
+        } else if (read_ec != beast::http::error::end_of_stream && read_ec != net::error::eof &&
+                   read_ec != net::error::connection_reset && read_ec != net::error::operation_aborted &&
+                   (c->buffer.size() > 0 || parser.got_some())) {
+          ctx.log.info("{}: malformed request ({}): 400", c->peer, read_ec.message());
+          out = co_await send_simple(*c, ctx, 400, "text/plain; charset=utf-8",
+                                     "bad request: " + read_ec.message() + "\n", http::header_list(), false, false);
+        }
+        if (out.status) ctx.stats.record_request(out.status, out.body_bytes, 0);
+        break;
+      }
+      const auto& req = parser.get();
+      bool keep_alive = req.keep_alive();
+      if (!parser.is_done()) keep_alive = false;  // a body we do not read: close after answering
+      request_outcome out;
+      const auto field_count = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
+      if (field_count > cfg.max_header_fields) {
+        ctx.log.info("{}: {} header fields, more than {}: 431", c->peer, field_count, cfg.max_header_fields);
+        out = co_await send_simple(*c, ctx, 431, "text/plain; charset=utf-8", "too many header fields\n",
+                                   http::header_list(), false, false);
+      } else if (req.version() >= 11 && req.find(beast::http::field::host) == req.end()) {
+        out = co_await send_simple(*c, ctx, 400, "text/plain; charset=utf-8",
+                                   "bad request: HTTP/1.1 requires a Host header\n", http::header_list(), false, false);
+      } else {
+        out = co_await route_request(*c, ctx, parser, keep_alive);
+      }
+      c->clear_deadline();
+      const double seconds = std::chrono::duration<double>(clock::now() - started).count();
+      ctx.stats.record_request(out.status, out.body_bytes, seconds);
+      if (ctx.access_log) {
+        auto range = req[beast::http::field::range];
+        ctx.access_log->info("{} \"{} {}\" range=\"{}\" {} {} {:.3f}ms", c->peer,
+                             std::string_view(req.method_string()), std::string_view(req.target()),
+                             std::string_view(range), out.status, out.body_bytes, seconds * 1000);
+      }
+      if (out.close || !keep_alive) break;
+    }
+  } catch (const std::exception& e) {
+    ctx.log.error("{}: connection failed: {}", c->peer, e.what());
+  }
+  boost::system::error_code ignored;
+  c->socket.shutdown(tcp::socket::shutdown_send, ignored);
+  c->socket.close(ignored);
+  c->timer.cancel();
+  ctx.stats.connection_closed();
+}
+
+}  // namespace mediagate::server

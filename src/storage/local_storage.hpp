@@ -1,0 +1,36 @@
+#pragma once
+// The embedded default storage: a plain local directory. Keys are paths below the root; nothing outside
+// the root is ever opened (openat2 RESOLVE_BENEATH, so symlinks cannot lead out either).
+#include <filesystem>
+#include <memory>
+
+#include "storage/storage.hpp"
+
+namespace mediagate::storage {
+
+class local_storage final : public storage {
+ public:
+  // Throws std::runtime_error when the root is not a readable directory.
+  explicit local_storage(const std::filesystem::path& root);
+  ~local_storage() override;
+  local_storage(const local_storage&) = delete;
+  local_storage& operator=(const local_storage&) = delete;
+
+  boost::asio::awaitable<result<object_meta>> stat(std::string key) override;
+  boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
+                                                                  http::byte_range range) override;
+  boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) override;
+  std::string describe() const override;
+
+  // Synchronous forms, for the CLI and the asynchronous wrappers above.
+  result<object_meta> stat_now(const std::string& key) const;
+  const std::filesystem::path& root() const { return root_; }
+
+ private:
+  result<int> open_beneath(const std::string& key) const;  // an O_RDONLY descriptor or an error
+
+  std::filesystem::path root_;
+  int root_fd_ = -1;
+};
+
+}  // namespace mediagate::storage
