@@ -23,8 +23,10 @@ readonly SECRET_KEY=mediagatesecret0123456789
 readonly RGW_NAME=client.rgw.gw
 readonly PY=/usr/bin/python3
 
+# Messages go to fd 3, a copy of the real stderr, so that they show even from inside a silenced wait_for.
+exec 3>&2
 die() {
-  echo "radosgw.sh: $*" >&2
+  echo "radosgw.sh: $*" >&3
   exit 1
 }
 
@@ -34,9 +36,15 @@ usage() {
 }
 
 # Prints a TCP port that is free on 127.0.0.1 right now. The kernel picks it, so parallel runs do not collide
-# (a small window remains between this call and the daemon's bind; start() checks the daemons came up).
+# (a small window remains between this call and the daemon's bind; cmd_start checks the daemons came up).
 free_port() {
   "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Fails if something listens on 127.0.0.1:PORT already: radosgw would exit, and the other server would answer
+# our readiness probe in its place.
+port_is_free() {
+  "$PY" -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
 }
 
 # Is PID alive and one of our ceph daemons (guards against a recycled pid)?
@@ -46,6 +54,14 @@ is_our_daemon() {
   local cmdline
   cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")
   [[ $cmdline =~ ^(ceph-mon|ceph-osd|radosgw)\  && $cmdline == *" -c $DIR/ceph.conf "* ]]
+}
+
+# Is PID a live process (not a zombie)? Unlike is_our_daemon, this also holds for a child of ours that has
+# not reached its exec yet.
+is_running() {
+  local state
+  state=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
 }
 
 # Stops the daemon whose pid file is DIR/run/NAME.pid: SIGTERM, then SIGKILL after 10 s.
@@ -92,6 +108,13 @@ wait_for() {
   done
 }
 
+# Succeeds once radosgw answers HTTP on PORT; gives up at once if radosgw has exited (e.g. the port was taken).
+rgw_ready() {
+  local port=$1
+  is_running "$(<"$DIR/run/rgw.pid")" || die "radosgw exited during start-up: see $DIR/log/client.rgw.gw.log"
+  rgw_answers "http://127.0.0.1:$port/"
+}
+
 rgw_answers() {
   "$PY" - "$1" <<'EOF'
 import sys, urllib.request, urllib.error
@@ -100,13 +123,6 @@ try:
 except urllib.error.HTTPError:
     pass  # any HTTP answer means the gateway is serving
 EOF
-}
-
-osd_is_up() {
-  ceph_cli osd dump --format json | "$PY" -c '
-import json, sys
-osds = json.load(sys.stdin)["osds"]
-sys.exit(0 if osds and osds[0]["up"] == 1 and osds[0]["in"] == 1 else 1)'
 }
 
 write_conf() {
@@ -172,6 +188,8 @@ make_keyring() {
 }
 
 start_rgw() {
+  local port=$1
+  port_is_free "$port" || die "port 127.0.0.1:$port is taken: radosgw cannot listen there"
   launch rgw radosgw -n "$RGW_NAME"
 }
 
@@ -182,6 +200,7 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$port
 export AWS_ACCESS_KEY_ID=$ACCESS_KEY
 export AWS_SECRET_ACCESS_KEY=$SECRET_KEY
 export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
 export RGW_PID=$(<"$DIR/run/rgw.pid")
 export MON_PID=$(<"$DIR/run/mon.pid")
 export OSD_PID=$(<"$DIR/run/osd.pid")
@@ -216,6 +235,8 @@ cmd_start() {
   cmd_stop
   rm -rf "$DIR/mon" "$DIR/osd" "$DIR/rgw" "$DIR/run" "$DIR/log" "$DIR/keyring" "$DIR/monmap" "$DIR/ceph.conf" "$DIR/env"
   mkdir -p "$DIR/mon/ceph-a" "$DIR/osd/ceph-0" "$DIR/rgw" "$DIR/run" "$DIR/log"
+  # A failed start leaves no daemon behind (the logs stay).
+  trap cmd_stop EXIT
 
   local fsid osd_uuid mon_port port
   fsid=$(cat /proc/sys/kernel/random/uuid)
@@ -238,16 +259,18 @@ cmd_start() {
     die "ceph-osd --mkfs failed: $DIR/log/mkfs.out"
   launch osd ceph-osd -i 0
 
-  # radosgw waits for the OSD by itself; meanwhile create the user (which also waits for the OSD).
-  start_rgw
+  # The user is created before radosgw starts: with a radosgw running, radosgw-admin also notifies it of the
+  # change, and waits ~10 s per attempt if that radosgw died (e.g. its port was taken).
   timeout "$TIMEOUT" radosgw-admin -c "$DIR/ceph.conf" -n client.admin user create --uid=mediagate \
     --display-name=mediagate --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" \
     >>"$DIR/log/radosgw-admin.out" 2>&1 || die "radosgw-admin user create failed: $DIR/log/radosgw-admin.out"
-  wait_for "radosgw on 127.0.0.1:$port" rgw_answers "http://127.0.0.1:$port/"
+  start_rgw "$port"
+  wait_for "radosgw on 127.0.0.1:$port" rgw_ready "$port"
   for name in mon osd rgw; do
     is_our_daemon "$(<"$DIR/run/$name.pid")" || die "$name exited during start-up (logs: $DIR/log)"
   done
 
+  trap - EXIT
   write_env "$port"
   local ms=$(((${EPOCHREALTIME/[.,]/} - t0) / 1000))
   printf 'radosgw.sh: ready in %d.%03d s; source %s/env\n' $((ms / 1000)) $((ms % 1000)) "$DIR" >&2
@@ -259,8 +282,8 @@ cmd_restart_rgw() {
   local port
   port=$(rgw_port)
   stop_daemon rgw
-  start_rgw
-  wait_for "radosgw on 127.0.0.1:$port" rgw_answers "http://127.0.0.1:$port/"
+  start_rgw "$port"
+  wait_for "radosgw on 127.0.0.1:$port" rgw_ready "$port"
   write_env "$port"
   echo "http://127.0.0.1:$port"
 }

@@ -7,14 +7,104 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <variant>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <fstream>
+
+#include "http/content_type.hpp"
+#include "s3/credentials.hpp"
+#include "s3/s3_client.hpp"
+#include "s3/upload.hpp"
 #include "server/server.hpp"
 #include "storage/local_storage.hpp"
+#include "storage/s3_storage.hpp"
 
 namespace mediagate::app {
 namespace {
 
 int g_exit_code = 0;  // set by the subcommand that ran; read once by main
+
+namespace net = boost::asio;
+
+// S3 connection options shared by serve, ls and put; each falls back to the AWS environment variables.
+struct s3_options {
+  std::string endpoint, region, addressing, access_key, secret_key, session_token, ca_file;
+  bool no_verify = false;
+  double meta_ttl = 5;
+
+  void add_to(CLI::App& cmd) {
+    cmd.add_option("--s3-endpoint", endpoint, "S3 endpoint URL (default: AWS for the region)")
+        ->envname("AWS_ENDPOINT_URL");
+    cmd.add_option("--s3-region", region, "S3 region (also AWS_REGION / AWS_DEFAULT_REGION; default us-east-1)");
+    cmd.add_option("--s3-addressing", addressing, "path or virtual (default: virtual on AWS, path elsewhere)")
+        ->check(CLI::IsMember({"path", "virtual"}));
+    cmd.add_option("--s3-access-key", access_key, "Access key id (else AWS_ACCESS_KEY_ID, ~/.aws files)");
+    cmd.add_option("--s3-secret-key", secret_key, "Secret access key (else AWS_SECRET_ACCESS_KEY, ~/.aws files)");
+    cmd.add_option("--s3-session-token", session_token, "Session token for temporary credentials");
+    cmd.add_option("--s3-ca-file", ca_file, "PEM file of extra CAs to trust for an https endpoint");
+    cmd.add_flag("--s3-no-verify", no_verify, "Do not verify the endpoint's TLS certificate (testing only)");
+    cmd.add_option("--s3-meta-ttl", meta_ttl, "Seconds object metadata (HeadObject) is cached")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+  }
+};
+
+// Everything a storage backend needs, resolved once at start-up.
+struct s3_setup {
+  s3::client_settings settings;
+  std::shared_ptr<s3::credentials_provider> creds;
+  std::shared_ptr<s3::client_counters> counters = std::make_shared<s3::client_counters>();
+  storage::s3_location where;
+  std::chrono::milliseconds meta_ttl{5000};
+};
+
+// Resolves options, environment and shared files into an S3 setup, or a message saying what is missing.
+std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::string& url) {
+  s3_setup setup;
+  auto where = storage::parse_s3_url(url);
+  if (!where) return "not an S3 location (want s3://BUCKET[/PREFIX]): " + url;
+  setup.where = *where;
+  auto env = s3::process_env();
+  auto resolved = s3::resolve_static_credentials({o.access_key, o.secret_key, o.session_token}, env);
+  if (!resolved)
+    return std::string("no S3 credentials found: pass --s3-access-key/--s3-secret-key, set AWS_ACCESS_KEY_ID and "
+                       "AWS_SECRET_ACCESS_KEY, or configure a profile in ~/.aws/credentials (AWS_PROFILE)");
+  setup.creds = s3::static_provider(resolved->creds);
+  auto& st = setup.settings;
+  st.region = !o.region.empty() ? o.region
+              : env("AWS_REGION")         ? *env("AWS_REGION")
+              : env("AWS_DEFAULT_REGION") ? *env("AWS_DEFAULT_REGION")
+              : !resolved->region.empty() ? resolved->region
+                                          : "us-east-1";
+  std::string endpoint = !o.endpoint.empty() ? o.endpoint : env("AWS_ENDPOINT_URL_S3").value_or("");
+  const bool aws = endpoint.empty();
+  if (aws) endpoint = "https://s3." + st.region + ".amazonaws.com";
+  auto ep = s3::parse_endpoint(endpoint);
+  if (!ep) return "not an endpoint URL (want http[s]://HOST[:PORT]): " + endpoint;
+  st.ep = *ep;
+  st.bucket = where->bucket;
+  st.path_style = o.addressing.empty() ? !aws : o.addressing == "path";
+  st.ca_file = o.ca_file;
+  st.verify_tls = !o.no_verify;
+  setup.meta_ttl = std::chrono::milliseconds(static_cast<long>(o.meta_ttl * 1000));
+  return setup;
+}
+
+// Runs one coroutine to completion on a private event loop (the CLI's one-shot commands).
+template <class T>
+T run_sync(std::function<net::awaitable<T>(net::io_context&)> body) {
+  net::io_context io;
+  auto future = net::co_spawn(io, body(io), net::use_future);
+  io.run();
+  return future.get();
+}
+
+std::shared_ptr<s3::client> make_client(net::io_context& io, const s3_setup& setup) {
+  return std::make_shared<s3::client>(io.get_executor(), setup.settings, setup.creds, setup.counters);
+}
 
 struct serve_options {
   server::server_config config;
@@ -22,6 +112,7 @@ struct serve_options {
   std::string storage = "./media";
   double header_timeout = 10, idle_timeout = 60, send_timeout = 60;
   std::string log_level = "info";
+  s3_options s3;
 };
 
 bool parse_listen(const std::string& listen, server::server_config& cfg) {
@@ -68,14 +159,36 @@ int run_serve(serve_options& o) {
   o.config.idle_timeout = std::chrono::milliseconds(static_cast<long>(o.idle_timeout * 1000));
   o.config.send_timeout = std::chrono::milliseconds(static_cast<long>(o.send_timeout * 1000));
   server::storage_factory factory;
+  std::shared_ptr<s3::client_counters> s3_counters;
   try {
     if (o.storage.starts_with("s3://")) {
-      log->error("S3 storage is not available in this build");
-      return 2;
-    }
+      auto resolved = resolve_s3(o.s3, o.storage);
+      if (auto* message = std::get_if<std::string>(&resolved)) {
+        log->error("{}", *message);
+        return 2;
+      }
+      auto setup = std::get<s3_setup>(resolved);
+      // Fail fast with a clear reason when the bucket cannot be read (unknown bucket, bad credentials, down).
+      auto problem = run_sync<std::optional<std::string>>([&](net::io_context& io) {
+        auto probe = std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl);
+        return [](std::shared_ptr<storage::s3_storage> p) -> net::awaitable<std::optional<std::string>> {
+          co_return co_await p->check_access();
+        }(probe);
+      });
+      if (problem) {
+        log->error("cannot use {}: {}", o.storage, *problem);
+        return 1;
+      }
+      s3_counters = setup.counters;
+      factory = [setup](net::io_context& io) -> std::shared_ptr<storage::storage> {
+        return std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl);
+      };
+      log->info("serving s3://{}/{} from {}", setup.where.bucket, setup.where.prefix, setup.settings.ep.host_header());
+    } else {
     auto local = std::make_shared<storage::local_storage>(o.storage);
     factory = [local](boost::asio::io_context&) { return local; };
     log->info("serving {}", local->describe());
+    }
   } catch (const std::exception& e) {
     log->error("{}", e.what());
     return 1;
@@ -83,6 +196,7 @@ int run_serve(serve_options& o) {
   make_access_logger(o.config.access_log);
   try {
     server::server srv(o.config, factory, log);
+    if (s3_counters) srv.add_metrics_source([s3_counters] { return s3_counters->render(); });
     const auto port = srv.bind();
     std::printf("mediagate listening on http://%s:%u/\n", o.config.listen_host.c_str(), port);
     std::fflush(stdout);
@@ -91,6 +205,78 @@ int run_serve(serve_options& o) {
     log->error("cannot serve: {}", e.what());
     return 1;
   }
+  return 0;
+}
+
+int run_ls(const std::string& location, const s3_options& o) {
+  storage::result<std::vector<storage::listed_object>> listing = storage::error{};
+  if (location.starts_with("s3://")) {
+    auto resolved = resolve_s3(o, location);
+    if (auto* message = std::get_if<std::string>(&resolved)) {
+      std::fprintf(stderr, "mediagate: %s\n", message->c_str());
+      return 2;
+    }
+    auto setup = std::get<s3_setup>(resolved);
+    listing = run_sync<storage::result<std::vector<storage::listed_object>>>([&](net::io_context& io) {
+      auto store = std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl);
+      return [](std::shared_ptr<storage::s3_storage> s) -> net::awaitable<storage::result<std::vector<storage::listed_object>>> {
+        co_return co_await s->list("");
+      }(store);
+    });
+  } else {
+    try {
+      auto store = std::make_shared<storage::local_storage>(location);
+      listing = run_sync<storage::result<std::vector<storage::listed_object>>>(
+          [&](net::io_context&) { return store->list(""); });
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mediagate: %s\n", e.what());
+      return 1;
+    }
+  }
+  if (!listing) {
+    std::fprintf(stderr, "mediagate: cannot list %s: %s\n", location.c_str(), listing.err().message.c_str());
+    return 1;
+  }
+  for (const auto& o : *listing) std::printf("%12llu  %s\n", static_cast<unsigned long long>(o.size), o.key.c_str());
+  return 0;
+}
+
+int run_put(const std::string& file, const std::string& destination, std::string content_type, const s3_options& o) {
+  auto resolved = resolve_s3(o, destination);
+  if (auto* message = std::get_if<std::string>(&resolved)) {
+    std::fprintf(stderr, "mediagate: %s\n", message->c_str());
+    return 2;
+  }
+  auto setup = std::get<s3_setup>(resolved);
+  if (setup.where.prefix.size() <= 1) {
+    std::fprintf(stderr, "mediagate: the destination must name a key: s3://BUCKET/KEY\n");
+    return 2;
+  }
+  const auto key = setup.where.prefix.substr(0, setup.where.prefix.size() - 1);
+  if (content_type.empty()) content_type = std::string(http::content_type_for_key(key));
+  auto in = std::make_shared<std::ifstream>(file, std::ios::binary);
+  if (!*in) {
+    std::fprintf(stderr, "mediagate: cannot read %s\n", file.c_str());
+    return 1;
+  }
+  auto uploaded = run_sync<storage::result<s3::upload_result>>([&](net::io_context& io) {
+    auto client = make_client(io, setup);
+    s3::body_source source = [in](std::span<char> buf) -> net::awaitable<storage::result<std::size_t>> {
+      in->read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      if (in->bad()) co_return storage::error{storage::errc::io_error, "reading the file failed"};
+      co_return static_cast<std::size_t>(in->gcount());
+    };
+    return [](std::shared_ptr<s3::client> c, std::string k, std::string t,
+              s3::body_source src) -> net::awaitable<storage::result<s3::upload_result>> {
+      co_return co_await s3::upload_object(*c, k, t, src);
+    }(client, key, content_type, source);
+  });
+  if (!uploaded) {
+    std::fprintf(stderr, "mediagate: upload of %s failed: %s\n", file.c_str(), uploaded.err().message.c_str());
+    return 1;
+  }
+  std::printf("uploaded %s to s3://%s/%s (%llu bytes, ETag %s)\n", file.c_str(), setup.where.bucket.c_str(),
+              key.c_str(), static_cast<unsigned long long>(uploaded->size), uploaded->etag.c_str());
   return 0;
 }
 
@@ -136,7 +322,22 @@ void register_commands(CLI::App& app) {
   serve->add_option("--access-log", c.access_log, "Access log: '-' for standard output, 'off', or a file path")
       ->capture_default_str();
   serve->add_option("--log-level", opts->log_level, "trace, debug, info, warn, error")->capture_default_str();
+  opts->s3.add_to(*serve);
   serve->callback([opts] { g_exit_code = run_serve(*opts); });
+
+  auto ls = std::make_shared<std::pair<std::string, s3_options>>();
+  auto* ls_cmd = app.add_subcommand("ls", "List the objects under s3://BUCKET[/PREFIX] or in a directory");
+  ls_cmd->add_option("location", ls->first, "s3://BUCKET[/PREFIX] or a directory")->required();
+  ls->second.add_to(*ls_cmd);
+  ls_cmd->callback([ls] { g_exit_code = run_ls(ls->first, ls->second); });
+
+  auto put = std::make_shared<std::tuple<std::string, std::string, std::string, s3_options>>();
+  auto* put_cmd = app.add_subcommand("put", "Upload FILE to s3://BUCKET/KEY (multipart for large files)");
+  put_cmd->add_option("file", std::get<0>(*put), "Local file")->required()->check(CLI::ExistingFile);
+  put_cmd->add_option("destination", std::get<1>(*put), "s3://BUCKET/KEY")->required();
+  put_cmd->add_option("--content-type", std::get<2>(*put), "Stored Content-Type (default: from the extension)");
+  std::get<3>(*put).add_to(*put_cmd);
+  put_cmd->callback([put] { g_exit_code = run_put(std::get<0>(*put), std::get<1>(*put), std::get<2>(*put), std::get<3>(*put)); });
 }
 
 int exit_code() { return g_exit_code; }

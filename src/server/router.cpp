@@ -49,6 +49,8 @@ net::awaitable<storage::result<std::string>> choose_content_type(worker_context&
   if (!http::is_generic_type(meta.content_type)) co_return meta.content_type;
   if (auto by_ext = http::content_type_for_key(key); !by_ext.empty()) co_return std::string(by_ext);
   if (meta.size == 0) co_return std::string("application/octet-stream");
+  const auto cache_key = key + '\n' + meta.etag;  // an ETag names one version: its type never changes
+  if (auto it = ctx.sniffed_types.find(cache_key); it != ctx.sniffed_types.end()) co_return it->second;
   const auto n = std::min<std::uint64_t>(meta.size, storage::kSniffBytes);
   const http::byte_range head_range{0, n - 1};
   auto reader = co_await ctx.store.open(key, meta, head_range);
@@ -62,7 +64,10 @@ net::awaitable<storage::result<std::string>> choose_content_type(worker_context&
     if (*r == 0) break;
     got += *r;
   }
-  co_return storage::sniff_content_type({head.data(), got});
+  auto type = storage::sniff_content_type({head.data(), got});
+  if (ctx.sniffed_types.size() >= 4096) ctx.sniffed_types.clear();
+  ctx.sniffed_types.emplace(cache_key, type);
+  co_return type;
 }
 
 // Named builders: GCC 12 cannot take braced initializer lists as arguments inside co_await expressions.

@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "http/response_plan.hpp"
@@ -37,6 +38,7 @@ struct worker_context {
   spdlog::logger* access_log;  // null when access logging is off
   const std::vector<std::function<std::string()>>& metrics_sources;
   std::mt19937_64 random{std::random_device{}()};
+  std::unordered_map<std::string, std::string> sniffed_types;  // key + ETag → type sniffed from its bytes
 };
 
 // One client connection. A watchdog coroutine cancels the socket's operations when `deadline` passes;

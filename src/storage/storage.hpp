@@ -41,6 +41,7 @@ struct error {
 template <class T>
 class result {
  public:
+  result() : error_{errc::io_error, "no result"} {}  // for futures and default-initialised slots
   result(T value) : value_(std::move(value)) {}
   result(error e) : error_(std::move(e)) {}
   bool ok() const { return value_.has_value(); }

@@ -1,0 +1,322 @@
+#include "s3/s3_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "http/token.hpp"
+#include "s3/s3_error.hpp"
+
+namespace mediagate::s3 {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+using storage::errc;
+using storage::error;
+
+namespace {
+
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+
+// One connection to the store, plain or TLS.
+struct connection {
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+
+  beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+  template <class F>
+  auto visit(F&& f) {
+    return secure ? f(*secure) : f(*plain);
+  }
+};
+
+error io_error_of(const boost::system::error_code& ec, std::string_view what, const endpoint& ep) {
+  if (ec == beast::error::timeout)
+    return {errc::upstream_timeout, "storage at " + ep.host_header() + " did not answer in time (" +
+                                        std::string(what) + ")"};
+  return {errc::upstream_unavailable,
+          "storage at " + ep.host_header() + " is unreachable (" + std::string(what) + ": " + ec.message() + ")"};
+}
+
+}  // namespace
+
+struct client::pool {
+  std::vector<std::unique_ptr<connection>> idle;
+  std::size_t max_idle = 32;
+  std::unique_ptr<net::ssl::context> tls;
+
+  std::unique_ptr<connection> acquire() {
+    while (!idle.empty()) {
+      auto c = std::move(idle.back());
+      idle.pop_back();
+      if (c->lowest().socket().is_open()) return c;
+    }
+    return nullptr;
+  }
+  void release(std::unique_ptr<connection> c) {
+    if (idle.size() < max_idle && c->buffer.size() == 0) idle.push_back(std::move(c));
+  }
+};
+
+namespace {
+
+class response_impl final : public response {
+ public:
+  response_impl(std::unique_ptr<connection> conn, std::shared_ptr<client::pool> pool, client_counters& counters,
+                std::chrono::milliseconds timeout, endpoint ep)
+      : conn_(std::move(conn)), pool_(std::move(pool)), counters_(counters), timeout_(timeout), ep_(std::move(ep)) {
+    parser_.body_limit(boost::none);
+  }
+  ~response_impl() override {
+    if (conn_ && parser_.is_done() && parser_.keep_alive()) pool_->release(std::move(conn_));
+  }
+
+  bhttp::response_parser<bhttp::buffer_body>& parser() { return parser_; }
+  connection& conn() { return *conn_; }
+
+  unsigned status() const override { return parser_.get().result_int(); }
+  std::string header(std::string_view name) const override {
+    auto it = parser_.get().find(name);
+    return it == parser_.get().end() ? std::string() : std::string(it->value());
+  }
+  std::optional<std::uint64_t> content_length() const override {
+    auto n = parser_.content_length();
+    return n ? std::optional<std::uint64_t>(*n) : std::nullopt;
+  }
+
+  net::awaitable<storage::result<std::size_t>> read_some(std::span<char> buf) override {
+    if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
+    if (parser_.is_done() || buf.empty()) co_return std::size_t{0};
+    auto& body = parser_.get().body();
+    body.data = buf.data();
+    body.size = buf.size();
+    conn_->lowest().expires_after(timeout_);
+    auto [ec, n] = co_await conn_->visit(
+        [&](auto& s) { return bhttp::async_read_some(s, conn_->buffer, parser_, kTuple); });
+    if (ec == bhttp::error::need_buffer) ec = {};
+    const std::size_t got = buf.size() - body.size;
+    if (ec && got == 0) {
+      conn_.reset();  // never reuse a connection in an unknown state
+      co_return io_error_of(ec, "reading the body", ep_);
+    }
+    counters_.bytes_received.fetch_add(got, std::memory_order_relaxed);
+    if (got == 0 && !parser_.is_done()) co_return co_await read_some(buf);  // only framing was read
+    co_return got;
+  }
+
+ private:
+  std::unique_ptr<connection> conn_;
+  std::shared_ptr<client::pool> pool_;
+  client_counters& counters_;
+  std::chrono::milliseconds timeout_;
+  endpoint ep_;
+  bhttp::response_parser<bhttp::buffer_body> parser_;
+};
+
+class static_credentials final : public credentials_provider {
+ public:
+  explicit static_credentials(credentials c) : c_(std::move(c)) {}
+  credentials current() override { return c_; }
+
+ private:
+  credentials c_;
+};
+
+}  // namespace
+
+std::shared_ptr<credentials_provider> static_provider(credentials c) {
+  return std::make_shared<static_credentials>(std::move(c));
+}
+
+std::string endpoint::host_header() const {
+  const bool default_port = (tls && port == 443) || (!tls && port == 80);
+  const bool ipv6 = host.find(':') != std::string::npos;
+  std::string h = ipv6 ? "[" + host + "]" : host;
+  return default_port ? h : h + ":" + std::to_string(port);
+}
+
+std::optional<endpoint> parse_endpoint(std::string_view url) {
+  endpoint ep;
+  if (url.starts_with("http://")) {
+    url.remove_prefix(7);
+  } else if (url.starts_with("https://")) {
+    url.remove_prefix(8);
+    ep.tls = true;
+    ep.port = 443;
+  } else {
+    return std::nullopt;
+  }
+  if (auto slash = url.find('/'); slash != std::string_view::npos) {
+    if (url.substr(slash) != "/") return std::nullopt;  // endpoints with a path are not supported
+    url = url.substr(0, slash);
+  }
+  std::string_view host = url, port;
+  if (url.starts_with("[")) {
+    auto close = url.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = url.substr(1, close - 1);
+    if (close + 1 < url.size()) {
+      if (url[close + 1] != ':') return std::nullopt;
+      port = url.substr(close + 2);
+    }
+  } else if (auto colon = url.rfind(':'); colon != std::string_view::npos) {
+    host = url.substr(0, colon);
+    port = url.substr(colon + 1);
+  }
+  if (host.empty()) return std::nullopt;
+  ep.host = std::string(host);
+  if (!port.empty()) {
+    auto p = http::parse_decimal(port);
+    if (!p || *p == 0 || *p > 65535) return std::nullopt;
+    ep.port = static_cast<std::uint16_t>(*p);
+  }
+  return ep;
+}
+
+std::string client_counters::render() const {
+  std::string out;
+  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
+           std::to_string(v) + "\n";
+  };
+  counter("mediagate_s3_requests_total", "Requests sent to S3 (every attempt).", requests.load());
+  counter("mediagate_s3_get_requests_total", "GetObject requests sent to S3.", get_requests.load());
+  counter("mediagate_s3_head_requests_total", "HeadObject requests sent to S3.", head_requests.load());
+  counter("mediagate_s3_received_bytes_total", "Body bytes received from S3.", bytes_received.load());
+  counter("mediagate_s3_retries_total", "Requests to S3 sent again after a retryable failure.", retries.load());
+  counter("mediagate_s3_resumes_total", "Object reads resumed after a connection broke mid-body.", resumes.load());
+  counter("mediagate_s3_errors_total", "S3 requests that failed for good.", errors.load());
+  counter("mediagate_s3_connections_opened_total", "Connections opened to S3.", connections_opened.load());
+  return out;
+}
+
+net::awaitable<storage::result<std::string>> response::read_all(std::size_t limit) {
+  std::string out;
+  char buf[8192];
+  while (true) {
+    auto n = co_await read_some(buf);
+    if (!n) co_return n.err();
+    if (*n == 0) break;
+    if (out.size() + *n > limit) co_return error{errc::upstream_unavailable, "storage sent a larger answer than expected"};
+    out.append(buf, *n);
+  }
+  co_return out;
+}
+
+client::client(net::any_io_executor ex, client_settings settings, std::shared_ptr<credentials_provider> creds,
+               std::shared_ptr<client_counters> counters)
+    : ex_(std::move(ex)),
+      settings_(std::move(settings)),
+      creds_(std::move(creds)),
+      counters_(std::move(counters)),
+      pool_(std::make_shared<pool>()) {
+  pool_->max_idle = settings_.max_idle_connections;
+  if (settings_.ep.tls) {
+    pool_->tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+    pool_->tls->set_default_verify_paths();
+    if (!settings_.ca_file.empty()) pool_->tls->load_verify_file(settings_.ca_file);
+    pool_->tls->set_verify_mode(settings_.verify_tls ? net::ssl::verify_peer : net::ssl::verify_none);
+  }
+}
+
+client::~client() = default;
+
+net::awaitable<storage::result<std::unique_ptr<response>>> client::send(request_spec spec) {
+  bool fresh = false;
+  for (int attempt = 1;; ++attempt) {
+    auto r = co_await send_once(spec, fresh);
+    const bool last = !spec.idempotent || attempt >= settings_.max_attempts;
+    if (r) {
+      const auto status = (*r)->status();
+      if (status < 500 || last) co_return r;
+      auto body = co_await (*r)->read_all(64 * 1024);
+      auto err = parse_s3_error(status, body ? *body : std::string());
+      if (!is_retryable(err)) co_return r;  // callers cannot re-read the body, but status and headers stay
+    } else if (last || r.err().code == errc::upstream_timeout) {
+      counters_->errors.fetch_add(1, std::memory_order_relaxed);
+      co_return r;
+    }
+    counters_->retries.fetch_add(1, std::memory_order_relaxed);
+    fresh = true;
+    // Exponential backoff: 50 ms, 200 ms, 800 ms ... (ClickHouse's ReadBufferFromS3 does the same).
+    net::steady_timer timer(ex_);
+    timer.expires_after(settings_.retry_base_delay * (1 << (2 * (attempt - 1))));
+    co_await timer.async_wait(kTuple);
+  }
+}
+
+net::awaitable<storage::result<std::unique_ptr<response>>> client::send_once(const request_spec& spec,
+                                                                             bool fresh_connection) {
+  const auto& ep = settings_.ep;
+  std::unique_ptr<connection> conn = fresh_connection ? nullptr : pool_->acquire();
+  const bool reused = conn != nullptr;
+  const std::string connect_host = settings_.path_style ? ep.host : settings_.bucket + "." + ep.host;
+  if (!conn) {
+    conn = std::make_unique<connection>();
+    tcp::resolver resolver(ex_);
+    auto [rec, results] = co_await resolver.async_resolve(connect_host, std::to_string(ep.port), kTuple);
+    if (rec) co_return io_error_of(rec, "resolving " + connect_host, ep);
+    if (pool_->tls) {
+      conn->secure.emplace(ex_, *pool_->tls);
+    } else {
+      conn->plain.emplace(ex_);
+    }
+    conn->lowest().expires_after(settings_.connect_timeout);
+    auto [cec, cep] = co_await conn->lowest().async_connect(results, kTuple);
+    if (cec) co_return io_error_of(cec, "connecting", ep);
+    conn->lowest().socket().set_option(tcp::no_delay(true));
+    if (conn->secure) {
+      if (!SSL_set_tlsext_host_name(conn->secure->native_handle(), connect_host.c_str()))
+        co_return error{errc::upstream_unavailable, "cannot set the TLS server name"};
+      if (settings_.verify_tls) conn->secure->set_verify_callback(net::ssl::host_name_verification(connect_host));
+      auto [hec] = co_await conn->secure->async_handshake(net::ssl::stream_base::client, kTuple);
+      if (hec) co_return io_error_of(hec, "TLS handshake (check --s3-ca-file)", ep);
+    }
+    counters_->connections_opened.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  request_to_sign to_sign;
+  to_sign.method = spec.method;
+  to_sign.host = settings_.path_style ? ep.host_header() : settings_.bucket + "." + ep.host_header();
+  to_sign.path = settings_.path_style ? "/" + settings_.bucket + (spec.key.empty() ? "" : "/" + spec.key)
+                                      : "/" + spec.key;
+  to_sign.query = spec.query;
+  to_sign.headers = spec.headers;
+  to_sign.payload_sha256 = spec.body.empty() ? std::string(empty_payload_sha256) : sha256_hex(spec.body);
+  const auto sig = sign_v4(to_sign, creds_->current(), settings_.region, "s3", std::chrono::system_clock::now(), keys_);
+
+  bhttp::request<bhttp::string_body> req;
+  req.method_string(spec.method);
+  req.target(sig.canonical_query.empty() ? sig.canonical_path : sig.canonical_path + "?" + sig.canonical_query);
+  req.version(11);
+  for (const auto& [name, value] : spec.headers) req.insert(name, value);  // repeated names stay repeated, as signed
+  for (const auto& [name, value] : sig.headers) req.set(name, value);
+  req.body() = spec.body;
+  req.prepare_payload();
+  if (spec.method == "GET" || spec.method == "HEAD") req.erase(bhttp::field::content_length);
+
+  counters_->requests.fetch_add(1, std::memory_order_relaxed);
+  if (spec.method == "GET") counters_->get_requests.fetch_add(1, std::memory_order_relaxed);
+  if (spec.method == "HEAD") counters_->head_requests.fetch_add(1, std::memory_order_relaxed);
+
+  conn->lowest().expires_after(settings_.response_timeout);
+  auto [wec, wn] = co_await conn->visit([&](auto& s) { return bhttp::async_write(s, req, kTuple); });
+  if (wec) co_return io_error_of(wec, reused ? "sending on a reused connection" : "sending the request", ep);
+
+  auto res = std::make_unique<response_impl>(std::move(conn), pool_, *counters_, settings_.response_timeout, ep);
+  if (spec.method == "HEAD") res->parser().skip(true);
+  auto [hec, hn] = co_await res->conn().visit(
+      [&](auto& s) { return bhttp::async_read_header(s, res->conn().buffer, res->parser(), kTuple); });
+  if (hec) co_return io_error_of(hec, reused ? "reading the answer on a reused connection" : "reading the answer", ep);
+  co_return std::unique_ptr<response>(std::move(res));
+}
+
+}  // namespace mediagate::s3

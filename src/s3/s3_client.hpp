@@ -1,0 +1,116 @@
+#pragma once
+// An asynchronous S3 client on the caller's event loop: SigV4-signed requests over a keep-alive connection
+// pool, responses whose bodies are streamed into the caller's buffer. One client per event loop.
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "s3/sigv4.hpp"
+#include "storage/storage.hpp"
+
+namespace mediagate::s3 {
+
+struct endpoint {
+  bool tls = false;
+  std::string host;
+  std::uint16_t port = 80;
+  std::string host_header() const;  // host, with ":port" unless it is the scheme's default
+};
+
+// "http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com"; nullopt when malformed.
+std::optional<endpoint> parse_endpoint(std::string_view url);
+
+struct client_settings {
+  endpoint ep;
+  std::string region = "us-east-1";
+  std::string bucket;
+  bool path_style = true;
+  std::string ca_file;  // extra CA bundle for https endpoints
+  bool verify_tls = true;
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds response_timeout{30'000};  // for the response header, and between body reads
+  std::size_t max_idle_connections = 32;
+  int max_attempts = 4;  // for idempotent requests failing with a retryable error or a broken connection
+  std::chrono::milliseconds retry_base_delay{50};
+};
+
+// Counters shared by every client of the process (relaxed atomics), rendered on /metrics.
+struct client_counters {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> get_requests{0};
+  std::atomic<std::uint64_t> head_requests{0};
+  std::atomic<std::uint64_t> bytes_received{0};  // body bytes read from the store
+  std::atomic<std::uint64_t> retries{0};
+  std::atomic<std::uint64_t> resumes{0};  // bodies broken mid-way and continued from the next byte
+  std::atomic<std::uint64_t> errors{0};
+  std::atomic<std::uint64_t> connections_opened{0};
+  std::string render() const;
+};
+
+// Supplies the credentials to sign with (refreshing temporary ones is the provider's business).
+class credentials_provider {
+ public:
+  virtual ~credentials_provider() = default;
+  virtual credentials current() = 0;
+};
+std::shared_ptr<credentials_provider> static_provider(credentials c);
+
+struct request_spec {
+  std::string method = "GET";
+  std::string key;  // object key without leading '/', empty for the bucket itself
+  query_list query;
+  header_list headers;  // extra headers to sign and send (range, if-match, content-type, ...)
+  std::string body;     // small bodies only (parts of multipart uploads are at most a few MiB)
+  bool idempotent = true;
+};
+
+class response;
+
+class client : public std::enable_shared_from_this<client> {
+ public:
+  client(boost::asio::any_io_executor ex, client_settings settings, std::shared_ptr<credentials_provider> creds,
+         std::shared_ptr<client_counters> counters);
+  ~client();
+
+  // Sends the request and reads the response header; retries retryable failures for idempotent requests.
+  // Any HTTP status is a value: callers check status() and read the error body.
+  boost::asio::awaitable<storage::result<std::unique_ptr<response>>> send(request_spec spec);
+
+  const client_settings& settings() const { return settings_; }
+  client_counters& counters() { return *counters_; }
+
+  struct pool;  // idle connections; internal
+
+ private:
+  boost::asio::awaitable<storage::result<std::unique_ptr<response>>> send_once(const request_spec& spec,
+                                                                               bool fresh_connection);
+  boost::asio::any_io_executor ex_;
+  client_settings settings_;
+  std::shared_ptr<credentials_provider> creds_;
+  std::shared_ptr<client_counters> counters_;
+  signing_key_cache keys_;
+  std::shared_ptr<pool> pool_;
+};
+
+// A response whose header has been read; its body is read on demand. Destroying it before the body is
+// complete closes the connection (that is how a client that went away cancels its S3 read).
+class response {
+ public:
+  virtual ~response() = default;
+  virtual unsigned status() const = 0;
+  virtual std::string header(std::string_view name) const = 0;  // "" when absent
+  virtual std::optional<std::uint64_t> content_length() const = 0;
+  // Up to buf.size() body bytes; 0 at the end of the body.
+  virtual boost::asio::awaitable<storage::result<std::size_t>> read_some(std::span<char> buf) = 0;
+  // The whole body, when it is at most `limit` bytes (error documents, listings).
+  boost::asio::awaitable<storage::result<std::string>> read_all(std::size_t limit);
+};
+
+}  // namespace mediagate::s3

@@ -1,0 +1,284 @@
+#include "s3/sigv4.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+
+namespace mediagate::s3 {
+namespace {
+
+constexpr std::string_view algorithm = "AWS4-HMAC-SHA256";
+constexpr std::string_view whitespace = " \t\n\v\f\r";
+
+bool is_unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+         c == '.' || c == '~';
+}
+
+std::string to_lower_ascii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// SigV4's Trimall: drop leading and trailing whitespace, and turn every run of whitespace inside the value
+// into one space.
+std::string trim_all(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  std::size_t pos = value.find_first_not_of(whitespace);
+  while (pos != std::string_view::npos) {
+    const std::size_t end = std::min(value.find_first_of(whitespace, pos), value.size());
+    if (!out.empty()) out += ' ';
+    out.append(value.substr(pos, end - pos));
+    pos = value.find_first_not_of(whitespace, end);
+  }
+  return out;
+}
+
+bool is_signer_owned(std::string_view lower_name) {
+  return lower_name == "host" || lower_name == "x-amz-date" || lower_name == "x-amz-content-sha256" ||
+         lower_name == "x-amz-security-token" || lower_name == "authorization";
+}
+
+void check_header(std::string_view lower_name, std::string_view value) {
+  if (lower_name.empty() || lower_name.find_first_of(":\r\n\t ") != std::string_view::npos) {
+    throw std::invalid_argument("sign_v4: invalid header name '" + std::string(lower_name) + "'");
+  }
+  if (is_signer_owned(lower_name)) {
+    throw std::invalid_argument("sign_v4: header '" + std::string(lower_name) + "' is set by the signer");
+  }
+  // A CR or LF would split the header on the wire; the signature would then cover something else.
+  if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    throw std::invalid_argument("sign_v4: header '" + std::string(lower_name) +
+                                "' has CR, LF or NUL in its value");
+  }
+}
+
+struct canonical_header {
+  std::string name;   // lowercase
+  std::string value;  // trimmed; repeated headers joined with ','
+};
+
+// One sorted, de-duplicated list gives both the canonical headers and the SignedHeaders list, so the two
+// always name the same headers.
+std::vector<canonical_header> canonical_header_list(const header_list& extra, const header_list& own) {
+  std::vector<canonical_header> list;
+  list.reserve(extra.size() + own.size());
+  for (const auto& [name, value] : extra) {
+    std::string lower = to_lower_ascii(trim_all(name));
+    check_header(lower, value);
+    list.push_back({std::move(lower), trim_all(value)});
+  }
+  for (const auto& [name, value] : own) {
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      throw std::invalid_argument("sign_v4: '" + name + "' has CR, LF or NUL in its value");
+    }
+    list.push_back({name, trim_all(value)});
+  }
+  // Stable: repeated headers keep their order when joined, as they would on the wire.
+  std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+
+  std::vector<canonical_header> merged;
+  merged.reserve(list.size());
+  for (auto& header : list) {
+    if (!merged.empty() && merged.back().name == header.name) {
+      merged.back().value += ',';
+      merged.back().value += header.value;
+    } else {
+      merged.push_back(std::move(header));
+    }
+  }
+  return merged;
+}
+
+std::string canonical_query_string(const query_list& query) {
+  std::vector<std::pair<std::string, std::string>> encoded;
+  encoded.reserve(query.size());
+  for (const auto& [name, value] : query)
+    encoded.emplace_back(uri_encode(name, false), uri_encode(value, false));
+  // Sorted by encoded name, then by encoded value for repeated names (byte order).
+  std::sort(encoded.begin(), encoded.end());
+  std::string out;
+  for (const auto& [name, value] : encoded) {
+    if (!out.empty()) out += '&';
+    out += name;
+    out += '=';
+    out += value;
+  }
+  return out;
+}
+
+std::string canonical_uri(std::string_view path) {
+  if (path.empty()) return "/";
+  std::string encoded = uri_encode(path, true);
+  if (encoded.front() != '/') encoded.insert(encoded.begin(), '/');
+  return encoded;
+}
+
+template <typename SigningKey>
+signed_headers sign(const request_to_sign& request, const credentials& creds, std::string_view region,
+                    std::string_view service, std::chrono::system_clock::time_point now,
+                    SigningKey&& signing_key) {
+  const std::string timestamp = amz_date(now);
+  const std::string_view date = std::string_view(timestamp).substr(0, 8);
+  const std::string payload_hash =
+      request.payload_sha256.empty() ? std::string(empty_payload_sha256) : request.payload_sha256;
+
+  header_list own;
+  own.emplace_back("host", request.host);
+  own.emplace_back("x-amz-date", timestamp);
+  own.emplace_back("x-amz-content-sha256", payload_hash);
+  if (!creds.session_token.empty()) own.emplace_back("x-amz-security-token", creds.session_token);
+
+  signed_headers result;
+  result.canonical_path = canonical_uri(request.path);
+  result.canonical_query = canonical_query_string(request.query);
+
+  std::string canonical_headers;
+  std::string signed_header_names;
+  for (const auto& header : canonical_header_list(request.headers, own)) {
+    canonical_headers += header.name;
+    canonical_headers += ':';
+    canonical_headers += header.value;
+    canonical_headers += '\n';
+    if (!signed_header_names.empty()) signed_header_names += ';';
+    signed_header_names += header.name;
+  }
+
+  std::string& canonical_request = result.canonical_request;
+  canonical_request.reserve(256 + canonical_headers.size() + result.canonical_path.size());
+  canonical_request += request.method;
+  canonical_request += '\n';
+  canonical_request += result.canonical_path;
+  canonical_request += '\n';
+  canonical_request += result.canonical_query;
+  canonical_request += '\n';
+  canonical_request += canonical_headers;  // each line ends with '\n', and a blank line follows
+  canonical_request += '\n';
+  canonical_request += signed_header_names;
+  canonical_request += '\n';
+  canonical_request += payload_hash;
+
+  std::string scope(date);
+  scope += '/';
+  scope += region;
+  scope += '/';
+  scope += service;
+  scope += "/aws4_request";
+
+  std::string& string_to_sign = result.string_to_sign;
+  string_to_sign += algorithm;
+  string_to_sign += '\n';
+  string_to_sign += timestamp;
+  string_to_sign += '\n';
+  string_to_sign += scope;
+  string_to_sign += '\n';
+  string_to_sign += sha256_hex(canonical_request);
+
+  const sha256_digest key = signing_key(date);
+  const std::string signature = hex(hmac_sha256(key, string_to_sign));
+
+  std::string authorization(algorithm);
+  authorization += " Credential=";
+  authorization += creds.access_key_id;
+  authorization += '/';
+  authorization += scope;
+  authorization += ", SignedHeaders=";
+  authorization += signed_header_names;
+  authorization += ", Signature=";
+  authorization += signature;
+
+  result.headers = std::move(own);
+  result.headers.emplace_back("authorization", std::move(authorization));
+  return result;
+}
+
+}  // namespace
+
+std::string uri_encode(std::string_view text, bool keep_slash) {
+  static constexpr char digits[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size() + text.size() / 2);
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (is_unreserved(c) || (keep_slash && c == '/')) {
+      out += ch;
+    } else {
+      out += '%';
+      out += digits[c >> 4];
+      out += digits[c & 0x0f];
+    }
+  }
+  return out;
+}
+
+std::string amz_date(std::chrono::system_clock::time_point time) {
+  using namespace std::chrono;
+  const auto seconds = floor<std::chrono::seconds>(time);
+  const auto day = floor<days>(seconds);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{seconds - day};
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%04d%02u%02uT%02d%02d%02dZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()));
+  return buffer;
+}
+
+sha256_digest derive_signing_key(std::string_view secret_access_key, std::string_view date,
+                                 std::string_view region, std::string_view service) {
+  std::string secret = "AWS4";
+  secret += secret_access_key;
+  const sha256_digest k_date = hmac_sha256(secret, date);
+  const sha256_digest k_region = hmac_sha256(k_date, region);
+  const sha256_digest k_service = hmac_sha256(k_region, service);
+  return hmac_sha256(k_service, "aws4_request");
+}
+
+sha256_digest signing_key_cache::get(std::string_view secret_access_key, std::string_view date,
+                                     std::string_view region, std::string_view service) {
+  const auto same_scope = [&](const entry& e) {
+    return e.region == region && e.service == service && e.secret == secret_access_key;
+  };
+  {
+    std::lock_guard lock(mutex_);
+    for (const entry& e : entries_) {
+      if (e.date == date && same_scope(e)) return e.key;
+    }
+  }
+  // Derived outside the lock; two threads may both derive the same key once, which is harmless.
+  const sha256_digest key = derive_signing_key(secret_access_key, date, region, service);
+  std::lock_guard lock(mutex_);
+  // Yesterday's key for the same scope is never needed again.
+  std::erase_if(entries_, same_scope);
+  if (entries_.size() >= max_entries_) entries_.erase(entries_.begin());
+  entries_.push_back(
+      {std::string(date), std::string(region), std::string(service), std::string(secret_access_key), key});
+  return key;
+}
+
+std::size_t signing_key_cache::size() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+signed_headers sign_v4(const request_to_sign& request, const credentials& creds, std::string_view region,
+                       std::string_view service, std::chrono::system_clock::time_point now) {
+  return sign(request, creds, region, service, now, [&](std::string_view date) {
+    return derive_signing_key(creds.secret_access_key, date, region, service);
+  });
+}
+
+signed_headers sign_v4(const request_to_sign& request, const credentials& creds, std::string_view region,
+                       std::string_view service, std::chrono::system_clock::time_point now,
+                       signing_key_cache& cache) {
+  return sign(request, creds, region, service, now, [&](std::string_view date) {
+    return cache.get(creds.secret_access_key, date, region, service);
+  });
+}
+
+}  // namespace mediagate::s3

@@ -1,0 +1,97 @@
+#pragma once
+
+// AWS Signature Version 4 for S3 requests, in the Authorization header, as pure functions of plain values.
+// The clock is a parameter, so tests pin it.
+//
+// Reference: "Authenticating Requests (AWS Signature Version 4)" in the Amazon S3 API Reference, and its
+// "Signature Calculations for the Authorization Header: Transferring Payload in a Single Chunk" examples,
+// which tests/unit/sigv4_test.cpp reproduces.
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "s3/crypto.hpp"
+
+namespace mediagate::s3 {
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+using query_list = std::vector<std::pair<std::string, std::string>>;
+
+struct credentials {
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;  // empty unless the credentials are temporary (STS, IRSA, IMDS)
+};
+
+inline constexpr std::string_view unsigned_payload = "UNSIGNED-PAYLOAD";
+inline constexpr std::string_view empty_payload_sha256 =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+struct request_to_sign {
+  std::string method;  // "GET", "PUT", ...
+  std::string host;    // the Host header exactly as it will be sent, with ":port" unless it is the default
+  // The object path, raw and NOT yet encoded: "/bucket/my key+é.mp4" (path style) or "/my key+é.mp4"
+  // (virtual-hosted style). Empty means "/". S3 paths are neither normalised nor encoded twice.
+  std::string path;
+  query_list query;  // decoded names and values; order does not matter; "?lifecycle" is {"lifecycle", ""}
+  // Further headers to sign and send, e.g. {"range", "bytes=0-9"}; names in any case. The signer owns
+  // host, x-amz-date, x-amz-content-sha256, x-amz-security-token and authorization: passing one throws.
+  header_list headers;
+  // Lowercase hex SHA-256 of the body, or unsigned_payload. Empty means the empty body.
+  std::string payload_sha256;
+};
+
+struct signed_headers {
+  // host, x-amz-date, x-amz-content-sha256, x-amz-security-token (with a session token), authorization:
+  // add them to the request next to request_to_sign::headers.
+  header_list headers;
+  std::string canonical_path;   // the URI-encoded path to put on the wire
+  std::string canonical_query;  // the encoded, sorted query string to put on the wire (without '?')
+  // For diagnostics: S3 echoes its own CanonicalRequest in a SignatureDoesNotMatch error.
+  std::string canonical_request;
+  std::string string_to_sign;
+};
+
+// SigV4's URI encoding: every byte except A-Z a-z 0-9 - _ . ~ becomes %XX (uppercase hex); '/' is kept when
+// keep_slash is true (object paths) and encoded otherwise (query names and values).
+std::string uri_encode(std::string_view text, bool keep_slash);
+
+// "20130524T000000Z" (ISO 8601 basic, UTC), the form of x-amz-date.
+std::string amz_date(std::chrono::system_clock::time_point time);
+
+// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request"), where date is
+// "YYYYMMDD".
+sha256_digest derive_signing_key(std::string_view secret_access_key, std::string_view date,
+                                 std::string_view region, std::string_view service);
+
+// Remembers derived signing keys: they change once a day per (region, service, secret), and deriving one
+// costs four HMACs. Thread-safe; holds at most a handful of entries.
+class signing_key_cache {
+ public:
+  sha256_digest get(std::string_view secret_access_key, std::string_view date, std::string_view region,
+                    std::string_view service);
+  std::size_t size() const;
+
+ private:
+  struct entry {
+    std::string date, region, service, secret;
+    sha256_digest key;
+  };
+  static constexpr std::size_t max_entries_ = 8;
+  mutable std::mutex mutex_;
+  std::vector<entry> entries_;
+};
+
+signed_headers sign_v4(const request_to_sign& request, const credentials& creds, std::string_view region,
+                       std::string_view service, std::chrono::system_clock::time_point now);
+
+// The same, with the signing key taken from `cache`.
+signed_headers sign_v4(const request_to_sign& request, const credentials& creds, std::string_view region,
+                       std::string_view service, std::chrono::system_clock::time_point now,
+                       signing_key_cache& cache);
+
+}  // namespace mediagate::s3

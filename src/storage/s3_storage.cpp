@@ -1,0 +1,246 @@
+#include "storage/s3_storage.hpp"
+
+#include <pugixml.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "http/http_date.hpp"
+#include "http/token.hpp"
+#include "s3/s3_client.hpp"
+#include "s3/s3_error.hpp"
+
+namespace mediagate::storage {
+namespace net = boost::asio;
+
+namespace {
+
+constexpr std::size_t kMetaCacheMax = 10000;
+
+std::string content_range_of(const http::byte_range& r, std::uint64_t size) {
+  return "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" + std::to_string(size);
+}
+
+// ISO 8601 as ListObjectsV2 writes it: "2009-10-12T17:50:30.000Z".
+std::int64_t parse_iso8601(std::string_view s) {
+  if (s.size() < 19) return 0;
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  auto month = http::parse_decimal(s.substr(5, 2));
+  if (!month || *month < 1 || *month > 12) return 0;
+  // Reuse the HTTP-date parser rather than a second calendar: rewrite as IMF-fixdate (weekday unchecked).
+  for (const char* day : {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"}) {
+    auto text = std::string(day) + ", " + std::string(s.substr(8, 2)) + " " + kMonths[*month - 1] + " " +
+                std::string(s.substr(0, 4)) + " " + std::string(s.substr(11, 8)) + " GMT";
+    if (auto t = http::parse_http_date(text)) return *t;
+  }
+  return 0;
+}
+
+error error_from(unsigned status, const std::string& body, const s3_location& where, const std::string& key) {
+  return s3::to_storage_error(s3::parse_s3_error(status, body), where.bucket, where.prefix + key);
+}
+
+// Reads one planned range of one version of an object. Every answer is checked before a byte is passed
+// on; a connection that breaks mid-body is resumed from the next byte with If-Match, a bounded number of
+// times; anything else fails the read (the connection then closes the client's response).
+class s3_range_reader final : public range_reader {
+ public:
+  s3_range_reader(std::shared_ptr<s3::client> client, s3_location where, std::string key, object_meta meta,
+                  http::byte_range range, int max_resumes)
+      : client_(std::move(client)),
+        where_(std::move(where)),
+        key_(std::move(key)),
+        meta_(std::move(meta)),
+        range_(range),
+        next_(range.first),
+        max_resumes_(max_resumes) {}
+
+  // Sends the GET for [next_, last] and validates the answer's status, range, length and ETag.
+  net::awaitable<result<bool>> start() {
+    s3::request_spec spec;
+    spec.key = where_.prefix + key_;
+    spec.headers = {{"range", "bytes=" + std::to_string(next_) + "-" + std::to_string(range_.last)},
+                    {"if-match", meta_.etag}};
+    auto r = co_await client_->send(spec);
+    if (!r) co_return r.err();
+    auto& res = **r;
+    const auto status = res.status();
+    const http::byte_range want{next_, range_.last};
+    if (status == 206) {
+      const auto cr = res.header("content-range");
+      if (cr != content_range_of(want, meta_.size) || res.content_length() != want.length())
+        co_return error{errc::upstream_unavailable,
+                        "storage answered range '" + cr + "' for " + content_range_of(want, meta_.size) +
+                            ": refusing to forward other bytes"};
+    } else if (status == 200) {
+      // The store ignored the range: take the planned bytes out of the whole object, if it is the same size.
+      if (res.content_length() != meta_.size)
+        co_return error{errc::upstream_unavailable, "storage ignored the range and sent an object of another size"};
+      skip_ = next_;
+    } else {
+      auto body = co_await res.read_all(64 * 1024);
+      co_return error_from(status, body ? *body : std::string(), where_, key_);
+    }
+    if (auto etag = res.header("etag"); !etag.empty() && etag != meta_.etag)
+      co_return error{errc::changed, "the object changed in storage while it was being read"};
+    response_ = std::move(*r);
+    co_return true;
+  }
+
+  net::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
+    while (true) {
+      if (next_ > range_.last) co_return std::size_t{0};
+      if (!response_) {
+        auto started = co_await start();
+        if (!started) co_return started.err();
+      }
+      while (skip_ > 0) {  // only when the store sent the whole object
+        auto n = co_await response_->read_some(buf.first(std::min<std::uint64_t>(buf.size(), skip_)));
+        if (!n || *n == 0) break;
+        skip_ -= *n;
+      }
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), range_.last - next_ + 1));
+      result<std::size_t> n = std::size_t{0};
+      if (skip_ == 0) n = co_await response_->read_some(buf.first(want));
+      if (n && *n > 0) {
+        next_ += *n;
+        if (next_ > range_.last) response_.reset();  // done: a whole-object answer is abandoned here
+        co_return *n;
+      }
+      // The body ended early or the connection broke: resume from the next byte, with If-Match.
+      response_.reset();
+      skip_ = 0;
+      if (++resumes_ > max_resumes_)
+        co_return error{errc::upstream_unavailable,
+                        "storage connection broke " + std::to_string(resumes_) + " times while reading " + key_ +
+                            " at byte " + std::to_string(next_) + (n ? "" : ": " + n.err().message)};
+      client_->counters().resumes.fetch_add(1, std::memory_order_relaxed);
+      net::steady_timer timer(co_await net::this_coro::executor);
+      timer.expires_after(std::chrono::milliseconds(50 << (2 * (resumes_ - 1))));
+      co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    }
+  }
+
+ private:
+  std::shared_ptr<s3::client> client_;
+  s3_location where_;
+  std::string key_;
+  object_meta meta_;
+  http::byte_range range_;
+  std::uint64_t next_;
+  std::uint64_t skip_ = 0;
+  int max_resumes_;
+  int resumes_ = 0;
+  std::unique_ptr<s3::response> response_;
+};
+
+}  // namespace
+
+std::optional<s3_location> parse_s3_url(std::string_view url) {
+  if (!url.starts_with("s3://")) return std::nullopt;
+  url.remove_prefix(5);
+  const auto slash = url.find('/');
+  s3_location loc;
+  loc.bucket = std::string(url.substr(0, slash));
+  if (loc.bucket.empty() || loc.bucket.size() > 63) return std::nullopt;
+  if (slash != std::string_view::npos) {
+    loc.prefix = std::string(url.substr(slash + 1));
+    if (!loc.prefix.empty() && loc.prefix.back() != '/') loc.prefix += '/';
+  }
+  return loc;
+}
+
+s3_storage::s3_storage(std::shared_ptr<s3::client> client, s3_location where, std::chrono::milliseconds meta_ttl,
+                       int max_resumes)
+    : client_(std::move(client)), where_(std::move(where)), meta_ttl_(meta_ttl), max_resumes_(max_resumes) {}
+
+std::string s3_storage::describe() const {
+  return "s3://" + where_.bucket + "/" + where_.prefix + " at " + (client_->settings().ep.tls ? "https://" : "http://") +
+         client_->settings().ep.host_header();
+}
+
+net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = meta_cache_.find(key); it != meta_cache_.end()) {
+    if (it->second.expires > now) co_return it->second.meta;
+    meta_cache_.erase(it);
+  }
+  s3::request_spec spec;
+  spec.method = "HEAD";
+  spec.key = where_.prefix + key;
+  auto r = co_await client_->send(spec);
+  if (!r) co_return r.err();
+  auto& res = **r;
+  if (res.status() != 200) co_return error_from(res.status(), {}, where_, key);
+  object_meta meta;
+  auto length = res.content_length();
+  meta.etag = res.header("etag");
+  auto etag = meta.etag;
+  if (!length || etag.size() < 2 || etag.front() != '"' || etag.back() != '"')
+    co_return error{errc::upstream_unavailable, "storage answered HEAD without a length or a strong ETag"};
+  meta.size = *length;
+  meta.last_modified = http::parse_http_date(res.header("last-modified")).value_or(0);
+  meta.content_type = res.header("content-type");
+  if (meta_ttl_.count() > 0) {
+    if (meta_cache_.size() >= kMetaCacheMax) meta_cache_.clear();
+    meta_cache_[key] = {meta, now + meta_ttl_};
+  }
+  co_return meta;
+}
+
+net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::string key, object_meta meta,
+                                                                        http::byte_range range) {
+  auto reader = std::make_unique<s3_range_reader>(client_, where_, key, meta, range, max_resumes_);
+  auto started = co_await reader->start();
+  if (!started) {
+    if (started.err().code == errc::changed) meta_cache_.erase(key);
+    co_return started.err();
+  }
+  co_return std::unique_ptr<range_reader>(std::move(reader));
+}
+
+net::awaitable<result<std::vector<listed_object>>> s3_storage::list(std::string prefix) {
+  std::vector<listed_object> out;
+  std::string token;
+  do {
+    s3::request_spec spec;
+    spec.query = {{"list-type", "2"}, {"prefix", where_.prefix + prefix}};
+    if (!token.empty()) spec.query.emplace_back("continuation-token", token);
+    auto r = co_await client_->send(spec);
+    if (!r) co_return r.err();
+    auto body = co_await (*r)->read_all(16 << 20);
+    if (!body) co_return body.err();
+    if ((*r)->status() != 200) co_return error_from((*r)->status(), *body, where_, prefix);
+    pugi::xml_document doc;
+    if (!doc.load_buffer(body->data(), body->size()))
+      co_return error{errc::upstream_unavailable, "storage sent a listing that is not XML"};
+    auto root = doc.child("ListBucketResult");
+    for (auto c : root.children("Contents")) {
+      std::string key = c.child_value("Key");
+      if (!key.starts_with(where_.prefix) || key.size() == where_.prefix.size() || key.back() == '/') continue;
+      out.push_back({key.substr(where_.prefix.size()),
+                     http::parse_decimal(c.child_value("Size")).value_or(0),
+                     parse_iso8601(c.child_value("LastModified")), c.child_value("ETag")});
+    }
+    token = std::string(root.child_value("IsTruncated")) == "true" ? root.child_value("NextContinuationToken") : "";
+  } while (!token.empty());
+  co_return out;
+}
+
+net::awaitable<std::optional<std::string>> s3_storage::check_access() {
+  s3::request_spec spec;
+  spec.query = {{"list-type", "2"}, {"max-keys", "1"}, {"prefix", where_.prefix}};
+  auto r = co_await client_->send(spec);
+  if (!r) co_return r.err().message;
+  if ((*r)->status() == 200) co_return std::nullopt;
+  auto body = co_await (*r)->read_all(64 * 1024);
+  auto e = s3::parse_s3_error((*r)->status(), body ? *body : std::string());
+  if (e.code == "NoSuchBucket")
+    co_return "bucket '" + where_.bucket + "' does not exist at " + client_->settings().ep.host_header();
+  co_return s3::to_storage_error(e, where_.bucket, where_.prefix).message;
+}
+
+}  // namespace mediagate::storage

@@ -1,0 +1,51 @@
+#pragma once
+// Storage backed by an S3 bucket (and optional key prefix): HeadObject for metadata (cached briefly),
+// ranged GetObject for exactly the planned bytes, checked and resumed (DESIGN.md "S3 details").
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "storage/storage.hpp"
+
+namespace mediagate::s3 {
+class client;
+}
+
+namespace mediagate::storage {
+
+struct s3_location {
+  std::string bucket;
+  std::string prefix;  // "" or ending in "/"
+};
+
+// "s3://bucket/some/prefix" → {bucket, "some/prefix/"}; nullopt when malformed.
+std::optional<s3_location> parse_s3_url(std::string_view url);
+
+class s3_storage final : public storage {
+ public:
+  s3_storage(std::shared_ptr<s3::client> client, s3_location where, std::chrono::milliseconds meta_ttl,
+             int max_resumes = 3);
+
+  boost::asio::awaitable<result<object_meta>> stat(std::string key) override;
+  boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
+                                                                  http::byte_range range) override;
+  boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) override;
+  std::string describe() const override;
+
+  // Checks that the bucket can be listed with our credentials: a message a user can act on, or nullopt.
+  boost::asio::awaitable<std::optional<std::string>> check_access();
+
+ private:
+  struct cached_meta {
+    object_meta meta;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::shared_ptr<s3::client> client_;
+  s3_location where_;
+  std::chrono::milliseconds meta_ttl_;
+  int max_resumes_;
+  std::unordered_map<std::string, cached_meta> meta_cache_;  // per event loop: no locking
+};
+
+}  // namespace mediagate::storage
