@@ -40,19 +40,16 @@ net::awaitable<bool> write_with_more(connection& c, const server_config& cfg, st
 }
 
 // Zero-copy: the kernel moves the file's pages to the socket.
-net::awaitable<bool> sendfile_range(connection& c, const server_config& cfg, storage::range_reader& reader,
-                                    std::uint64_t length, std::uint64_t& sent) {
+net::awaitable<bool> send_file_region(connection& c, const server_config& cfg, storage::file_region region,
+                                      std::uint64_t length) {
   std::uint64_t since_yield = 0;
+  off_t offset = static_cast<off_t>(region.offset);
   while (length > 0) {
-    auto region = *reader.file();
-    off_t offset = static_cast<off_t>(region.offset);
     const auto n = ::sendfile(c.socket.native_handle(), region.fd, &offset,
                               static_cast<std::size_t>(std::min(length, kSendfileChunk)));
     if (n > 0) {
       const auto moved = static_cast<std::uint64_t>(n);
-      reader.advance(moved);
       length -= moved;
-      sent += moved;
       since_yield += moved;
       c.set_deadline(cfg.send_timeout);
       if (since_yield >= kYieldEvery) {
@@ -71,24 +68,32 @@ net::awaitable<bool> sendfile_range(connection& c, const server_config& cfg, sto
   co_return true;
 }
 
-// Bounded memory: one buffer per connection, refilled only once the client took the previous one.
-net::awaitable<bool> copy_range(connection& c, worker_context& ctx, storage::range_reader& reader,
+// Moves one range from the reader to the socket: file chunks by sendfile, others through one buffer per
+// connection, refilled only once the client took the previous one (bounded memory, backpressure).
+// `pending` holds bytes to send first (the response head, multipart framing).
+net::awaitable<bool> send_range(connection& c, worker_context& ctx, storage::range_reader& reader,
                                 std::uint64_t length, std::string& pending, std::uint64_t& sent) {
-  if (c.stream_buffer.empty()) c.stream_buffer.resize(ctx.config.stream_buffer_bytes);
+  if (c.stream_buffer.empty() && reader.needs_buffer()) c.stream_buffer.resize(ctx.config.stream_buffer_bytes);
   while (length > 0) {
-    auto got = co_await reader.read_some(c.stream_buffer);
-    if (!got || *got == 0 || *got > length) {
+    auto got = co_await reader.next(c.stream_buffer, true);
+    if (!got || got->bytes == 0 || got->bytes > length) {
       if (!got)
         ctx.log.warn("{}: storage failed mid-response after {} bytes: {}", c.peer, sent, got.err().message);
       co_return false;
     }
-    std::array<net::const_buffer, 2> parts = {net::buffer(pending), net::buffer(c.stream_buffer.data(), *got)};
-    c.set_deadline(ctx.config.send_timeout);
-    auto [ec, n] = co_await net::async_write(c.socket, parts, kTuple);
-    if (ec || c.timed_out) co_return false;
-    pending.clear();
-    length -= *got;
-    sent += *got;
+    if (got->file) {
+      if (!co_await write_with_more(c, ctx.config, pending)) co_return false;
+      pending.clear();
+      if (!co_await send_file_region(c, ctx.config, *got->file, got->bytes)) co_return false;
+    } else {
+      std::array<net::const_buffer, 2> parts = {net::buffer(pending), net::buffer(c.stream_buffer.data(), got->bytes)};
+      c.set_deadline(ctx.config.send_timeout);
+      auto [ec, n] = co_await net::async_write(c.socket, parts, kTuple);
+      if (ec || c.timed_out) co_return false;
+      pending.clear();
+    }
+    length -= got->bytes;
+    sent += got->bytes;
   }
   co_return true;
 }
@@ -160,14 +165,7 @@ net::awaitable<request_outcome> send_plan(connection& c, worker_context& ctx, co
     }
     first = false;
     std::uint64_t sent = 0;
-    bool ok;
-    if (reader->file()) {
-      ok = co_await write_with_more(c, ctx.config, pending);
-      pending.clear();
-      ok = ok && co_await sendfile_range(c, ctx.config, *reader, segment.range->length(), sent);
-    } else {
-      ok = co_await copy_range(c, ctx, *reader, segment.range->length(), pending, sent);
-    }
+    const bool ok = co_await send_range(c, ctx, *reader, segment.range->length(), pending, sent);
     out.body_bytes += sent;
     if (!ok) {
       out.close = true;

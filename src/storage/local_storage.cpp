@@ -57,20 +57,25 @@ class file_reader final : public range_reader {
   file_reader(unique_fd fd, http::byte_range range)
       : fd_(std::move(fd)), offset_(range.first), remaining_(range.length()) {}
 
-  boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
+  bool needs_buffer() const override { return false; }
+
+  boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+    if (remaining_ == 0) co_return chunk{};
+    if (zero_copy) {
+      // The whole rest of the range, straight from the file: the caller sendfile()s it.
+      chunk c{static_cast<std::size_t>(remaining_), file_region{fd_.get(), offset_}};
+      offset_ += remaining_;
+      remaining_ = 0;
+      co_return c;
+    }
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
-    if (want == 0) co_return std::size_t{0};
     const auto n = ::pread(fd_.get(), buf.data(), want, static_cast<off_t>(offset_));
     if (n < 0) co_return error{errc::io_error, std::string("read failed: ") + std::strerror(errno)};
     // The file shrank under us: the planned bytes no longer exist.
     if (n == 0) co_return error{errc::changed, "the file became shorter while it was being sent"};
-    advance(static_cast<std::uint64_t>(n));
-    co_return static_cast<std::size_t>(n);
-  }
-  std::optional<file_region> file() override { return file_region{fd_.get(), offset_}; }
-  void advance(std::uint64_t n) override {
-    offset_ += n;
-    remaining_ -= std::min(n, remaining_);
+    offset_ += static_cast<std::uint64_t>(n);
+    remaining_ -= static_cast<std::uint64_t>(n);
+    co_return chunk{static_cast<std::size_t>(n), std::nullopt};
   }
 
  private:

@@ -90,9 +90,9 @@ class s3_range_reader final : public range_reader {
     co_return true;
   }
 
-  net::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
+  net::awaitable<result<chunk>> next(std::span<char> buf, bool) override {
     while (true) {
-      if (next_ > range_.last) co_return std::size_t{0};
+      if (next_ > range_.last) co_return chunk{};
       if (!response_) {
         auto started = co_await start();
         if (!started) co_return started.err();
@@ -108,7 +108,7 @@ class s3_range_reader final : public range_reader {
       if (n && *n > 0) {
         next_ += *n;
         if (next_ > range_.last) response_.reset();  // done: a whole-object answer is abandoned here
-        co_return *n;
+        co_return chunk{*n, std::nullopt};
       }
       // The body ended early or the connection broke: resume from the next byte, with If-Match.
       response_.reset();

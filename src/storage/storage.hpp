@@ -65,23 +65,37 @@ struct listed_object {
   std::string etag;
 };
 
-// A regular file and an offset that the connection may hand to sendfile(2) instead of copying.
+// A region of a regular file that the connection may hand to sendfile(2) instead of copying.
 struct file_region {
   int fd = -1;
   std::uint64_t offset = 0;
+};
+
+// The next piece of a range: either `bytes` bytes placed in the caller's buffer, or (when the caller
+// allows zero-copy) `bytes` bytes to be sent straight from `file`. bytes == 0 means the range is complete.
+struct chunk {
+  std::size_t bytes = 0;
+  std::optional<file_region> file;
 };
 
 // Streams one planned byte range of an object, in order, with the caller's buffer (bounded memory).
 class range_reader {
  public:
   virtual ~range_reader() = default;
-  // Reads up to buf.size() bytes of the range; 0 means the range is complete. An error after some bytes
-  // were delivered means the rest cannot be delivered: the caller must close the client connection.
-  virtual boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;
-  // For local files: the file and the position of the next unread byte, for zero-copy sendfile. The
-  // caller then reports what it sent through advance().
-  virtual std::optional<file_region> file() { return std::nullopt; }
-  virtual void advance(std::uint64_t) {}
+  // The next bytes of the range. A file chunk counts as delivered once returned: the caller sends all of
+  // it or closes the client connection. An error after some bytes were delivered means the rest cannot
+  // be: the caller must close the client connection (never send wrong or missing bytes under 200/206).
+  virtual boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) = 0;
+
+  // False when every chunk can come from a file, so that the caller need not allocate a buffer for it.
+  virtual bool needs_buffer() const { return true; }
+
+  // Convenience: the next bytes copied into `buf` (0 at the end).
+  boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) {
+    auto c = co_await next(buf, false);
+    if (!c) co_return c.err();
+    co_return c->bytes;
+  }
 };
 
 class storage {
