@@ -14,6 +14,9 @@
 #include <boost/asio/use_future.hpp>
 #include <fstream>
 
+#include "app/byte_size.hpp"
+#include "cache/cached_storage.hpp"
+#include "cache/slice_cache.hpp"
 #include "http/content_type.hpp"
 #include "s3/credentials.hpp"
 #include "s3/s3_client.hpp"
@@ -113,6 +116,8 @@ struct serve_options {
   double header_timeout = 10, idle_timeout = 60, send_timeout = 60;
   std::string log_level = "info";
   s3_options s3;
+  std::string cache_dir, cache_size = "20GiB", cache_slice = "1MiB";
+  double cache_meta_ttl = 5, cache_stale_limit = 3600;
 };
 
 bool parse_listen(const std::string& listen, server::server_config& cfg) {
@@ -193,10 +198,34 @@ int run_serve(serve_options& o) {
     log->error("{}", e.what());
     return 1;
   }
+  std::shared_ptr<cache::slice_cache> slices;
+  if (!o.cache_dir.empty()) {
+    cache::cache_config cc;
+    cc.dir = o.cache_dir;
+    auto size = app::parse_byte_size(o.cache_size), slice = app::parse_byte_size(o.cache_slice);
+    if (!size || !slice || *slice == 0) {
+      log->error("--cache-size and --cache-slice take sizes such as 20GiB or 1MiB");
+      return 2;
+    }
+    cc.capacity_bytes = *size;
+    cc.slice_bytes = *slice;
+    cc.meta_ttl = std::chrono::milliseconds(static_cast<long>(o.cache_meta_ttl * 1000));
+    cc.stale_limit = std::chrono::milliseconds(static_cast<long>(o.cache_stale_limit * 1000));
+    try {
+      slices = std::make_shared<cache::slice_cache>(cc, log);
+    } catch (const std::exception& e) {
+      log->error("cannot use --cache-dir {}: {}", o.cache_dir, e.what());
+      return 1;
+    }
+    factory = [inner = factory, slices, log](net::io_context& io) -> std::shared_ptr<storage::storage> {
+      return std::make_shared<cache::cached_storage>(slices, inner(io), log);
+    };
+  }
   make_access_logger(o.config.access_log);
   try {
     server::server srv(o.config, factory, log);
     if (s3_counters) srv.add_metrics_source([s3_counters] { return s3_counters->render(); });
+    if (slices) srv.add_metrics_source([slices] { return slices->render_metrics(); });
     const auto port = srv.bind();
     std::printf("mediagate listening on http://%s:%u/\n", o.config.listen_host.c_str(), port);
     std::fflush(stdout);
@@ -323,6 +352,18 @@ void register_commands(CLI::App& app) {
       ->capture_default_str();
   serve->add_option("--log-level", opts->log_level, "trace, debug, info, warn, error")->capture_default_str();
   opts->s3.add_to(*serve);
+  serve->add_option("--cache-dir", opts->cache_dir, "Directory of the slice cache in front of storage (off when empty)")
+      ->envname("MEDIAGATE_CACHE_DIR");
+  serve->add_option("--cache-size", opts->cache_size, "Most bytes the slice cache keeps on disk")->capture_default_str();
+  serve->add_option("--cache-slice", opts->cache_slice, "Slice size: objects are cached in aligned pieces of this size")
+      ->capture_default_str();
+  serve->add_option("--cache-meta-ttl", opts->cache_meta_ttl, "Seconds cached metadata is used before asking storage again")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  serve->add_option("--cache-stale-limit", opts->cache_stale_limit,
+                    "Seconds cached objects keep being served while storage fails (stale-if-error)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   serve->callback([opts] { g_exit_code = run_serve(*opts); });
 
   auto ls = std::make_shared<std::pair<std::string, s3_options>>();

@@ -95,6 +95,7 @@ net::awaitable<bool> send_range(connection& c, worker_context& ctx, storage::ran
     length -= got->bytes;
     sent += got->bytes;
   }
+  co_await reader.finish(c.stream_buffer);
   co_return true;
 }
 

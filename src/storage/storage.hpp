@@ -87,6 +87,10 @@ class range_reader {
   // be: the caller must close the client connection (never send wrong or missing bytes under 200/206).
   virtual boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) = 0;
 
+  // Called once the whole range was sent: a reader may finish background work here (the slice cache
+  // reads the rest of a partly requested slice into the cache), using the caller's buffer.
+  virtual boost::asio::awaitable<void> finish(std::span<char>) { co_return; }
+
   // False when every chunk can come from a file, so that the caller need not allocate a buffer for it.
   virtual bool needs_buffer() const { return true; }
 

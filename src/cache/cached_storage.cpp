@@ -1,0 +1,299 @@
+#include "cache/cached_storage.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstring>
+
+#include "cache/slice_cache.hpp"
+#include "cache/slice_math.hpp"
+
+namespace mediagate::cache {
+namespace st = mediagate::storage;
+namespace net = boost::asio;
+using st::chunk;
+using st::errc;
+using st::error;
+using st::object_meta;
+using st::result;
+
+namespace {
+
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+constexpr std::chrono::seconds kMaxWait{30};  // a fetch we wait on cannot stall us longer than this
+
+// Wakes one waiting coroutine from any thread: the notification is posted to the waiter's own loop.
+struct wake_signal {
+  explicit wake_signal(net::any_io_executor ex) : timer(ex) {}
+  net::steady_timer timer;
+  bool done = false;
+};
+
+class cache_reader final : public st::range_reader {
+ public:
+  cache_reader(std::shared_ptr<slice_cache> cache, std::shared_ptr<st::storage> upstream, std::string key,
+               std::string object, object_meta meta, http::byte_range range)
+      : cache_(std::move(cache)),
+        upstream_(std::move(upstream)),
+        key_(std::move(key)),
+        object_(std::move(object)),
+        meta_(std::move(meta)),
+        slice_(cache_->config().slice_bytes),
+        pos_(range.first),
+        last_(range.last) {}
+
+  ~cache_reader() override { abandon_fetch(); }
+
+  // Makes sure the bytes at pos_ have a source: a cached slice or a running fetch. Errors here come
+  // before anything was sent, so the client still gets an honest status.
+  net::awaitable<result<bool>> ensure_source() {
+    while (true) {
+      if (fetch_ && fetch_pos_ <= pos_ && pos_ / slice_ <= run_last_) co_return true;
+      abandon_fetch();
+      const auto idx = pos_ / slice_;
+      const auto bounds = slice_bounds(idx, meta_.size, slice_);
+      if (auto h = cache_->lookup(object_, idx, bounds.length())) {
+        hit_ = std::move(*h);
+        hit_index_ = idx;
+        co_return true;
+      }
+      auto signal = std::make_shared<wake_signal>(co_await net::this_coro::executor);
+      std::weak_ptr<wake_signal> weak = signal;
+      auto notify = [weak] {
+        if (auto s = weak.lock())
+          net::post(s->timer.get_executor(), [s] {
+            s->done = true;
+            s->timer.cancel();
+          });
+      };
+      switch (cache_->claim(object_, idx, notify)) {
+        case slice_cache::claim_outcome::present:
+          continue;
+        case slice_cache::claim_outcome::in_flight:
+          // Another request is fetching this slice: wait for it rather than asking storage again.
+          signal->timer.expires_after(kMaxWait);
+          if (!signal->done) co_await signal->timer.async_wait(kTuple);
+          continue;
+        case slice_cache::claim_outcome::unavailable:
+          co_return co_await start_fetch(pos_, last_ / slice_, false);
+        case slice_cache::claim_outcome::claimed:
+          co_return co_await start_fetch(bounds.first, extend_run(idx), true);
+      }
+    }
+  }
+
+  net::awaitable<void> finish(std::span<char> buf) override { co_await finish_slice(buf); }
+
+  net::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+    while (true) {
+      if (pos_ > last_) co_return chunk{};
+      const auto idx = pos_ / slice_;
+      if (hit_ && hit_index_ == idx) {
+        const auto bounds = slice_bounds(idx, meta_.size, slice_);
+        const auto offset = pos_ - bounds.first;
+        auto n = std::min(bounds.last, last_) - pos_ + 1;
+        chunk c;
+        if (zero_copy) {
+          c.file = st::file_region{*hit_->fd, kHeaderBytes + offset};
+        } else {
+          n = std::min<std::uint64_t>(n, buf.size());
+          const auto got = ::pread(*hit_->fd, buf.data(), n, static_cast<off_t>(kHeaderBytes + offset));
+          if (got != static_cast<ssize_t>(n)) co_return error{errc::io_error, "reading a cached slice failed"};
+        }
+        c.bytes = static_cast<std::size_t>(n);
+        pos_ += n;
+        cache_->counters().bytes_from_cache.fetch_add(n, std::memory_order_relaxed);
+        co_return c;
+      }
+      hit_.reset();
+      auto ready = co_await ensure_source();
+      if (!ready) co_return ready.err();
+      if (!fetch_) continue;  // a hit: served at the top of the loop
+
+      // Stream from the fetch, slice by slice, writing what comes into the cache.
+      const auto cur = fetch_pos_ / slice_;
+      const auto slice_last = slice_bounds(cur, meta_.size, slice_).last;
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slice_last - fetch_pos_ + 1));
+      auto n = co_await fetch_->read_some(buf.first(want));
+      if (!n || *n == 0) {
+        abandon_fetch();
+        co_return n ? error{errc::upstream_unavailable, "storage ended the object early"} : n.err();
+      }
+      cache_->counters().bytes_from_upstream.fetch_add(*n, std::memory_order_relaxed);
+      store(std::span<const char>(buf.data(), *n), cur);
+      const auto first = fetch_pos_;
+      fetch_pos_ += *n;
+      if (fetch_pos_ > slice_last) next_slice(cur);
+      if (fetch_pos_ - 1 < pos_) continue;  // bytes before the client's range: only for the cache
+      const auto skip = pos_ - first;
+      const auto deliver = std::min(fetch_pos_ - 1, last_) - pos_ + 1;
+      if (skip > 0) std::memmove(buf.data(), buf.data() + skip, deliver);
+      pos_ += deliver;
+      co_return chunk{static_cast<std::size_t>(deliver), std::nullopt};
+    }
+  }
+
+ private:
+  // Claims the missing slices after `idx` that the range needs, so that one GET fetches the whole run.
+  std::uint64_t extend_run(std::uint64_t idx) {
+    std::uint64_t end = idx;
+    const auto wanted = last_ / slice_;
+    while (end < wanted && end - idx + 1 < cache_->config().max_run_slices &&
+           cache_->claim(object_, end + 1, [] {}) == slice_cache::claim_outcome::claimed)
+      ++end;
+    return end;
+  }
+
+  net::awaitable<result<bool>> start_fetch(std::uint64_t from, std::uint64_t run_last, bool caching) {
+    const auto to = std::min(slice_bounds(run_last, meta_.size, slice_).last, meta_.size - 1);
+    run_first_ = from / slice_;
+    run_last_ = run_last;
+    caching_ = caching;
+    auto opened = co_await upstream_->open(key_, meta_, {from, to});
+    if (!opened) {
+      if (caching_)
+        for (auto i = run_first_; i <= run_last_; ++i) cache_->release(object_, i);
+      caching_ = false;
+      co_return opened.err();
+    }
+    fetch_ = std::move(*opened);
+    fetch_pos_ = from;
+    cache_->counters().upstream_requests.fetch_add(1, std::memory_order_relaxed);
+    if (caching_) {
+      cache_->counters().misses.fetch_add(run_last_ - run_first_ + 1, std::memory_order_relaxed);
+      writer_ = cache_->begin(object_, run_first_, slice_bounds(run_first_, meta_.size, slice_).length());
+      if (!writer_) stop_caching(run_first_ + 1);
+    }
+    co_return true;
+  }
+
+  void store(std::span<const char> data, std::uint64_t cur) {
+    if (!writer_) return;
+    if (!writer_->append(data)) {
+      writer_.reset();
+      cache_->release(object_, cur);
+      stop_caching(cur + 1);
+    }
+  }
+
+  // The slice `cur` is complete: publish it and start writing the next one of the run.
+  void next_slice(std::uint64_t cur) {
+    if (writer_) {
+      if (!cache_->commit(object_, cur, std::move(writer_))) stop_caching(cur + 1);
+    }
+    writer_.reset();
+    if (caching_ && cur + 1 <= run_last_) {
+      writer_ = cache_->begin(object_, cur + 1, slice_bounds(cur + 1, meta_.size, slice_).length());
+      if (!writer_) stop_caching(cur + 2);
+    }
+  }
+
+  // Releases the claims from `from` to the end of the run: the rest passes through uncached.
+  void stop_caching(std::uint64_t from) {
+    if (!caching_) return;
+    for (auto i = from; i <= run_last_; ++i) cache_->release(object_, i);
+    caching_ = false;
+  }
+
+  // The client's range ended inside a slice being fetched: read that slice to its end so it is cached.
+  net::awaitable<void> finish_slice(std::span<char> buf) {
+    if (!fetch_ || !writer_) {
+      abandon_fetch();
+      co_return;
+    }
+    const auto cur = fetch_pos_ / slice_;
+    const auto slice_last = slice_bounds(cur, meta_.size, slice_).last;
+    while (writer_ && fetch_pos_ <= slice_last) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slice_last - fetch_pos_ + 1));
+      auto n = co_await fetch_->read_some(buf.first(want));
+      if (!n || *n == 0) break;
+      cache_->counters().bytes_from_upstream.fetch_add(*n, std::memory_order_relaxed);
+      store(std::span<const char>(buf.data(), *n), cur);
+      fetch_pos_ += *n;
+    }
+    if (writer_ && fetch_pos_ > slice_last) next_slice(cur);
+    abandon_fetch();
+  }
+
+  // Drops the fetch; slices still claimed by it are released so that waiters fetch them themselves.
+  void abandon_fetch() {
+    if (fetch_ && caching_) {
+      writer_.reset();
+      for (auto i = fetch_pos_ / slice_; i <= run_last_; ++i) cache_->release(object_, i);
+    }
+    writer_.reset();
+    fetch_.reset();
+    caching_ = false;
+  }
+
+  std::shared_ptr<slice_cache> cache_;
+  std::shared_ptr<st::storage> upstream_;
+  std::string key_;
+  std::string object_;
+  object_meta meta_;
+  std::uint64_t slice_;
+  std::uint64_t pos_;
+  std::uint64_t last_;
+  std::optional<slice_handle> hit_;
+  std::uint64_t hit_index_ = 0;
+  std::unique_ptr<st::range_reader> fetch_;
+  std::uint64_t fetch_pos_ = 0;
+  std::uint64_t run_first_ = 0;
+  std::uint64_t run_last_ = 0;
+  bool caching_ = false;
+  std::unique_ptr<slice_writer> writer_;
+};
+
+}  // namespace
+
+cached_storage::cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<st::storage> upstream,
+                               std::shared_ptr<spdlog::logger> log)
+    : cache_(std::move(cache)), upstream_(std::move(upstream)), log_(std::move(log)), upstream_id_(upstream_->describe()) {}
+
+std::string cached_storage::describe() const { return "slice cache in front of " + upstream_id_; }
+
+net::awaitable<result<object_meta>> cached_storage::stat(std::string key) {
+  const auto cache_key = upstream_id_ + "\n" + key;
+  auto cached = cache_->find_meta(cache_key);
+  const auto now = std::chrono::steady_clock::now();
+  if (cached && now - cached->fetched < cache_->config().meta_ttl) co_return cached->meta;
+  auto fresh = co_await upstream_->stat(key);
+  if (fresh) {
+    cache_->store_meta(cache_key, *fresh);
+    co_return fresh;
+  }
+  const auto code = fresh.err().code;
+  if ((code == errc::upstream_unavailable || code == errc::upstream_timeout) && cached &&
+      now - cached->fetched < cache_->config().stale_limit) {
+    // stale-if-error: the viewer keeps watching from the cache while storage is down.
+    cache_->counters().stale_served.fetch_add(1, std::memory_order_relaxed);
+    log_->warn("cache: storage failing ({}); serving {} from cache with metadata {} s old", fresh.err().message, key,
+               std::chrono::duration_cast<std::chrono::seconds>(now - cached->fetched).count());
+    co_return cached->meta;
+  }
+  if (code == errc::not_found) cache_->forget_meta(cache_key);
+  co_return fresh;
+}
+
+net::awaitable<result<std::unique_ptr<st::range_reader>>> cached_storage::open(std::string key, object_meta meta,
+                                                                                     http::byte_range range) {
+  auto object = slice_cache::object_id(upstream_id_, key, meta.etag);
+  auto reader = std::make_unique<cache_reader>(cache_, upstream_, key, std::move(object), meta, range);
+  auto ready = co_await reader->ensure_source();
+  if (!ready) {
+    if (ready.err().code == errc::changed) cache_->forget_meta(upstream_id_ + "\n" + key);
+    co_return ready.err();
+  }
+  co_return std::unique_ptr<st::range_reader>(std::move(reader));
+}
+
+net::awaitable<result<std::vector<st::listed_object>>> cached_storage::list(std::string prefix) {
+  co_return co_await upstream_->list(std::move(prefix));
+}
+
+}  // namespace mediagate::cache

@@ -1,0 +1,37 @@
+#pragma once
+// A storage that puts the shared slice cache in front of another (S3) storage, for one event loop.
+// Reads come from slice files when present; missing runs of slices are fetched with one ranged read,
+// written to disk while they stream to the client; concurrent misses of a slice wait for one fetch.
+#include <memory>
+
+#include "storage/storage.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace mediagate::cache {
+namespace st = mediagate::storage;
+
+class slice_cache;
+
+class cached_storage final : public st::storage {
+ public:
+  cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<st::storage> upstream,
+                 std::shared_ptr<spdlog::logger> log);
+
+  boost::asio::awaitable<st::result<st::object_meta>> stat(std::string key) override;
+  boost::asio::awaitable<st::result<std::unique_ptr<st::range_reader>>> open(
+      std::string key, st::object_meta meta, http::byte_range range) override;
+  boost::asio::awaitable<st::result<std::vector<st::listed_object>>> list(
+      std::string prefix) override;
+  std::string describe() const override;
+
+ private:
+  std::shared_ptr<slice_cache> cache_;
+  std::shared_ptr<st::storage> upstream_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string upstream_id_;
+};
+
+}  // namespace mediagate::cache
