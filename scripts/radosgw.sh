@@ -89,7 +89,10 @@ stop_daemon() {
 launch() {
   local name=$1
   shift
-  setsid "$@" -f -c "$DIR/ceph.conf" </dev/null >>"$DIR/log/$name.out" 2>&1 &
+  # Close every inherited descriptor above stderr first: a daemon holding the caller's pipe open would keep
+  # `$(scripts/radosgw.sh start ...)` or a captured subprocess waiting after this script has finished.
+  setsid bash -c 'for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
+exec "$@"' bash "$@" -f -c "$DIR/ceph.conf" </dev/null >>"$DIR/log/$name.out" 2>&1 &
   echo $! >"$DIR/run/$name.pid"
 }
 

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
+# Never let a test fall back to the EC2 metadata address: tests run on loopback only.
+export AWS_EC2_METADATA_DISABLED=true
 jobs=$(nproc)
 status=0
 for variant in release asan; do

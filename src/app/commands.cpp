@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <thread>
 #include <variant>
 
 #include <boost/asio/co_spawn.hpp>
@@ -17,10 +18,13 @@
 #include "app/byte_size.hpp"
 #include "cache/cached_storage.hpp"
 #include "cache/slice_cache.hpp"
+#include "catalog/library.hpp"
 #include "http/content_type.hpp"
+#include "s3/credential_providers.hpp"
 #include "s3/credentials.hpp"
 #include "s3/s3_client.hpp"
 #include "s3/upload.hpp"
+#include "server/api_setup.hpp"
 #include "server/server.hpp"
 #include "storage/local_storage.hpp"
 #include "storage/s3_storage.hpp"
@@ -72,16 +76,38 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
   setup.where = *where;
   auto env = s3::process_env();
   auto resolved = s3::resolve_static_credentials({o.access_key, o.secret_key, o.session_token}, env);
-  if (!resolved)
-    return std::string("no S3 credentials found: pass --s3-access-key/--s3-secret-key, set AWS_ACCESS_KEY_ID and "
-                       "AWS_SECRET_ACCESS_KEY, or configure a profile in ~/.aws/credentials (AWS_PROFILE)");
-  setup.creds = s3::static_provider(resolved->creds);
   auto& st = setup.settings;
-  st.region = !o.region.empty() ? o.region
-              : env("AWS_REGION")         ? *env("AWS_REGION")
-              : env("AWS_DEFAULT_REGION") ? *env("AWS_DEFAULT_REGION")
-              : !resolved->region.empty() ? resolved->region
-                                          : "us-east-1";
+  st.region = !o.region.empty()                      ? o.region
+              : env("AWS_REGION")                     ? *env("AWS_REGION")
+              : env("AWS_DEFAULT_REGION")             ? *env("AWS_DEFAULT_REGION")
+              : resolved && !resolved->region.empty() ? resolved->region
+                                                      : "us-east-1";
+  if (resolved) {
+    setup.creds = s3::static_provider(resolved->creds);
+  } else {
+    // Temporary credentials: web identity (IRSA), then the instance metadata service (IMDSv2).
+    auto token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE"), role = env("AWS_ROLE_ARN");
+    const bool imds_off = env("AWS_EC2_METADATA_DISABLED").value_or("") == "true";
+    try {
+      if (token_file && role) {
+        const auto sts = env("AWS_ENDPOINT_URL_STS").value_or("https://sts." + st.region + ".amazonaws.com");
+        setup.creds = std::make_shared<s3::refreshing_provider>(
+            s3::web_identity_fetch(sts, *role, *token_file, env("AWS_ROLE_SESSION_NAME").value_or("mediagate")),
+            "web identity");
+      } else if (!imds_off) {
+        setup.creds = std::make_shared<s3::refreshing_provider>(
+            s3::imds_fetch(env("AWS_EC2_METADATA_SERVICE_ENDPOINT").value_or("http://169.254.169.254")),
+            "instance metadata");
+      }
+    } catch (const std::exception& e) {
+      return std::string("no S3 credentials: ") + e.what() +
+             " (pass --s3-access-key/--s3-secret-key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure a "
+             "profile in ~/.aws/credentials)";
+    }
+    if (!setup.creds)
+      return std::string("no S3 credentials found: pass --s3-access-key/--s3-secret-key, set AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY, or configure a profile in ~/.aws/credentials (AWS_PROFILE)");
+  }
   std::string endpoint = !o.endpoint.empty() ? o.endpoint : env("AWS_ENDPOINT_URL_S3").value_or("");
   const bool aws = endpoint.empty();
   if (aws) endpoint = "https://s3." + st.region + ".amazonaws.com";
@@ -118,6 +144,10 @@ struct serve_options {
   s3_options s3;
   std::string cache_dir, cache_size = "20GiB", cache_slice = "1MiB";
   double cache_meta_ttl = 5, cache_stale_limit = 3600;
+  server::library_options library;
+  std::string max_upload = "10GiB";
+  bool scan_on_start = false;
+  bool scan_only = false;  // `mediagate scan`: index the storage through a private server, then exit
 };
 
 bool parse_listen(const std::string& listen, server::server_config& cfg) {
@@ -222,19 +252,49 @@ int run_serve(serve_options& o) {
     };
   }
   make_access_logger(o.config.access_log);
+  std::shared_ptr<server::api_services> api;
+  if (auto max = app::parse_byte_size(o.max_upload)) {
+    o.library.max_upload_bytes = *max;
+  } else {
+    log->error("--max-upload-bytes takes a size such as 10GiB or 500MB");
+    return 2;
+  }
+  try {
+    api = server::make_api(o.library, factory, log);
+  } catch (const std::exception& e) {
+    log->error("cannot use the catalog: {}", e.what());
+    return 1;
+  }
   try {
     server::server srv(o.config, factory, log);
     if (s3_counters) srv.add_metrics_source([s3_counters] { return s3_counters->render(); });
     if (slices) srv.add_metrics_source([slices] { return slices->render_metrics(); });
+    srv.set_api(api);
     const auto port = srv.bind();
-    std::printf("mediagate listening on http://%s:%u/\n", o.config.listen_host.c_str(), port);
+    server::start_library(*api, o.config.listen_host, port, o.scan_on_start || o.scan_only);
+    std::thread scan_waiter;
+    if (o.scan_only) {
+      scan_waiter = std::thread([&] {
+        auto report = api->lib->wait_idle();
+        if (report)
+          std::printf("scan: %zu added, %zu changed, %zu missing, %zu unchanged\n", report->added, report->updated,
+                      report->missing, report->unchanged);
+        else
+          g_exit_code = 1;
+        srv.stop();
+      });
+    } else {
+      std::printf("mediagate listening on http://%s:%u/\n", o.config.listen_host.c_str(), port);
+    }
     std::fflush(stdout);
     srv.run();
+    if (scan_waiter.joinable()) scan_waiter.join();
+    api->lib->stop();
   } catch (const std::exception& e) {
     log->error("cannot serve: {}", e.what());
     return 1;
   }
-  return 0;
+  return o.scan_only ? g_exit_code : 0;
 }
 
 int run_ls(const std::string& location, const s3_options& o) {
@@ -364,7 +424,35 @@ void register_commands(CLI::App& app) {
                     "Seconds cached objects keep being served while storage fails (stale-if-error)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  serve->add_option("--catalog", opts->library.catalog, "Media catalog: sqlite:PATH")
+      ->envname("MEDIAGATE_CATALOG")
+      ->capture_default_str();
+  serve->add_option("--admin-token", opts->library.admin_token,
+                    "Token for uploads, renames and deletes (Authorization: Bearer); none: writes disabled")
+      ->envname("MEDIAGATE_ADMIN_TOKEN");
+  serve->add_option("--max-upload-bytes", opts->max_upload, "Largest upload accepted (else 413)")->capture_default_str();
+  serve->add_flag("--scan-on-start", opts->scan_on_start, "Index the storage into the catalog at start-up");
   serve->callback([opts] { g_exit_code = run_serve(*opts); });
+
+  auto scan_opts = std::make_shared<serve_options>();
+  auto* scan = app.add_subcommand("scan", "Index the storage into the catalog: add new objects, mark vanished ones "
+                                          "missing, re-probe changed ones; then exit");
+  scan->add_option("--storage", scan_opts->storage, "Media storage: a directory path, or s3://BUCKET[/PREFIX]")
+      ->envname("MEDIAGATE_STORAGE")
+      ->capture_default_str();
+  scan->add_option("--catalog", scan_opts->library.catalog, "Media catalog: sqlite:PATH")
+      ->envname("MEDIAGATE_CATALOG")
+      ->capture_default_str();
+  scan->add_option("--log-level", scan_opts->log_level, "trace, debug, info, warn, error")->capture_default_str();
+  scan_opts->s3.add_to(*scan);
+  scan->callback([scan_opts] {
+    // Probes read the media over HTTP, so the scan runs a private server on a free loopback port.
+    scan_opts->scan_only = true;
+    scan_opts->listen = "127.0.0.1:0";
+    scan_opts->config.threads = 1;
+    scan_opts->config.access_log = "off";
+    g_exit_code = run_serve(*scan_opts);
+  });
 
   auto ls = std::make_shared<std::pair<std::string, s3_options>>();
   auto* ls_cmd = app.add_subcommand("ls", "List the objects under s3://BUCKET[/PREFIX] or in a directory");

@@ -132,4 +132,16 @@ std::optional<std::int64_t> parse_http_date(std::string_view s) {
   return std::nullopt;
 }
 
+std::optional<std::int64_t> parse_iso8601_utc(std::string_view s) {
+  s = trim_ows(s);
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s.back() != 'Z') return std::nullopt;
+  auto y = parse_fixed_digits(s.substr(0, 4)), m = parse_fixed_digits(s.substr(5, 2)),
+       d = parse_fixed_digits(s.substr(8, 2));
+  unsigned h, mi, sec;
+  if (!y || !m || !d || !parse_time(s.substr(11, 8), h, mi, sec)) return std::nullopt;
+  auto rest = s.substr(19, s.size() - 20);  // optional fraction between the seconds and 'Z'
+  if (!rest.empty() && (rest[0] != '.' || !parse_decimal(rest.substr(1)))) return std::nullopt;
+  return to_unix(*y, *m, *d, h, mi, sec);
+}
+
 }  // namespace mediagate::http

@@ -13,4 +13,7 @@ std::string format_http_date(std::int64_t unix_seconds);
 // Seconds since the epoch, or nullopt for anything that is not one of the three HTTP-date forms.
 std::optional<std::int64_t> parse_http_date(std::string_view s);
 
+// ISO 8601 UTC as S3 and STS write it: "2009-10-12T17:50:30.000Z" or "2009-10-12T17:50:30Z".
+std::optional<std::int64_t> parse_iso8601_utc(std::string_view s);
+
 }  // namespace mediagate::http

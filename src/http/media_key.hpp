@@ -9,7 +9,7 @@ namespace mediagate::http {
 inline constexpr std::size_t kMaxKeyBytes = 1024;  // S3's own limit on key length
 
 // Percent-decodes `encoded` (the path after "/media/", without query) into a key. nullopt when the key is
-// empty, longer than kMaxKeyBytes, has a malformed escape, a NUL or other control byte, a backslash, an
+// empty, longer than kMaxKeyBytes, not UTF-8, has a malformed escape, a NUL or other control byte, a backslash, an
 // empty, "." or ".." segment, or a leading "/".
 std::optional<std::string> decode_media_key(std::string_view encoded);
 
@@ -21,6 +21,7 @@ struct target_parts {
   std::string_view path;
   std::string_view query;
 };
+// An absolute-form target ("http://host:8080/media/x", RFC 9112 §3.2.2) is reduced to its path and query.
 target_parts split_target(std::string_view target);
 
 // The decoded value of query parameter `name`, if present.

@@ -7,6 +7,7 @@
 #include "http/content_type.hpp"
 #include "http/media_key.hpp"
 #include "http/response_plan.hpp"
+#include "server/api.hpp"
 #include "server/index_page.hpp"
 #include "server/session.hpp"
 #include "storage/sniff.hpp"
@@ -90,6 +91,17 @@ net::awaitable<request_outcome> send_storage_error(connection& c, worker_context
 
 net::awaitable<request_outcome> serve_media(connection& c, worker_context& ctx, const bhttp::request_header<>& req,
                                             std::string_view encoded_key, bool keep_alive) {
+  auto key = http::decode_media_key(encoded_key);
+  if (!key && method_of(req.method()) != http::method::other)
+    co_return co_await send_simple(c, ctx, 400, kText, "bad request: the media key is not a valid path\n", http::header_list(),
+                                   keep_alive, req.method() == bhttp::verb::head);
+  co_return co_await serve_media_key(c, ctx, req, key.value_or(std::string()), keep_alive);
+}
+
+}  // namespace
+
+net::awaitable<request_outcome> serve_media_key(connection& c, worker_context& ctx, const bhttp::request_header<>& req,
+                                                const std::string& key, bool keep_alive) {
   const auto m = method_of(req.method());
   const bool head = m == http::method::head;
   if (m == http::method::other) {
@@ -97,14 +109,10 @@ net::awaitable<request_outcome> serve_media(connection& c, worker_context& ctx, 
     co_return co_await send_simple(c, ctx, 405, kText, "method not allowed: media supports GET and HEAD\n",
                                    allow_get_head(), keep_alive, false);
   }
-  auto key = http::decode_media_key(encoded_key);
-  if (!key)
-    co_return co_await send_simple(c, ctx, 400, kText, "bad request: the media key is not a valid path\n", http::header_list(),
-                                   keep_alive, head);
-  auto meta = co_await ctx.store.stat(*key);
-  if (!meta) co_return co_await send_storage_error(c, ctx, *key, meta.err(), keep_alive, head);
-  auto type = co_await choose_content_type(ctx, *key, *meta);
-  if (!type) co_return co_await send_storage_error(c, ctx, *key, type.err(), keep_alive, head);
+  auto meta = co_await ctx.store.stat(key);
+  if (!meta) co_return co_await send_storage_error(c, ctx, key, meta.err(), keep_alive, head);
+  auto type = co_await choose_content_type(ctx, key, *meta);
+  if (!type) co_return co_await send_storage_error(c, ctx, key, type.err(), keep_alive, head);
 
   http::request_view view;
   view.m = m;
@@ -131,28 +139,29 @@ net::awaitable<request_outcome> serve_media(connection& c, worker_context& ctx, 
   std::unique_ptr<storage::range_reader> first;
   for (const auto& segment : plan.body)
     if (segment.range) {
-      auto opened = co_await ctx.store.open(*key, *meta, *segment.range);
-      if (!opened) co_return co_await send_storage_error(c, ctx, *key, opened.err(), keep_alive, head);
+      auto opened = co_await ctx.store.open(key, *meta, *segment.range);
+      if (!opened) co_return co_await send_storage_error(c, ctx, key, opened.err(), keep_alive, head);
       first = std::move(*opened);
       break;
     }
-  co_return co_await send_plan(c, ctx, plan, *key, *meta, std::move(first), keep_alive);
+  co_return co_await send_plan(c, ctx, plan, key, *meta, std::move(first), keep_alive);
 }
-
-}  // namespace
 
 net::awaitable<request_outcome> route_request(connection& c, worker_context& ctx, request_parser& parser,
                                               bool keep_alive) {
   const auto& req = parser.get();
   const std::string_view target = req.target();
-  if (target.empty() || target.front() != '/')
-    co_return co_await send_simple(c, ctx, 400, kText, "bad request: the target must be an absolute path\n", http::header_list(),
-                                   false, false);
-  const auto [path, query] = http::split_target(target);
+  const auto [path, query] = http::split_target(target);  // origin-form, or absolute-form reduced to it
+  if (path.empty() || path.front() != '/')
+    co_return co_await send_simple(c, ctx, 400, kText, "bad request: the target must be an absolute path\n",
+                                   http::header_list(), false, false);
   const bool head = req.method() == bhttp::verb::head;
   const bool read_only = req.method() == bhttp::verb::get || head;
 
   if (path.starts_with("/media/")) co_return co_await serve_media(c, ctx, req, path.substr(7), keep_alive);
+  if (ctx.api) {  // the library: JSON API, uploads, /v/{id} and the web page
+    if (auto out = co_await route_api(c, ctx, parser, path, query, keep_alive)) co_return std::move(*out);
+  }
 
   if (!read_only)
     co_return co_await send_simple(c, ctx, 405, kText, "method not allowed\n", allow_get_head(), false, false);

@@ -33,6 +33,7 @@ struct server::impl {
   std::vector<metrics_source> metrics_sources;
   std::vector<std::unique_ptr<worker>> workers;
   std::unique_ptr<tcp::acceptor> acceptor;
+  std::shared_ptr<api_services> api;
 
   net::awaitable<void> accept_loop() {
     std::size_t next = 0;
@@ -86,6 +87,11 @@ server::~server() = default;
 metrics& server::counters() { return impl_->stats; }
 
 void server::add_metrics_source(metrics_source source) { impl_->metrics_sources.push_back(std::move(source)); }
+
+void server::set_api(std::shared_ptr<api_services> api) {
+  impl_->api = std::move(api);
+  for (auto& w : impl_->workers) w->context.api = impl_->api.get();
+}
 
 std::uint16_t server::bind() {
   auto& io = impl_->workers.front()->io;

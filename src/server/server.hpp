@@ -20,6 +20,7 @@ class storage;
 namespace mediagate::server {
 
 class metrics;
+struct api_services;
 
 // Makes the storage used by one event loop (backends with connection pools keep one pool per loop).
 using storage_factory = std::function<std::shared_ptr<storage::storage>(boost::asio::io_context&)>;
@@ -40,6 +41,8 @@ class server {
   void run();
   void stop();
   void add_metrics_source(metrics_source source);
+  // The library (catalog, uploads, web page) for every event loop; without it those paths are 404.
+  void set_api(std::shared_ptr<api_services> api);
   metrics& counters();
 
  private:

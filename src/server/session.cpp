@@ -114,7 +114,7 @@ std::string http_date_now() {
 
 net::awaitable<void> run_watchdog(std::shared_ptr<connection> c) {
   while (c->socket.is_open()) {
-    auto [ec] = co_await c->timer.async_wait(kTuple);
+    co_await c->timer.async_wait(kTuple);  // woken by expiry or by a re-arm; both re-check below
     if (!c->socket.is_open()) break;
     if (c->deadline <= clock::now()) {
       c->timed_out = true;
@@ -234,9 +234,11 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, worker_context& 
         ctx.log.info("{}: {} header fields, more than {}: 431", c->peer, field_count, cfg.max_header_fields);
         out = co_await send_simple(*c, ctx, 431, "text/plain; charset=utf-8", "too many header fields\n",
                                    http::header_list(), false, false);
-      } else if (req.version() >= 11 && req.find(beast::http::field::host) == req.end()) {
+      } else if (const auto hosts = req.count(beast::http::field::host); hosts > 1 || (req.version() >= 11 && hosts == 0)) {
+        // RFC 9112 §3.2: a request without a Host (HTTP/1.1) or with more than one gets 400.
         out = co_await send_simple(*c, ctx, 400, "text/plain; charset=utf-8",
-                                   "bad request: HTTP/1.1 requires a Host header\n", http::header_list(), false, false);
+                                   "bad request: a request needs exactly one Host header\n", http::header_list(), false,
+                                   false);
       } else {
         out = co_await route_request(*c, ctx, parser, keep_alive);
       }

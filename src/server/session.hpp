@@ -29,6 +29,8 @@ namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 using clock = std::chrono::steady_clock;
 
+struct api_services;  // server/api.hpp: the catalog, uploads and the web page
+
 // Shared by all connections of one event loop; only touched from that loop's thread.
 struct worker_context {
   const server_config& config;
@@ -39,6 +41,7 @@ struct worker_context {
   const std::vector<std::function<std::string()>>& metrics_sources;
   std::mt19937_64 random{std::random_device{}()};
   std::unordered_map<std::string, std::string> sniffed_types;  // key + ETag → type sniffed from its bytes
+  api_services* api = nullptr;  // shared by every loop (thread-safe); null: no catalog, API or web page
 };
 
 // One client connection. A watchdog coroutine cancels the socket's operations when `deadline` passes;
@@ -90,6 +93,11 @@ net::awaitable<request_outcome> send_plan(connection& c, worker_context& ctx, co
 using request_parser = beast::http::request_parser<beast::http::empty_body>;
 net::awaitable<request_outcome> route_request(connection& c, worker_context& ctx, request_parser& parser,
                                               bool keep_alive);
+
+// Serves the object at `key` (decoded and validated) with every rule of /media/ (GET and HEAD).
+net::awaitable<request_outcome> serve_media_key(connection& c, worker_context& ctx,
+                                                const beast::http::request_header<>& req, const std::string& key,
+                                                bool keep_alive);
 
 std::string http_date_now();
 

@@ -10,6 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 #include "http/media_key.hpp"
@@ -28,6 +29,7 @@ class unique_fd {
   }
   ~unique_fd() { reset(); }
   int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
   void reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
@@ -177,6 +179,95 @@ boost::asio::awaitable<result<std::vector<listed_object>>> local_storage::list(s
   if (ec) co_return error{errc::io_error, "cannot list " + root_.string() + ": " + ec.message()};
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.key < b.key; });
   co_return out;
+}
+
+result<std::pair<int, std::string>> local_storage::parent_of(const std::string& key, bool create) const {
+  if (!http::decode_media_key(http::encode_key_for_url(key)))
+    return error{errc::bad_key, "the key is not a valid relative path"};
+  // Walk the directories one component at a time without following symlinks, so that a write can never
+  // land outside the root (the same guarantee open_beneath gives reads).
+  unique_fd dir(::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) return error{errc::io_error, std::string("cannot open the media directory: ") + std::strerror(errno)};
+  std::string_view rest = key;
+  while (true) {
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos) break;
+    const std::string part(rest.substr(0, slash));
+    rest.remove_prefix(slash + 1);
+    if (part.empty() || part == "." || part == "..") return error{errc::bad_key, "the key is not a valid relative path"};
+    if (create && ::mkdirat(dir.get(), part.c_str(), 0755) != 0 && errno != EEXIST)
+      return error{errc::io_error, "cannot create directory " + part + ": " + std::strerror(errno)};
+    unique_fd next(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.get() < 0) {
+      if (errno == ENOENT) return error{errc::not_found, "no such object"};
+      if (errno == ENOTDIR || errno == ELOOP) return error{errc::bad_key, "a component of the key is not a directory"};
+      return error{errc::io_error, "cannot open directory " + part + ": " + std::strerror(errno)};
+    }
+    dir = std::move(next);
+  }
+  if (rest.empty() || rest == "." || rest == "..") return error{errc::bad_key, "the key must name a file"};
+  return std::pair<int, std::string>{dir.release(), std::string(rest)};  // the caller owns the descriptor
+}
+
+boost::asio::awaitable<result<object_meta>> local_storage::write(std::string key, std::string /*content_type*/,
+                                                                 body_source source) {
+  auto parent = parent_of(key, true);
+  if (!parent) co_return parent.err();
+  unique_fd dir(parent->first);
+  const std::string name = parent->second;
+  // A hidden name beside the target: rename(2) within one directory is atomic, and listings skip it.
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(std::random_device{}()) << 32 ^
+                                                      static_cast<unsigned long long>(std::random_device{}()));
+  const std::string temp = "." + name.substr(0, 100) + ".upload-" + suffix;
+  unique_fd file(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (file.get() < 0) co_return error{errc::io_error, "cannot create a temporary file: " + std::string(std::strerror(errno))};
+
+  // Removes the temporary file on every path that does not rename it into place.
+  struct temp_guard {
+    int dir_fd;
+    const std::string& name;
+    bool armed = true;
+    ~temp_guard() {
+      if (armed) ::unlinkat(dir_fd, name.c_str(), 0);
+    }
+  } guard{dir.get(), temp};
+
+  std::vector<char> buf(256 * 1024);
+  while (true) {
+    auto n = co_await source(buf);
+    if (!n) co_return n.err();
+    if (*n == 0) break;
+    std::size_t done = 0;
+    while (done < *n) {
+      const auto w = ::write(file.get(), buf.data() + done, *n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) co_return error{errc::io_error, std::string("writing the file failed: ") + std::strerror(errno)};
+      done += static_cast<std::size_t>(w);
+    }
+  }
+  if (::fsync(file.get()) != 0) co_return error{errc::io_error, std::string("fsync failed: ") + std::strerror(errno)};
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) co_return error{errc::io_error, std::strerror(errno)};
+  if (::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0)
+    co_return error{errc::io_error, "cannot move the upload into place: " + std::string(std::strerror(errno))};
+  guard.armed = false;
+  ::fsync(dir.get());  // the rename itself survives a crash
+  co_return meta_from_stat(st);
+}
+
+boost::asio::awaitable<result<bool>> local_storage::remove(std::string key) {
+  auto parent = parent_of(key, false);
+  if (!parent) {
+    if (parent.err().code == errc::not_found) co_return true;
+    co_return parent.err();
+  }
+  unique_fd dir(parent->first);
+  if (::unlinkat(dir.get(), parent->second.c_str(), 0) != 0 && errno != ENOENT) {
+    if (errno == EISDIR || errno == EPERM) co_return error{errc::bad_key, "the key names a directory"};
+    co_return error{errc::io_error, std::string("cannot remove: ") + std::strerror(errno)};
+  }
+  co_return true;
 }
 
 }  // namespace mediagate::storage

@@ -20,6 +20,11 @@ class local_storage final : public storage {
   boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
                                                                   http::byte_range range) override;
   boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) override;
+  // Writes to a temporary file beside the target, fsyncs it, then renames it into place (and fsyncs the
+  // directory): readers see the old object or the whole new one, and a failed write leaves nothing.
+  boost::asio::awaitable<result<object_meta>> write(std::string key, std::string content_type,
+                                                    body_source source) override;
+  boost::asio::awaitable<result<bool>> remove(std::string key) override;
   std::string describe() const override;
 
   // Synchronous forms, for the CLI and the asynchronous wrappers above.
@@ -28,6 +33,8 @@ class local_storage final : public storage {
 
  private:
   result<int> open_beneath(const std::string& key) const;  // an O_RDONLY descriptor or an error
+  // The directory that holds `key` (created below the root when `create`), and the key's last component.
+  result<std::pair<int, std::string>> parent_of(const std::string& key, bool create) const;
 
   std::filesystem::path root_;
   int root_fd_ = -1;

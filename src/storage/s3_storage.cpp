@@ -11,6 +11,7 @@
 #include "http/token.hpp"
 #include "s3/s3_client.hpp"
 #include "s3/s3_error.hpp"
+#include "s3/upload.hpp"
 
 namespace mediagate::storage {
 namespace net = boost::asio;
@@ -21,22 +22,6 @@ constexpr std::size_t kMetaCacheMax = 10000;
 
 std::string content_range_of(const http::byte_range& r, std::uint64_t size) {
   return "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" + std::to_string(size);
-}
-
-// ISO 8601 as ListObjectsV2 writes it: "2009-10-12T17:50:30.000Z".
-std::int64_t parse_iso8601(std::string_view s) {
-  if (s.size() < 19) return 0;
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  auto month = http::parse_decimal(s.substr(5, 2));
-  if (!month || *month < 1 || *month > 12) return 0;
-  // Reuse the HTTP-date parser rather than a second calendar: rewrite as IMF-fixdate (weekday unchecked).
-  for (const char* day : {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"}) {
-    auto text = std::string(day) + ", " + std::string(s.substr(8, 2)) + " " + kMonths[*month - 1] + " " +
-                std::string(s.substr(0, 4)) + " " + std::string(s.substr(11, 8)) + " GMT";
-    if (auto t = http::parse_http_date(text)) return *t;
-  }
-  return 0;
 }
 
 error error_from(unsigned status, const std::string& body, const s3_location& where, const std::string& key) {
@@ -223,7 +208,7 @@ net::awaitable<result<std::vector<listed_object>>> s3_storage::list(std::string 
       if (!key.starts_with(where_.prefix) || key.size() == where_.prefix.size() || key.back() == '/') continue;
       out.push_back({key.substr(where_.prefix.size()),
                      http::parse_decimal(c.child_value("Size")).value_or(0),
-                     parse_iso8601(c.child_value("LastModified")), c.child_value("ETag")});
+                     http::parse_iso8601_utc(c.child_value("LastModified")).value_or(0), c.child_value("ETag")});
     }
     token = std::string(root.child_value("IsTruncated")) == "true" ? root.child_value("NextContinuationToken") : "";
   } while (!token.empty());
@@ -241,6 +226,20 @@ net::awaitable<std::optional<std::string>> s3_storage::check_access() {
   if (e.code == "NoSuchBucket")
     co_return "bucket '" + where_.bucket + "' does not exist at " + client_->settings().ep.host_header();
   co_return s3::to_storage_error(e, where_.bucket, where_.prefix).message;
+}
+
+net::awaitable<result<object_meta>> s3_storage::write(std::string key, std::string content_type,
+                                                       body_source source) {
+  meta_cache_.erase(key);
+  auto uploaded = co_await s3::upload_object(*client_, where_.prefix + key, content_type, std::move(source));
+  if (!uploaded) co_return uploaded.err();
+  meta_cache_.erase(key);
+  co_return co_await stat(key);  // the stored ETag, size and date, as later reads will see them
+}
+
+net::awaitable<result<bool>> s3_storage::remove(std::string key) {
+  meta_cache_.erase(key);
+  co_return co_await s3::delete_object(*client_, where_.prefix + key);
 }
 
 }  // namespace mediagate::storage

@@ -3,6 +3,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -102,6 +103,9 @@ class range_reader {
   }
 };
 
+// Fills the buffer with the next bytes of a body being written; 0 at the end. An error aborts the write.
+using body_source = std::function<boost::asio::awaitable<result<std::size_t>>(std::span<char>)>;
+
 class storage {
  public:
   virtual ~storage() = default;
@@ -113,6 +117,16 @@ class storage {
                                                                           http::byte_range range) = 0;
   // Every object whose key starts with `prefix`, in key order.
   virtual boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) = 0;
+  // Stores the bytes of `source` at `key`, all or nothing: until the source ends, nothing is visible at
+  // `key`, and a source error (client gone, size limit) leaves no trace. Returns the new object's metadata.
+  virtual boost::asio::awaitable<result<object_meta>> write(std::string /*key*/, std::string /*content_type*/,
+                                                            body_source /*source*/) {
+    co_return error{errc::forbidden, "this storage is read-only (" + describe() + ")"};
+  }
+  // Removes the object at `key`; removing a missing object succeeds.
+  virtual boost::asio::awaitable<result<bool>> remove(std::string /*key*/) {
+    co_return error{errc::forbidden, "this storage is read-only (" + describe() + ")"};
+  }
   // A short description for logs ("local directory /srv/media", "s3://bucket/prefix at http://...").
   virtual std::string describe() const = 0;
 };
