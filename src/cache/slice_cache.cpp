@@ -44,6 +44,18 @@ std::optional<header> read_header(int fd) {
   return h;
 }
 
+// "<2 hex>/<32 hex object id>-<index>", the only files the cache ever removes.
+bool looks_like_slice(const fs::path& p) {
+  const auto name = p.filename().string(), parent = p.parent_path().filename().string();
+  auto hex = [](std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  };
+  const auto dash = name.find('-');
+  if (dash != 32 || !hex(name.substr(0, 32)) || parent != name.substr(0, 2)) return false;
+  const auto index = std::string_view(name).substr(33);
+  return !index.empty() && std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 std::int64_t mtime_ns(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
@@ -141,6 +153,7 @@ void slice_cache::load_index() {
   for (auto it = fs::recursive_directory_iterator(config_.dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     if (it->path().parent_path().filename() == "tmp" || !it->is_regular_file(ec)) continue;
+    if (!looks_like_slice(it->path())) continue;  // not ours: a cache dir shared with other files keeps them
     const int fd = ::open(it->path().c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     struct stat st {};
