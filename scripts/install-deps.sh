@@ -19,6 +19,11 @@ for group in "$@"; do
   esac
 done
 
+# The browser tests run on node (npm ci of tests/e2e): Debian's nodejs and npm, unless a node is on PATH.
+if [[ " ${wanted[*]} " == *" chromium "* ]] && ! command -v node >/dev/null; then
+  wanted+=(nodejs npm)
+fi
+
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

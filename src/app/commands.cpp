@@ -74,6 +74,8 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
   auto where = storage::parse_s3_url(url);
   if (!where) return "not an S3 location (want s3://BUCKET[/PREFIX]): " + url;
   setup.where = *where;
+  if (o.access_key.empty() != o.secret_key.empty())
+    return std::string("--s3-access-key and --s3-secret-key go together: give both or neither");
   auto env = s3::process_env();
   auto resolved = s3::resolve_static_credentials({o.access_key, o.secret_key, o.session_token}, env);
   auto& st = setup.settings;
@@ -215,6 +217,8 @@ int run_serve(serve_options& o) {
         return 1;
       }
       s3_counters = setup.counters;
+      // With the slice cache in front, metadata is cached (and revalidated) there, once for all loops.
+      if (!o.cache_dir.empty()) setup.meta_ttl = std::chrono::milliseconds(0);
       factory = [setup](net::io_context& io) -> std::shared_ptr<storage::storage> {
         return std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl);
       };

@@ -25,7 +25,8 @@ using st::result;
 namespace {
 
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
-constexpr std::chrono::seconds kMaxWait{30};  // a fetch we wait on cannot stall us longer than this
+// A fetch we wait on streams at its own client's pace; a stalled client must not stall us longer than this.
+constexpr std::chrono::seconds kMaxWait{2};
 
 // Wakes one waiting coroutine from any thread: the notification is posted to the waiter's own loop.
 struct wake_signal {
@@ -37,8 +38,9 @@ struct wake_signal {
 class cache_reader final : public st::range_reader {
  public:
   cache_reader(std::shared_ptr<slice_cache> cache, std::shared_ptr<st::storage> upstream, std::string key,
-               std::string object, object_meta meta, http::byte_range range)
-      : cache_(std::move(cache)),
+               std::string object, object_meta meta, http::byte_range range, std::string meta_key)
+      : meta_key_(std::move(meta_key)),
+        cache_(std::move(cache)),
         upstream_(std::move(upstream)),
         key_(std::move(key)),
         object_(std::move(object)),
@@ -75,14 +77,16 @@ class cache_reader final : public st::range_reader {
         case slice_cache::claim_outcome::present:
           continue;
         case slice_cache::claim_outcome::in_flight:
-          // Another request is fetching this slice: wait for it rather than asking storage again.
+          // Another request is fetching this slice: wait for it rather than asking storage again, but only
+          // so long; then read this slice ourselves, uncached.
           signal->timer.expires_after(kMaxWait);
           if (!signal->done) co_await signal->timer.async_wait(kTuple);
-          continue;
+          if (signal->done) continue;
+          co_return checked(co_await start_fetch(pos_, idx, false));
         case slice_cache::claim_outcome::unavailable:
-          co_return co_await start_fetch(pos_, last_ / slice_, false);
+          co_return checked(co_await start_fetch(pos_, last_ / slice_, false));
         case slice_cache::claim_outcome::claimed:
-          co_return co_await start_fetch(bounds.first, extend_run(idx), true);
+          co_return checked(co_await start_fetch(bounds.first, extend_run(idx), true));
       }
     }
   }
@@ -139,6 +143,12 @@ class cache_reader final : public st::range_reader {
   }
 
  private:
+  // A version storage no longer has must not be announced again: drop its cached metadata.
+  result<bool> checked(result<bool> r) {
+    if (!r && r.err().code == errc::changed) cache_->forget_meta(meta_key_);
+    return r;
+  }
+
   // Claims the missing slices after `idx` that the range needs, so that one GET fetches the whole run.
   std::uint64_t extend_run(std::uint64_t idx) {
     std::uint64_t end = idx;
@@ -231,6 +241,7 @@ class cache_reader final : public st::range_reader {
     caching_ = false;
   }
 
+  std::string meta_key_;
   std::shared_ptr<slice_cache> cache_;
   std::shared_ptr<st::storage> upstream_;
   std::string key_;
@@ -262,6 +273,11 @@ net::awaitable<result<object_meta>> cached_storage::stat(std::string key) {
   auto cached = cache_->find_meta(cache_key);
   const auto now = std::chrono::steady_clock::now();
   if (cached && now - cached->fetched < cache_->config().meta_ttl) co_return cached->meta;
+  if (cached && now < cached->retry_after && now - cached->fetched < cache_->config().stale_limit) {
+    // Storage failed moments ago: serve stale at once instead of making every viewer wait for retries.
+    cache_->counters().stale_served.fetch_add(1, std::memory_order_relaxed);
+    co_return cached->meta;
+  }
   auto fresh = co_await upstream_->stat(key);
   if (fresh) {
     cache_->store_meta(cache_key, *fresh);
@@ -272,6 +288,7 @@ net::awaitable<result<object_meta>> cached_storage::stat(std::string key) {
       now - cached->fetched < cache_->config().stale_limit) {
     // stale-if-error: the viewer keeps watching from the cache while storage is down.
     cache_->counters().stale_served.fetch_add(1, std::memory_order_relaxed);
+    cache_->note_meta_failure(cache_key);
     log_->warn("cache: storage failing ({}); serving {} from cache with metadata {} s old", fresh.err().message, key,
                std::chrono::duration_cast<std::chrono::seconds>(now - cached->fetched).count());
     co_return cached->meta;
@@ -283,13 +300,28 @@ net::awaitable<result<object_meta>> cached_storage::stat(std::string key) {
 net::awaitable<result<std::unique_ptr<st::range_reader>>> cached_storage::open(std::string key, object_meta meta,
                                                                                      http::byte_range range) {
   auto object = slice_cache::object_id(upstream_id_, key, meta.etag);
-  auto reader = std::make_unique<cache_reader>(cache_, upstream_, key, std::move(object), meta, range);
+  auto reader =
+      std::make_unique<cache_reader>(cache_, upstream_, key, std::move(object), meta, range, upstream_id_ + "\n" + key);
   auto ready = co_await reader->ensure_source();
   if (!ready) {
     if (ready.err().code == errc::changed) cache_->forget_meta(upstream_id_ + "\n" + key);
     co_return ready.err();
   }
   co_return std::unique_ptr<st::range_reader>(std::move(reader));
+}
+
+net::awaitable<result<object_meta>> cached_storage::write(std::string key, std::string content_type,
+                                                          st::body_source source) {
+  cache_->forget_meta(upstream_id_ + "\n" + key);
+  auto written = co_await upstream_->write(key, std::move(content_type), std::move(source));
+  cache_->forget_meta(upstream_id_ + "\n" + key);
+  co_return written;
+}
+
+net::awaitable<result<bool>> cached_storage::remove(std::string key) {
+  auto removed = co_await upstream_->remove(key);
+  cache_->forget_meta(upstream_id_ + "\n" + key);
+  co_return removed;
 }
 
 net::awaitable<result<std::vector<st::listed_object>>> cached_storage::list(std::string prefix) {

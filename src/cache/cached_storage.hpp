@@ -25,6 +25,11 @@ class cached_storage final : public st::storage {
       std::string key, st::object_meta meta, http::byte_range range) override;
   boost::asio::awaitable<st::result<std::vector<st::listed_object>>> list(
       std::string prefix) override;
+  // Writes go to storage; the key's cached metadata is dropped (its slices are keyed by ETag, so old ones
+  // can never be served for the new version and age out by LRU).
+  boost::asio::awaitable<st::result<st::object_meta>> write(std::string key, std::string content_type,
+                                                            st::body_source source) override;
+  boost::asio::awaitable<st::result<bool>> remove(std::string key) override;
   std::string describe() const override;
 
  private:

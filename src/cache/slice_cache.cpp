@@ -341,6 +341,11 @@ void slice_cache::store_meta(const std::string& storage_key, const storage::obje
   meta_[storage_key] = {meta, clock::now()};
 }
 
+void slice_cache::note_meta_failure(const std::string& storage_key) {
+  std::lock_guard lock(mutex_);
+  if (auto it = meta_.find(storage_key); it != meta_.end()) it->second.retry_after = clock::now() + config_.meta_ttl;
+}
+
 void slice_cache::forget_meta(const std::string& storage_key) {
   std::lock_guard lock(mutex_);
   meta_.erase(storage_key);

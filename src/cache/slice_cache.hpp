@@ -112,10 +112,13 @@ class slice_cache {
   struct meta_entry {
     storage::object_meta meta;
     std::chrono::steady_clock::time_point fetched;
+    std::chrono::steady_clock::time_point retry_after{};  // storage failed: ask it again only after this
   };
   std::optional<meta_entry> find_meta(const std::string& storage_key);
   void store_meta(const std::string& storage_key, const storage::object_meta& meta);
   void forget_meta(const std::string& storage_key);
+  // Storage could not answer for this object: serve the stale entry without asking again for a meta TTL.
+  void note_meta_failure(const std::string& storage_key);
 
   std::uint64_t stored_bytes() const;
   std::string render_metrics() const;

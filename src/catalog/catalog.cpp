@@ -13,7 +13,8 @@ namespace mediagate::catalog {
 namespace {
 
 constexpr std::string_view kColumns =
-    "id, key, title, content_type, size, etag, created, missing, duration, width, height, poster_key, probed_etag";
+    "id, key, title, content_type, size, etag, created, missing, duration, width, height, poster_key, "
+    "probed_etag";
 
 media_item read_item(const statement& s) {
   media_item m;
@@ -50,7 +51,8 @@ id_source random_ids() {
   auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
   auto mutex = std::make_shared<std::mutex>();
   return [engine, mutex] {
-    static constexpr std::string_view kAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static constexpr std::string_view kAlphabet =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     std::uniform_int_distribution<std::size_t> pick(0, kAlphabet.size() - 1);
     std::string id(10, '0');
     std::lock_guard lock(*mutex);
@@ -60,9 +62,12 @@ id_source random_ids() {
 }
 
 std::optional<std::string> sqlite_path_from_url(std::string_view url) {
-  if (url.starts_with("sqlite://")) url.remove_prefix(9);
-  else if (url.starts_with("sqlite:")) url.remove_prefix(7);
-  else if (url.find("://") != std::string_view::npos) return std::nullopt;
+  if (url.starts_with("sqlite://"))
+    url.remove_prefix(9);
+  else if (url.starts_with("sqlite:"))
+    url.remove_prefix(7);
+  else if (url.find("://") != std::string_view::npos)
+    return std::nullopt;
   if (url.empty()) return std::nullopt;
   return std::string(url);
 }
@@ -82,7 +87,8 @@ int catalog::schema_version() {
 }
 
 std::optional<media_item> catalog::get_where(std::string_view column, std::string_view value) {
-  auto s = db_.prepare("SELECT " + std::string(kColumns) + " FROM items WHERE " + std::string(column) + " = ?");
+  auto s =
+      db_.prepare("SELECT " + std::string(kColumns) + " FROM items WHERE " + std::string(column) + " = ?");
   s.bind(1, value);
   if (!s.step()) return std::nullopt;
   return read_item(s);
@@ -139,7 +145,8 @@ media_item catalog::upsert(const object_facts& f, std::string_view title) {
   if (auto existing = get_where("key", f.key)) {
     if (existing->etag != f.etag) {
       db_.prepare(
-             "UPDATE items SET etag = ?, size = ?, content_type = ?, missing = 0, duration = NULL, width = NULL, "
+             "UPDATE items SET etag = ?, size = ?, content_type = ?, missing = 0, duration = NULL, width = "
+             "NULL, "
              "height = NULL, probed_etag = NULL WHERE id = ?")
           .bind(1, f.etag)
           .bind(2, static_cast<std::int64_t>(f.size))
@@ -159,7 +166,11 @@ media_item catalog::upsert(const object_facts& f, std::string_view title) {
     auto s = db_.prepare(
         "INSERT INTO items (id, key, title, content_type, size, etag, created) VALUES (?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO NOTHING");
-    s.bind(1, id).bind(2, f.key).bind(3, name).bind(4, f.content_type).bind(5, static_cast<std::int64_t>(f.size));
+    s.bind(1, id)
+        .bind(2, f.key)
+        .bind(3, name)
+        .bind(4, f.content_type)
+        .bind(5, static_cast<std::int64_t>(f.size));
     s.bind(6, f.etag).bind(7, now_());
     s.run();
     if (db_.changes() == 1) {
@@ -177,8 +188,10 @@ bool catalog::set_probe(std::string_view id, std::string_view etag, const probe_
       "UPDATE items SET duration = ?, width = ?, height = ?, poster_key = ?, probed_etag = etag "
       "WHERE id = ? AND etag = ?");
   s.bind(1, f.duration).bind(2, f.width).bind(3, f.height);
-  if (f.poster_key.empty()) s.bind_null(4);
-  else s.bind(4, f.poster_key);
+  if (f.poster_key.empty())
+    s.bind_null(4);
+  else
+    s.bind(4, f.poster_key);
   s.bind(5, id).bind(6, etag);
   s.run();
   return db_.changes() == 1;

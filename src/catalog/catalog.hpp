@@ -29,10 +29,10 @@ struct probe_facts {
 };
 
 struct list_query {
-  std::size_t page = 1;       // 1-based
+  std::size_t page = 1;  // 1-based
   std::size_t per_page = 50;
-  std::string kind;           // "", "video", "audio" or "image"
-  std::string title_contains; // case-insensitive for ASCII
+  std::string kind;            // "", "video", "audio" or "image"
+  std::string title_contains;  // case-insensitive for ASCII
   bool include_missing = false;
 };
 
@@ -51,7 +51,8 @@ std::optional<std::string> sqlite_path_from_url(std::string_view url);
 class catalog {
  public:
   // Opens or creates the database at `path` (WAL mode) and applies pending migrations. Throws sqlite_error.
-  explicit catalog(const std::string& path, id_source ids = random_ids(), std::function<std::int64_t()> now = {});
+  explicit catalog(const std::string& path, id_source ids = random_ids(),
+                   std::function<std::int64_t()> now = {});
 
   std::optional<media_item> get(std::string_view id);
   std::optional<media_item> get_by_key(std::string_view key);

@@ -25,11 +25,12 @@ T run_here(net::io_context& io, net::awaitable<T> task) {
 }
 
 net::awaitable<storage::result<storage::object_meta>> write_bytes(std::shared_ptr<storage::storage> store,
-                                                                   std::string key, std::string type,
-                                                                   std::string bytes) {
+                                                                  std::string key, std::string type,
+                                                                  std::string bytes) {
   auto offset = std::make_shared<std::size_t>(0);
   auto data = std::make_shared<std::string>(std::move(bytes));
-  storage::body_source source = [offset, data](std::span<char> buf) -> net::awaitable<storage::result<std::size_t>> {
+  storage::body_source source = [offset,
+                                 data](std::span<char> buf) -> net::awaitable<storage::result<std::size_t>> {
     const auto n = std::min(buf.size(), data->size() - *offset);
     std::copy_n(data->data() + *offset, n, buf.data());
     *offset += n;
@@ -42,7 +43,10 @@ net::awaitable<storage::result<storage::object_meta>> write_bytes(std::shared_pt
 
 library::library(std::shared_ptr<catalog> cat, storage_maker make_storage, probe_tools tools,
                  std::shared_ptr<spdlog::logger> log)
-    : cat_(std::move(cat)), make_storage_(std::move(make_storage)), tools_(std::move(tools)), log_(std::move(log)) {}
+    : cat_(std::move(cat)),
+      make_storage_(std::move(make_storage)),
+      tools_(std::move(tools)),
+      log_(std::move(log)) {}
 
 library::~library() { stop(); }
 
@@ -122,9 +126,11 @@ void library::do_scan() {
     return;
   }
   auto report = apply_scan(*cat_, plan_scan(*listing, cat_->all()));
-  const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  const auto ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   log_->info("scan of {}: {} objects listed, {} added, {} changed, {} missing, {} unchanged ({:.0f} ms)",
-             store_->describe(), listing->size(), report.added, report.updated, report.missing, report.unchanged, ms);
+             store_->describe(), listing->size(), report.added, report.updated, report.missing,
+             report.unchanged, ms);
   {
     std::lock_guard lock(mutex_);
     last_scan_ = report;
@@ -167,10 +173,16 @@ void library::do_probe(const std::string& id) {
         log_->warn("cannot store poster {}: {}", poster_key, written.err().message);
     }
   }
-  if (!cat_->set_probe(id, item->etag, facts)) return;  // deleted or changed meanwhile
-  const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  if (!cat_->set_probe(id, item->etag, facts)) {
+    // Deleted or changed meanwhile: a poster made for it now belongs to nothing.
+    if (!facts.poster_key.empty() && !cat_->get(id)) run_here(io_, store_->remove(facts.poster_key));
+    return;
+  }
+  const auto ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   log_->info("probed {} ({}): {:.2f} s, {}x{}{} ({:.0f} ms)", item->key, id, facts.duration.value_or(0),
-             facts.width.value_or(0), facts.height.value_or(0), facts.poster_key.empty() ? "" : ", poster", ms);
+             facts.width.value_or(0), facts.height.value_or(0), facts.poster_key.empty() ? "" : ", poster",
+             ms);
 }
 
 }  // namespace mediagate::catalog

@@ -8,14 +8,14 @@
 namespace mediagate::catalog {
 
 struct media_item {
-  std::string id;            // short, URL-safe, random (base62): the public name of the item
-  std::string key;           // storage key of the media object
+  std::string id;   // short, URL-safe, random (base62): the public name of the item
+  std::string key;  // storage key of the media object
   std::string title;
   std::string content_type;  // e.g. video/mp4
   std::uint64_t size = 0;
-  std::string etag;          // the storage's ETag of the version described here
-  std::int64_t created = 0;  // seconds since the epoch
-  bool missing = false;      // the object vanished from storage (scan)
+  std::string etag;                // the storage's ETag of the version described here
+  std::int64_t created = 0;        // seconds since the epoch
+  bool missing = false;            // the object vanished from storage (scan)
   std::optional<double> duration;  // seconds, for audio and video
   std::optional<int> width, height;
   std::string poster_key;   // storage key of the poster image; empty when there is none

@@ -53,7 +53,8 @@ void migrate(database& db, int target) {
   if (target < 0) target = newest;
   if (const int current = schema_version(db); current > newest)
     throw sqlite_error(0, "the catalog has schema version " + std::to_string(current) +
-                              ", newer than this mediagate knows (" + std::to_string(newest) + "): upgrade mediagate");
+                              ", newer than this mediagate knows (" + std::to_string(newest) +
+                              "): upgrade mediagate");
   for (const auto& m : kMigrations) {
     if (m.version > target) break;
     transaction tx(db);  // BEGIN IMMEDIATE: the version is read and written under the write lock

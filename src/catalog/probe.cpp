@@ -58,7 +58,8 @@ std::optional<probe_info> parse_ffprobe_json(std::string_view text) {
       if (type->as_string() != "video") continue;
       bool attached_pic = false;
       if (const auto* d = o.if_contains("disposition"); d && d->is_object())
-        if (const auto* a = d->as_object().if_contains("attached_pic"); a && a->is_int64()) attached_pic = a->as_int64() != 0;
+        if (const auto* a = d->as_object().if_contains("attached_pic"); a && a->is_int64())
+          attached_pic = a->as_int64() != 0;
       const auto w = number_in(o.if_contains("width")), h = number_in(o.if_contains("height"));
       if (!info.width && w && h && *w > 0 && *h > 0) {
         info.width = static_cast<int>(*w);
@@ -72,9 +73,11 @@ std::optional<probe_info> parse_ffprobe_json(std::string_view text) {
   return info;
 }
 
-std::optional<probe_info> probe_media(const probe_tools& tools, const std::string& input, std::string& error) {
-  auto r = run_process({tools.ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", input},
-                       tools.timeout);
+std::optional<probe_info> probe_media(const probe_tools& tools, const std::string& input,
+                                      std::string& error) {
+  auto r = run_process(
+      {tools.ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", input},
+      tools.timeout);
   if (!r.ok()) {
     error = failure_of(r, "ffprobe");
     return std::nullopt;
@@ -95,8 +98,8 @@ std::string make_poster(const probe_tools& tools, const std::string& input, doub
   char seek[32];
   std::snprintf(seek, sizeof seek, "%.3f", at);
   // -ss before -i seeks by ranged reads instead of decoding from the start.
-  auto r = run_process({tools.ffmpeg, "-nostdin", "-v", "error", "-ss", seek, "-i", input, "-frames:v", "1", "-vf",
-                        "scale='min(480,iw)':-2", "-q:v", "4", "-f", "image2", "-y", name},
+  auto r = run_process({tools.ffmpeg, "-nostdin", "-v", "error", "-ss", seek, "-i", input, "-frames:v", "1",
+                        "-vf", "scale='min(480,iw)':-2", "-q:v", "4", "-f", "image2", "-y", name},
                        tools.timeout);
   std::string jpeg;
   if (r.ok()) {

@@ -20,7 +20,8 @@ bool is_catalogued_key(std::string_view key) {
   return kind_of_type(http::content_type_for_key(key)) != "other";
 }
 
-scan_plan plan_scan(const std::vector<storage::listed_object>& listing, const std::vector<media_item>& items) {
+scan_plan plan_scan(const std::vector<storage::listed_object>& listing,
+                    const std::vector<media_item>& items) {
   std::unordered_map<std::string_view, const media_item*> by_key;
   by_key.reserve(items.size());
   for (const auto& item : items) by_key.emplace(item.key, &item);
@@ -30,7 +31,8 @@ scan_plan plan_scan(const std::vector<storage::listed_object>& listing, const st
   for (const auto& object : listing) {
     listed.emplace(object.key, true);  // uploads of other types stay listed, so they are not "missing"
     if (!is_catalogued_key(object.key)) continue;
-    object_facts facts{object.key, std::string(http::content_type_for_key(object.key)), object.size, object.etag};
+    object_facts facts{object.key, std::string(http::content_type_for_key(object.key)), object.size,
+                       object.etag};
     auto it = by_key.find(object.key);
     if (it == by_key.end())
       plan.add.push_back(std::move(facts));

@@ -95,7 +95,8 @@ bool statement::is_null(int column) const { return sqlite3_column_type(stmt_, co
 std::string statement::text(int column) const {
   const auto* p = sqlite3_column_text(stmt_, column);
   if (!p) return {};
-  return std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
+  return std::string(reinterpret_cast<const char*>(p),
+                     static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
 std::int64_t statement::integer(int column) const { return sqlite3_column_int64(stmt_, column); }

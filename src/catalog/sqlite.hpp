@@ -68,7 +68,10 @@ class statement {
   // True while there is a row to read; false when done.
   bool step();
   // Runs a statement that returns no rows.
-  void run() { while (step()) {} }
+  void run() {
+    while (step()) {
+    }
+  }
   void reset();
 
   bool is_null(int column) const;

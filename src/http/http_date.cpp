@@ -1,5 +1,6 @@
 #include "http/http_date.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 
@@ -74,6 +75,8 @@ std::optional<std::int64_t> to_unix(std::int64_t y, unsigned m, unsigned d, unsi
 }  // namespace
 
 std::string format_http_date(std::int64_t t) {
+  // IMF-fixdate has a 4-digit year: clamp instants outside 0000..9999 (64-bit file times can be anything).
+  t = std::clamp<std::int64_t>(t, -62167219200, 253402300799);
   std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
   std::int64_t secs = t - days * 86400;
   std::int64_t y;

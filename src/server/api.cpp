@@ -57,28 +57,34 @@ net::awaitable<request_outcome> list_items(connection& c, worker_context& ctx, s
   std::string problem;
   if (auto v = http::query_param(query, "page")) {
     auto n = http::parse_decimal(*v);
-    if (!n || *n < 1 || *n > 1'000'000) problem = "page must be a whole number from 1";
-    else q.page = static_cast<std::size_t>(*n);
+    if (!n || *n < 1 || *n > 1'000'000)
+      problem = "page must be a whole number from 1";
+    else
+      q.page = static_cast<std::size_t>(*n);
   }
   if (auto v = http::query_param(query, "per_page")) {
     auto n = http::parse_decimal(*v);
-    if (!n || *n < 1 || *n > kMaxPerPage) problem = "per_page must be a whole number from 1 to 200";
-    else q.per_page = static_cast<std::size_t>(*n);
+    if (!n || *n < 1 || *n > kMaxPerPage)
+      problem = "per_page must be a whole number from 1 to 200";
+    else
+      q.per_page = static_cast<std::size_t>(*n);
   }
   if (auto v = http::query_param(query, "type"); v && !v->empty()) {
-    if (*v != "video" && *v != "audio" && *v != "image") problem = "type must be video, audio or image";
-    else q.kind = *v;
+    if (*v != "video" && *v != "audio" && *v != "image")
+      problem = "type must be video, audio or image";
+    else
+      q.kind = *v;
   }
   if (auto v = http::query_param(query, "q")) {
-    if (v->size() > kMaxTitleBytes) problem = "q is too long";
-    else q.title_contains = *v;
+    if (v->size() > kMaxTitleBytes)
+      problem = "q is too long";
+    else
+      q.title_contains = *v;
   }
   if (auto v = http::query_param(query, "missing")) q.include_missing = *v == "1" || *v == "true";
   if (!problem.empty()) co_return co_await send_json_error(c, ctx, 400, problem, keep_alive, head);
   catalog::list_page page;
-  if (auto failed = catalog_call([&] {
-    page = ctx.api->items->list(q);
-      }))
+  if (auto failed = catalog_call([&] { page = ctx.api->items->list(q); }))
     co_return co_await catalog_failure(c, ctx, *failed, keep_alive);
   json::array items;
   for (const auto& item : page.items) items.push_back(item_json(item));
@@ -110,48 +116,48 @@ net::awaitable<request_outcome> patch_item(connection& c, worker_context& ctx, r
   }
   boost::system::error_code ec;
   auto doc = json::parse(*body, ec);
-  if (ec || !doc.is_object()) co_return co_await send_json_error(c, ctx, 400, "the body must be a JSON object", false);
+  if (ec || !doc.is_object())
+    co_return co_await send_json_error(c, ctx, 400, "the body must be a JSON object", false);
   std::optional<std::string> title;
   for (const auto& [name, value] : doc.as_object()) {
     if (name != "title")
-      co_return co_await send_json_error(c, ctx, 400, "unknown field '" + std::string(name) + "': only title can change",
-                                         false);
+      co_return co_await send_json_error(
+          c, ctx, 400, "unknown field '" + std::string(name) + "': only title can change", false);
     if (!value.is_string()) co_return co_await send_json_error(c, ctx, 400, "title must be a string", false);
     title = std::string(http::trim_ows(std::string_view(value.as_string())));
   }
-  if (!title) co_return co_await send_json_error(c, ctx, 400, "nothing to change: send {\"title\": \"...\"}", false);
+  if (!title)
+    co_return co_await send_json_error(c, ctx, 400, "nothing to change: send {\"title\": \"...\"}", false);
   if (title->empty() || title->size() > kMaxTitleBytes)
     co_return co_await send_json_error(c, ctx, 400, "title must have 1 to 300 bytes", false);
   std::optional<catalog::media_item> item;
   if (auto failed = catalog_call([&] {
-    if (ctx.api->items->set_title(id, *title)) item = ctx.api->items->get(id);
+        if (ctx.api->items->set_title(id, *title)) item = ctx.api->items->get(id);
       }))
     co_return co_await catalog_failure(c, ctx, *failed, false);
   if (!item) co_return co_await send_json_error(c, ctx, 404, "no item with id " + id, false);
   co_return co_await send_json(c, ctx, 200, json::serialize(item_json(*item)), false);
 }
 
-net::awaitable<request_outcome> delete_item(connection& c, worker_context& ctx, std::string id, bool keep_alive) {
+net::awaitable<request_outcome> delete_item(connection& c, worker_context& ctx, std::string id,
+                                            bool keep_alive) {
   std::optional<catalog::media_item> item;
-  if (auto failed = catalog_call([&] {
-    item = ctx.api->items->get(id);
-      }))
+  if (auto failed = catalog_call([&] { item = ctx.api->items->get(id); }))
     co_return co_await catalog_failure(c, ctx, *failed, keep_alive);
   if (!item) co_return co_await send_json_error(c, ctx, 404, "no item with id " + id, keep_alive);
   // The object first: if storage refuses, the row stays and the client can try again.
   auto removed = co_await ctx.store.remove(item->key);
   if (!removed && removed.err().code != storage::errc::not_found) {
     ctx.log.warn("{}: cannot delete {}: {}", c.peer, item->key, removed.err().message);
-    co_return co_await send_json_error(c, ctx, 502, "storage refused to delete the object: " + removed.err().message,
-                                       keep_alive);
+    co_return co_await send_json_error(
+        c, ctx, 502, "storage refused to delete the object: " + removed.err().message, keep_alive);
   }
   if (!item->poster_key.empty()) {
     auto poster = co_await ctx.store.remove(item->poster_key);
-    if (!poster) ctx.log.warn("{}: cannot delete poster {}: {}", c.peer, item->poster_key, poster.err().message);
+    if (!poster)
+      ctx.log.warn("{}: cannot delete poster {}: {}", c.peer, item->poster_key, poster.err().message);
   }
-  if (auto failed = catalog_call([&] {
-    ctx.api->items->remove(id);
-      }))
+  if (auto failed = catalog_call([&] { ctx.api->items->remove(id); }))
     co_return co_await catalog_failure(c, ctx, *failed, keep_alive);
   ctx.log.info("{}: deleted {} ({})", c.peer, item->key, id);
   json::object body;
@@ -160,7 +166,8 @@ net::awaitable<request_outcome> delete_item(connection& c, worker_context& ctx, 
 }
 
 net::awaitable<request_outcome> handle_media_api(connection& c, worker_context& ctx, request_parser& parser,
-                                                 std::string_view rest, std::string_view query, bool keep_alive) {
+                                                 std::string_view rest, std::string_view query,
+                                                 bool keep_alive) {
   const auto& req = parser.get();
   const auto method = req.method();
   const bool head = method == bhttp::verb::head;
@@ -179,17 +186,18 @@ net::awaitable<request_outcome> handle_media_api(connection& c, worker_context& 
       co_return co_await send_json_error(c, ctx, denied->first, denied->second, false);
     auto key = http::decode_media_key(rest);
     if (!key || catalog::has_hidden_component(*key))  // hidden components are reserved (posters, temporaries)
-      co_return co_await send_json_error(c, ctx, 400, "the key is not a valid storage key (no '.', '..', hidden or "
-                                                      "empty path components)", false);
+      co_return co_await send_json_error(c, ctx, 400,
+                                         "the key is not a valid storage key (no '.', '..', hidden or "
+                                         "empty path components)",
+                                         false);
     co_return co_await handle_put_upload(c, ctx, parser, std::move(*key));
   }
   const std::string id(rest);
-  if (!is_item_id(id)) co_return co_await send_json_error(c, ctx, 404, "no item with id " + id, keep_alive, head);
+  if (!is_item_id(id))
+    co_return co_await send_json_error(c, ctx, 404, "no item with id " + id, keep_alive, head);
   if (method == bhttp::verb::get || head) {
     std::optional<catalog::media_item> item;
-    if (auto failed = catalog_call([&] {
-      item = ctx.api->items->get(id);
-        }))
+    if (auto failed = catalog_call([&] { item = ctx.api->items->get(id); }))
       co_return co_await catalog_failure(c, ctx, *failed, keep_alive);
     if (!item) co_return co_await send_json_error(c, ctx, 404, "no item with id " + id, keep_alive, head);
     co_return co_await send_json(c, ctx, 200, json::serialize(item_json(*item)), keep_alive, head);
@@ -205,8 +213,9 @@ net::awaitable<request_outcome> handle_media_api(connection& c, worker_context& 
 }
 
 // /v/{id} streams the item's object, /v/{id}/poster its poster: the same code and rules as /media/.
-net::awaitable<request_outcome> serve_view(connection& c, worker_context& ctx, const bhttp::request_header<>& req,
-                                           std::string_view rest, bool keep_alive) {
+net::awaitable<request_outcome> serve_view(connection& c, worker_context& ctx,
+                                           const bhttp::request_header<>& req, std::string_view rest,
+                                           bool keep_alive) {
   const bool head = req.method() == bhttp::verb::head;
   bool poster = false;
   if (rest.ends_with("/poster")) {
@@ -216,16 +225,14 @@ net::awaitable<request_outcome> serve_view(connection& c, worker_context& ctx, c
   const std::string id(rest);
   std::optional<catalog::media_item> item;
   if (is_item_id(id)) {
-    if (auto failed = catalog_call([&] {
-      item = ctx.api->items->get(id);
-        }))
+    if (auto failed = catalog_call([&] { item = ctx.api->items->get(id); }))
       co_return co_await catalog_failure(c, ctx, *failed, keep_alive);
   }
   if (!item || (poster && item->poster_key.empty())) {
     std::string message = "no item with this id\n";
     if (item) message = "this item has no poster\n";
-    co_return co_await send_simple(c, ctx, 404, "text/plain; charset=utf-8", std::move(message), http::header_list(),
-                                   keep_alive, head);
+    co_return co_await send_simple(c, ctx, 404, "text/plain; charset=utf-8", std::move(message),
+                                   http::header_list(), keep_alive, head);
   }
   const std::string key = poster ? item->poster_key : item->key;
   co_return co_await serve_media_key(c, ctx, req, key, keep_alive);
@@ -233,12 +240,13 @@ net::awaitable<request_outcome> serve_view(connection& c, worker_context& ctx, c
 
 }  // namespace
 
-net::awaitable<request_outcome> send_json(connection& c, worker_context& ctx, unsigned status, std::string body,
-                                          bool keep_alive, bool head, http::header_list extra) {
+net::awaitable<request_outcome> send_json(connection& c, worker_context& ctx, unsigned status,
+                                          std::string body, bool keep_alive, bool head,
+                                          http::header_list extra) {
   extra.emplace_back("Cache-Control", "no-store");
   body += '\n';
-  co_return co_await send_simple(c, ctx, status, "application/json", std::move(body), std::move(extra), keep_alive,
-                                 head);
+  co_return co_await send_simple(c, ctx, status, "application/json", std::move(body), std::move(extra),
+                                 keep_alive, head);
 }
 
 net::awaitable<request_outcome> send_json_error(connection& c, worker_context& ctx, unsigned status,
@@ -254,9 +262,11 @@ std::optional<std::pair<unsigned, std::string>> check_admin(const api_services& 
                                                             const bhttp::request_header<>& req) {
   if (api.admin_token.empty())
     return std::pair<unsigned, std::string>{
-        403, "writes are disabled: start the server with --admin-token or MEDIAGATE_ADMIN_TOKEN to allow them"};
+        403,
+        "writes are disabled: start the server with --admin-token or MEDIAGATE_ADMIN_TOKEN to allow them"};
   auto it = req.find(bhttp::field::authorization);
-  if (it == req.end()) return std::pair<unsigned, std::string>{401, "this needs the admin token: Authorization: Bearer TOKEN"};
+  if (it == req.end())
+    return std::pair<unsigned, std::string>{401, "this needs the admin token: Authorization: Bearer TOKEN"};
   const std::string_view value = it->value();
   if (value.size() < 7 || !http::iequals(value.substr(0, 7), "Bearer "))
     return std::pair<unsigned, std::string>{401, "this needs the admin token: Authorization: Bearer TOKEN"};
@@ -268,9 +278,9 @@ std::optional<std::pair<unsigned, std::string>> check_admin(const api_services& 
   return std::nullopt;
 }
 
-net::awaitable<std::optional<request_outcome>> route_api(connection& c, worker_context& ctx, request_parser& parser,
-                                                         std::string_view path, std::string_view query,
-                                                         bool keep_alive) {
+net::awaitable<std::optional<request_outcome>> route_api(connection& c, worker_context& ctx,
+                                                         request_parser& parser, std::string_view path,
+                                                         std::string_view query, bool keep_alive) {
   const auto& req = parser.get();
   const auto method = req.method();
   const bool read_only = method == bhttp::verb::get || method == bhttp::verb::head;

@@ -25,17 +25,18 @@ struct api_services {
 };
 
 // Handles the request when its path belongs to the library (nullopt otherwise, for the router to go on).
-net::awaitable<std::optional<request_outcome>> route_api(connection& c, worker_context& ctx, request_parser& parser,
-                                                         std::string_view path, std::string_view query,
-                                                         bool keep_alive);
+net::awaitable<std::optional<request_outcome>> route_api(connection& c, worker_context& ctx,
+                                                         request_parser& parser, std::string_view path,
+                                                         std::string_view query, bool keep_alive);
 
 // -- shared by the api_*.cpp files --------------------------------------------------------------------
 
 // {"error": message} with `status`.
 net::awaitable<request_outcome> send_json_error(connection& c, worker_context& ctx, unsigned status,
                                                 std::string_view message, bool keep_alive, bool head = false);
-net::awaitable<request_outcome> send_json(connection& c, worker_context& ctx, unsigned status, std::string body,
-                                          bool keep_alive, bool head = false, http::header_list extra = {});
+net::awaitable<request_outcome> send_json(connection& c, worker_context& ctx, unsigned status,
+                                          std::string body, bool keep_alive, bool head = false,
+                                          http::header_list extra = {});
 
 // Checks `Authorization: Bearer TOKEN`: nullopt when allowed, else the status and message to answer
 // (403 when no token is configured, 401 when it is missing or wrong).
@@ -45,16 +46,18 @@ std::optional<std::pair<unsigned, std::string>> check_admin(const api_services& 
 // Uploads: PUT /api/media/<key> (raw body) and POST /api/media (multipart/form-data).
 net::awaitable<request_outcome> handle_put_upload(connection& c, worker_context& ctx, request_parser& parser,
                                                   std::string key);
-net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context& ctx, request_parser& parser);
+net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context& ctx,
+                                                   request_parser& parser);
 
 // Reads a small request body whole (JSON for PATCH); nullopt when it is larger than `limit` or the client
 // went away, with `status` set to 413 or 400.
-net::awaitable<std::optional<std::string>> read_small_body(connection& c, worker_context& ctx, request_parser& parser,
-                                                           std::size_t limit, unsigned& status);
+net::awaitable<std::optional<std::string>> read_small_body(connection& c, worker_context& ctx,
+                                                           request_parser& parser, std::size_t limit,
+                                                           unsigned& status);
 
 // The web page's assets: "/" and "/ui/<name>".
 net::awaitable<request_outcome> serve_ui_asset(connection& c, worker_context& ctx,
-                                               const beast::http::request_header<>& req, std::string_view name,
-                                               bool keep_alive);
+                                               const beast::http::request_header<>& req,
+                                               std::string_view name, bool keep_alive);
 
 }  // namespace mediagate::server

@@ -98,8 +98,10 @@ bool form_data_parser::parse_headers(std::string_view block) {
         const auto eq = p.find('=');
         if (eq == std::string_view::npos) continue;
         const auto key = http::trim_ows(p.substr(0, eq));
-        if (http::iequals(key, "name")) h.name = param_value(p.substr(eq + 1));
-        else if (http::iequals(key, "filename")) h.filename = param_value(p.substr(eq + 1));
+        if (http::iequals(key, "name"))
+          h.name = param_value(p.substr(eq + 1));
+        else if (http::iequals(key, "filename"))
+          h.filename = param_value(p.substr(eq + 1));
       }
     }
   }
@@ -118,7 +120,8 @@ bool form_data_parser::feed(std::string_view input) {
         const auto at = pending_.find(delimiter_);
         if (at == std::string::npos) {
           // Keep only what could still begin a delimiter.
-          if (pending_.size() >= delimiter_.size()) pending_.erase(0, pending_.size() - (delimiter_.size() - 1));
+          if (pending_.size() >= delimiter_.size())
+            pending_.erase(0, pending_.size() - (delimiter_.size() - 1));
           return true;
         }
         pending_.erase(0, at + delimiter_.size());

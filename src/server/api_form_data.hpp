@@ -15,9 +15,9 @@ namespace mediagate::server {
 std::optional<std::string> form_data_boundary(std::string_view content_type);
 
 struct form_part_header {
-  std::string name;          // the form field's name
+  std::string name;                     // the form field's name
   std::optional<std::string> filename;  // present for file fields
-  std::string content_type;  // "" when the part has none
+  std::string content_type;             // "" when the part has none
 };
 
 struct form_event {
@@ -46,7 +46,7 @@ class form_data_parser {
 
   std::string delimiter_;  // CRLF "--" boundary
   std::size_t max_header_bytes_;
-  std::string pending_;    // bytes not yet consumed
+  std::string pending_;  // bytes not yet consumed
   state state_ = state::preamble;
   std::string error_;
   std::deque<form_event> events_;

@@ -27,17 +27,25 @@ boost::json::object item_json(const catalog::media_item& item) {
   o["created"] = iso8601_utc(item.created);
   o["missing"] = item.missing;
   o["probed"] = !item.needs_probe();
-  if (item.duration) o["duration"] = *item.duration;
-  else o["duration"] = nullptr;
-  if (item.width) o["width"] = *item.width;
-  else o["width"] = nullptr;
-  if (item.height) o["height"] = *item.height;
-  else o["height"] = nullptr;
+  if (item.duration)
+    o["duration"] = *item.duration;
+  else
+    o["duration"] = nullptr;
+  if (item.width)
+    o["width"] = *item.width;
+  else
+    o["width"] = nullptr;
+  if (item.height)
+    o["height"] = *item.height;
+  else
+    o["height"] = nullptr;
   const auto base = "/v/" + item.id;
   o["url"] = base;
   o["media_url"] = "/media/" + http::encode_key_for_url(item.key);
-  if (!item.poster_key.empty()) o["poster"] = base + "/poster";
-  else o["poster"] = nullptr;
+  if (!item.poster_key.empty())
+    o["poster"] = base + "/poster";
+  else
+    o["poster"] = nullptr;
   return o;
 }
 

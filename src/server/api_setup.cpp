@@ -12,7 +12,8 @@ namespace mediagate::server {
 std::shared_ptr<api_services> make_api(const library_options& o, storage_factory storage,
                                        std::shared_ptr<spdlog::logger> log) {
   auto path = catalog::sqlite_path_from_url(o.catalog);
-  if (!path) throw std::runtime_error("--catalog must be sqlite:PATH (or a file path), not '" + o.catalog + "'");
+  if (!path)
+    throw std::runtime_error("--catalog must be sqlite:PATH (or a file path), not '" + o.catalog + "'");
   auto api = std::make_shared<api_services>();
   api->items = std::make_shared<catalog::catalog>(*path);
   catalog::probe_tools tools;
@@ -29,9 +30,12 @@ std::shared_ptr<api_services> make_api(const library_options& o, storage_factory
 void start_library(api_services& api, const std::string& listen_host, std::uint16_t port, bool scan) {
   // The worker reads media through this server: loopback when it listens on every address.
   std::string host = listen_host;
-  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
-  else if (host == "::") host = "[::1]";
-  else if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  if (host == "0.0.0.0" || host.empty())
+    host = "127.0.0.1";
+  else if (host == "::")
+    host = "[::1]";
+  else if (host.find(':') != std::string::npos)
+    host = "[" + host + "]";
   api.lib->start("http://" + host + ":" + std::to_string(port) + "/media/");
   if (scan) api.lib->request_scan();
 }

@@ -27,13 +27,13 @@ bool not_modified(const beast::http::request_header<>& req, const std::string& e
 }  // namespace
 
 net::awaitable<request_outcome> serve_ui_asset(connection& c, worker_context& ctx,
-                                               const beast::http::request_header<>& req, std::string_view name,
-                                               bool keep_alive) {
+                                               const beast::http::request_header<>& req,
+                                               std::string_view name, bool keep_alive) {
   const bool head = req.method() == beast::http::verb::head;
   const auto* a = ui::find_asset(name);
   if (!a)
-    co_return co_await send_simple(c, ctx, 404, "text/plain; charset=utf-8", "not found\n", http::header_list(),
-                                   keep_alive, head);
+    co_return co_await send_simple(c, ctx, 404, "text/plain; charset=utf-8", "not found\n",
+                                   http::header_list(), keep_alive, head);
   http::header_list headers;
   headers.emplace_back("ETag", a->etag);
   headers.emplace_back("Cache-Control", "no-cache");
@@ -49,8 +49,8 @@ net::awaitable<request_outcome> serve_ui_asset(connection& c, worker_context& ct
     const bool ok = co_await write_all(c, ctx.config, message);
     co_return request_outcome{304, 0, !keep_alive || !ok};
   }
-  co_return co_await send_simple(c, ctx, 200, a->content_type, std::string(a->bytes), std::move(headers), keep_alive,
-                                 head);
+  co_return co_await send_simple(c, ctx, 200, a->content_type, std::string(a->bytes), std::move(headers),
+                                 keep_alive, head);
 }
 
 }  // namespace mediagate::server

@@ -102,12 +102,17 @@ double now_ms() { return std::chrono::duration<double, std::milli>(clock::now().
 
 unsigned status_of_write_error(const storage::error& e) {
   switch (e.code) {
-    case storage::errc::bad_key: return 400;
-    case storage::errc::forbidden: return 403;
-    case storage::errc::upstream_timeout: return 504;
+    case storage::errc::bad_key:
+      return 400;
+    case storage::errc::forbidden:
+      return 403;
+    case storage::errc::upstream_timeout:
+      return 504;
     case storage::errc::upstream_rejected:
-    case storage::errc::upstream_unavailable: return 502;
-    default: return 500;
+    case storage::errc::upstream_unavailable:
+      return 502;
+    default:
+      return 500;
   }
 }
 
@@ -116,28 +121,31 @@ unsigned status_of_write_error(const storage::error& e) {
 std::string type_for_upload(std::string_view declared, const std::string& key) {
   if (auto by_ext = http::content_type_for_key(key); !by_ext.empty()) return std::string(by_ext);
   std::string_view type = http::trim_ows(declared);
-  if (!type.empty() && !http::is_generic_type(type) && !type.starts_with("application/x-www-form-urlencoded") &&
-      !type.starts_with("multipart/") && type.find_first_of("\r\n") == std::string_view::npos)
+  if (!type.empty() && !http::is_generic_type(type) &&
+      !type.starts_with("application/x-www-form-urlencoded") && !type.starts_with("multipart/") &&
+      type.find_first_of("\r\n") == std::string_view::npos)
     return std::string(type);
   return "application/octet-stream";
 }
 
 // Answers a failed upload. Nothing was stored; the connection closes afterwards.
 net::awaitable<request_outcome> upload_failed(connection& c, worker_context& ctx, const body_reader& reader,
-                                              const std::string& key, const storage::error& e, bool malformed) {
+                                              const std::string& key, const storage::error& e,
+                                              bool malformed) {
   if (reader.too_large()) {
-    ctx.log.info("{}: upload of {} refused after {} bytes: larger than {} bytes", c.peer, key, reader.received(),
-                 ctx.api->max_upload_bytes);
+    ctx.log.info("{}: upload of {} refused after {} bytes: larger than {} bytes", c.peer, key,
+                 reader.received(), ctx.api->max_upload_bytes);
     auto out = co_await send_json_error(c, ctx, 413,
                                         "the upload is larger than the limit of " +
-                                            std::to_string(ctx.api->max_upload_bytes) + " bytes (--max-upload-bytes)",
+                                            std::to_string(ctx.api->max_upload_bytes) +
+                                            " bytes (--max-upload-bytes)",
                                         false);
     co_await linger(c);
     co_return out;
   }
   if (reader.interrupted()) {
-    ctx.log.info("{}: upload of {} interrupted after {} bytes: nothing stored ({})", c.peer, key, reader.received(),
-                 e.message);
+    ctx.log.info("{}: upload of {} interrupted after {} bytes: nothing stored ({})", c.peer, key,
+                 reader.received(), e.message);
     request_outcome out;
     out.status = 400;
     out.close = true;
@@ -163,12 +171,13 @@ net::awaitable<request_outcome> upload_done(connection& c, worker_context& ctx, 
   if (!failed.empty()) {
     // The object is stored but has no row: a later scan adds it.
     ctx.log.error("{}: upload of {} stored, but the catalog failed: {}", c.peer, key, failed);
-    co_return co_await send_json_error(c, ctx, 500, "the object was stored but the catalog failed: see the server log",
-                                       false);
+    co_return co_await send_json_error(
+        c, ctx, 500, "the object was stored but the catalog failed: see the server log", false);
   }
   if (ctx.api->lib) ctx.api->lib->request_probe(item.id);
   const auto ms = now_ms() - started_ms;
-  ctx.log.info("{}: uploaded {} ({} bytes, {}) as {} in {:.0f} ms", c.peer, key, meta.size, type, item.id, ms);
+  ctx.log.info("{}: uploaded {} ({} bytes, {}) as {} in {:.0f} ms", c.peer, key, meta.size, type, item.id,
+               ms);
   http::header_list extra;
   extra.emplace_back("Location", "/api/media/" + item.id);
   const unsigned status = existed ? 200 : 201;
@@ -177,13 +186,14 @@ net::awaitable<request_outcome> upload_done(connection& c, worker_context& ctx, 
 }
 
 // Checks the framing before a byte of the body is read: a length or chunked coding, within the limit.
-std::optional<std::pair<unsigned, std::string>> check_framing(const request_parser& parser, std::uint64_t limit) {
+std::optional<std::pair<unsigned, std::string>> check_framing(const request_parser& parser,
+                                                              std::uint64_t limit) {
   const auto length = parser.content_length();
   if (!length && !parser.chunked())
     return std::pair<unsigned, std::string>{411, "an upload needs Content-Length or chunked transfer coding"};
   if (length && *length > limit)
-    return std::pair<unsigned, std::string>{413, "the upload is larger than the limit of " + std::to_string(limit) +
-                                                     " bytes (--max-upload-bytes)"};
+    return std::pair<unsigned, std::string>{413, "the upload is larger than the limit of " +
+                                                     std::to_string(limit) + " bytes (--max-upload-bytes)"};
   return std::nullopt;
 }
 
@@ -196,7 +206,8 @@ net::awaitable<request_outcome> refuse_framing(connection& c, worker_context& ct
 
 // A file name from a form as a storage key: its last component, without control bytes or leading dots.
 std::string key_from_filename(std::string_view name) {
-  if (const auto slash = name.find_last_of("/\\"); slash != std::string_view::npos) name.remove_prefix(slash + 1);
+  if (const auto slash = name.find_last_of("/\\"); slash != std::string_view::npos)
+    name.remove_prefix(slash + 1);
   std::string out;
   for (unsigned char ch : name)
     if (ch >= 0x20 && ch != 0x7f) out += static_cast<char>(ch);
@@ -233,7 +244,8 @@ class form_stream {
       auto n = co_await reader_.read(chunk_);
       if (!n) co_return n.err();
       if (*n == 0) co_return malformed("the form ended before its closing boundary");
-      if (!parser_.feed({chunk_.data(), *n})) co_return malformed("malformed multipart/form-data: " + parser_.error());
+      if (!parser_.feed({chunk_.data(), *n}))
+        co_return malformed("malformed multipart/form-data: " + parser_.error());
     }
     co_return std::optional<form_event>(parser_.pop_event());
   }
@@ -276,12 +288,14 @@ net::awaitable<request_outcome> handle_put_upload(connection& c, worker_context&
   co_return co_await upload_done(c, ctx, key, type, *written, "", existed, started);
 }
 
-net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context& ctx, request_parser& parser) {
+net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context& ctx,
+                                                   request_parser& parser) {
   const auto started = now_ms();
   auto boundary = form_data_boundary(parser.get()[bhttp::field::content_type]);
   if (!boundary)
     co_return co_await send_json_error(
-        c, ctx, 400, "POST /api/media takes multipart/form-data with a file field (or PUT /api/media/<key>)", false);
+        c, ctx, 400, "POST /api/media takes multipart/form-data with a file field (or PUT /api/media/<key>)",
+        false);
   if (auto bad = check_framing(parser, ctx.api->max_upload_bytes + kFormOverhead))
     co_return co_await refuse_framing(c, ctx, bad->first, bad->second);
 
@@ -294,12 +308,13 @@ net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context
   while (!file) {
     auto e = co_await form.next();
     if (!e) co_return co_await upload_failed(c, ctx, reader, "(form)", e.err(), form.malformed());
-    if (!*e)
-      co_return co_await send_json_error(c, ctx, 400, "the form has no file field", false);
+    if (!*e) co_return co_await send_json_error(c, ctx, 400, "the form has no file field", false);
     auto& ev = **e;
     if (ev.kind == form_event::part_begin) {
-      if (ev.header.filename) file = ev.header;
-      else field = ev.header.name;
+      if (ev.header.filename)
+        file = ev.header;
+      else
+        field = ev.header.name;
     } else if (ev.kind == form_event::data && !field.empty()) {
       auto& value = fields[field];
       if (value.size() + ev.bytes.size() > kMaxFieldBytes)
@@ -334,20 +349,23 @@ net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context
   };
   auto st = std::make_shared<file_state>();
   const auto limit = ctx.api->max_upload_bytes;
-  storage::body_source source = [&form, &fields, st, limit](
-                                    std::span<char> buf) -> net::awaitable<storage::result<std::size_t>> {
+  storage::body_source source = [&form, &fields, st,
+                                 limit](std::span<char> buf) -> net::awaitable<storage::result<std::size_t>> {
     std::string after_field;
     while (st->offset == st->carry.size()) {
       auto e = co_await form.next();
       if (!e) co_return e.err();
       if (!*e) {
-        if (!st->file_done) co_return storage::error{storage::errc::bad_key, "the form ended inside the file"};
+        if (!st->file_done)
+          co_return storage::error{storage::errc::bad_key, "the form ended inside the file"};
         co_return std::size_t{0};
       }
       auto& ev = **e;
       if (st->file_done) {  // after the file: keep small fields, skip anything else
-        if (ev.kind == form_event::part_begin) after_field = ev.header.filename ? "" : ev.header.name;
-        else if (ev.kind == form_event::data && !after_field.empty() && fields[after_field].size() < kMaxFieldBytes)
+        if (ev.kind == form_event::part_begin)
+          after_field = ev.header.filename ? "" : ev.header.name;
+        else if (ev.kind == form_event::data && !after_field.empty() &&
+                 fields[after_field].size() < kMaxFieldBytes)
           fields[after_field] += ev.bytes.substr(0, kMaxFieldBytes - fields[after_field].size());
         continue;
       }
@@ -373,7 +391,8 @@ net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context
     if (st->too_large) {
       ctx.log.info("{}: form upload of {} refused: larger than {} bytes", c.peer, key, limit);
       auto out = co_await send_json_error(
-          c, ctx, 413, "the upload is larger than the limit of " + std::to_string(limit) + " bytes (--max-upload-bytes)",
+          c, ctx, 413,
+          "the upload is larger than the limit of " + std::to_string(limit) + " bytes (--max-upload-bytes)",
           false);
       co_await linger(c);
       co_return out;
@@ -385,8 +404,9 @@ net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context
   co_return co_await upload_done(c, ctx, key, type, *written, title, false, started);
 }
 
-net::awaitable<std::optional<std::string>> read_small_body(connection& c, worker_context& ctx, request_parser& parser,
-                                                           std::size_t limit, unsigned& status) {
+net::awaitable<std::optional<std::string>> read_small_body(connection& c, worker_context& ctx,
+                                                           request_parser& parser, std::size_t limit,
+                                                           unsigned& status) {
   if (parser.is_done()) co_return std::string();
   const auto length = parser.content_length();
   if (length && *length > limit) {

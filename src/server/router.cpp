@@ -1,6 +1,8 @@
 // Dispatch of one request to its handler: media, health, metrics and the index page.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 
@@ -32,10 +34,18 @@ unsigned status_for(storage::errc e) {
   return 500;
 }
 
-std::optional<std::string_view> field(const bhttp::request_header<>& req, bhttp::field f) {
-  auto it = req.find(f);
-  if (it == req.end()) return std::nullopt;
-  return std::string_view(it->value());
+// A field's value; repeated lines of a list field form one comma-separated list (RFC 9110 §5.3).
+std::optional<std::string> field(const bhttp::request_header<>& req, bhttp::field f) {
+  auto [first, last] = req.equal_range(f);
+  if (first == last) return std::nullopt;
+  std::string value(first->value());
+  for (auto it = std::next(first); it != last; ++it) value.append(", ").append(it->value());
+  return value;
+}
+
+// Range is not a list: two Range lines make the request's range invalid, and an invalid one is ignored.
+std::optional<std::string> single_field(const bhttp::request_header<>& req, bhttp::field f) {
+  return req.count(f) == 1 ? field(req, f) : std::nullopt;
 }
 
 http::method method_of(bhttp::verb v) {
@@ -109,42 +119,58 @@ net::awaitable<request_outcome> serve_media_key(connection& c, worker_context& c
     co_return co_await send_simple(c, ctx, 405, kText, "method not allowed: media supports GET and HEAD\n",
                                    allow_get_head(), keep_alive, false);
   }
-  auto meta = co_await ctx.store.stat(key);
-  if (!meta) co_return co_await send_storage_error(c, ctx, key, meta.err(), keep_alive, head);
-  auto type = co_await choose_content_type(ctx, key, *meta);
-  if (!type) co_return co_await send_storage_error(c, ctx, key, type.err(), keep_alive, head);
+  for (int attempt = 0;; ++attempt) {
+    auto meta = co_await ctx.store.stat(key);
+    if (!meta) co_return co_await send_storage_error(c, ctx, key, meta.err(), keep_alive, head);
+    auto type = co_await choose_content_type(ctx, key, *meta);
+    if (!type) co_return co_await send_storage_error(c, ctx, key, type.err(), keep_alive, head);
 
-  http::request_view view;
-  view.m = m;
-  view.range = field(req, bhttp::field::range);
-  view.conditions = {field(req, bhttp::field::if_match), field(req, bhttp::field::if_none_match),
-                     field(req, bhttp::field::if_modified_since), field(req, bhttp::field::if_unmodified_since),
-                     field(req, bhttp::field::if_range)};
-  const auto boundary = make_boundary(ctx);
-  http::plan_options options;
-  options.cache_control = ctx.config.cache_control;
-  options.limits.max_ranges = ctx.config.max_ranges;
-  options.boundary = boundary;
-  auto plan = http::plan_response(view, {meta->size, meta->etag, meta->last_modified, *type}, options);
-  plan.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  if (type->starts_with("text/html") || type->starts_with("image/svg"))
-    plan.headers.emplace_back("Content-Security-Policy", "sandbox");  // stored documents never script our origin
-  if (!ctx.config.cors_origin.empty()) {
-    plan.headers.emplace_back("Access-Control-Allow-Origin", ctx.config.cors_origin);
-    plan.headers.emplace_back("Access-Control-Expose-Headers",
-                              "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified");
-  }
-
-  // Open the first range before anything is written, so that a failure still gets an honest status.
-  std::unique_ptr<storage::range_reader> first;
-  for (const auto& segment : plan.body)
-    if (segment.range) {
-      auto opened = co_await ctx.store.open(key, *meta, *segment.range);
-      if (!opened) co_return co_await send_storage_error(c, ctx, key, opened.err(), keep_alive, head);
-      first = std::move(*opened);
-      break;
+    http::request_view view;
+    view.m = m;
+    // Owned copies: the plan reads views into them.
+    const auto range = single_field(req, bhttp::field::range), if_match = field(req, bhttp::field::if_match),
+               if_none_match = field(req, bhttp::field::if_none_match),
+               if_modified_since = single_field(req, bhttp::field::if_modified_since),
+               if_unmodified_since = single_field(req, bhttp::field::if_unmodified_since),
+               if_range = single_field(req, bhttp::field::if_range);
+    auto view_of = [](const std::optional<std::string>& v) -> std::optional<std::string_view> {
+      return v ? std::optional<std::string_view>(*v) : std::nullopt;
+    };
+    view.range = view_of(range);
+    view.conditions = {view_of(if_match), view_of(if_none_match), view_of(if_modified_since),
+                       view_of(if_unmodified_since), view_of(if_range)};
+    const auto boundary = make_boundary(ctx);
+    http::plan_options options;
+    options.cache_control = ctx.config.cache_control;
+    options.limits.max_ranges = ctx.config.max_ranges;
+    options.boundary = boundary;
+    auto plan = http::plan_response(view, {meta->size, meta->etag, meta->last_modified, *type}, options);
+    plan.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    if (type->starts_with("text/html") || type->starts_with("image/svg"))
+      plan.headers.emplace_back("Content-Security-Policy", "sandbox");  // stored documents never script our origin
+    if (!ctx.config.cors_origin.empty()) {
+      plan.headers.emplace_back("Access-Control-Allow-Origin", ctx.config.cors_origin);
+      plan.headers.emplace_back("Access-Control-Expose-Headers",
+                                "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified");
     }
+
+    // Open the first range before anything is written, so that a failure still gets an honest status.
+    std::unique_ptr<storage::range_reader> first;
+    for (const auto& segment : plan.body)
+      if (segment.range) {
+        auto opened = co_await ctx.store.open(key, *meta, *segment.range);
+        if (!opened) {
+          // Replaced between HEAD and GET: the backends forgot the old metadata, so plan once more.
+          if (opened.err().code == storage::errc::changed && attempt == 0) break;
+          co_return co_await send_storage_error(c, ctx, key, opened.err(), keep_alive, head);
+        }
+        first = std::move(*opened);
+        break;
+      }
+    if (!first && attempt == 0 && std::any_of(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range; }))
+      continue;
   co_return co_await send_plan(c, ctx, plan, key, *meta, std::move(first), keep_alive);
+  }
 }
 
 net::awaitable<request_outcome> route_request(connection& c, worker_context& ctx, request_parser& parser,

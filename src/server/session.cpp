@@ -202,6 +202,7 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, worker_context& 
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       auto [read_ec, n] = co_await beast::http::async_read_header(c->socket, c->buffer, parser, kTuple);
       const auto started = clock::now();
+      c->clear_deadline();  // the header is in: handlers and storage waits have deadlines of their own
       if (read_ec) {
         request_outcome out;
         if (c->timed_out) {

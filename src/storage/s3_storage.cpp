@@ -2,6 +2,8 @@
 
 #include <pugixml.hpp>
 
+#include <functional>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -34,8 +36,9 @@ error error_from(unsigned status, const std::string& body, const s3_location& wh
 class s3_range_reader final : public range_reader {
  public:
   s3_range_reader(std::shared_ptr<s3::client> client, s3_location where, std::string key, object_meta meta,
-                  http::byte_range range, int max_resumes)
-      : client_(std::move(client)),
+                  http::byte_range range, int max_resumes, std::function<void()> on_changed)
+      : on_changed_(std::move(on_changed)),
+        client_(std::move(client)),
         where_(std::move(where)),
         key_(std::move(key)),
         meta_(std::move(meta)),
@@ -80,7 +83,10 @@ class s3_range_reader final : public range_reader {
       if (next_ > range_.last) co_return chunk{};
       if (!response_) {
         auto started = co_await start();
-        if (!started) co_return started.err();
+        if (!started) {
+          if (started.err().code == errc::changed && on_changed_) on_changed_();
+          co_return started.err();
+        }
       }
       while (skip_ > 0) {  // only when the store sent the whole object
         auto n = co_await response_->read_some(buf.first(std::min<std::uint64_t>(buf.size(), skip_)));
@@ -110,6 +116,7 @@ class s3_range_reader final : public range_reader {
   }
 
  private:
+  std::function<void()> on_changed_;  // drops cached metadata that names a version storage no longer has
   std::shared_ptr<s3::client> client_;
   s3_location where_;
   std::string key_;
@@ -178,7 +185,8 @@ net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
 
 net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::string key, object_meta meta,
                                                                         http::byte_range range) {
-  auto reader = std::make_unique<s3_range_reader>(client_, where_, key, meta, range, max_resumes_);
+  auto reader = std::make_unique<s3_range_reader>(client_, where_, key, meta, range, max_resumes_,
+                                                  [this, key] { meta_cache_.erase(key); });
   auto started = co_await reader->start();
   if (!started) {
     if (started.err().code == errc::changed) meta_cache_.erase(key);

@@ -30,7 +30,8 @@ std::string etag_of(std::string_view bytes) {
 const std::vector<asset>& assets() {
   static const std::vector<asset> all = [] {
     std::vector<asset> out;
-    for (const auto& f : embedded_files()) out.push_back({f.name, f.bytes, type_of(f.name), etag_of(f.bytes)});
+    for (const auto& f : embedded_files())
+      out.push_back({f.name, f.bytes, type_of(f.name), etag_of(f.bytes)});
     return out;
   }();
   return all;

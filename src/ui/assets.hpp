@@ -7,7 +7,7 @@
 namespace mediagate::ui {
 
 struct embedded_file {
-  std::string_view name;   // "index.html", "app.js", ...
+  std::string_view name;  // "index.html", "app.js", ...
   std::string_view bytes;
 };
 

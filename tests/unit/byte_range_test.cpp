@@ -1,6 +1,5 @@
 // Range header parsing (RFC 9110 §14.1, §14.2) and the lexical helpers it rests on (§5.6).
 #include "http/byte_range.hpp"
-#include "printers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,15 +9,22 @@
 #include <vector>
 
 #include "http/token.hpp"
+#include "printers.hpp"
 
 namespace mediagate::http {
 
 // Readable failure messages for the result types.
 void PrintTo(range_outcome o, std::ostream* os) {
   switch (o) {
-    case range_outcome::none: *os << "none"; break;
-    case range_outcome::satisfiable: *os << "satisfiable"; break;
-    case range_outcome::not_satisfiable: *os << "not_satisfiable"; break;
+    case range_outcome::none:
+      *os << "none";
+      break;
+    case range_outcome::satisfiable:
+      *os << "satisfiable";
+      break;
+    case range_outcome::not_satisfiable:
+      *os << "not_satisfiable";
+      break;
   }
 }
 
@@ -34,7 +40,9 @@ struct range_case {
   std::vector<byte_range> ranges;  // expected, in request order; empty unless satisfiable
 };
 
-void PrintTo(const range_case& c, std::ostream* os) { *os << c.name << ": \"" << c.header << "\" size " << c.size; }
+void PrintTo(const range_case& c, std::ostream* os) {
+  *os << c.name << ": \"" << c.header << "\" size " << c.size;
+}
 
 class parse_range_table : public ::testing::TestWithParam<range_case> {};
 
@@ -80,7 +88,10 @@ const range_case kSingleRanges[] = {
     {"suffix_larger_than_size", "bytes=-10001", 10000, satisfiable, {{0, 9999}}},
     {"suffix_u64_max", "bytes=-18446744073709551615", 10000, satisfiable, {{0, 9999}}},
     {"suffix_one", "bytes=-1", 10000, satisfiable, {{9999, 9999}}},
-    {"leading_zeros", "bytes=0000000000000000000000000000001-0000000000000000000000000002", 10000, satisfiable,
+    {"leading_zeros",
+     "bytes=0000000000000000000000000000001-0000000000000000000000000002",
+     10000,
+     satisfiable,
      {{1, 2}}},
     {"one_byte_object_first", "bytes=0-0", 1, satisfiable, {{0, 0}}},
     {"one_byte_object_suffix", "bytes=-1", 1, satisfiable, {{0, 0}}},
@@ -140,7 +151,13 @@ const range_case kMalformed[] = {
     {"one_bad_element", "bytes=0-1,x-2,5-6", 10000, none, {}},
     {"missing_comma", "bytes=0-1 5-6", 10000, none, {}},
     {"second_equals", "bytes=0-1=2", 10000, none, {}},
-    {"nul_byte", std::string("bytes=0-\0" "1", 10), 10000, none, {}},
+    {"nul_byte",
+     std::string("bytes=0-\0"
+                 "1",
+                 10),
+     10000,
+     none,
+     {}},
     {"fullwidth_digit", "bytes=\xEF\xBC\x91-2", 10000, none, {}},
     // Numbers that do not fit in 64 bits (20+ digits) make the header invalid: never wrapped around.
     {"overflow_first_by_one", "bytes=18446744073709551616-", 10000, none, {}},
@@ -175,14 +192,10 @@ INSTANTIATE_TEST_SUITE_P(unsatisfiable, parse_range_table, ::testing::ValuesIn(k
 // A zero-length representation has no satisfiable range, but the server answers 200 with the empty body
 // (DESIGN.md: never pass S3's 416 through; players see an ordinary empty file).
 const range_case kZeroLength[] = {
-    {"open", "bytes=0-", 0, none, {}},
-    {"closed", "bytes=0-0", 0, none, {}},
-    {"suffix", "bytes=-1", 0, none, {}},
-    {"suffix_zero", "bytes=-0", 0, none, {}},
-    {"past_end", "bytes=5-10", 0, none, {}},
-    {"multi", "bytes=0-0,2-3", 0, none, {}},
-    {"malformed", "bytes=x", 0, none, {}},
-    {"unknown_unit", "items=0-", 0, none, {}},
+    {"open", "bytes=0-", 0, none, {}},       {"closed", "bytes=0-0", 0, none, {}},
+    {"suffix", "bytes=-1", 0, none, {}},     {"suffix_zero", "bytes=-0", 0, none, {}},
+    {"past_end", "bytes=5-10", 0, none, {}}, {"multi", "bytes=0-0,2-3", 0, none, {}},
+    {"malformed", "bytes=x", 0, none, {}},   {"unknown_unit", "items=0-", 0, none, {}},
 };
 INSTANTIATE_TEST_SUITE_P(zero_length, parse_range_table, ::testing::ValuesIn(kZeroLength),
                          [](const auto& info) { return std::string(info.param.name); });
@@ -217,7 +230,8 @@ INSTANTIATE_TEST_SUITE_P(multiple, parse_range_table, ::testing::ValuesIn(kMulti
 
 std::string disjoint_ranges(std::size_t n) {
   std::string h = "bytes=";
-  for (std::size_t i = 0; i < n; ++i) h += (i ? "," : "") + std::to_string(2 * i) + "-" + std::to_string(2 * i);
+  for (std::size_t i = 0; i < n; ++i)
+    h += (i ? "," : "") + std::to_string(2 * i) + "-" + std::to_string(2 * i);
   return h;
 }
 
@@ -261,7 +275,8 @@ TEST(parse_range_limits, thousands_of_ranges_are_refused_quickly) {
 TEST(parse_range_limits, planned_bytes_never_exceed_the_object) {
   // Every combination of small ranges over a small object: what is planned is inside the object, and a
   // multipart plan never carries more bytes than the object (no amplification).
-  const std::vector<std::string> specs = {"0-0", "0-", "-1", "-3", "1-2", "2-", "3-9", "4-4", "-0", "5-", "2-1"};
+  const std::vector<std::string> specs = {"0-0", "0-",  "-1", "-3", "1-2", "2-",
+                                          "3-9", "4-4", "-0", "5-", "2-1"};
   for (std::uint64_t size = 0; size <= 5; ++size) {
     for (const auto& a : specs) {
       for (const auto& b : specs) {
@@ -275,8 +290,12 @@ TEST(parse_range_limits, planned_bytes_never_exceed_the_object) {
           total += br.length();
         }
         EXPECT_LE(total, size);
-        if (r.outcome != range_outcome::satisfiable) EXPECT_TRUE(r.ranges.empty());
-        if (size == 0) EXPECT_EQ(r.outcome, range_outcome::none);
+        if (r.outcome != range_outcome::satisfiable) {
+          EXPECT_TRUE(r.ranges.empty());
+        }
+        if (size == 0) {
+          EXPECT_EQ(r.outcome, range_outcome::none);
+        }
       }
     }
   }

@@ -92,8 +92,10 @@ using tags = std::vector<std::string>;
 const list_case kLists[] = {
     {"one", "\"a\"", tags{"\"a\""}},
     {"two", "\"a\", \"b\"", tags{"\"a\"", "\"b\""}},
-    {"rfc_example", "\"xyzzy\", \"r2d2xxxx\", \"c3piozzzz\"", tags{"\"xyzzy\"", "\"r2d2xxxx\"", "\"c3piozzzz\""}},
-    {"mixed_weak", "W/\"xyzzy\", W/\"r2d2xxxx\", \"c3piozzzz\"", tags{"W/\"xyzzy\"", "W/\"r2d2xxxx\"", "\"c3piozzzz\""}},
+    {"rfc_example", "\"xyzzy\", \"r2d2xxxx\", \"c3piozzzz\"",
+     tags{"\"xyzzy\"", "\"r2d2xxxx\"", "\"c3piozzzz\""}},
+    {"mixed_weak", "W/\"xyzzy\", W/\"r2d2xxxx\", \"c3piozzzz\"",
+     tags{"W/\"xyzzy\"", "W/\"r2d2xxxx\"", "\"c3piozzzz\""}},
     {"no_spaces", "\"a\",\"b\",W/\"c\"", tags{"\"a\"", "\"b\"", "W/\"c\""}},
     {"tabs", "\t\"a\"\t,\t\"b\"\t", tags{"\"a\"", "\"b\""}},
     {"comma_in_opaque", "\"a,b\", \"c\"", tags{"\"a,b\"", "\"c\""}},

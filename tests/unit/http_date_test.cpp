@@ -15,7 +15,9 @@ namespace {
 // RFC 9110 §5.6.7's example instant.
 constexpr std::int64_t kExample = 784111777;
 
-TEST(format_http_date, rfc_example) { EXPECT_EQ(format_http_date(kExample), "Sun, 06 Nov 1994 08:49:37 GMT"); }
+TEST(format_http_date, rfc_example) {
+  EXPECT_EQ(format_http_date(kExample), "Sun, 06 Nov 1994 08:49:37 GMT");
+}
 
 TEST(format_http_date, fixed_values) {
   const std::pair<std::int64_t, const char*> rows[] = {
@@ -56,11 +58,27 @@ std::vector<std::int64_t> sample_instants() {
   std::vector<std::int64_t> out;
   const std::int64_t lo = -30610224000, hi = 253402300799;
   for (std::int64_t t = lo; t <= hi; t += 86400LL * 97 + 3607) out.push_back(t);  // ~8 000 over 9 000 years
-  for (std::int64_t t = -2208988800; t <= 4102444800; t += 86400 + 61) out.push_back(t);  // every day 1900-2100
+  for (std::int64_t t = -2208988800; t <= 4102444800; t += 86400 + 61)
+    out.push_back(t);                                                      // every day 1900-2100
   for (std::int64_t t = -100000; t <= 100000; t += 997) out.push_back(t);  // around the epoch
   out.push_back(lo);
   out.push_back(hi);
   return out;
+}
+
+TEST(format_http_date, always_emits_a_valid_imf_fixdate) {
+  // A sender MUST generate IMF-fixdate, whose year is exactly 4DIGIT (RFC 9110 §5.6.7). A Last-Modified taken
+  // from a file's mtime can lie outside years 0000-9999 (tmpfs and btrfs keep 64-bit seconds); whatever the
+  // server does with such an instant (clamp, or omit the field), it must not send a malformed date.
+  for (const std::int64_t t : {std::int64_t{253402300800},   // Sat, 01 Jan 10000 00:00:00
+                               std::int64_t{400000000000},   // year 14645
+                               std::int64_t{-62167219201},   // 31 Dec -0001 23:59:59
+                               std::int64_t{-100000000000},  // year -1199
+                               std::int64_t{INT64_MAX}}) {
+    const auto text = format_http_date(t);
+    EXPECT_EQ(text.size(), 29u) << t << " -> " << text;
+    EXPECT_TRUE(parse_http_date(text).has_value()) << t << " -> " << text;
+  }
 }
 
 TEST(format_http_date, agrees_with_strftime) {
@@ -220,12 +238,26 @@ TEST(parse_iso8601_utc, s3_and_sts_forms) {
 }
 
 TEST(parse_iso8601_utc, rejects) {
-  for (const char* s : {"", "2009-10-12", "2009-10-12T17:50:30", "2009-10-12 17:50:30Z", "2009-10-12t17:50:30Z",
-                        "2009-10-12T17:50:30z", "2009-10-12T17:50:30+00:00", "2009-10-12T17:50:30.Z",
-                        "2009-10-12T17:50:30.1x2Z", "2009-10-12T17:50:30,000Z", "2009-13-12T17:50:30Z",
-                        "2009-00-12T17:50:30Z", "2009-10-32T17:50:30Z", "2009-02-29T00:00:00Z",
-                        "2009-10-12T24:00:00Z", "2009-10-12T17:60:30Z", "2009/10/12T17:50:30Z",
-                        "09-10-12T17:50:30.000Z", "2009-1-12T17:50:30.000Z", "Sun, 06 Nov 1994 08:49:37 GMT"})
+  for (const char* s : {"",
+                        "2009-10-12",
+                        "2009-10-12T17:50:30",
+                        "2009-10-12 17:50:30Z",
+                        "2009-10-12t17:50:30Z",
+                        "2009-10-12T17:50:30z",
+                        "2009-10-12T17:50:30+00:00",
+                        "2009-10-12T17:50:30.Z",
+                        "2009-10-12T17:50:30.1x2Z",
+                        "2009-10-12T17:50:30,000Z",
+                        "2009-13-12T17:50:30Z",
+                        "2009-00-12T17:50:30Z",
+                        "2009-10-32T17:50:30Z",
+                        "2009-02-29T00:00:00Z",
+                        "2009-10-12T24:00:00Z",
+                        "2009-10-12T17:60:30Z",
+                        "2009/10/12T17:50:30Z",
+                        "09-10-12T17:50:30.000Z",
+                        "2009-1-12T17:50:30.000Z",
+                        "Sun, 06 Nov 1994 08:49:37 GMT"})
     EXPECT_EQ(parse_iso8601_utc(s), std::nullopt) << s;
 }
 

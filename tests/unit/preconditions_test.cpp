@@ -12,9 +12,15 @@ namespace mediagate::http {
 
 void PrintTo(precondition_outcome o, std::ostream* os) {
   switch (o) {
-    case precondition_outcome::proceed: *os << "proceed"; break;
-    case precondition_outcome::not_modified: *os << "not_modified (304)"; break;
-    case precondition_outcome::precondition_failed: *os << "precondition_failed (412)"; break;
+    case precondition_outcome::proceed:
+      *os << "proceed";
+      break;
+    case precondition_outcome::not_modified:
+      *os << "not_modified (304)";
+      break;
+    case precondition_outcome::precondition_failed:
+      *os << "precondition_failed (412)";
+      break;
   }
 }
 
@@ -54,7 +60,8 @@ TEST_P(preconditions_table, exact_outcome) {
   EXPECT_EQ(evaluate_preconditions(c.m, c.h, validators{c.etag, kLastModified}), c.expected);
 }
 
-// conditional_headers fields, in order: if_match, if_none_match, if_modified_since, if_unmodified_since, if_range.
+// conditional_headers fields, in order: if_match, if_none_match, if_modified_since, if_unmodified_since,
+// if_range.
 conditional_headers if_match(std::string_view v) { return {v, {}, {}, {}, {}}; }
 conditional_headers if_none_match(std::string_view v) { return {{}, v, {}, {}, {}}; }
 conditional_headers if_modified_since(std::string_view v) { return {{}, {}, v, {}, {}}; }
@@ -91,7 +98,8 @@ const precondition_case kIfMatch[] = {
     {"weak_current_never_matches", method::get, if_match("W/\"abc\""), precondition_failed, "W/\"abc\""},
     {"strong_vs_weak_current", method::get, if_match("\"abc\""), precondition_failed, "W/\"abc\""},
     {"comma_in_opaque_matches", method::get, if_match("\"x\", \"a,b\""), proceed, "\"a,b\""},
-    {"comma_in_opaque_split_parts_do_not", method::get, if_match("\"a\", \"b\""), precondition_failed, "\"a,b\""},
+    {"comma_in_opaque_split_parts_do_not", method::get, if_match("\"a\", \"b\""), precondition_failed,
+     "\"a,b\""},
     {"unquoted_is_malformed", method::get, if_match("abc"), precondition_failed},
     {"unterminated_is_malformed", method::get, if_match("\"abc"), precondition_failed},
     {"malformed_list_with_match", method::get, if_match("\"abc\" junk"), precondition_failed},
@@ -172,8 +180,8 @@ const precondition_case kIfModifiedSince[] = {
     {"invalid_date_ignored", method::get, if_modified_since("Sun, 06 Nov 1994 08:49:37 UTC"), proceed},
     {"lowercase_month_ignored", method::get, if_modified_since("Sun, 06 nov 1994 08:49:37 GMT"), proceed},
     {"empty_ignored", method::get, if_modified_since(""), proceed},
-    {"two_dates_ignored", method::get, if_modified_since("Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT"),
-     proceed},
+    {"two_dates_ignored", method::get,
+     if_modified_since("Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT"), proceed},
     // With If-None-Match present, If-Modified-Since is not evaluated (§13.2.2 step 4).
     {"ignored_when_if_none_match_misses", method::get, {{}, "\"xyz\"", kAt, {}, {}}, proceed},
     {"ignored_when_if_none_match_malformed", method::get, {{}, "junk", kMuchLater, {}, {}}, proceed},
@@ -184,18 +192,31 @@ INSTANTIATE_TEST_SUITE_P(if_modified_since, preconditions_table, ::testing::Valu
 
 // The order of §13.2.2: If-Match / If-Unmodified-Since before If-None-Match / If-Modified-Since.
 const precondition_case kOrder[] = {
-    {"if_match_fails_before_if_none_match_matches", method::get, {"\"xyz\"", "\"abc\"", {}, {}, {}},
+    {"if_match_fails_before_if_none_match_matches",
+     method::get,
+     {"\"xyz\"", "\"abc\"", {}, {}, {}},
      precondition_failed},
-    {"if_match_passes_then_if_none_match_matches", method::get, {"\"abc\"", "\"abc\"", {}, {}, {}}, not_modified},
+    {"if_match_passes_then_if_none_match_matches",
+     method::get,
+     {"\"abc\"", "\"abc\"", {}, {}, {}},
+     not_modified},
     {"if_match_passes_then_if_none_match_misses", method::get, {"\"abc\"", "\"xyz\"", {}, {}, {}}, proceed},
-    {"if_match_passes_then_if_none_match_other_method", method::other, {"\"abc\"", "*", {}, {}, {}},
+    {"if_match_passes_then_if_none_match_other_method",
+     method::other,
+     {"\"abc\"", "*", {}, {}, {}},
      precondition_failed},
-    {"ius_fails_before_if_none_match_matches", method::get, {{}, "\"abc\"", {}, kBefore, {}}, precondition_failed},
+    {"ius_fails_before_if_none_match_matches",
+     method::get,
+     {{}, "\"abc\"", {}, kBefore, {}},
+     precondition_failed},
     {"ius_fails_before_ims_not_modified", method::get, {{}, {}, kAt, kBefore, {}}, precondition_failed},
     {"ius_passes_then_ims_not_modified", method::get, {{}, {}, kAt, kAt, {}}, not_modified},
     {"if_match_passes_then_ims_not_modified", method::head, {"*", {}, kAfter, {}, {}}, not_modified},
     {"all_pass", method::get, {"\"abc\"", "\"xyz\"", kBefore, kAfter, {}}, proceed},
-    {"all_four_present_if_match_fails", method::get, {"\"nope\"", "\"abc\"", kAt, kAt, {}}, precondition_failed},
+    {"all_four_present_if_match_fails",
+     method::get,
+     {"\"nope\"", "\"abc\"", kAt, kAt, {}},
+     precondition_failed},
 };
 INSTANTIATE_TEST_SUITE_P(order, preconditions_table, ::testing::ValuesIn(kOrder),
                          [](const auto& info) { return std::string(info.param.name); });
@@ -246,6 +267,16 @@ const if_range_case kIfRange[] = {
 };
 INSTANTIATE_TEST_SUITE_P(rfc9110_13_1_5, if_range_table, ::testing::ValuesIn(kIfRange),
                          [](const auto& info) { return std::string(info.param.name); });
+
+TEST(if_range_dates, a_wednesday_is_a_date_not_a_weak_tag) {
+  // "W/" introduces a weak entity tag; "Wed, " a date (RFC 9110 §13.1.5 tells them apart by their first
+  // bytes).
+  const validators v{kEtag, 784975777};  // Wed, 16 Nov 1994 08:49:37 GMT
+  EXPECT_TRUE(if_range_allows_range("Wed, 16 Nov 1994 08:49:37 GMT", v));
+  EXPECT_TRUE(if_range_allows_range("Wednesday, 16-Nov-94 08:49:37 GMT", v));
+  EXPECT_TRUE(if_range_allows_range("Wed Nov 16 08:49:37 1994", v));
+  EXPECT_FALSE(if_range_allows_range("Wed, 16 Nov 1994 08:49:38 GMT", v));
+}
 
 }  // namespace
 }  // namespace mediagate::http

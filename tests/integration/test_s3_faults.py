@@ -1,0 +1,869 @@
+"""Fault and accounting tests of the S3 backend against a real Ceph radosgw and a misbehaving stand-in store.
+
+Run as its own CTest test (integration_s3_faults):
+    MEDIAGATE_BIN=build/mediagate /usr/bin/python3 -m unittest -v test_s3_faults     (in tests/integration)
+
+It starts its own one-host radosgw (scripts/radosgw.sh) in a temporary directory, and its own mediagate servers
+on free ports. It is skipped when collected by `unittest discover` (integration_local / integration_s3), since
+it manages its own cluster and would only run twice more there.
+
+Figures worth reading (bytes fetched from S3, RSS per stream, the behaviour observed after a replacement) are
+printed to stderr as lines starting with "s3-faults:".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import unittest
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import harness
+import rawhttp
+from fake_upstream import FakeUpstream
+
+MIB = 1 << 20
+SEED = 20240607
+BIG_SIZE = 100 * MIB  # the byte-counting object; its first 64 MiB are also the kill-test object
+KILL_SIZE = 64 * MIB
+PUT_SIZE = 20 * MIB
+STARTUP_LIMIT = 10.0  # seconds a misconfigured `serve` may take to give up
+
+
+def load_tests(loader, standard_tests, pattern):
+    # `unittest discover` (the integration_local / integration_s3 suites) passes a pattern; running this module
+    # by name passes None. This file starts its own radosgw and has its own CTest entry: don't run it twice more.
+    if pattern is not None and not os.environ.get("MEDIAGATE_S3_FAULTS_IN_DISCOVERY"):
+        class S3FaultsNotInDiscovery(unittest.TestCase):
+            @unittest.skip("test_s3_faults runs as its own test (ctest -R integration_s3_faults)")
+            def test_skipped(self) -> None:
+                pass
+        return loader.loadTestsFromTestCase(S3FaultsNotInDiscovery)
+    return standard_tests
+
+
+def note(text: str) -> None:
+    print(f"s3-faults: {text}", file=sys.stderr, flush=True)
+
+
+def mib(n: float) -> str:
+    return f"{n / MIB:.2f} MiB"
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+def free_closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def metrics(port: int) -> dict[str, float]:
+    with rawhttp.Connection(port, timeout=5.0) as c:
+        r = c.request("GET", "/metrics")
+    if r.status != 200:
+        raise AssertionError(f"GET /metrics answered {r.status}")
+    _, samples = harness.parse_metrics(r.body.decode("utf-8", "replace"))
+    return {name: value for name, labels, value in samples if not labels}
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+def target(key: str) -> str:
+    return harness.media_target(key)
+
+
+class Fetched:
+    """What a client got for one request, however it ended."""
+
+    def __init__(self) -> None:
+        self.resp: Optional[rawhttp.Response] = None  # None: the connection closed before a response head
+        self.body = bytearray()
+        self.complete = False  # the whole Content-Length arrived
+        self.error = ""  # why it ended early
+
+    @property
+    def status(self) -> Optional[int]:
+        return self.resp.status if self.resp else None
+
+    def header(self, name: str) -> Optional[str]:
+        return self.resp.header(name) if self.resp else None
+
+    def describe(self) -> str:
+        if self.resp is None:
+            return f"no response ({self.error})"
+        state = "complete" if self.complete else f"incomplete: {self.error}"
+        return f"{self.resp.raw_head.decode('latin-1')}[{len(self.body)} body bytes, {state}] {bytes(self.body[:80])!r}"
+
+
+def fetch(port: int, method: str, path: str, headers=(), timeout: float = 15.0,
+          conn: Optional[rawhttp.Connection] = None) -> Fetched:
+    """One request that tolerates a connection closed at any point (rawhttp's read_response raises instead)."""
+    f = Fetched()
+    own = conn is None
+    if own:
+        conn = rawhttp.Connection(port, timeout=timeout)
+    try:
+        conn.send_request(method, path, headers)
+        try:
+            f.resp = conn.read_head(f"reading the answer to {method} {path}")
+        except rawhttp.ConnectionClosed as e:
+            f.error = str(e)
+            return f
+        if method == "HEAD" or f.resp.status in (204, 304):
+            f.complete = True
+            return f
+        length = f.resp.header("content-length")
+        if length is None or f.resp.has("transfer-encoding"):
+            raise AssertionError(f"media answers need an exact Content-Length:\n{f.describe()}")
+        left = int(length)
+        while left > 0:
+            data = conn.read_some(f"reading the body of {method} {path}")
+            if not data:
+                f.error = f"connection closed after {len(f.body)} of {length} bytes"
+                return f
+            take = data[:left]
+            f.body += take
+            if len(data) > left:
+                conn.buf[:0] = data[left:]
+            left -= len(take)
+        f.complete = True
+        return f
+    finally:
+        if own:
+            conn.close()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def settle(port: int, timeout: float = 10.0, quiet: float = 0.5) -> dict[str, float]:
+    """Waits until no client connection but ours is open and S3 bytes stop arriving; returns the metrics."""
+    deadline = time.monotonic() + timeout
+    last = metrics(port)
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = metrics(port)
+        if now["mediagate_s3_received_bytes_total"] != last["mediagate_s3_received_bytes_total"] or \
+                now["mediagate_active_connections"] > 1:
+            stable_since = time.monotonic()
+        last = now
+        if time.monotonic() - stable_since >= quiet:
+            return last
+    raise AssertionError(f"the server kept reading from S3 or kept client connections open for {timeout}s: {last}")
+
+
+class Radosgw:
+    """A one-host Ceph cluster of scripts/radosgw.sh under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "radosgw"
+        self.root = root
+        self.env: dict[str, str] = {}
+        self.client = None
+
+    def run(self, command: str, timeout: float = 120) -> None:
+        log = self.root / f"radosgw-{command}.log"
+        with open(log, "ab") as out:
+            r = subprocess.run([str(harness.REPO / "scripts" / "radosgw.sh"), command, str(self.dir)],
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"scripts/radosgw.sh {command} failed:\n{log.read_text(errors='replace')[-3000:]}")
+
+    def start(self) -> None:
+        self.run("start", timeout=180)
+        env = harness._read_env_file(self.dir / "env")
+        self.env = {k: env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                         "AWS_REGION")}
+        import s3util
+        self.s3util = s3util
+        self.client = s3util.client_from_env(endpoint_url=self.env["AWS_ENDPOINT_URL"],
+                                             access_key=self.env["AWS_ACCESS_KEY_ID"],
+                                             secret_key=self.env["AWS_SECRET_ACCESS_KEY"],
+                                             region=self.env["AWS_REGION"])
+        s3util.wait_until_ready(client=self.client)
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        try:
+            self.run("stop", timeout=120)
+        except Exception as e:  # best effort: also called after failures
+            print(f"s3-faults: stopping radosgw: {e}", file=sys.stderr)
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: Optional[str] = None) -> str:
+        return self.s3util.put_object(bucket, key, data, content_type, client=self.client)
+
+
+def server_fixture(tmp: Path, storage: str, env: dict[str, str]):
+    """What harness.Server needs of a Fixtures object."""
+    return types.SimpleNamespace(tmp=tmp, storage_args=["--storage", storage], server_env=dict(env))
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for a CLI run: ours without AWS settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = env.get("HOME", "/nonexistent")
+    env.update(extra)
+    return env
+
+
+# -- against a real radosgw ------------------------------------------------------------------------------
+
+class RadosgwFaults(unittest.TestCase):
+    maxDiff = 2000
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = Path(tempfile.mkdtemp(prefix="mediagate-s3-faults-"))
+        cls.rgw = Radosgw(cls.tmp)
+        cls.servers: list[harness.Server] = []
+        try:
+            cls.rgw.start()
+            cls.bucket = f"mg-faults-{uuid.uuid4().hex[:10]}"
+            cls.rgw.s3util.create_bucket(cls.bucket, client=cls.rgw.client)
+            cls.big = random.Random(SEED).randbytes(BIG_SIZE)
+            cls.rgw.put(cls.bucket, "kill.bin", cls.big[:KILL_SIZE])
+            cls.server = cls.start_server([], "main")
+            cls.port = cls.server.port
+        except BaseException:
+            cls._cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        problem = None
+        try:
+            if getattr(cls, "server", None) is not None:
+                problem = cls.server.health_problem()
+                if problem:
+                    problem += "\n" + cls.server.output(30)
+        finally:
+            cls._cleanup()
+        if problem:
+            raise AssertionError(f"at the end of RadosgwFaults: {problem}")
+
+    @classmethod
+    def _cleanup(cls) -> None:
+        for s in list(cls.servers):
+            try:
+                s.stop()
+            except Exception as e:
+                print(f"s3-faults: stopping {s.name}: {e}", file=sys.stderr)
+        cls.servers.clear()
+        cls.rgw.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def start_server(cls, args, name: str, storage: Optional[str] = None) -> harness.Server:
+        fx = server_fixture(cls.tmp, storage or f"s3://{cls.bucket}", cls.rgw.env)
+        s = harness.Server(fx, ["--access-log", "off", *args], name=name)
+        cls.servers.append(s)
+        return s
+
+    def stop_server(self, s: harness.Server) -> None:
+        s.stop()
+        if s in self.servers:
+            self.servers.remove(s)
+
+    def cli(self, args, env_overrides=None, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        env = clean_env(dict(self.rgw.env, **(env_overrides or {})))
+        return subprocess.run([str(harness.binary()), *args], cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, preexec_fn=harness._die_with_parent)
+
+    def assert_exact(self, f: Fetched, status: int, expected: bytes, first: Optional[int] = None,
+                     size: Optional[int] = None) -> None:
+        self.assertEqual(f.status, status, f.describe())
+        self.assertTrue(f.complete, f.describe())
+        self.assertEqual(int(f.header("content-length")), len(expected), f.describe())
+        if status == 206:
+            self.assertEqual(f.header("content-range"), f"bytes {first}-{first + len(expected) - 1}/{size}",
+                             f.describe())
+        self.assertTrue(bytes(f.body) == expected, f"wrong bytes:\n{f.describe()}")
+
+    # -- 1. start-up checks ------------------------------------------------------------------------------
+
+    def serve_fails(self, args, env_overrides, what: str) -> str:
+        """Runs a misconfigured `serve`; it must exit non-zero within STARTUP_LIMIT. Returns its stderr."""
+        env = clean_env(dict(self.rgw.env, **env_overrides))
+        cmd = [str(harness.binary()), "serve", "--listen", "127.0.0.1:0", "--access-log", "off", *args]
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run(cmd, cwd=self.tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=STARTUP_LIMIT, preexec_fn=harness._die_with_parent)
+        except subprocess.TimeoutExpired as e:
+            self.fail(f"{what}: `serve` still running after {STARTUP_LIMIT}s; stdout: {e.stdout!r} "
+                      f"stderr: {e.stderr!r}")
+        elapsed = time.monotonic() - t0
+        self.assertNotEqual(r.returncode, 0, f"{what}: serve exited 0; stderr: {r.stderr}")
+        self.assertNotIn("listening on", r.stdout, f"{what}: serve claimed to listen")
+        note(f"serve with {what}: exit {r.returncode} after {elapsed:.2f}s: {r.stderr.strip().splitlines()[-1:]}")
+        return r.stderr
+
+    def ls_fails(self, args, env_overrides, what: str) -> str:
+        t0 = time.monotonic()
+        r = self.cli(["ls", *args], env_overrides, timeout=STARTUP_LIMIT)
+        self.assertNotEqual(r.returncode, 0, f"{what}: ls exited 0; stdout {r.stdout!r}")
+        self.assertLess(time.monotonic() - t0, STARTUP_LIMIT)
+        self.assertTrue(r.stderr.strip(), f"{what}: ls failed without a message")
+        return r.stderr
+
+    def test_1_startup_faults(self) -> None:
+        storage = f"s3://{self.bucket}"
+        key_id = self.rgw.env["AWS_ACCESS_KEY_ID"]
+        # Wrong secret: from the environment, and from both options.
+        for args, env, what in [
+            ([], {"AWS_SECRET_ACCESS_KEY": "wrong-secret-0123456789"}, "a wrong secret in AWS_SECRET_ACCESS_KEY"),
+            (["--s3-access-key", key_id, "--s3-secret-key", "wrong-secret-0123456789"], {},
+             "a wrong --s3-secret-key"),
+            ([], {"AWS_ACCESS_KEY_ID": "NOSUCHACCESSKEY"}, "an unknown access key id"),
+        ]:
+            with self.subTest(what):
+                err = self.serve_fails(["--storage", storage, *args], env, what)
+                self.assertRegex(err.lower(), r"credential", f"{what}: the message should name the credentials")
+                err = self.ls_fails([storage, *args], env, what)
+                self.assertRegex(err.lower(), r"credential", f"ls, {what}")
+        # A missing bucket: the message names it.
+        missing = f"mg-missing-{uuid.uuid4().hex[:8]}"
+        with self.subTest("missing bucket"):
+            err = self.serve_fails(["--storage", f"s3://{missing}"], {}, "a missing bucket")
+            self.assertIn(missing, err)
+            self.assertRegex(err.lower(), r"does not exist|no such bucket|nosuchbucket")
+            err = self.ls_fails([f"s3://{missing}"], {}, "a missing bucket")
+            self.assertIn(missing, err)
+        # An endpoint where nothing listens.
+        port = free_closed_port()
+        with self.subTest("unreachable endpoint"):
+            for args, env in [([], {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}),
+                              (["--s3-endpoint", f"http://127.0.0.1:{port}"], {})]:
+                err = self.serve_fails(["--storage", storage, *args], env, "an unreachable endpoint")
+                self.assertIn(f"127.0.0.1:{port}", err, "the message should name the endpoint")
+                self.assertRegex(err.lower(), r"unreachable|connect|refused")
+                self.ls_fails([storage, *args], env, "an unreachable endpoint")
+        # put fails too, and says why.
+        with self.subTest("put faults"):
+            src = self.tmp / "small.bin"
+            src.write_bytes(b"x" * 1000)
+            r = self.cli(["put", str(src), f"s3://{missing}/x.bin"], timeout=STARTUP_LIMIT)
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            r = self.cli(["put", str(src), f"s3://{self.bucket}/x.bin"],
+                         {"AWS_SECRET_ACCESS_KEY": "wrong-secret-0123456789"}, timeout=STARTUP_LIMIT)
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stderr.lower(), "credential")
+
+    # -- 2. radosgw killed mid-stream, then restarted ---------------------------------------------------------
+
+    def test_2_rgw_killed_mid_stream(self) -> None:
+        data = self.big[:KILL_SIZE]
+        before = metrics(self.port)
+        conn = rawhttp.Connection(self.port, timeout=20.0, rcvbuf=64 * 1024)
+        self.addCleanup(conn.close)
+        conn.send_request("GET", target("kill.bin"))
+        head = conn.read_head()
+        self.assertEqual(head.status, 200, head.raw_head)
+        length = int(head.header("content-length"))
+        self.assertEqual(length, KILL_SIZE)
+        got = bytearray()
+        # A slow client: about 10 MB/s, until 4 MiB have arrived.
+        while len(got) < 4 * MIB:
+            chunk = conn.read_some("reading the body before the kill")
+            self.assertTrue(chunk, f"closed after {len(got)} bytes before radosgw was killed")
+            got += chunk
+            time.sleep(0.005)
+        self.assertTrue(got == data[:len(got)], "wrong bytes before the kill")
+        at_kill = len(got)
+        killed = time.monotonic()
+        try:
+            self.rgw.run("kill-rgw", timeout=60)
+            # Drain whatever comes: the server must end the response early (close), never finish it.
+            closed = False
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and len(got) <= length:
+                try:
+                    chunk = conn.read_some("reading the body after the kill")
+                except rawhttp.ServerHang as e:
+                    self.fail(f"the server neither sent more nor closed for 20 s after radosgw died ({len(got)} "
+                              f"bytes so far): {e}\n{self.server.output(20)}")
+                if not chunk:
+                    closed = True
+                    break
+                got += chunk
+            closed_after = time.monotonic() - killed
+            self.assertTrue(closed, f"no close within 40 s of the kill ({len(got)} of {length} bytes)")
+            self.assertLess(len(got), length, "a complete body arrived although radosgw was killed")
+            if got != data[:len(got)]:
+                self.fail(f"the {len(got)} bytes received differ from the object's prefix (first difference at "
+                          f"{next(i for i in range(len(got)) if got[i] != data[i])})")
+            note(f"kill-rgw mid-stream: client had {mib(at_kill)} at the kill, got {mib(len(got))} of "
+                 f"{mib(length)} in all, connection closed {closed_after:.2f}s after the kill")
+            conn.close()
+
+            # The server lives on: /healthz, and an S3-backed request fails cleanly while radosgw is down.
+            self.assertIsNone(self.server.health_problem())
+            t0 = time.monotonic()
+            f = fetch(self.port, "GET", target("kill.bin"), [("Range", "bytes=0-99")], timeout=30)
+            self.assertIn(f.status, (502, 503, 504), f"request while radosgw is down:\n{f.describe()}")
+            note(f"while radosgw is down: GET bytes=0-99 -> {f.status} in {time.monotonic() - t0:.2f}s")
+            f = fetch(self.port, "GET", target("never-uploaded.bin"), timeout=30)
+            self.assertIn(f.status, (502, 503, 504), f.describe())
+        finally:
+            self.rgw.run("restart-rgw", timeout=120)
+            self.rgw.s3util.wait_until_ready(client=self.rgw.client)
+
+        mid = metrics(self.port)
+        # The pool recovers: its idle connections died with radosgw; new requests must still succeed.
+        for first, last in [(0, 99), (123457, 1123456), (KILL_SIZE - 10, KILL_SIZE - 1)]:
+            f = fetch(self.port, "GET", target("kill.bin"), [("Range", f"bytes={first}-{last}")])
+            self.assert_exact(f, 206, data[first:last + 1], first, KILL_SIZE)
+        digest = hashlib.sha256()
+        with rawhttp.Connection(self.port, timeout=20.0) as c:
+            r = c.request("GET", target("kill.bin"), sink=digest.update)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body_length, KILL_SIZE)
+        self.assertEqual(digest.hexdigest(), hashlib.sha256(data).hexdigest(), "full GET after restart: wrong bytes")
+        after = metrics(self.port)
+        self.assertIsNone(self.server.health_problem())
+        keys = ["mediagate_s3_resumes_total", "mediagate_s3_retries_total", "mediagate_s3_errors_total",
+                "mediagate_s3_connections_opened_total"]
+        note("kill/restart counters (during outage | after restart): " +
+             ", ".join(f"{k.removeprefix('mediagate_s3_')}={mid[k] - before[k]:.0f}|{after[k] - mid[k]:.0f}"
+                       for k in keys))
+
+    # -- 3. an object replaced between two range requests ------------------------------------------------
+
+    def test_3_replaced_object_short_ttl(self) -> None:
+        s = self.start_server(["--s3-meta-ttl", "1", "--threads", "1"], "ttl1")
+        try:
+            key = "replace-short.bin"
+            v1 = random.Random(SEED + 1).randbytes(MIB)
+            v2 = random.Random(SEED + 2).randbytes(MIB)  # same size: only the ETag tells them apart
+            self.rgw.put(self.bucket, key, v1)
+            f1 = fetch(s.port, "GET", target(key), [("Range", "bytes=0-99")])
+            self.assert_exact(f1, 206, v1[:100], 0, MIB)
+            etag1 = f1.header("etag")
+            self.rgw.put(self.bucket, key, v2)
+            time.sleep(1.5)  # past --s3-meta-ttl
+            f2 = fetch(s.port, "GET", target(key), [("Range", "bytes=100-199")])
+            self.assert_exact(f2, 206, v2[100:200], 100, MIB)
+            etag2 = f2.header("etag")
+            self.assertNotEqual(etag1, etag2, "the replaced object must have a new ETag")
+            # A browser resuming with If-Range and the old ETag gets the whole new object.
+            f3 = fetch(s.port, "GET", target(key), [("Range", "bytes=200-299"), ("If-Range", etag1)])
+            self.assert_exact(f3, 200, v2)
+            self.assertEqual(f3.header("etag"), etag2)
+            f4 = fetch(s.port, "GET", target(key), [("Range", "bytes=200-299"), ("If-Range", etag2)])
+            self.assert_exact(f4, 206, v2[200:300], 200, MIB)
+            self.assertIsNone(s.health_problem())
+        finally:
+            self.stop_server(s)
+
+    def test_3_replaced_object_long_ttl(self) -> None:
+        s = self.start_server(["--s3-meta-ttl", "60", "--threads", "1"], "ttl60")
+        try:
+            key = "replace-long.bin"
+            v1 = random.Random(SEED + 3).randbytes(MIB)
+            v2 = random.Random(SEED + 4).randbytes(MIB + 4321)  # another size too
+            etag1_s3 = self.rgw.put(self.bucket, key, v1)
+            f1 = fetch(s.port, "GET", target(key), [("Range", "bytes=0-99")])
+            self.assert_exact(f1, 206, v1[:100], 0, MIB)
+            etag1 = f1.header("etag")
+            self.assertEqual(etag1.strip('"'), etag1_s3)
+            etag2_s3 = self.rgw.put(self.bucket, key, v2)
+            observed = []
+            for attempt in range(3):
+                f = fetch(s.port, "GET", target(key), [("Range", "bytes=100-199")])
+                self.check_one_version(f, {etag1: v1, f'"{etag2_s3}"': v2}, 100, 199)
+                observed.append(f"{f.status} {f.header('etag')}" if f.status else "closed")
+                if f.status == 206 and f.header("etag") == f'"{etag2_s3}"':
+                    break
+            note(f"--s3-meta-ttl 60, object replaced after a read: next GETs -> {observed}")
+            # Whatever the first answer, the server must not go on failing for the whole TTL: a failed If-Match
+            # drops the cached metadata, and the next request sees the new version.
+            self.assertEqual(observed[-1], f'206 "{etag2_s3}"',
+                             f"the server did not pick up the new version: {observed}")
+            # A whole-object GET is consistent too.
+            f = fetch(s.port, "GET", target(key))
+            self.check_one_version(f, {etag1: v1, f'"{etag2_s3}"': v2}, None, None)
+            self.assertIsNone(s.health_problem())
+        finally:
+            self.stop_server(s)
+
+    def check_one_version(self, f: Fetched, versions: dict[str, bytes], first, last) -> None:
+        """A clean failure (5xx, or closed without a complete body) or bytes wholly of the version its ETag names."""
+        if f.status is None or f.status >= 500:
+            return
+        self.assertIn(f.status, (200, 206), f.describe())
+        etag = f.header("etag")
+        self.assertIn(etag, versions, f"an ETag of neither version:\n{f.describe()}")
+        data = versions[etag]
+        if f.status == 206:
+            expected = data[first:last + 1]
+            self.assertEqual(f.header("content-range"), f"bytes {first}-{last}/{len(data)}",
+                             f"Content-Range of another version than the ETag:\n{f.describe()}")
+        else:
+            expected = data
+        self.assertEqual(int(f.header("content-length")), len(expected), f.describe())
+        self.assertTrue(bytes(f.body) == expected[:len(f.body)], f"bytes of another version:\n{f.describe()}")
+        if not f.complete:
+            return  # closed early, but what came was right
+        self.assertEqual(len(f.body), len(expected))
+
+    # -- 5. bytes read from S3, and memory per stream --------------------------------------------------------
+
+    def test_5_byte_counting_and_memory(self) -> None:
+        # .mp4: `put` stores video/mp4, so no extra read is needed to sniff the type (see test_6 for that case)
+        key = "big100.mp4"
+        src = self.tmp / "big100.mp4"
+        src.write_bytes(self.big)
+        r = self.cli(["put", str(src), f"s3://{self.bucket}/{key}"], timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        src.unlink()
+        data = self.big
+        port = self.port
+
+        # Safari: a 2-byte probe, then closed ranges, on one keep-alive connection.
+        m0 = settle(port)
+        with rawhttp.Connection(port, timeout=20.0) as c:
+            for first, last in [(0, 1), (0, 65535), (1048576, 1114111)]:
+                f = fetch(port, "GET", target(key), [("Range", f"bytes={first}-{last}")], conn=c)
+                self.assert_exact(f, 206, data[first:last + 1], first, BIG_SIZE)
+        m1 = settle(port)
+        safari = m1["mediagate_s3_received_bytes_total"] - m0["mediagate_s3_received_bytes_total"]
+        gets = m1["mediagate_s3_get_requests_total"] - m0["mediagate_s3_get_requests_total"]
+        heads = m1["mediagate_s3_head_requests_total"] - m0["mediagate_s3_head_requests_total"]
+        note(f"Safari sequence (0-1, 0-65535, 1048576-1114111) on {mib(BIG_SIZE)}: {safari:.0f} bytes from S3 "
+             f"in {gets:.0f} GETs and {heads:.0f} HEADs")
+        self.assertEqual(safari, 2 + 65536 + 65536, "bytes read from S3 for the Safari sequence")
+
+        # Chrome: bytes=0- and a seek to bytes=50000000-, each read for 1 MiB, then abandoned.
+        chrome = []
+        for first in (0, 50000000):
+            before = settle(port)
+            c = rawhttp.Connection(port, timeout=20.0)
+            try:
+                c.send_request("GET", target(key), [("Range", f"bytes={first}-")])
+                head = c.read_head()
+                self.assertEqual(head.status, 206, head.raw_head)
+                self.assertEqual(head.header("content-range"), f"bytes {first}-{BIG_SIZE - 1}/{BIG_SIZE}")
+                got = bytearray()
+                while len(got) < MIB:
+                    chunk = c.read_some()
+                    self.assertTrue(chunk, "closed early")
+                    got += chunk
+                got = got[:MIB]
+                self.assertTrue(got == data[first:first + MIB], f"wrong bytes at {first}")
+            finally:
+                c.close()
+            after = settle(port)
+            fetched = after["mediagate_s3_received_bytes_total"] - before["mediagate_s3_received_bytes_total"]
+            chrome.append(fetched)
+            note(f"Chrome bytes={first}-, read 1 MiB then closed: {fetched:.0f} bytes ({mib(fetched)}) from S3")
+        for fetched in chrome:
+            self.assertLess(fetched, 8 * MIB, "the server went on reading from S3 after the client left")
+
+        # Memory: 50 concurrent readers of the big object that stop reading after their first bytes.
+        pid = self.server.proc.pid
+        base = settle(port)
+        rss0 = rss_bytes(pid)
+        readers = []
+        try:
+            for _ in range(50):
+                c = rawhttp.Connection(port, timeout=20.0, rcvbuf=64 * 1024)
+                readers.append(c)
+                c.send_request("GET", target(key))
+            for c in readers:
+                head = c.read_head()
+                self.assertEqual(head.status, 200, head.raw_head)
+                first = c.read_some()
+                self.assertTrue(first and bytes(first) == data[:len(first)])
+            # Backpressure: S3 bytes stop growing once every stream's buffers are full.
+            def steady():
+                a = metrics(port)["mediagate_s3_received_bytes_total"]
+                time.sleep(0.5)
+                b = metrics(port)["mediagate_s3_received_bytes_total"]
+                return b if a == b else None
+            stalled = wait_until(steady, 20.0, 0.0)
+            self.assertIsNotNone(stalled, "S3 bytes kept arriving although no client read")
+            rss1 = rss_bytes(pid)
+            during = metrics(port)
+            per_stream_s3 = (during["mediagate_s3_received_bytes_total"] - base["mediagate_s3_received_bytes_total"]) / 50
+            per_stream_rss = (rss1 - rss0) / 50
+            note(f"50 stalled readers: RSS {mib(rss0)} before, {mib(rss1)} during; growth "
+                 f"{per_stream_rss / 1024:.0f} KiB per stream; S3 bytes read ahead per stream {mib(per_stream_s3)}; "
+                 f"active connections {during['mediagate_active_connections']:.0f}")
+            self.assertLess(per_stream_s3, 8 * MIB, "a stalled stream read far ahead from S3")
+            self.assertLess(per_stream_rss, 4 * MIB, "memory per stream")
+        finally:
+            for c in readers:
+                c.close(reset=True)
+        done = settle(port, timeout=15)
+        note(f"after the 50 readers left: RSS {mib(rss_bytes(pid))}; active connections "
+             f"{done['mediagate_active_connections']:.0f}")
+        self.assertIsNone(self.server.health_problem())
+
+    # -- 6. awkward keys, the empty object, content types ---------------------------------------------------
+
+    def test_6_keys_empty_object_and_types(self) -> None:
+        keys = ["with space.bin", "vidéo ñ 字.bin", "a+b=c.bin", "a b=c.bin", "a%2Bb.bin", "q&a#1;x,y (1)~.bin",
+                "sub dir/é/x=1+2.bin"]
+        contents = {}
+        for i, key in enumerate(keys):
+            contents[key] = key.encode() + b"|" + random.Random(SEED + 100 + i).randbytes(5000)
+            self.rgw.put(self.bucket, key, contents[key])
+        for key in keys:
+            with self.subTest(key=key):
+                data = contents[key]
+                f = fetch(self.port, "GET", target(key))
+                self.assert_exact(f, 200, data)
+                f = fetch(self.port, "GET", target(key), [("Range", "bytes=3-9")])
+                self.assert_exact(f, 206, data[3:10], 3, len(data))
+                f = fetch(self.port, "HEAD", target(key))
+                self.assertEqual(f.status, 200)
+                self.assertEqual(f.header("content-length"), str(len(data)))
+        # The listing shows the keys as stored.
+        r = self.cli(["ls", f"s3://{self.bucket}"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for key in keys:
+            self.assertRegex(r.stdout, rf"(?m)^\s*{len(contents[key])}\s+{re.escape(key)}$", f"ls lacks {key!r}")
+
+        # The empty object: any range is a 200 with an empty body (S3 itself answers 416).
+        self.rgw.put(self.bucket, "empty.bin", b"")
+        for rng in [None, "bytes=0-", "bytes=0-0", "bytes=0-1", "bytes=-1", "bytes=5-10", "bytes=0-1,3-4"]:
+            with self.subTest(empty=rng):
+                f = fetch(self.port, "GET", target("empty.bin"), [("Range", rng)] if rng else [])
+                self.assertEqual(f.status, 200, f.describe())
+                self.assertTrue(f.complete)
+                self.assertEqual(f.header("content-length"), "0", f.describe())
+                self.assertIsNone(f.header("content-range"), f.describe())
+                self.assertEqual(bytes(f.body), b"")
+        f = fetch(self.port, "HEAD", target("empty.bin"))
+        self.assertEqual((f.status, f.header("content-length")), (200, "0"), f.describe())
+
+        # Content types: none stored + .mp4 -> by extension; video/webm stored, no extension -> the stored type;
+        # S3's generic types don't count.
+        body = random.Random(SEED + 200).randbytes(4096)  # no magic: sniffing can't guess
+        self.rgw.client.put_object(Bucket=self.bucket, Key="typeless.mp4", Body=body)
+        stored = self.rgw.client.head_object(Bucket=self.bucket, Key="typeless.mp4").get("ContentType")
+        self.rgw.put(self.bucket, "webm-without-extension", body, "video/webm")
+        self.rgw.put(self.bucket, "generic.webm", body, "binary/octet-stream")
+        self.rgw.put(self.bucket, "generic2.mp4", body, "application/octet-stream")
+        for key, want in [("typeless.mp4", "video/mp4"), ("webm-without-extension", "video/webm"),
+                          ("generic.webm", "video/webm"), ("generic2.mp4", "video/mp4")]:
+            with self.subTest(type_of=key):
+                for method in ("GET", "HEAD"):
+                    f = fetch(self.port, method, target(key), [("Range", "bytes=0-9")] if method == "GET" else [])
+                    self.assertIn(f.status, (200, 206), f.describe())
+                    self.assertEqual(rawhttp.media_type_params(f.header("content-type") or "")[0], want,
+                                     f"{method} {key} (radosgw reports {stored!r} for an object stored without a "
+                                     f"type):\n{f.describe()}")
+
+    # -- 7. put, ls, and reading it back ------------------------------------------------------------------
+
+    def test_7_put_ls_and_read_back(self) -> None:
+        data = self.big[-PUT_SIZE:]
+        src = self.tmp / "twenty.mp4"
+        src.write_bytes(data)
+        key = "uploads/twenty mb.mp4"
+        t0 = time.monotonic()
+        r = self.cli(["put", str(src), f"s3://{self.bucket}/{key}"], timeout=120)
+        self.assertEqual(r.returncode, 0, f"put failed: {r.stderr}")
+        note(f"put {mib(PUT_SIZE)} in {time.monotonic() - t0:.2f}s; stdout {r.stdout.strip()!r}")
+        r = self.cli(["ls", f"s3://{self.bucket}/uploads/"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, rf"(?m)^\s*{PUT_SIZE}\s+twenty mb\.mp4$", f"ls output:\n{r.stdout}")
+        head = self.rgw.client.head_object(Bucket=self.bucket, Key=key)
+        self.assertEqual(head["ContentLength"], PUT_SIZE)
+        note(f"put stored ETag {head['ETag']} (multipart when it ends in -N), Content-Type {head.get('ContentType')!r}")
+        f = fetch(self.port, "HEAD", target(key))
+        self.assertEqual(f.status, 200, f.describe())
+        self.assertEqual(f.header("content-length"), str(PUT_SIZE))
+        self.assertEqual(f.header("etag"), head["ETag"])
+        self.assertEqual(rawhttp.media_type_params(f.header("content-type"))[0], "video/mp4")
+        digest = hashlib.sha256()
+        with rawhttp.Connection(self.port, timeout=20.0) as c:
+            resp = c.request("GET", target(key), sink=digest.update)
+        self.assertEqual((resp.status, resp.body_length), (200, PUT_SIZE))
+        self.assertEqual(digest.hexdigest(), hashlib.sha256(data).hexdigest(), "GET after put: wrong bytes")
+        f = fetch(self.port, "GET", target(key), [("Range", f"bytes={PUT_SIZE - 5 * MIB - 7}-")])
+        self.assert_exact(f, 206, data[PUT_SIZE - 5 * MIB - 7:], PUT_SIZE - 5 * MIB - 7, PUT_SIZE)
+
+
+# -- 4. a store that ignores or misanswers ranges --------------------------------------------------------------
+
+class MisbehavingStore(unittest.TestCase):
+    """mediagate in front of fake_upstream.FakeUpstream: never forwards bytes other than the planned ones."""
+
+    SIZE = 300_000
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = Path(tempfile.mkdtemp(prefix="mediagate-s3-fake-"))
+        cls.data = random.Random(SEED + 300).randbytes(cls.SIZE)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def start(self, mode: str, script=(), on_drop=None):
+        upstream = FakeUpstream("fakebucket", {"obj.mp4": (self.data, "video/mp4"), "empty.bin": (b"", None)},
+                                mode=mode, script=script, on_drop=on_drop)
+        self.addCleanup(upstream.stop)
+        fx = server_fixture(self.tmp, "s3://fakebucket", {})
+        server = harness.Server(fx, ["--access-log", "off", "--s3-endpoint", upstream.endpoint,
+                                     "--s3-access-key", "fake", "--s3-secret-key", "fake", "--s3-region",
+                                     "us-east-1", "--s3-addressing", "path", "--threads", "1"], name=f"fake-{mode}")
+        self.addCleanup(server.stop)
+        return upstream, server
+
+    def test_honest_store(self) -> None:
+        upstream, server = self.start("honest")
+        f = fetch(server.port, "GET", target("obj.mp4"), [("Range", "bytes=10-19")])
+        self.assertEqual((f.status, f.header("content-range")), (206, f"bytes 10-19/{self.SIZE}"), f.describe())
+        self.assertEqual(bytes(f.body), self.data[10:20])
+        self.assertEqual([r.headers.get("range") for r in upstream.gets("obj.mp4")], ["bytes=10-19"])
+
+    def test_store_ignoring_range(self) -> None:
+        upstream, server = self.start("ignore-range")
+        cases = [("bytes=10-19", 10, 19), ("bytes=0-1", 0, 1), ("bytes=-5", self.SIZE - 5, self.SIZE - 1),
+                 ("bytes=250000-", 250000, self.SIZE - 1), ("bytes=0-", 0, self.SIZE - 1)]
+        for rng, first, last in cases:
+            with self.subTest(rng):
+                f = fetch(server.port, "GET", target("obj.mp4"), [("Range", rng)])
+                self.assertEqual(f.status, 206, f.describe())
+                self.assertTrue(f.complete, f.describe())
+                self.assertEqual(f.header("content-range"), f"bytes {first}-{last}/{self.SIZE}")
+                self.assertTrue(bytes(f.body) == self.data[first:last + 1], f"wrong bytes:\n{f.describe()}")
+        # Several ranges: each part cut out of its own whole-object answer.
+        with rawhttp.Connection(server.port, timeout=15) as c:
+            r = c.request("GET", target("obj.mp4"), [("Range", "bytes=0-1,100-199")])
+        self.assertEqual(r.status, 206, r.describe())
+        parts = rawhttp.parse_byteranges(r.header("content-type"), r.body)
+        self.assertEqual([(p.first, p.last, p.data) for p in parts],
+                         [(0, 1, self.data[0:2]), (100, 199, self.data[100:200])])
+        self.assertIn("bytes=10-19", [r.headers.get("range") for r in upstream.gets("obj.mp4")],
+                      "mediagate should ask for the planned range even if the store ignores it")
+        # The empty object: no range to ask S3 for, 200 and an empty body.
+        f = fetch(server.port, "GET", target("empty.bin"), [("Range", "bytes=0-1")])
+        self.assertEqual((f.status, f.header("content-length"), bytes(f.body)), (200, "0", b""), f.describe())
+        self.assertIsNone(server.health_problem())
+
+    def assert_no_wrong_bytes(self, f: Fetched, first: int, last: int) -> str:
+        """5xx, or closed before a response, or (if a 206 came) only right bytes. Returns what happened."""
+        if f.status is None:
+            return "closed without a response"
+        if f.status >= 500:
+            return f"{f.status}"
+        self.assertEqual(f.status, 206, f.describe())
+        self.assertEqual(f.header("content-range"), f"bytes {first}-{last}/{self.SIZE}", f.describe())
+        self.assertTrue(bytes(f.body) == self.data[first:first + len(f.body)], f"wrong bytes:\n{f.describe()}")
+        return f"206 with {len(f.body)} right bytes, {'complete' if f.complete else 'then closed'}"
+
+    def test_store_answering_another_range(self) -> None:
+        upstream, server = self.start("wrong-range")
+        outcomes = []
+        for rng, first, last in [("bytes=10-19", 10, 19), ("bytes=0-", 0, self.SIZE - 1),
+                                 ("bytes=1000-200000", 1000, 200000)]:
+            with self.subTest(rng):
+                f = fetch(server.port, "GET", target("obj.mp4"), [("Range", rng)])
+                outcomes.append(f"{rng} -> {self.assert_no_wrong_bytes(f, first, last)}")
+        note(f"store answering another range: {outcomes}")
+        self.assertIsNone(server.health_problem())
+
+    def test_connection_dropped_mid_body_is_resumed(self) -> None:
+        upstream, server = self.start("honest", script=["drop", "drop"])  # the first resume is dropped too
+        before = metrics(server.port)
+        f = fetch(server.port, "GET", target("obj.mp4"), [("Range", "bytes=1000-200999")])
+        self.assertEqual((f.status, f.header("content-range")), (206, f"bytes 1000-200999/{self.SIZE}"), f.describe())
+        self.assertTrue(f.complete, f"a dropped store connection must be resumed:\n{f.describe()}")
+        self.assertTrue(bytes(f.body) == self.data[1000:201000], "wrong bytes after a resume")
+        gets = upstream.gets("obj.mp4")
+        etag = FakeUpstream.etag(self.data)
+        self.assertEqual([(g.headers.get("range"), g.headers.get("if-match")) for g in gets],
+                         [("bytes=1000-200999", etag), ("bytes=101000-200999", etag), ("bytes=151000-200999", etag)],
+                         "each resume must start at the next byte and carry If-Match")
+        # A whole-object GET (200) is resumed too.
+        upstream.script.append("drop")
+        f = fetch(server.port, "GET", target("obj.mp4"))
+        self.assertEqual(f.status, 200, f.describe())
+        self.assertTrue(f.complete and bytes(f.body) == self.data, f.describe())
+        after = metrics(server.port)
+        self.assertEqual(after["mediagate_s3_resumes_total"] - before["mediagate_s3_resumes_total"], 3)
+        self.assertIsNone(server.health_problem())
+
+    def test_object_replaced_before_a_resume(self) -> None:
+        replacement = random.Random(SEED + 301).randbytes(self.SIZE)  # same size: only the ETag differs
+
+        def replace(up: FakeUpstream) -> None:
+            up.objects["obj.mp4"] = (replacement, "video/mp4")
+
+        upstream, server = self.start("honest", script=["drop"], on_drop=replace)
+        f = fetch(server.port, "GET", target("obj.mp4"), [("Range", "bytes=1000-200999")])
+        self.assertEqual(f.status, 206, f.describe())
+        self.assertFalse(f.complete, f"the object changed mid-read: the response must be cut short:\n{f.describe()}")
+        self.assertTrue(bytes(f.body) == self.data[1000:1000 + len(f.body)], "bytes of the new version spliced in")
+        cut_at = len(f.body)
+        gets = upstream.gets("obj.mp4")
+        self.assertEqual(len(gets), 2, [(g.headers.get("range"), g.status) for g in gets])
+        self.assertEqual((gets[1].headers.get("if-match"), gets[1].status), (FakeUpstream.etag(self.data), 412))
+        # Later requests: a clean failure or the new version whole, never a mix.
+        observed = []
+        for _ in range(3):
+            f = fetch(server.port, "GET", target("obj.mp4"), [("Range", "bytes=10-19")])
+            observed.append(f.status)
+            if f.status == 206:
+                self.assertEqual(f.header("etag"), FakeUpstream.etag(replacement), f.describe())
+                self.assertEqual(bytes(f.body), replacement[10:20])
+                break
+            self.assertIn(f.status, (502, 503, 504, None), f.describe())
+        note(f"object replaced before a resume: client got {cut_at} of 200000 bytes then a close; next GETs -> {observed}")
+        self.assertEqual(observed[-1], 206, "the new version is never served")
+        self.assertIsNone(server.health_problem())
+
+    def test_slowdown_is_retried(self) -> None:
+        upstream, server = self.start("honest", script=["slowdown", "slowdown"])
+        before = metrics(server.port)
+        f = fetch(server.port, "GET", target("obj.mp4"), [("Range", "bytes=10-19")])
+        self.assertEqual((f.status, bytes(f.body)), (206, self.data[10:20]), f.describe())
+        self.assertEqual([g.status for g in upstream.gets("obj.mp4")], [503, 503, 206])
+        after = metrics(server.port)
+        self.assertEqual(after["mediagate_s3_retries_total"] - before["mediagate_s3_retries_total"], 2)
+
+    def test_store_sending_a_short_object(self) -> None:
+        upstream, server = self.start("short-200")
+        outcomes = []
+        for rng, first, last in [("bytes=10-19", 10, 19), ("bytes=200000-200099", 200000, 200099)]:
+            with self.subTest(rng):
+                f = fetch(server.port, "GET", target("obj.mp4"), [("Range", rng)])
+                outcomes.append(f"{rng} -> {self.assert_no_wrong_bytes(f, first, last)}")
+        note(f"store answering 200 with half the object: {outcomes}")
+        self.assertIsNone(server.health_problem())
+
+
+if __name__ == "__main__":
+    unittest.main()
