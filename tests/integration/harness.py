@@ -459,6 +459,19 @@ def _stop_all() -> None:
 SANITIZER = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: |SUMMARY: \w+Sanitizer")
 
 
+def run_reporting_server_output(case, result, run, describe):
+    """Runs a test case; a failure or error it adds gets the server's last lines appended: they usually say why."""
+    counts = (len(result.failures), len(result.errors)) if result is not None else None
+    out = run(result)
+    if result is not None:
+        for lst, n in ((result.failures, counts[0]), (result.errors, counts[1])):
+            for i in range(n, len(lst)):
+                test, text = lst[i]
+                if getattr(test, "test_case", test) is case:
+                    lst[i] = (test, text + describe())
+    return out
+
+
 class MediagateTestCase(unittest.TestCase):
     """Starts one server per test class (with `server_args`), checks at the end that it is still alive and
     healthy, and offers raw-socket requests and assertions about media responses."""
@@ -491,16 +504,8 @@ class MediagateTestCase(unittest.TestCase):
                                  f"{cls.server.output()}")
 
     def run(self, result=None):
-        # A failed test reports the server's last lines: they usually say why.
-        counts = (len(result.failures), len(result.errors)) if result is not None else None
-        out = super().run(result)
-        if result is not None:
-            for lst, n in ((result.failures, counts[0]), (result.errors, counts[1])):
-                for i in range(n, len(lst)):
-                    test, text = lst[i]
-                    if getattr(test, "test_case", test) is self:
-                        lst[i] = (test, text + f"\nlast server output ({self.server.name}):\n{self.server.output(15)}")
-        return out
+        return run_reporting_server_output(self, result, super().run, lambda: (
+            f"\nlast server output ({self.server.name}):\n{self.server.output(15)}"))
 
     # -- requests
 

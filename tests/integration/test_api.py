@@ -180,15 +180,8 @@ class ApiCase(unittest.TestCase):
             cls.storage.cleanup()
 
     def run(self, result=None):
-        counts = (len(result.failures), len(result.errors)) if result is not None else None
-        out = super().run(result)
-        if result is not None:
-            for lst, n in ((result.failures, counts[0]), (result.errors, counts[1])):
-                for i in range(n, len(lst)):
-                    test, text = lst[i]
-                    if test is self:
-                        lst[i] = (test, text + f"\nlast server output:\n{self.server.output(25)}")
-        return out
+        return harness.run_reporting_server_output(self, result, super().run, lambda: (
+            f"\nlast server output:\n{self.server.output(25)}"))
 
     def assert_error(self, status, body, expected_status):
         self.assertEqual(status, expected_status, body)
