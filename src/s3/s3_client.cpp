@@ -261,6 +261,9 @@ net::awaitable<storage::result<std::unique_ptr<response>>> client::send_once(con
   const std::string connect_host = settings_.path_style ? ep.host : settings_.bucket + "." + ep.host;
   if (!conn) {
     conn = std::make_unique<connection>();
+    // Beast reads max(512, free capacity) bytes at a time: without room reserved, bodies arrive 512 bytes per
+    // recv (measured: 39,000 recvmsg calls for 20 MB, ~40 MB/s).
+    conn->buffer.reserve(64 * 1024);
     tcp::resolver resolver(ex_);
     auto [rec, results] = co_await resolver.async_resolve(connect_host, std::to_string(ep.port), kTuple);
     if (rec) co_return io_error_of(rec, "resolving " + connect_host, ep);
