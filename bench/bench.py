@@ -1,0 +1,753 @@
+#!/usr/bin/python3
+"""The measurement part of bench/run (stdlib only): starts the systems, runs workloads 1-5, writes raw results.
+
+bench/run builds the binary and the objects first, then calls this; see bench/README.md. Everything listens on
+127.0.0.1; every load loop is bounded in time; every process started here is stopped here, by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+BUCKET = "bench"
+BIG = "big.mp4"
+CLIPS = ["sample-faststart.mp4", "sample-moov-at-end.mp4", "sample.webm"]
+MIB = 1 << 20
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+            time.sleep(0.05)
+
+
+# -- /proc ---------------------------------------------------------------------------------------------------
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+# -- processes -----------------------------------------------------------------------------------------------
+
+class Proc:
+    """A child process with its output in a file, stopped by pid."""
+
+    all: list["Proc"] = []
+
+    def __init__(self, name: str, args: list[str], logfile: Path, env: dict | None = None, cwd: Path | None = None):
+        self.name = name
+        self.args = args
+        self.logfile = logfile
+        self.env = env
+        self.cwd = cwd
+        self.p: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.logfile.parent.mkdir(parents=True, exist_ok=True)
+        self.out = open(self.logfile, "ab")
+        self.p = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
+                                  env=self.env, cwd=self.cwd, start_new_session=True)
+        Proc.all.append(self)
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def alive(self) -> bool:
+        return self.p is not None and self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.p is None:
+            return
+        if self.p.poll() is None:
+            try:
+                os.kill(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.p.pid, signal.SIGKILL)
+                self.p.wait(5)
+        self.out.close()
+        if self in Proc.all:
+            Proc.all.remove(self)
+        self.p = None
+
+
+class Mediagate:
+    kind = "mediagate"
+
+    def __init__(self, name: str, exe: Path, work: Path, storage: str, extra: list[str], env: dict):
+        self.name = name
+        self.exe = exe
+        self.dir = work / name
+        self.storage = storage
+        self.extra = extra
+        self.env = env
+        self.proc: Proc | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        logfile = self.dir / "server.log"
+        offset = logfile.stat().st_size if logfile.exists() else 0
+        args = [str(self.exe), "serve", "--listen", "127.0.0.1:0", "--storage", self.storage, "--access-log", "off",
+                "--catalog", f"sqlite:{self.dir / 'catalog.db'}", *self.extra]
+        self.proc = Proc(self.name, args, logfile, env=self.env, cwd=self.dir)
+        self.proc.start()
+        deadline = time.monotonic() + 60
+        while True:
+            with open(logfile, "rb") as f:
+                f.seek(offset)
+                m = re.search(rb"mediagate listening on http://127\.0\.0\.1:(\d+)/", f.read())
+            if m:
+                self.port = int(m.group(1))
+                return
+            if not self.proc.alive() or time.monotonic() > deadline:
+                tail = logfile.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.name} did not start:\n{tail}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def url(self, key: str) -> str:
+        return f"http://127.0.0.1:{self.port}/media/{key}"
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
+
+
+class Nginx:
+    kind = "nginx"
+
+    def __init__(self, name: str, work: Path, template: Path, subst: dict[str, str], ports: list[int]):
+        self.name = name
+        self.dir = work / name
+        self.template = template
+        self.subst = dict(subst, DIR=str(self.dir))
+        self.ports = ports
+        self.proc: Proc | None = None
+
+    def start(self) -> None:
+        for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "cache"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        text = self.template.read_text()
+        for k, v in self.subst.items():
+            text = text.replace(f"@{k}@", str(v))
+        left = re.findall(r"@[A-Z_]+@", text)
+        if left:
+            raise RuntimeError(f"unfilled placeholders in {self.template}: {left}")
+        conf = self.dir / "nginx.conf"
+        conf.write_text(text)
+        self.proc = Proc(self.name, ["nginx", "-c", str(conf), "-e", str(self.dir / "error.log")],
+                         self.dir / "stdout.log")
+        self.proc.start()
+        for port in self.ports:
+            wait_port(port)
+        deadline = time.monotonic() + 10
+        while len(self.workers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop(signal.SIGTERM)  # fast shutdown; the master waits for its workers
+            self.proc = None
+
+    def workers(self) -> list[int]:
+        return [c for c in children(self.proc.pid) if "worker process" in cmdline(c)]
+
+    def pids(self) -> list[int]:
+        return self.workers()
+
+
+class System:
+    """One thing a workload is run against: a server role and the URL of an object in it."""
+
+    def __init__(self, name: str, server, url_fn, kind: str, upstream_log: Path | None = None,
+                 fast_log: Path | None = None, restart=None):
+        self.name = name
+        self.server = server
+        self.url = url_fn
+        self.kind = kind  # "mediagate", "nginx" or "upstream"
+        self.upstream_log = upstream_log  # nginx: its access log with $upstream_bytes_received
+        self.fast_log = fast_log  # the fast upstream's access log ($bytes_sent), when it is the upstream
+        self.restart = restart  # cold roles: a function that restarts the server with an empty cache
+        self.broken: str | None = None
+
+
+def log_offset(path: Path | None) -> int:
+    return path.stat().st_size if path and path.exists() else 0
+
+
+def sum_log(path: Path | None, offset: int, field: int) -> tuple[int, int]:
+    """(sum of numeric FIELD, lines) of the log lines written after OFFSET; '1, 2' lists and '-' allowed."""
+    if not path or not path.exists():
+        return 0, 0
+    total = lines = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for line in f.read().decode(errors="replace").splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) <= field:
+                continue
+            lines += 1
+            for v in re.findall(r"\d+", parts[field] if field < 2 else parts[2]):
+                total += int(v)
+    return total, lines
+
+
+# -- the bench ----------------------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.work = Path(a.work).resolve()
+        self.media = Path(a.media).resolve()
+        self.exe = Path(a.exe).resolve()
+        self.raw = self.work / "raw.jsonl"
+        self.size = (self.media / BIG).stat().st_size
+        self.systems: dict[str, System] = {}
+        self.servers: list = []
+        self.notes: list[str] = []
+        self.rgw_dir = self.work / "rgw"
+        self.rgw_env: dict[str, str] = {}
+
+    # -- set-up --
+
+    def start_rgw(self) -> None:
+        log("starting radosgw (one-host Ceph cluster, memstore)")
+        env = dict(os.environ, RGW_DEBUG="0", RGW_MEMSTORE_BYTES=str(4 << 30))
+        out = subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "start", str(self.rgw_dir)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
+        if out.returncode != 0:
+            raise RuntimeError(f"radosgw did not start: {out.stderr}")
+        for line in (self.rgw_dir / "env").read_text().splitlines():
+            m = re.match(r"export (\w+)=(.*)", line)
+            if m:
+                self.rgw_env[m.group(1)] = m.group(2)
+        self.rgw_port = int(self.rgw_env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+        log(f"radosgw on 127.0.0.1:{self.rgw_port}")
+
+    def stop_rgw(self) -> None:
+        if self.rgw_dir.exists():
+            subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(self.rgw_dir)], timeout=120,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def upload(self) -> None:
+        os.environ.update(self.rgw_env)
+        import s3util  # noqa: E402  (tests/integration; botocore)
+
+        c = s3util.client_from_env()
+        s3util.create_bucket(BUCKET, client=c)
+        env = dict(os.environ, **self.rgw_env)
+        for key in [BIG, *CLIPS]:
+            subprocess.run([str(self.exe), "put", str(self.media / key), f"s3://{BUCKET}/{key}"], env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+        # nginx cannot sign SigV4: a bucket policy lets it (and wrk, for the "upstream directly" rows) read
+        # the objects anonymously. mediagate still signs every request.
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Sid": "BenchPublicRead", "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
+            "Resource": [f"arn:aws:s3:::{BUCKET}/*"]}]}
+        c.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
+        url = f"http://127.0.0.1:{self.rgw_port}/{BUCKET}/{CLIPS[0]}"
+        try:
+            urllib.request.urlopen(url, timeout=10).read()
+            self.notes.append("radosgw: the bucket has a public-read bucket policy (s3:GetObject for \"*\") so that "
+                              "nginx proxies anonymously; mediagate signs its requests (SigV4) as usual.")
+        except urllib.error.HTTPError:
+            for key in [BIG, *CLIPS]:
+                c.put_object_acl(Bucket=BUCKET, Key=key, ACL="public-read")
+            urllib.request.urlopen(url, timeout=10).read()
+            self.notes.append("radosgw: objects have the public-read ACL so that nginx proxies anonymously; "
+                              "mediagate signs its requests (SigV4) as usual.")
+        log(f"uploaded {BIG} ({self.size} bytes) and {len(CLIPS)} clips to s3://{BUCKET}")
+
+    def start_servers(self) -> None:
+        w = self.work
+        # The fast S3-shaped upstream: nginx serving WORK/fast-root/BUCKET -> the objects directory.
+        root = w / "fast-root"
+        root.mkdir(parents=True, exist_ok=True)
+        link = root / BUCKET
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(self.media)
+        self.fast_port = free_port()
+        fast = Nginx("nginx-fast-upstream", w, HERE / "nginx" / "fast-upstream.conf.in",
+                     {"PORT": self.fast_port, "ROOT": root, "BUCKET": BUCKET}, [self.fast_port])
+        fast.start()
+        self.servers.append(fast)
+        self.fast = fast
+        fast_log = fast.dir / "access.log"
+
+        ports = {k: free_port() for k in ("STATIC_PORT", "S3_PORT", "FASTPROXY_PORT", "CACHE_PORT")}
+        subst = dict(ports, RGW_PORT=self.rgw_port, FAST_PORT=self.fast_port, MEDIA_DIR=self.media, BUCKET=BUCKET)
+        gw = Nginx("nginx", w, HERE / "nginx" / "gateway.conf.in", subst, list(ports.values()))
+        gw.start()
+        self.servers.append(gw)
+        cports = {k: free_port() for k in ("STATIC_PORT", "S3_PORT", "FASTPROXY_PORT", "CACHE_PORT")}
+        cold_ngx = Nginx("nginx-cold", w, HERE / "nginx" / "gateway.conf.in",
+                         dict(subst, **cports), list(cports.values()))
+        cold_ngx.start()
+        self.servers.append(cold_ngx)
+
+        rgw_env = dict(os.environ, **self.rgw_env)
+        fast_env = dict(rgw_env, AWS_ENDPOINT_URL=f"http://127.0.0.1:{self.fast_port}")
+        s3 = f"s3://{BUCKET}"
+        mg_local = Mediagate("mg-local", self.exe, w, str(self.media), [], dict(os.environ))
+        mg_s3 = Mediagate("mg-s3", self.exe, w, s3, [], rgw_env)
+        mg_fast = Mediagate("mg-fast", self.exe, w, s3, [], fast_env)
+        mgs = [mg_local, mg_s3, mg_fast]
+        mg_cache = mg_cold = None
+        if self.a.cache:
+            mg_cache = Mediagate("mg-cache", self.exe, w, s3, ["--cache-dir", str(w / "mg-cache" / "slices"),
+                                                              "--cache-size", "4GiB", "--cache-slice", "1MiB"], rgw_env)
+            mg_cold = Mediagate("mg-cache-cold", self.exe, w, s3,
+                                ["--cache-dir", str(w / "mg-cache-cold" / "slices"), "--cache-size", "4GiB",
+                                 "--cache-slice", "1MiB"], rgw_env)
+            mgs += [mg_cache, mg_cold]
+        for m in mgs:
+            m.start()
+            self.servers.append(m)
+
+        def ngx_url(port):
+            return lambda key: f"http://127.0.0.1:{port}/media/{key}"
+
+        S = self.systems
+        S["mg-local"] = System("mg-local", mg_local, mg_local.url, "mediagate")
+        S["ngx-static"] = System("ngx-static", gw, ngx_url(ports["STATIC_PORT"]), "nginx")
+        S["mg-s3"] = System("mg-s3", mg_s3, mg_s3.url, "mediagate")
+        S["ngx-s3"] = System("ngx-s3", gw, ngx_url(ports["S3_PORT"]), "nginx", upstream_log=gw.dir / "s3.log")
+        S["rgw"] = System("rgw", None, lambda key: f"http://127.0.0.1:{self.rgw_port}/{BUCKET}/{key}", "upstream")
+        S["mg-fast"] = System("mg-fast", mg_fast, mg_fast.url, "mediagate", fast_log=fast_log)
+        S["ngx-fast"] = System("ngx-fast", gw, ngx_url(ports["FASTPROXY_PORT"]), "nginx",
+                               upstream_log=gw.dir / "fast.log", fast_log=fast_log)
+        S["fast"] = System("fast", fast, lambda key: f"http://127.0.0.1:{self.fast_port}/{BUCKET}/{key}", "upstream")
+        S["ngx-cache"] = System("ngx-cache", gw, ngx_url(ports["CACHE_PORT"]), "nginx",
+                                upstream_log=gw.dir / "cache.log")
+        S["ngx-cache-cold"] = System("ngx-cache-cold", cold_ngx, ngx_url(cports["CACHE_PORT"]), "nginx",
+                                     upstream_log=cold_ngx.dir / "cache.log",
+                                     restart=lambda: self.restart_empty(cold_ngx, cold_ngx.dir / "cache"))
+        if mg_cache:
+            S["mg-cache"] = System("mg-cache", mg_cache, mg_cache.url, "mediagate")
+            S["mg-cache-cold"] = System("mg-cache-cold", mg_cold, mg_cold.url, "mediagate",
+                                        restart=lambda: self.restart_empty(mg_cold, mg_cold.dir / "slices"))
+        else:
+            self.notes.append("slice cache rows skipped: `mediagate serve --help` lists no --cache-dir.")
+        log("servers up: " + ", ".join(S))
+
+    def restart_empty(self, server, cache_dir: Path) -> None:
+        server.stop()
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        server.start()
+        # Connections to the server must not be refused right after start (nginx binds before forking).
+        if isinstance(server, Mediagate):
+            wait_port(server.port)
+
+    def stop_all(self) -> None:
+        for s in reversed(self.servers):
+            try:
+                s.stop()
+            except Exception as e:  # keep stopping the others
+                log(f"stopping {getattr(s, 'name', s)}: {e}")
+        for p in list(Proc.all):
+            p.stop()
+        self.stop_rgw()
+
+    # -- checks and warm-up --
+
+    def fetch(self, url: str, range_value: str | None = None, limit: int | None = None) -> tuple[int, dict, bytes, float]:
+        req = urllib.request.Request(url, headers={"Range": range_value} if range_value else {})
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                body = r.read() if limit is None else r.read(limit)
+                return r.status, dict(r.headers), body, time.perf_counter() - t0
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read(), time.perf_counter() - t0
+
+    def stream_once(self, url: str) -> dict:
+        """One whole-object GET on a new connection, body counted and dropped; for the cold-cache rows."""
+        u = urllib.parse.urlsplit(url)
+        host, port, path = u.hostname, u.port, u.path
+        assert host == "127.0.0.1"
+        buf = bytearray(1 << 20)
+        t0 = time.perf_counter()
+        s = socket.create_connection((host, port), timeout=60)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+        got = 0
+        head = b""
+        ttfb = None
+        while True:
+            n = s.recv_into(buf)
+            if ttfb is None:
+                ttfb = time.perf_counter() - t0
+            if n == 0:
+                break
+            got += n
+            if len(head) < 4096:
+                head += bytes(buf[: min(n, 4096)])
+        s.close()
+        secs = time.perf_counter() - t0
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        end = head.find(b"\r\n\r\n")
+        body = got - (end + 4 if end >= 0 else 0)
+        return {"status": status, "body_bytes": body, "seconds": secs, "ttfb_ms": (ttfb or 0) * 1e3,
+                "MBps": body / secs / 1e6, "ok": status == 200 and body == self.size}
+
+    def check(self, s: System) -> None:
+        """Correct bytes first: a ranged GET must give 206 with the right Content-Range and the file's bytes."""
+        with open(self.media / BIG, "rb") as f:
+            f.seek(1000003)
+            want = f.read(65536)
+        status, headers, body, _ = self.fetch(s.url(BIG), "bytes=1000003-1065538")
+        cr = headers.get("Content-Range", "")
+        if status != 206 or cr != f"bytes 1000003-1065538/{self.size}" or body != want:
+            s.broken = f"ranged GET check failed: status {status}, Content-Range '{cr}', {len(body)} bytes" + \
+                       ("" if body == want else " (wrong bytes)")
+            log(f"{s.name}: {s.broken}")
+            self.notes.append(f"{s.name} skipped: {s.broken}")
+
+    def warm_up(self) -> None:
+        for s in self.systems.values():
+            self.check(s)
+            if s.broken:
+                continue
+            if s.restart:
+                continue  # cold roles are emptied before each of their runs
+            r = self.stream_once(s.url(BIG))
+            for clip in CLIPS:
+                self.fetch(s.url(clip))
+            log(f"warm-up {s.name}: whole {BIG} {r['MBps']:.0f} MB/s, status {r['status']}")
+
+    # -- runners --
+
+    def record(self, rec: dict) -> None:
+        rec["time"] = time.time()
+        with open(self.raw, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def wrk(self, url: str, conns: int, script: str, args: list[str], duration: float) -> dict:
+        threads = 1 if conns == 1 else 2
+        cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s",
+               str(HERE / "wrk" / script), url]
+        if args:
+            cmd += ["--", *args]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=duration + 60,
+                             env=dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk")))
+        line = [l for l in out.stdout.splitlines() if l.startswith("{")]
+        if out.returncode != 0 or not line:
+            raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip()[-500:]} {out.stdout[-500:]}")
+        r = json.loads(line[-1])
+        secs = r["duration_us"] / 1e6
+        errs = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_status"] + r["err_timeout"]
+        return {"requests": r["requests"], "rps": r["requests"] / secs, "MBps": r["bytes"] / secs / 1e6,
+                "bytes_per_req": r["bytes"] / max(1, r["requests"]), "p50_ms": r["lat_p50_us"] / 1e3,
+                "p99_ms": r["lat_p99_us"] / 1e3, "errors": errs, "wrk": r}
+
+    def loadgen(self, args: list[str], timeout: float, on_line=None) -> dict:
+        cmd = ["/usr/bin/python3", str(HERE / "loadgen.py"), *args]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        last = None
+        deadline = time.monotonic() + timeout
+        try:
+            for line in p.stdout:
+                line = line.strip()
+                if line.startswith("{"):
+                    last = json.loads(line)
+                elif on_line:
+                    on_line(line)
+                if time.monotonic() > deadline:
+                    break
+            p.wait(max(1, deadline - time.monotonic()))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if last is None:
+            raise RuntimeError(f"loadgen {args[0]} failed: {p.stderr.read()[-800:]}")
+        return last
+
+    # upstream byte counters around a run (workload 3)
+    def upstream_mark(self, s: System) -> dict:
+        m = {"fast": log_offset(s.fast_log)}
+        if s.kind == "mediagate":
+            m["mg"] = s.server.metrics().get("mediagate_s3_received_bytes_total", 0.0)
+        elif s.upstream_log:
+            m["log"] = log_offset(s.upstream_log)
+        return m
+
+    def upstream_delta(self, s: System, mark: dict) -> dict:
+        time.sleep(1.5)  # the gateway notices the closed clients; nginx flushes its buffered logs (flush=1s)
+        out = {}
+        if s.kind == "mediagate":
+            out["upstream_bytes"] = s.server.metrics().get("mediagate_s3_received_bytes_total", 0.0) - mark["mg"]
+        elif s.upstream_log:
+            out["upstream_bytes"], out["upstream_log_lines"] = sum_log(s.upstream_log, mark["log"], 2)
+        if s.fast_log:
+            out["fast_sent_bytes"], out["fast_log_lines"] = sum_log(s.fast_log, mark["fast"], 1)
+        return out
+
+    def run_one(self, workload: str, variant: str, s: System, rep: int) -> None:
+        a = self.a
+        rec = {"workload": workload, "variant": variant, "system": s.name, "rep": rep}
+        try:
+            if s.restart:
+                s.restart()
+            if workload == "w1":
+                if variant == "cold-c1":
+                    rec.update(self.stream_once(s.url(BIG)))
+                    if not rec["ok"]:
+                        rec["errors"] = 1
+                else:
+                    conns = int(variant[1:])
+                    rec.update(self.wrk(s.url(BIG), conns, "full.lua", [], a.duration_w1))
+            elif workload == "w2":
+                rec.update(self.wrk(s.url(BIG), 16, "ranges.lua", [str(self.size), "65536"], a.duration))
+                if rec["bytes_per_req"] < 65536:
+                    rec["short_bodies"] = True
+            elif workload == "w3":
+                mark = self.upstream_mark(s)
+                r = self.loadgen(["seek", s.url(BIG), "--size", str(self.size), "--read", str(MIB), "--conns",
+                                  str(a.seek_conns), "--procs", str(a.seek_procs), "--duration", str(a.duration)],
+                                 a.duration + 60)
+                rec.update(r)
+                rec.update(self.upstream_delta(s, mark))
+                started = max(1, r["started"])
+                if "upstream_bytes" in rec:
+                    rec["upstream_per_req"] = rec["upstream_bytes"] / started
+                if "fast_sent_bytes" in rec:
+                    rec["fast_sent_per_req"] = rec["fast_sent_bytes"] / started
+            elif workload == "w4":
+                rec.update(self.slow_readers(s))
+            elif workload == "w5":
+                r = self.loadgen(["ttfb", *[s.url(c) for c in CLIPS], "--count", str(a.ttfb_count)], 300)
+                rec.update(r)
+        except Exception as e:
+            rec["failed"] = f"{type(e).__name__}: {e}"
+            log(f"{workload} {variant} {s.name} rep {rep}: FAILED {rec['failed']}")
+        self.record(rec)
+        brief = {k: rec[k] for k in ("rps", "MBps", "p50_ms", "p99_ms", "upstream_per_req", "rss_per_stream_kib",
+                                     "cpu_pct", "errors") if k in rec}
+        log(f"{workload} {variant:8} {s.name:15} rep {rep}: " +
+            ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in brief.items()))
+
+    def slow_readers(self, s: System) -> dict:
+        a = self.a
+        pids = s.server.pids()
+        time.sleep(0.5)
+        rss0 = rss_kib(pids)
+        state = {"ramped": None}
+        samples: list[int] = []
+        cpu = {}
+
+        def on_line(line: str) -> None:
+            if line == "ramped":
+                state["ramped"] = time.monotonic()
+
+        # Sample from a thread: the loadgen runs as a child and reports "ramped" on stdout.
+        import threading
+
+        stop = threading.Event()
+
+        def sampler():
+            while not stop.is_set():
+                if state["ramped"] is not None:
+                    if "t0" not in cpu and time.monotonic() - state["ramped"] > 0.5:
+                        cpu["t0"], cpu["c0"] = time.monotonic(), cpu_ticks(pids)
+                    if "t0" in cpu:
+                        samples.append(rss_kib(pids))
+                        cpu["t1"], cpu["c1"] = time.monotonic(), cpu_ticks(pids)
+                stop.wait(0.25)
+
+        th = threading.Thread(target=sampler, daemon=True)
+        th.start()
+        try:
+            r = self.loadgen(["slow", s.url(BIG), "--size", str(self.size), "--streams", str(a.streams), "--rate",
+                              str(a.rate), "--ramp", str(a.ramp), "--hold", str(a.hold), "--rcvbuf", str(a.rcvbuf)],
+                             a.ramp + a.hold + 120, on_line)
+        finally:
+            stop.set()
+            th.join()
+        out = dict(r)
+        out["rss_idle_kib"] = rss0
+        out["rss_peak_kib"] = max(samples) if samples else rss_kib(pids)
+        out["rss_per_stream_kib"] = (out["rss_peak_kib"] - rss0) / a.streams
+        if "t1" in cpu and cpu["t1"] > cpu["t0"]:
+            out["cpu_pct"] = (cpu["c1"] - cpu["c0"]) / CLK_TCK / (cpu["t1"] - cpu["t0"]) * 100
+        out["errors"] = r["errors"]
+        time.sleep(1.0)  # let the server close the streams before the next run
+        return out
+
+    # -- the plan --
+
+    def plan(self) -> list[tuple[str, str, list[str]]]:
+        have = set(self.systems)
+        cache_warm = ["mg-cache", "ngx-cache"] if "mg-cache" in have else []
+        cache_cold = ["mg-cache-cold", "ngx-cache-cold"] if "mg-cache-cold" in have else []
+        base = ["mg-local", "ngx-static", "mg-s3", "ngx-s3", "rgw", "mg-fast", "ngx-fast", "fast"]
+        plan = [
+            ("w1", "c1", base + cache_warm),
+            ("w1", "c8", base + cache_warm),
+            ("w1", "cold-c1", cache_cold),
+            ("w2", "c16", base + cache_warm),
+            ("w2", "cold-c16", cache_cold),
+            ("w3", "c%d" % self.a.seek_conns, base + cache_warm),
+            ("w4", "s%d" % self.a.streams, ["mg-local", "ngx-static", "mg-fast", "ngx-fast"] + cache_warm),
+            ("w5", "c1", base + cache_warm),
+        ]
+        only = set(self.a.only.split(",")) if self.a.only else None
+        return [(w, v, [x for x in systems if not self.systems[x].broken]) for w, v, systems in plan
+                if systems and (only is None or w in only)]
+
+    def run(self) -> None:
+        meta = {"started": time.time(), "args": vars(self.a), "size": self.size,
+                "loadavg_before": Path("/proc/loadavg").read_text().strip()}
+        try:
+            self.start_rgw()
+            self.upload()
+            self.start_servers()
+            self.warm_up()
+            if self.a.serve_only:
+                # For profiling by hand: every system stays up for SERVE_ONLY seconds, then everything stops.
+                for name, sys_ in self.systems.items():
+                    pids = sys_.server.pids() if sys_.server else []
+                    log(f"{name:15} {sys_.url(BIG)}  pids {pids}")
+                time.sleep(self.a.serve_only)
+                return
+            t0 = time.monotonic()
+            for workload, variant, systems in self.plan():
+                for rep in range(1, self.a.reps + 1):  # interleaved: every system once per repetition
+                    for name in systems:
+                        self.run_one(workload, variant, self.systems[name], rep)
+            meta["measure_seconds"] = time.monotonic() - t0
+        finally:
+            meta["loadavg_after"] = Path("/proc/loadavg").read_text().strip()
+            meta["notes"] = self.notes
+            meta["finished"] = time.time()
+            (self.work / "meta.json").write_text(json.dumps(meta, indent=1))
+            self.stop_all()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--work", required=True, help="scratch directory (servers, logs, caches, raw results)")
+    ap.add_argument("--media", required=True, help="directory with big.mp4 and the sample clips")
+    ap.add_argument("--exe", required=True, help="the mediagate binary")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk / seek run")
+    ap.add_argument("--duration-w1", type=float, default=3.0, help="seconds per large-object wrk run")
+    ap.add_argument("--seek-conns", type=int, default=8)
+    ap.add_argument("--seek-procs", type=int, default=2)
+    ap.add_argument("--streams", type=int, default=2000)
+    ap.add_argument("--rate", type=float, default=250_000.0, help="bytes/s per slow reader (2 Mbit/s)")
+    ap.add_argument("--ramp", type=float, default=2.0)
+    ap.add_argument("--hold", type=float, default=6.0)
+    ap.add_argument("--rcvbuf", type=int, default=262144)
+    ap.add_argument("--ttfb-count", type=int, default=150)
+    ap.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                    help="measure the slice cache rows (bench/run passes --no-cache when serve has no --cache-dir)")
+    ap.add_argument("--serve-only", type=float, default=0, metavar="SECONDS",
+                    help="start and warm up every system, print their URLs and pids, keep them up this long, stop")
+    ap.add_argument("--quick", action="store_true", help="only recorded in the results (bench/run --quick)")
+    ap.add_argument("--only", default="", help="comma-separated workloads to run (w1..w5); default all")
+    a = ap.parse_args()
+    b = Bench(a)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    b.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,378 @@
+#!/usr/bin/python3
+"""Turns the raw figures of a bench/run into the Markdown report (stdlib only).
+
+  report.py --work DIR --out bench/results/RESULTS-DATE.md   from a scratch directory (raw.jsonl, meta.json,
+                                                                micro.json); also writes OUT with .json: the
+                                                                raw figures, to regenerate the report later
+  report.py --bundle RESULTS-DATE.json --out FILE.md            from such a bundle
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+MIB = 1 << 20
+
+PAIRS = {  # label: (mediagate system, nginx system, reference system, reference label)
+    "local": ("mg-local", "ngx-static", None, ""),
+    "S3 radosgw": ("mg-s3", "ngx-s3", "rgw", "radosgw direct"),
+    "S3 fast upstream": ("mg-fast", "ngx-fast", "fast", "fast upstream direct"),
+    "slice cache, warm": ("mg-cache", "ngx-cache", "ngx-static", "nginx static"),
+    "slice cache, cold": ("mg-cache-cold", "ngx-cache-cold", None, ""),
+}
+
+# (workload, variant, metric key, label, unit, higher is better, scale, pairs)
+ALL = list(PAIRS)
+WARM = ["local", "S3 radosgw", "S3 fast upstream", "slice cache, warm"]
+ROWS = [
+    ("w1", "c1", "MBps", "1. large object, 1 conn", "MB/s", True, 1, WARM),
+    ("w1", "cold-c1", "MBps", "1. large object, 1 conn, first read", "MB/s", True, 1, ["slice cache, cold"]),
+    ("w1", "c8", "MBps", "1. large object, 8 conns", "MB/s", True, 1, WARM),
+    ("w2", "c16", "rps", "2. random 64 KiB ranges, 16 conns", "req/s", True, 1, WARM),
+    ("w2", "c16", "p50_ms", "2. latency p50", "ms", False, 1, WARM),
+    ("w2", "c16", "p99_ms", "2. latency p99", "ms", False, 1, WARM),
+    ("w2", "cold-c16", "rps", "2. random 64 KiB ranges from an empty cache", "req/s", True, 1, ["slice cache, cold"]),
+    ("w2", "cold-c16", "p99_ms", "2. latency p99, from an empty cache", "ms", False, 1, ["slice cache, cold"]),
+    ("w3", None, "rps", "3. Chrome seek: bytes=N-, read 1 MiB, close", "req/s", True, 1, WARM),
+    ("w3", None, "upstream_per_req", "3. bytes read from upstream per request", "MiB", False, MIB,
+     ["S3 radosgw", "S3 fast upstream", "slice cache, warm"]),
+    ("w3", None, "fast_sent_per_req", "3. bytes the fast upstream sent per request", "MiB", False, MIB,
+     ["S3 fast upstream"]),
+    ("w4", None, "rss_per_stream_kib", "4. slow readers: RSS growth per stream", "KiB", False, 1,
+     ["local", "S3 fast upstream", "slice cache, warm"]),
+    ("w4", None, "rss_peak_kib", "4. slow readers: peak RSS", "MiB", False, 1024,
+     ["local", "S3 fast upstream", "slice cache, warm"]),
+    ("w4", None, "cpu_pct", "4. slow readers: CPU (100 = one core)", "%", False, 1,
+     ["local", "S3 fast upstream", "slice cache, warm"]),
+    ("w4", None, "aggregate_MBps", "4. slow readers: delivered", "MB/s", True, 1,
+     ["local", "S3 fast upstream", "slice cache, warm"]),
+    ("w4", None, "errors", "4. slow readers: errors", "", False, 1, ["local", "S3 fast upstream", "slice cache, warm"]),
+    ("w4", None, "starved", "4. slow readers: streams under 80% of 2 Mbit/s", "", False, 1,
+     ["local", "S3 fast upstream", "slice cache, warm"]),
+    ("w5", "c1", "p50_ms", "5. time to first byte, p50", "ms", False, 1, WARM),
+    ("w5", "c1", "p99_ms", "5. time to first byte, p99", "ms", False, 1, WARM),
+]
+
+
+def load(args) -> dict:
+    if args.bundle:
+        return json.loads(Path(args.bundle).read_text())
+    work = Path(args.work)
+    records = []
+    if (work / "raw.jsonl").exists():
+        records = [json.loads(l) for l in (work / "raw.jsonl").read_text().splitlines() if l.strip()]
+    meta = json.loads((work / "meta.json").read_text()) if (work / "meta.json").exists() else {}
+    micro = json.loads((work / "micro.json").read_text()) if (work / "micro.json").exists() else None
+    return {"meta": meta, "records": records, "micro": micro, "machine": machine(args.repo),
+            "wall_seconds": args.wall_seconds}
+
+
+def sh(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=20)
+        return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine(repo: str | None) -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    models = [l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("model name")]
+    mhz = [l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("cpu MHz")]
+    mem = "?"
+    for line in sh(["free", "-m"]).splitlines():
+        f = line.split()
+        if f and f[0] == "Mem:" and len(f) >= 7:
+            mem = f"{int(f[1]):,} MiB total, {int(f[2]):,} used, {int(f[6]):,} available (`free -m`)"
+    return {
+        "cpu": f"{models[0] if models else '?'} ({len(models)} logical CPUs listed, {mhz[0] if mhz else '?'} MHz)",
+        "nproc": sh(["nproc"]),
+        "memory": mem,
+        "kernel": platform.release(),
+        "os": sh(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "nginx": sh(["nginx", "-v"]),
+        "wrk": sh(["sh", "-c", "wrk -v 2>&1 | head -1"]),
+        "ceph": sh(["sh", "-c", "radosgw --version 2>&1 | head -1"]),
+        "commit": sh(["git", "-C", repo or ".", "describe", "--always", "--dirty"]),
+    }
+
+
+def load_before(meta: dict) -> str:
+    return meta.get("loadavg_before", "?")
+
+
+def group(records: list[dict]) -> dict:
+    g: dict = defaultdict(list)
+    for r in records:
+        g[(r["workload"], r["variant"], r["system"])].append(r)
+    return g
+
+
+def values(recs: list[dict], key: str) -> list[float]:
+    return [float(r[key]) for r in recs if "failed" not in r and r.get(key) is not None]
+
+
+def fmt_num(v: float) -> str:
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    if a == 0:
+        return "0"
+    return f"{v:.3f}"
+
+
+def cell(vals: list[float], scale: float) -> str:
+    if not vals:
+        return "n/a"
+    vs = [v / scale for v in vals]
+    med = statistics.median(vs)
+    if len(vs) == 1:
+        return fmt_num(med)
+    return f"{fmt_num(med)} ({fmt_num(min(vs))}–{fmt_num(max(vs))})"
+
+
+def med(vals: list[float]) -> float | None:
+    return statistics.median(vals) if vals else None
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None:
+        return "n/a"
+    if b == 0:
+        return "—" if a == 0 else "∞"
+    return f"{a / b:.2f}×"
+
+
+def render(data: dict) -> str:
+    meta, records, m = data["meta"], data["records"], data["machine"]
+    g = group(records)
+    args = meta.get("args", {})
+    variants_w3 = {r["variant"] for r in records if r["workload"] == "w3"}
+    variants_w4 = {r["variant"] for r in records if r["workload"] == "w4"}
+
+    def recs(w, v, system):
+        if v is None:
+            v = next(iter(variants_w3 if w == "w3" else variants_w4), None)
+        return g.get((w, v, system), [])
+
+    out = []
+    date = time.strftime("%Y-%m-%d", time.localtime(meta.get("started", time.time())))
+    out.append(f"# mediagate vs nginx — benchmark results, {date}\n")
+    out.append("Made by `bench/run`" + (" --quick" if args.get("quick") else "") +
+               " (see [bench/README.md](../README.md)); every server on 127.0.0.1 of this machine, clients included.\n")
+    out.append("## Machine\n")
+    out.append(f"- CPU: {m['cpu']}; `nproc`: {m['nproc']}")
+    out.append(f"- Memory: {m['memory']}")
+    out.append(f"- {m['os']}, Linux {m['kernel']}; {m['nginx']}; {m['wrk']}; {m['ceph']}")
+    out.append(f"- mediagate `{m['commit']}`, Release build (build-bench/)")
+    out.append(f"- Load average before the run (other work on the machine skews figures): {load_before(meta)}; "
+               f"after: {meta.get('loadavg_after', '?')}")
+    reps = args.get("reps", "?")
+    out.append(f"- Each figure: median of {reps} interleaved repetition(s) (every system once per repetition), "
+               f"spread as (min–max); load runs of {args.get('duration', '?')} s "
+               f"({args.get('duration_w1', '?')} s for whole-object runs); wall time of the whole run "
+               f"{data.get('wall_seconds') or '?'} s (measurement {meta.get('measure_seconds', 0):.0f} s).")
+    out.append(f"- Objects: `big.mp4` {meta.get('size', 0) / 1e6:.0f} MB (H.264 lossless testsrc2 + AAC, faststart) "
+               "for workloads 1-4; the sample clips (`sample-faststart.mp4`, `sample-moov-at-end.mp4`, "
+               "`sample.webm`) for workload 5. MB = 10⁶ bytes.\n")
+
+    out.append("## mediagate beside nginx\n")
+    out.append("Ratio = mediagate ÷ nginx (↑: higher is better, ↓: lower is better). The last column is the "
+               "upstream alone (or, for the warm slice cache, nginx static: the machine's ceiling).\n")
+    out.append("| Workload | Storage | mediagate | nginx | ratio | reference |")
+    out.append("|---|---|---:|---:|---:|---:|")
+    for w, v, key, label, unit, higher, scale, pairs in ROWS:
+        for p in pairs:
+            mg, ngx, ref, ref_label = PAIRS[p]
+            a, b = values(recs(w, v, mg), key), values(recs(w, v, ngx), key)
+            if not a and not b:
+                continue
+            arrow = "↑" if higher else "↓"
+            unit_s = f" ({unit})" if unit else ""
+            ref_cell = ""
+            if ref:
+                rv = values(recs(w, v, ref), key)
+                if rv:
+                    ref_cell = f"{cell(rv, scale)} {ref_label}"
+            out.append(f"| {label}{unit_s} {arrow} | {p} | {cell(a, scale)} | {cell(b, scale)} | "
+                       f"{ratio(med(a), med(b))} | {ref_cell} |")
+    out.append("")
+
+    # Targets of issue 5.
+    out.append("## Targets of issue 5\n")
+    out.append("| Target | Figure | mediagate | nginx | ratio | verdict |")
+    out.append("|---|---|---:|---:|---:|---|")
+
+    def target(name, w, v, key, mg, ngx, higher=True, scale=1, factor=1.0, figure=""):
+        a, b = med(values(recs(w, v, mg), key)), med(values(recs(w, v, ngx), key))
+        if a is None or b is None:
+            verdict = "not measured"
+        else:
+            ok = a >= factor * b if higher else a <= b * factor
+            verdict = "met" if ok else "**missed**"
+        r = ratio(a, b)
+        out.append(f"| {name} | {figure} | {fmt_num(a / scale) if a is not None else 'n/a'} | "
+                   f"{fmt_num(b / scale) if b is not None else 'n/a'} | {r} | {verdict} |")
+
+    target("local ≥ 1.0× nginx static", "w1", "c1", "MBps", "mg-local", "ngx-static", figure="1. 1 conn MB/s")
+    target("local ≥ 1.0× nginx static", "w1", "c8", "MBps", "mg-local", "ngx-static", figure="1. 8 conns MB/s")
+    target("local ≥ 1.0× nginx static", "w2", "c16", "rps", "mg-local", "ngx-static", figure="2. req/s")
+    for up, mg, ngx in (("radosgw", "mg-s3", "ngx-s3"), ("fast upstream", "mg-fast", "ngx-fast")):
+        t = f"S3 ({up}) ≥ 1.0× nginx proxy_pass"
+        target(t, "w1", "c1", "MBps", mg, ngx, figure="1. 1 conn MB/s")
+        target(t, "w1", "c8", "MBps", mg, ngx, figure="1. 8 conns MB/s")
+        target(t, "w2", "c16", "rps", mg, ngx, figure="2. req/s")
+        target(t, "w3", None, "rps", mg, ngx, figure="3. req/s")
+        target(f"S3 ({up}): upstream bytes ≤ nginx", "w3", None, "upstream_per_req", mg, ngx, higher=False,
+               scale=MIB, figure="3. MiB/request")
+    target("warm cache ≥ 1.0× nginx slice+proxy_cache", "w1", "c1", "MBps", "mg-cache", "ngx-cache",
+           figure="1. 1 conn MB/s")
+    target("warm cache ≥ 1.0× nginx slice+proxy_cache", "w1", "c8", "MBps", "mg-cache", "ngx-cache",
+           figure="1. 8 conns MB/s")
+    target("warm cache ≥ 1.0× nginx slice+proxy_cache", "w2", "c16", "rps", "mg-cache", "ngx-cache",
+           figure="2. req/s")
+    target("warm cache within 10% of nginx static", "w1", "c1", "MBps", "mg-cache", "ngx-static", factor=0.9,
+           figure="1. 1 conn MB/s")
+    target("warm cache within 10% of nginx static", "w1", "c8", "MBps", "mg-cache", "ngx-static", factor=0.9,
+           figure="1. 8 conns MB/s")
+    target("warm cache within 10% of nginx static", "w2", "c16", "rps", "mg-cache", "ngx-static", factor=0.9,
+           figure="2. req/s")
+    for label, mg in (("local", "mg-local"), ("S3 fast upstream", "mg-fast"), ("warm cache", "mg-cache")):
+        rs = values(recs("w4", None, mg), "rss_per_stream_kib")
+        er = values(recs("w4", None, mg), "errors")
+        if rs:
+            ok = med(rs) <= 48 and max(er or [0]) == 0
+            out.append(f"| memory ({label}): ≤ 48 KiB RSS per slow stream, no errors | 4. KiB/stream, errors | "
+                       f"{fmt_num(med(rs))}, {int(max(er or [0]))} errors | | | {'met' if ok else '**missed**'} |")
+    out.append("")
+
+    # Upstreams alone.
+    out.append("## The upstreams alone\n")
+    out.append("| Workload | radosgw | fast upstream (nginx, files) |")
+    out.append("|---|---:|---:|")
+    for w, v, key, label, unit, higher, scale, _ in ROWS:
+        if w == "w4" or v and v.startswith("cold"):
+            continue
+        a, b = values(recs(w, v, "rgw"), key), values(recs(w, v, "fast"), key)
+        if a or b:
+            out.append(f"| {label} ({unit}) | {cell(a, scale)} | {cell(b, scale)} |")
+    out.append("")
+
+    # Micro-benchmarks.
+    micro = data.get("micro")
+    if micro:
+        out.append("## Micro-benchmarks (Google Benchmark, build-bench/bench/mediagate_micro_bench)\n")
+        ctx = micro.get("context", {})
+        out.append(f"{ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz; mediagate's code built as "
+                   f"Release (Debian's Google Benchmark library itself reports build type "
+                   f"'{ctx.get('library_build_type', '?')}', which does not affect the code measured).\n")
+        out.append("| Benchmark | Time (ns) | CPU (ns) | Iterations |")
+        out.append("|---|---:|---:|---:|")
+        for b in micro.get("benchmarks", []):
+            out.append(f"| `{b['name']}` | {b['real_time']:.1f} | {b['cpu_time']:.1f} | {b['iterations']:,} |")
+        out.append("")
+
+    # Failures, notes, set-up.
+    failed = [r for r in records if "failed" in r]
+    statuses = [r for r in records if r.get("errors") and "failed" not in r]
+    notes = list(meta.get("notes", []))
+    if failed or statuses or notes:
+        out.append("## Errors and notes\n")
+        for n in notes:
+            out.append(f"- {n}")
+        for r in failed:
+            out.append(f"- {r['workload']} {r['variant']} {r['system']} rep {r['rep']}: run failed: {r['failed']}")
+        for r in statuses:
+            extra = ""
+            if r["workload"] == "w4":
+                extra = f" ({r.get('error_kinds')}, statuses {r.get('statuses')})"
+            elif "wrk" in r:
+                extra = " (wrk: " + ", ".join(f"{k} {v}" for k, v in r["wrk"].items() if k.startswith("err_") and v) + ")"
+            elif "statuses" in r:
+                extra = f" (statuses {r['statuses']})"
+            out.append(f"- {r['workload']} {r['variant']} {r['system']} rep {r['rep']}: {int(r['errors'])} errors{extra}")
+        out.append("")
+
+    out.append("## How it was measured\n")
+    out.append(SETUP.format(seek_conns=args.get("seek_conns", 8), seek_procs=args.get("seek_procs", 2),
+                            streams=args.get("streams", 2000), rate=args.get("rate", 250000) / 1000,
+                            ramp=args.get("ramp", 2), hold=args.get("hold", 6),
+                            rcvbuf=args.get("rcvbuf", 262144) // 1024, ttfb=args.get("ttfb_count", 150)))
+    return "\n".join(out) + "\n"
+
+
+SETUP = """\
+Systems (all on 127.0.0.1; 2 worker processes for every nginx, `--threads 0` = one event loop per core for mediagate):
+- **mediagate local**: `mediagate serve --storage DIR --access-log off`; **nginx static**: the same directory,
+  `sendfile on`, `tcp_nopush off`, `tcp_nodelay on`, `open_file_cache`, `access_log off`, `worker_processes 2`.
+- **mediagate S3**: `--storage s3://bench` (SigV4, default `--s3-meta-ttl 5`); **nginx proxy_pass**: HTTP/1.1 to an
+  `upstream` with `keepalive 64`, `proxy_buffering on` with `proxy_buffers 4 16k`, `proxy_max_temp_file_size 0`
+  (no temporary files: a client that leaves stops the upstream read). nginx cannot sign SigV4, so the bucket
+  carries a public-read bucket policy and nginx (and wrk, for the "direct" rows) read it anonymously.
+- Upstreams: **radosgw**, the one-host Ceph cluster of `scripts/radosgw.sh` (memstore OSD, `RGW_DEBUG=0`); and the
+  **fast S3-shaped upstream**, nginx serving the bucket directory as `/bench/KEY` files (ranges, strong ETag,
+  If-Match, an empty ListObjectsV2 answer; signatures ignored), to expose each gateway's own cost where
+  radosgw would be the bottleneck.
+- **Slice cache**: mediagate `--cache-dir DIR --cache-size 4GiB --cache-slice 1MiB` over radosgw; nginx
+  `slice 1m` + `proxy_cache` (`proxy_cache_key $uri$slice_range`, `proxy_cache_lock on`) over radosgw. *Warm*: the
+  whole object was read through it once before the measurements. *Cold*: the server is restarted with an empty
+  cache directory before each run.
+
+Workloads:
+1. `wrk` whole-object GETs of `big.mp4` on keep-alive connections (1 thread for 1 connection, else 2):
+   MB/s = body and header bytes read ÷ run time. *First read*: one GET of the whole object through an emptied
+   cache (a Python client that counts and drops the bytes).
+2. `wrk -t2 -c16` with `bench/wrk/ranges.lua`: `Range: bytes=a-(a+65535)` at random offsets; p50/p99 from wrk.
+3. `bench/loadgen.py seek`: {seek_conns} concurrent clients in {seek_procs} processes; each request on a new
+   connection asks `Range: bytes=N-` at a random N, reads the head and 1 MiB of body, closes. Upstream bytes per
+   request: mediagate's `mediagate_s3_received_bytes_total` delta (bodies only), nginx's
+   `$upstream_bytes_received` summed from its access log (heads included), divided by the requests started;
+   for the fast upstream also its own `$bytes_sent` log. Counted 1.5 s after the run, so that aborted
+   requests are finished.
+4. `bench/loadgen.py slow`: {streams} connections opened over {ramp} s, each `Range: bytes=N-` read at
+   {rate:.0f} kB/s (2 Mbit/s) with a {rcvbuf} KiB receive buffer, held {hold} s. RSS: VmRSS of the mediagate
+   process, of the nginx worker processes summed; growth per stream = (peak during the hold − idle before) ÷
+   streams. CPU: utime+stime deltas of the same processes over the hold (100% = one core). Errors: refused,
+   reset or ended connections and non-206 answers; starved: streams under 80% of the rate over the hold.
+5. `bench/loadgen.py ttfb`: {ttfb} sequential requests, each on a new connection, `Range: bytes=0-` on the clips in
+   turn; time from connect to the first response byte; the body is read to the end.
+
+The clients share the 2 CPUs with the servers (and radosgw, and the fast upstream), as on any single-host
+benchmark; every system meets the same clients.
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work")
+    ap.add_argument("--bundle")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--repo", default=str(Path(__file__).resolve().parent.parent))
+    ap.add_argument("--wall-seconds", type=int, default=0)
+    a = ap.parse_args()
+    if not a.work and not a.bundle:
+        ap.error("--work or --bundle")
+    data = load(a)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(data))
+    if a.work:
+        out.with_suffix(".json").write_text(json.dumps(data, indent=0))
+
+
+if __name__ == "__main__":
+    main()
