@@ -179,8 +179,11 @@ def render(data: dict) -> str:
     out.append(f"- Memory: {m['memory']}")
     out.append(f"- {m['os']}, Linux {m['kernel']}; {m['nginx']}; {m['wrk']}; {m['ceph']}")
     out.append(f"- mediagate `{m['commit']}`, Release build (build-bench/)")
+    loads = sorted(r["loadavg"] for r in records if "loadavg" in r)
+    during = (f"; 1-minute load average at the start of the runs: median {statistics.median(loads):.1f}, "
+              f"max {loads[-1]:.1f} (the benchmark itself adds about 2-3)" if loads else "")
     out.append(f"- Load average before the run (other work on the machine skews figures): {load_before(meta)}; "
-               f"after: {meta.get('loadavg_after', '?')}")
+               f"after: {meta.get('loadavg_after', '?')}{during}")
     reps = args.get("reps", "?")
     out.append(f"- Each figure: median of {reps} interleaved repetition(s) (every system once per repetition), "
                f"spread as (min–max); load runs of {args.get('duration', '?')} s "
@@ -345,8 +348,9 @@ Workloads:
    requests are finished.
 4. `bench/loadgen.py slow`: {streams} connections opened over {ramp} s, each `Range: bytes=N-` read at
    {rate:.0f} kB/s (2 Mbit/s) with a {rcvbuf} KiB receive buffer, held {hold} s. RSS: VmRSS of the mediagate
-   process, of the nginx worker processes summed; growth per stream = (peak during the hold − idle before) ÷
-   streams. CPU: utime+stime deltas of the same processes over the hold (100% = one core). Errors: refused,
+   process, of the nginx worker processes summed; each run starts from a freshly restarted server (caches on
+   disk kept; a few requests to warm it), since a process keeps the memory earlier workloads made it allocate;
+   growth per stream = (peak during the hold − idle before) ÷ streams. CPU: utime+stime deltas of the same processes over the hold (100% = one core). Errors: refused,
    reset or ended connections and non-206 answers; starved: streams under 80% of the rate over the hold.
 5. `bench/loadgen.py ttfb`: {ttfb} sequential requests, each on a new connection, `Range: bytes=0-` on the clips in
    turn; time from connect to the first response byte; the body is read to the end.
