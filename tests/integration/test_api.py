@@ -405,8 +405,14 @@ class LibraryApi(ApiCase):
                                      headers={"Content-Type": "application/json"})
         self.assertEqual((status, body["title"]), (200, "Renamed ✓"))
         self.assertEqual(self.api.json("GET", target)[1]["title"], "Renamed ✓")
-        status, body = self.api.json("PATCH", target, body=b"{" + b" " * 100_000 + b"}", token=TOKEN)
-        self.assert_error(status, body, 413)
+        try:
+            status, body = self.api.json("PATCH", target, body=b"{" + b" " * 100_000 + b"}", token=TOKEN)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server may answer 413 and close before the client has written the whole body: a refusal too.
+            status, body = None, None
+        if status is not None:
+            self.assert_error(status, body, 413)
+        self.assertEqual(self.api.json("GET", target)[1]["title"], "Renamed ✓")
 
     def test_delete(self):
         name = f"delete-{uuid.uuid4().hex[:6]}.webm"
