@@ -338,7 +338,9 @@ std::optional<slice_cache::meta_entry> slice_cache::find_meta(const std::string&
 void slice_cache::store_meta(const std::string& storage_key, const storage::object_meta& meta) {
   std::lock_guard lock(mutex_);
   if (meta_.size() >= 100000) meta_.clear();
-  meta_[storage_key] = {meta, clock::now()};
+  auto& entry = meta_[storage_key];
+  entry = {meta, clock::now()};
+  entry.meta.pinned.reset();  // kept for a TTL: must not hold the backend's file open
 }
 
 void slice_cache::note_meta_failure(const std::string& storage_key) {

@@ -21,13 +21,15 @@ namespace {
 
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::uint64_t kSendfileChunk = 4u << 20;
+constexpr std::size_t kFirstRead = 4096;  // most request heads fit; the parser reads on for longer ones
 constexpr std::uint64_t kYieldEvery = 16u << 20;  // let other connections of this loop run
 
-// Sends what it can of `data` at once with MSG_MORE, so the kernel joins it with the sendfile that
-// follows into full segments; the rest goes through the ordinary asynchronous write.
-net::awaitable<bool> write_with_more(connection& c, const server_config& cfg, std::string_view data) {
+// Sends what it can of `data` at once (the head before a sendfile); the rest through the asynchronous write.
+// No MSG_MORE/TCP_CORK: measured on loopback, holding the head back for the file's pages costs more CPU per
+// small range (bench/results, workload 2) than the one extra segment it saves.
+net::awaitable<bool> write_now(connection& c, const server_config& cfg, std::string_view data) {
   while (!data.empty()) {
-    const auto n = ::send(c.socket.native_handle(), data.data(), data.size(), MSG_MORE | MSG_NOSIGNAL);
+    const auto n = ::send(c.socket.native_handle(), data.data(), data.size(), MSG_NOSIGNAL);
     if (n > 0) {
       data.remove_prefix(static_cast<std::size_t>(n));
       continue;
@@ -82,7 +84,7 @@ net::awaitable<bool> send_range(connection& c, worker_context& ctx, storage::ran
       co_return false;
     }
     if (got->file) {
-      if (!co_await write_with_more(c, ctx.config, pending)) co_return false;
+      if (!co_await write_now(c, ctx.config, pending)) co_return false;
       pending.clear();
       if (!co_await send_file_region(c, ctx.config, *got->file, got->bytes)) co_return false;
     } else {
@@ -190,10 +192,12 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, worker_context& 
   try {
     while (true) {
       if (!first_request && c->buffer.size() == 0) {
-        // Keep-alive: wait for the next request's first byte; an idle connection is closed quietly.
+        // Keep-alive: wait for the next request's first bytes; an idle connection is closed quietly. A read,
+        // not async_wait: Asio re-arms epoll (epoll_ctl) for every wait, but not for a read.
         c->set_deadline(cfg.idle_timeout);
-        auto [wait_ec] = co_await c->socket.async_wait(tcp::socket::wait_read, kTuple);
-        if (wait_ec || c->timed_out) break;
+        auto [wait_ec, got] = co_await c->socket.async_read_some(c->buffer.prepare(kFirstRead), kTuple);
+        if (wait_ec || c->timed_out || got == 0) break;
+        c->buffer.commit(got);
       }
       first_request = false;
       c->set_deadline(cfg.header_timeout);  // slowloris: the whole header must arrive within this time

@@ -11,7 +11,10 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "http/media_key.hpp"
 
@@ -51,12 +54,14 @@ std::string make_etag(const struct stat& st) {
 
 object_meta meta_from_stat(const struct stat& st) {
   return {static_cast<std::uint64_t>(st.st_size), make_etag(st), static_cast<std::int64_t>(st.st_mtim.tv_sec),
-          {}};
+          {}, nullptr};
 }
 
+// Reads one range of a file that stat() opened: shared so that every range of a multipart answer reads
+// the same version, and the descriptor closes with the last user.
 class file_reader final : public range_reader {
  public:
-  file_reader(unique_fd fd, http::byte_range range)
+  file_reader(std::shared_ptr<const unique_fd> fd, http::byte_range range)
       : fd_(std::move(fd)), offset_(range.first), remaining_(range.length()) {}
 
   bool needs_buffer() const override { return false; }
@@ -65,13 +70,13 @@ class file_reader final : public range_reader {
     if (remaining_ == 0) co_return chunk{};
     if (zero_copy) {
       // The whole rest of the range, straight from the file: the caller sendfile()s it.
-      chunk c{static_cast<std::size_t>(remaining_), file_region{fd_.get(), offset_}};
+      chunk c{static_cast<std::size_t>(remaining_), file_region{fd_->get(), offset_}};
       offset_ += remaining_;
       remaining_ = 0;
       co_return c;
     }
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
-    const auto n = ::pread(fd_.get(), buf.data(), want, static_cast<off_t>(offset_));
+    const auto n = ::pread(fd_->get(), buf.data(), want, static_cast<off_t>(offset_));
     if (n < 0) co_return error{errc::io_error, std::string("read failed: ") + std::strerror(errno)};
     // The file shrank under us: the planned bytes no longer exist.
     if (n == 0) co_return error{errc::changed, "the file became shorter while it was being sent"};
@@ -81,14 +86,46 @@ class file_reader final : public range_reader {
   }
 
  private:
-  unique_fd fd_;
+  std::shared_ptr<const unique_fd> fd_;
   std::uint64_t offset_;
   std::uint64_t remaining_;
 };
 
+// Files opened for recent requests, per thread, so that a hot object costs one fstat per request instead of
+// a path lookup, an open and a close (nginx's open_file_cache, made safe): an entry is used only while
+// fstat shows the file still linked (a replacement by rename or a deletion unlinks it) and is looked up
+// again after kOpenFileValid, which bounds what fstat cannot see (a parent directory renamed, permissions).
+constexpr auto kOpenFileValid = std::chrono::seconds(2);
+constexpr std::size_t kOpenFilesPerThread = 256;
+
+struct open_file {
+  std::shared_ptr<const unique_fd> fd;
+  std::chrono::steady_clock::time_point opened;
+};
+
+struct open_file_table {
+  std::unordered_map<std::string, open_file> files;
+  std::chrono::steady_clock::time_point swept;
+
+  // Closes what is too old to use, at most once per validity period, so deleted files are not held open.
+  void sweep(std::chrono::steady_clock::time_point now) {
+    if (now - swept < kOpenFileValid) return;
+    swept = now;
+    std::erase_if(files, [&](const auto& e) { return now - e.second.opened >= kOpenFileValid; });
+  }
+};
+
+open_file_table& open_files_of(std::uint64_t storage_id) {
+  thread_local std::unordered_map<std::uint64_t, open_file_table> tables;
+  return tables[storage_id];
+}
+
+std::atomic<std::uint64_t> next_storage_id{1};
+
 }  // namespace
 
-local_storage::local_storage(const std::filesystem::path& root) : root_(std::filesystem::absolute(root)) {
+local_storage::local_storage(const std::filesystem::path& root)
+    : root_(std::filesystem::absolute(root)), id_(next_storage_id.fetch_add(1)) {
   root_fd_ = ::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd_ < 0)
     throw std::runtime_error("cannot open media directory " + root_.string() + ": " + std::strerror(errno));
@@ -140,24 +177,51 @@ result<int> local_storage::open_beneath(const std::string& key) const {
 result<object_meta> local_storage::stat_now(const std::string& key) const {
   auto fd = open_beneath(key);
   if (!fd) return fd.err();
-  unique_fd owner(*fd);
+  auto owner = std::make_shared<const unique_fd>(*fd);
   struct stat st {};
-  if (::fstat(owner.get(), &st) != 0) return error{errc::io_error, std::strerror(errno)};
+  if (::fstat(owner->get(), &st) != 0) return error{errc::io_error, std::strerror(errno)};
   if (!S_ISREG(st.st_mode)) return error{errc::not_found, "no such object"};
-  return meta_from_stat(st);
+  auto meta = meta_from_stat(st);
+  meta.pinned = std::move(owner);  // open() reads this very file: one path lookup per request
+  return meta;
 }
 
-boost::asio::awaitable<result<object_meta>> local_storage::stat(std::string key) { co_return stat_now(key); }
+boost::asio::awaitable<result<object_meta>> local_storage::stat(std::string key) {
+  auto& table = open_files_of(id_);
+  const auto now = std::chrono::steady_clock::now();
+  table.sweep(now);
+  if (auto it = table.files.find(key); it != table.files.end()) {
+    struct stat st {};
+    if (now - it->second.opened < kOpenFileValid && ::fstat(it->second.fd->get(), &st) == 0 && st.st_nlink > 0 &&
+        S_ISREG(st.st_mode)) {
+      auto meta = meta_from_stat(st);
+      meta.pinned = it->second.fd;
+      co_return meta;
+    }
+    table.files.erase(it);
+  }
+  auto meta = stat_now(key);
+  if (meta && meta->pinned) {
+    if (table.files.size() >= kOpenFilesPerThread) table.files.clear();
+    table.files.emplace(key, open_file{std::static_pointer_cast<const unique_fd>(meta->pinned), now});
+  }
+  co_return meta;
+}
 
 boost::asio::awaitable<result<std::unique_ptr<range_reader>>> local_storage::open(std::string key,
                                                                                  object_meta meta,
                                                                                  http::byte_range range) {
-  auto fd = open_beneath(key);
-  if (!fd) co_return fd.err();
-  unique_fd owner(*fd);
+  // The file stat() opened when the metadata carries it (only local_storage pins metadata), else a fresh one.
+  auto owner = std::static_pointer_cast<const unique_fd>(meta.pinned);
+  if (!owner) {
+    auto fd = open_beneath(key);
+    if (!fd) co_return fd.err();
+    owner = std::make_shared<const unique_fd>(*fd);
+  }
   struct stat st {};
-  if (::fstat(owner.get(), &st) != 0) co_return error{errc::io_error, std::strerror(errno)};
+  if (::fstat(owner->get(), &st) != 0) co_return error{errc::io_error, std::strerror(errno)};
   if (!S_ISREG(st.st_mode)) co_return error{errc::not_found, "no such object"};
+  // Written in place since it was examined (a replacement by rename keeps the pinned file intact).
   if (make_etag(st) != meta.etag) co_return error{errc::changed, "the file changed since it was examined"};
   co_return std::unique_ptr<range_reader>(std::make_unique<file_reader>(std::move(owner), range));
 }

@@ -37,6 +37,7 @@ class local_storage final : public storage {
   result<std::pair<int, std::string>> parent_of(const std::string& key, bool create) const;
 
   std::filesystem::path root_;
+  std::uint64_t id_;  // names this storage in the per-thread table of open files
   int root_fd_ = -1;
 };
 

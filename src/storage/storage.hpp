@@ -20,6 +20,10 @@ struct object_meta {
   std::string etag;                 // strong entity tag with its quotes, e.g. "\"5f-1a2b\""
   std::int64_t last_modified = 0;   // seconds since the epoch
   std::string content_type;         // as stored by the backend; empty or generic when it does not know
+  // The backend's hold on the version described (local storage: the file it opened to examine it), so
+  // that open() reads exactly that version without looking the key up again. Null when the backend has
+  // none; caches that keep metadata drop it.
+  std::shared_ptr<const void> pinned;
 };
 
 enum class errc {
