@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "s3/crypto.hpp"
+#include "storage/recent_files.hpp"
 
 namespace mediagate::cache {
 namespace fs = std::filesystem;
@@ -55,6 +56,10 @@ bool looks_like_slice(const fs::path& p) {
   const auto index = std::string_view(name).substr(33);
   return !index.empty() && std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
+
+// Slice files never change once committed (a new version is a new name), so a descriptor opened for one
+// stays good; the table only spares the open and close of every hit.
+using open_slices = storage::recent_files<std::shared_ptr<int>>;
 
 std::int64_t mtime_ns(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
@@ -117,7 +122,7 @@ bool slice_writer::append(std::span<const char> data) {
 }
 
 slice_cache::slice_cache(cache_config config, std::shared_ptr<spdlog::logger> log)
-    : config_(std::move(config)), log_(std::move(log)) {
+    : config_(std::move(config)), log_(std::move(log)), open_files_id_(open_slices::new_owner_id()) {
   if (config_.slice_bytes == 0 || (config_.slice_bytes + kBlockBytes - 1) / kBlockBytes > kMaxBlocks)
     throw std::invalid_argument("--cache-slice must be between 1 byte and 63 MiB");
   fs::create_directories(config_.dir / "tmp");
@@ -193,7 +198,11 @@ std::optional<slice_handle> slice_cache::lookup(const std::string& object, std::
     path = it->second.path;
     checked = it->second.checked_mtime_ns;
   }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  auto& table = open_slices::of(open_files_id_);
+  const auto now = open_slices::clock::now();
+  std::shared_ptr<int> handle;
+  if (const auto* recent = table.find(key, now)) handle = *recent;
+  const int fd = handle ? *handle : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   bool ok = fd >= 0;
   struct stat st {};
   ok = ok && ::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) == kHeaderBytes + length;
@@ -207,7 +216,11 @@ std::optional<slice_handle> slice_cache::lookup(const std::string& object, std::
     }
   }
   if (!ok) {
-    if (fd >= 0) ::close(fd);
+    if (handle) {
+      table.erase(key);
+    } else if (fd >= 0) {
+      ::close(fd);
+    }
     counters_.corrupt_slices.fetch_add(1, std::memory_order_relaxed);
     log_->warn("cache: slice {} is missing or corrupt: fetching it again", path.string());
     std::lock_guard lock(mutex_);
@@ -221,7 +234,11 @@ std::optional<slice_handle> slice_cache::lookup(const std::string& object, std::
     return std::nullopt;
   }
   counters_.hits.fetch_add(1, std::memory_order_relaxed);
-  return slice_handle{std::shared_ptr<int>(new int(fd), [](int* p) { ::close(*p); delete p; }), length};
+  if (!handle) {
+    handle = std::shared_ptr<int>(new int(fd), [](int* p) { ::close(*p); delete p; });
+    table.put(key, handle, now);
+  }
+  return slice_handle{std::move(handle), length};
 }
 
 bool slice_cache::degraded_locked() const { return clock::now() < degraded_until_; }

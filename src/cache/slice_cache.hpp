@@ -148,6 +148,7 @@ class slice_cache {
   std::chrono::steady_clock::time_point degraded_until_{};
   std::unordered_map<std::string, meta_entry> meta_;
   std::atomic<std::uint64_t> temp_counter_{0};
+  std::uint64_t open_files_id_;  // names this cache in the per-thread table of open slice files
 };
 
 }  // namespace mediagate::cache

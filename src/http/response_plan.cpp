@@ -1,12 +1,27 @@
 #include "http/response_plan.hpp"
 
+#include <charconv>
+
 #include "http/http_date.hpp"
 
 namespace mediagate::http {
 namespace {
 
+void append_decimal(std::string& out, std::uint64_t value) {
+  char digits[20];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;  // 20 digits hold any uint64
+  out.append(digits, end);
+}
+
 std::string content_range(const byte_range& r, std::uint64_t size) {
-  return "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" + std::to_string(size);
+  std::string out = "bytes ";
+  out.reserve(6 + 3 * 20 + 2);
+  append_decimal(out, r.first);
+  out += '-';
+  append_decimal(out, r.last);
+  out += '/';
+  append_decimal(out, size);
+  return out;
 }
 
 // Validators and caching headers, sent on every outcome including 304 (RFC 9110 §15.4.5).
@@ -44,6 +59,7 @@ std::string multipart_trailer(std::string_view boundary) {
 response_plan plan_response(const request_view& req, const representation& rep, const plan_options& opts) {
   const bool send_body = req.m != method::head;
   response_plan plan;
+  plan.headers.reserve(10);
   add_validators(plan.headers, rep, opts);
   const validators v{rep.etag, rep.last_modified};
 

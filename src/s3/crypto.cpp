@@ -56,11 +56,18 @@ md_ctx_ptr new_sha256_ctx() {
 }  // namespace
 
 sha256_digest sha256(std::string_view data) {
+  // One context per thread: EVP_Digest would allocate and free one on every call.
+  thread_local const md_ctx_ptr ctx = [] {
+    md_ctx_ptr c(EVP_MD_CTX_new());
+    if (!c) throw_openssl_error("EVP_MD_CTX_new");
+    return c;
+  }();
   sha256_digest out{};
   unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &length, sha256_md(), nullptr) != 1 ||
-      length != out.size()) {
-    throw_openssl_error("EVP_Digest(SHA256)");
+  if (EVP_DigestInit_ex2(ctx.get(), sha256_md(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out.data(), &length) != 1 || length != out.size()) {
+    throw_openssl_error("SHA256");
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "s3/s3_client.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include <boost/asio/as_tuple.hpp>
@@ -177,9 +178,14 @@ std::optional<std::string> request_head(const std::string& method, const signed_
   head.append(method).append(" ").append(sig.canonical_path);
   if (!sig.canonical_query.empty()) head.append("?").append(sig.canonical_query);
   head.append(" HTTP/1.1\r\n");
+  // A plain loop: find_first_of calls memchr once per character, which showed in profiles.
+  auto breaks_line = [](std::string_view text, bool name) {
+    return std::any_of(text.begin(), text.end(), [name](char c) {
+      return c == '\r' || c == '\n' || c == '\0' || (name && (c == ':' || c == ' '));
+    });
+  };
   auto add = [&](std::string_view name, std::string_view value) {
-    if (value.find_first_of("\r\n", 0, 3) != std::string_view::npos || name.find_first_of("\r\n: ", 0, 5) != std::string_view::npos)
-      return false;
+    if (breaks_line(value, false) || breaks_line(name, true)) return false;
     head.append(name).append(": ").append(value).append("\r\n");
     return true;
   };

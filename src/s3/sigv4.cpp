@@ -1,14 +1,12 @@
 #include "s3/sigv4.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <stdexcept>
 
 namespace mediagate::s3 {
 namespace {
 
 constexpr std::string_view algorithm = "AWS4-HMAC-SHA256";
-constexpr std::string_view whitespace = " \t\n\v\f\r";
 
 bool is_unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
@@ -24,16 +22,20 @@ std::string to_lower_ascii(std::string_view text) {
 }
 
 // SigV4's Trimall: drop leading and trailing whitespace, and turn every run of whitespace inside the value
-// into one space.
+// into one space. (A loop: find_first_of with a set calls memchr per character.)
 std::string trim_all(std::string_view value) {
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
   std::string out;
   out.reserve(value.size());
-  std::size_t pos = value.find_first_not_of(whitespace);
-  while (pos != std::string_view::npos) {
-    const std::size_t end = std::min(value.find_first_of(whitespace, pos), value.size());
-    if (!out.empty()) out += ' ';
-    out.append(value.substr(pos, end - pos));
-    pos = value.find_first_not_of(whitespace, end);
+  bool pending_space = false;
+  for (const char c : value) {
+    if (space(c)) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out += ' ';
+    pending_space = false;
+    out += c;
   }
   return out;
 }
@@ -78,8 +80,10 @@ std::vector<canonical_header> canonical_header_list(const header_list& extra, co
     }
     list.push_back({name, trim_all(value)});
   }
-  // Stable: repeated headers keep their order when joined, as they would on the wire.
-  std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  // Stable: repeated headers keep their order when joined, as they would on the wire. Insertion sort: a
+  // request has a handful of headers, and std::stable_sort allocates a buffer on every call.
+  for (std::size_t i = 1; i < list.size(); ++i)
+    for (std::size_t j = i; j > 0 && list[j].name < list[j - 1].name; --j) std::swap(list[j], list[j - 1]);
 
   std::vector<canonical_header> merged;
   merged.reserve(list.size());
@@ -221,12 +225,17 @@ std::string amz_date(std::chrono::system_clock::time_point time) {
   const auto day = floor<days>(seconds);
   const year_month_day ymd{day};
   const hh_mm_ss hms{seconds - day};
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%04d%02u%02uT%02d%02d%02dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()));
-  return buffer;
+  std::string out = "YYYYMMDDThhmmssZ";
+  auto put = [&out](std::size_t at, long value, int width) {  // digits by hand: snprintf showed in profiles
+    for (int i = width - 1; i >= 0; --i, value /= 10) out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+  };
+  put(0, static_cast<int>(ymd.year()), 4);
+  put(4, static_cast<long>(static_cast<unsigned>(ymd.month())), 2);
+  put(6, static_cast<long>(static_cast<unsigned>(ymd.day())), 2);
+  put(9, hms.hours().count(), 2);
+  put(11, hms.minutes().count(), 2);
+  put(13, static_cast<long>(hms.seconds().count()), 2);
+  return out;
 }
 
 sha256_digest derive_signing_key(std::string_view secret_access_key, std::string_view date,

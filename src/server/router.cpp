@@ -139,11 +139,12 @@ net::awaitable<request_outcome> serve_media_key(connection& c, worker_context& c
     view.range = view_of(range);
     view.conditions = {view_of(if_match), view_of(if_none_match), view_of(if_modified_since),
                        view_of(if_unmodified_since), view_of(if_range)};
-    const auto boundary = make_boundary(ctx);
+    // Only a request with several ranges can get a multipart answer; the others skip making a boundary.
+    const auto boundary = range && range->find(',') != std::string::npos ? make_boundary(ctx) : std::string();
     http::plan_options options;
     options.cache_control = ctx.config.cache_control;
     options.limits.max_ranges = ctx.config.max_ranges;
-    options.boundary = boundary;
+    if (!boundary.empty()) options.boundary = boundary;
     auto plan = http::plan_response(view, {meta->size, meta->etag, meta->last_modified, *type}, options);
     plan.headers.emplace_back("X-Content-Type-Options", "nosniff");
     if (type->starts_with("text/html") || type->starts_with("image/svg"))

@@ -7,16 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <boost/asio/awaitable.hpp>
 #include <cerrno>
 #include <cstring>
 #include <random>
-#include <atomic>
-#include <chrono>
 #include <stdexcept>
-#include <unordered_map>
 
 #include "http/media_key.hpp"
+#include "storage/recent_files.hpp"
 
 namespace mediagate::storage {
 namespace {
@@ -44,12 +43,19 @@ class unique_fd {
 
 std::string make_etag(const struct stat& st) {
   // Strong: size, modification time in nanoseconds and inode change together whenever the file's bytes can.
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "\"%llx-%llx-%llx\"", static_cast<unsigned long long>(st.st_size),
-                static_cast<unsigned long long>(st.st_mtim.tv_sec) * 1000000000ull +
-                    static_cast<unsigned long long>(st.st_mtim.tv_nsec),
-                static_cast<unsigned long long>(st.st_ino));
-  return buf;
+  const std::uint64_t parts[] = {static_cast<std::uint64_t>(st.st_size),
+                                 static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
+                                     static_cast<std::uint64_t>(st.st_mtim.tv_nsec),
+                                 static_cast<std::uint64_t>(st.st_ino)};
+  char buf[80];
+  char* p = buf;
+  *p++ = '"';
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i > 0) *p++ = '-';
+    p = std::to_chars(p, buf + sizeof buf, parts[i], 16).ptr;
+  }
+  *p++ = '"';
+  return std::string(buf, p);
 }
 
 object_meta meta_from_stat(const struct stat& st) {
@@ -91,41 +97,12 @@ class file_reader final : public range_reader {
   std::uint64_t remaining_;
 };
 
-// Files opened for recent requests, per thread, so that a hot object costs one fstat per request instead of
-// a path lookup, an open and a close (nginx's open_file_cache, made safe): an entry is used only while
-// fstat shows the file still linked (a replacement by rename or a deletion unlinks it) and is looked up
-// again after kOpenFileValid, which bounds what fstat cannot see (a parent directory renamed, permissions).
-constexpr auto kOpenFileValid = std::chrono::seconds(2);
-constexpr std::size_t kOpenFilesPerThread = 256;
-
-struct open_file {
-  std::shared_ptr<const unique_fd> fd;
-  std::chrono::steady_clock::time_point opened;
-};
-
-struct open_file_table {
-  std::unordered_map<std::string, open_file> files;
-  std::chrono::steady_clock::time_point swept;
-
-  // Closes what is too old to use, at most once per validity period, so deleted files are not held open.
-  void sweep(std::chrono::steady_clock::time_point now) {
-    if (now - swept < kOpenFileValid) return;
-    swept = now;
-    std::erase_if(files, [&](const auto& e) { return now - e.second.opened >= kOpenFileValid; });
-  }
-};
-
-open_file_table& open_files_of(std::uint64_t storage_id) {
-  thread_local std::unordered_map<std::uint64_t, open_file_table> tables;
-  return tables[storage_id];
-}
-
-std::atomic<std::uint64_t> next_storage_id{1};
+using open_files = recent_files<std::shared_ptr<const unique_fd>>;
 
 }  // namespace
 
 local_storage::local_storage(const std::filesystem::path& root)
-    : root_(std::filesystem::absolute(root)), id_(next_storage_id.fetch_add(1)) {
+    : root_(std::filesystem::absolute(root)), id_(open_files::new_owner_id()) {
   root_fd_ = ::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd_ < 0)
     throw std::runtime_error("cannot open media directory " + root_.string() + ": " + std::strerror(errno));
@@ -187,24 +164,22 @@ result<object_meta> local_storage::stat_now(const std::string& key) const {
 }
 
 boost::asio::awaitable<result<object_meta>> local_storage::stat(std::string key) {
-  auto& table = open_files_of(id_);
-  const auto now = std::chrono::steady_clock::now();
-  table.sweep(now);
-  if (auto it = table.files.find(key); it != table.files.end()) {
+  // A file opened for this key moments ago is used while fstat shows it still linked: a replacement by
+  // rename or a deletion unlinks it; what fstat cannot see (a parent directory renamed, permissions) is
+  // bounded by the table's two seconds.
+  auto& table = open_files::of(id_);
+  const auto now = open_files::clock::now();
+  if (const auto* fd = table.find(key, now)) {
     struct stat st {};
-    if (now - it->second.opened < kOpenFileValid && ::fstat(it->second.fd->get(), &st) == 0 && st.st_nlink > 0 &&
-        S_ISREG(st.st_mode)) {
+    if (::fstat((*fd)->get(), &st) == 0 && st.st_nlink > 0 && S_ISREG(st.st_mode)) {
       auto meta = meta_from_stat(st);
-      meta.pinned = it->second.fd;
+      meta.pinned = *fd;
       co_return meta;
     }
-    table.files.erase(it);
+    table.erase(key);
   }
   auto meta = stat_now(key);
-  if (meta && meta->pinned) {
-    if (table.files.size() >= kOpenFilesPerThread) table.files.clear();
-    table.files.emplace(key, open_file{std::static_pointer_cast<const unique_fd>(meta->pinned), now});
-  }
+  if (meta && meta->pinned) table.put(key, std::static_pointer_cast<const unique_fd>(meta->pinned), now);
   co_return meta;
 }
 
