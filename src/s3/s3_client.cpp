@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -139,15 +140,22 @@ class response_impl final : public response {
     if (auto& pending = conn_->buffer; pending.size() > 0) {  // body bytes that arrived with the header
       got = net::buffer_copy(net::buffer(buf.data(), want), pending.data());
       pending.consume(got);
+      if (pending.size() == 0) pending.shrink_to_fit();  // not needed again until the next response header
       if (got < want && conn_->plain) {
         // And whatever else is already there, without waiting: one full chunk instead of a small one first.
         boost::system::error_code ec;
         got += conn_->plain->socket().read_some(net::buffer(buf.data() + got, want - got), ec);
       }
     } else {
-      conn_->lowest().expires_after(timeout_);
-      auto [ec, n] = co_await conn_->visit(
-          [&](auto& s) { return s.async_read_some(net::buffer(buf.data(), want), kTuple); });
+      // What has arrived, without a trip through the event loop (plain connections; TLS reads go async).
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      if (conn_->plain) n = conn_->plain->socket().read_some(net::buffer(buf.data(), want), ec);
+      if (!conn_->plain || ec == net::error::would_block || ec == net::error::try_again) {
+        conn_->lowest().expires_after(timeout_);
+        std::tie(ec, n) = co_await conn_->visit(
+            [&](auto& s) { return s.async_read_some(net::buffer(buf.data(), want), kTuple); });
+      }
       if (n == 0) {
         conn_.reset();  // never reuse a connection in an unknown state
         co_return io_error_of(ec ? ec : net::error::eof, "reading the body", ep_);
@@ -338,8 +346,6 @@ net::awaitable<storage::result<std::unique_ptr<response>>> client::send_once(con
   const std::string connect_host = settings_.path_style ? ep.host : settings_.bucket + "." + ep.host;
   if (!conn) {
     conn = std::make_unique<connection>();
-    // Room for a response header in one recv; bodies are read straight into the caller's buffer.
-    conn->buffer.reserve(4096);
     tcp::resolver resolver(ex_);
     auto [rec, results] = co_await resolver.async_resolve(connect_host, std::to_string(ep.port), kTuple);
     if (rec) co_return io_error_of(rec, "resolving " + connect_host, ep);
@@ -381,10 +387,24 @@ net::awaitable<storage::result<std::unique_ptr<response>>> client::send_once(con
   if (spec.method == "HEAD") counters_->head_requests.fetch_add(1, std::memory_order_relaxed);
 
   conn->lowest().expires_after(settings_.response_timeout);
-  const std::array<net::const_buffer, 2> message = {net::buffer(*head), net::buffer(spec.body)};
-  auto [wec, wn] = co_await conn->visit([&](auto& s) { return net::async_write(s, message, kTuple); });
+  std::array<net::const_buffer, 2> message = {net::buffer(*head), net::buffer(spec.body)};
+  boost::system::error_code wec;
+  if (conn->plain) {  // a non-blocking send first: the request usually fits the socket buffer at once
+    auto sent = conn->plain->socket().write_some(message, wec);
+    if (wec == net::error::would_block || wec == net::error::try_again) wec = {};
+    for (auto& part : message) {
+      const auto skip = std::min(sent, part.size());
+      part += skip;
+      sent -= skip;
+    }
+  }
+  if (!wec && net::buffer_size(message) > 0)
+    std::tie(wec, std::ignore) = co_await conn->visit([&](auto& s) { return net::async_write(s, message, kTuple); });
   if (wec) co_return io_error_of(wec, reused ? "sending on a reused connection" : "sending the request", ep);
 
+  // Room for a response header in one recv (bodies are read straight into the caller's buffer); a pooled
+  // connection gave its buffer back after the previous body.
+  conn->buffer.reserve(4096);
   auto res = std::make_unique<response_impl>(std::move(conn), pool_, *counters_, settings_.response_timeout, ep);
   if (spec.method == "HEAD") res->parser().skip(true);
   auto [hec, hn] = co_await res->conn().visit(

@@ -8,6 +8,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
 #include <thread>
 
 #include "server/session.hpp"
@@ -22,6 +26,9 @@ struct worker {
   net::io_context io;
   std::shared_ptr<storage::storage> store;
   worker_context context;
+  // This loop's handle on the listening socket (a dup of one descriptor): whichever loop is free takes the
+  // next connection, and the connection stays on the loop that accepted it (no hand-over between threads).
+  std::unique_ptr<tcp::acceptor> acceptor;
 };
 
 struct server::impl {
@@ -32,15 +39,12 @@ struct server::impl {
   metrics stats;
   std::vector<metrics_source> metrics_sources;
   std::vector<std::unique_ptr<worker>> workers;
-  std::unique_ptr<tcp::acceptor> acceptor;
   std::shared_ptr<api_services> api;
 
-  net::awaitable<void> accept_loop() {
-    std::size_t next = 0;
-    while (acceptor->is_open()) {
-      auto& w = *workers[next];
-      next = (next + 1) % workers.size();
-      auto [ec, socket] = co_await acceptor->async_accept(w.io, net::as_tuple(net::use_awaitable));
+  net::awaitable<void> accept_loop(worker& w) {
+    auto& acceptor = *w.acceptor;
+    while (acceptor.is_open()) {
+      auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
       if (ec) {
         if (ec == net::error::operation_aborted) break;
         log->warn("accept failed: {}", ec.message());  // e.g. out of file descriptors: keep serving the rest
@@ -94,15 +98,22 @@ void server::set_api(std::shared_ptr<api_services> api) {
 }
 
 std::uint16_t server::bind() {
-  auto& io = impl_->workers.front()->io;
+  auto& first = *impl_->workers.front();
   const auto address = net::ip::make_address(impl_->config.listen_host);
   tcp::endpoint endpoint(address, impl_->config.listen_port);
-  impl_->acceptor = std::make_unique<tcp::acceptor>(io);
-  impl_->acceptor->open(endpoint.protocol());
-  impl_->acceptor->set_option(tcp::acceptor::reuse_address(true));
-  impl_->acceptor->bind(endpoint);
-  impl_->acceptor->listen(net::socket_base::max_listen_connections);
-  return impl_->acceptor->local_endpoint().port();
+  first.acceptor = std::make_unique<tcp::acceptor>(first.io);
+  first.acceptor->open(endpoint.protocol());
+  first.acceptor->set_option(tcp::acceptor::reuse_address(true));
+  first.acceptor->bind(endpoint);
+  first.acceptor->listen(net::socket_base::max_listen_connections);
+  for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
+    auto& w = *impl_->workers[i];
+    const int fd = ::dup(first.acceptor->native_handle());
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "dup of the listening socket");
+    w.acceptor = std::make_unique<tcp::acceptor>(w.io);
+    w.acceptor->assign(endpoint.protocol(), fd);
+  }
+  return first.acceptor->local_endpoint().port();
 }
 
 void server::run() {
@@ -113,7 +124,8 @@ void server::run() {
     impl_->log->info("signal {}: shutting down", sig);
     stop();
   });
-  net::co_spawn(first.io, impl_->accept_loop(), net::detached);
+  for (auto& w : impl_->workers)
+    if (w->acceptor) net::co_spawn(w->io, impl_->accept_loop(*w), net::detached);
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
     auto* w = impl_->workers[i].get();

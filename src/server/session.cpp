@@ -24,23 +24,6 @@ constexpr std::uint64_t kSendfileChunk = 4u << 20;
 constexpr std::size_t kFirstRead = 4096;  // most request heads fit; the parser reads on for longer ones
 constexpr std::uint64_t kYieldEvery = 16u << 20;  // let other connections of this loop run
 
-// Sends what it can of `data` at once (the head before a sendfile); the rest through the asynchronous write.
-// No MSG_MORE/TCP_CORK: measured on loopback, holding the head back for the file's pages costs more CPU per
-// small range (bench/results, workload 2) than the one extra segment it saves.
-net::awaitable<bool> write_now(connection& c, const server_config& cfg, std::string_view data) {
-  while (!data.empty()) {
-    const auto n = ::send(c.socket.native_handle(), data.data(), data.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      data.remove_prefix(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) co_return co_await write_all(c, cfg, data);
-    co_return false;
-  }
-  co_return true;
-}
-
 // Zero-copy: the kernel moves the file's pages to the socket.
 net::awaitable<bool> send_file_region(connection& c, const server_config& cfg, storage::file_region region,
                                       std::uint64_t length) {
@@ -84,14 +67,11 @@ net::awaitable<bool> send_range(connection& c, worker_context& ctx, storage::ran
       co_return false;
     }
     if (got->file) {
-      if (!co_await write_now(c, ctx.config, pending)) co_return false;
+      if (!co_await write_all(c, ctx.config, pending)) co_return false;
       pending.clear();
       if (!co_await send_file_region(c, ctx.config, *got->file, got->bytes)) co_return false;
     } else {
-      std::array<net::const_buffer, 2> parts = {net::buffer(pending), net::buffer(c.stream_buffer.data(), got->bytes)};
-      c.set_deadline(ctx.config.send_timeout);
-      auto [ec, n] = co_await net::async_write(c.socket, parts, kTuple);
-      if (ec || c.timed_out) co_return false;
+      if (!co_await write_all(c, ctx.config, pending, {c.stream_buffer.data(), got->bytes})) co_return false;
       pending.clear();
     }
     length -= got->bytes;
@@ -128,10 +108,24 @@ net::awaitable<void> run_watchdog(std::shared_ptr<connection> c) {
   }
 }
 
-net::awaitable<bool> write_all(connection& c, const server_config& cfg, std::string_view data) {
+net::awaitable<bool> write_all(connection& c, const server_config& cfg, std::string_view head,
+                               std::span<const char> body) {
   c.set_deadline(cfg.send_timeout);
-  auto [ec, n] = co_await net::async_write(c.socket, net::buffer(data), kTuple);
-  co_return !ec && !c.timed_out;
+  std::array<net::const_buffer, 2> parts = {net::buffer(head), net::buffer(body.data(), body.size())};
+  // First a non-blocking send of everything: an asynchronous write that completes at once still costs a
+  // trip through the event loop (a posted completion and an epoll_wait), measured on every small response.
+  boost::system::error_code ec;
+  std::size_t sent = c.socket.write_some(parts, ec);
+  if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
+  if (sent == head.size() + body.size()) co_return true;
+  // The socket buffer is full: wait for the client to take the rest.
+  for (auto& part : parts) {
+    const auto skip = std::min(sent, part.size());
+    part += skip;
+    sent -= skip;
+  }
+  auto [wec, n] = co_await net::async_write(c.socket, parts, kTuple);
+  co_return !wec && !c.timed_out;
 }
 
 net::awaitable<request_outcome> send_simple(connection& c, worker_context& ctx, unsigned status,
@@ -186,6 +180,7 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, worker_context& 
   boost::system::error_code ec;
   c->socket.set_option(tcp::no_delay(true), ec);  // no Nagle stalls on small responses
   c->socket.native_non_blocking(true, ec);
+  c->socket.non_blocking(true, ec);  // synchronous sends return would_block instead of waiting
   if (auto ep = c->socket.remote_endpoint(ec); !ec) c->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
 
   bool first_request = true;
@@ -207,6 +202,9 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, worker_context& 
       auto [read_ec, n] = co_await beast::http::async_read_header(c->socket, c->buffer, parser, kTuple);
       const auto started = clock::now();
       c->clear_deadline();  // the header is in: handlers and storage waits have deadlines of their own
+      // Nothing more buffered (no pipelined request): give the read buffer back while the response streams,
+      // which can take hours for a video; the next request's read allocates it again.
+      if (!read_ec && c->buffer.size() == 0) c->buffer.shrink_to_fit();
       if (read_ec) {
         request_outcome out;
         if (c->timed_out) {

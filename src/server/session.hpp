@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,8 +76,9 @@ struct request_outcome {
 net::awaitable<void> run_session(std::shared_ptr<connection> c, worker_context& ctx);
 net::awaitable<void> run_watchdog(std::shared_ptr<connection> c);
 
-// Writes all of `data` before the send deadline; false when the client is gone or too slow.
-net::awaitable<bool> write_all(connection& c, const server_config& cfg, std::string_view data);
+// Writes all of `head` then `body` before the send deadline; false when the client is gone or too slow.
+net::awaitable<bool> write_all(connection& c, const server_config& cfg, std::string_view head,
+                               std::span<const char> body = {});
 
 // A complete small response (error text, JSON, health checks).
 net::awaitable<request_outcome> send_simple(connection& c, worker_context& ctx, unsigned status,
