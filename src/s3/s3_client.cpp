@@ -97,6 +97,7 @@ class response_impl final : public response {
       remaining_ = *parser_.content_length();
       direct_ = true;
     }
+    if (direct_ && conn_->buffer.size() == 0) conn_->buffer.shrink_to_fit();  // no body bytes came with the header
   }
 
   unsigned status() const override { return parser_.get().result_int(); }
