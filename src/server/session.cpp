@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/sendfile.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -71,6 +73,14 @@ net::awaitable<bool> send_range(connection& c, worker_context& ctx, storage::ran
       pending.clear();
       if (!co_await send_file_region(c, ctx.config, *got->file, got->bytes)) co_return false;
     } else {
+      if (!c.low_water_set) {
+        // Bytes that pass through the buffer were read from storage for this client: let the kernel hold only
+        // a few chunks of them unsent, so that a client who leaves (a seek) has cost little more storage
+        // reading than it took. Files and cached slices go zero-copy and keep the kernel's own limits.
+        c.low_water_set = true;
+        const int low_water = static_cast<int>(4 * ctx.config.stream_buffer_bytes);
+        ::setsockopt(c.socket.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &low_water, sizeof low_water);
+      }
       if (!co_await write_all(c, ctx.config, pending, {c.stream_buffer.data(), got->bytes})) co_return false;
       pending.clear();
     }

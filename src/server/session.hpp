@@ -64,6 +64,7 @@ struct connection {
   std::string peer;
   beast::flat_buffer buffer;
   std::vector<char> stream_buffer;  // allocated on first use: most requests stream from files
+  bool low_water_set = false;       // TCP_NOTSENT_LOWAT set for bytes streamed through stream_buffer
 };
 
 // What happened to one request, for the access log and the keep-alive decision.
