@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "http/metrics_text.hpp"
 #include "s3/crypto.hpp"
 #include "storage/recent_files.hpp"
 
@@ -378,8 +379,7 @@ std::uint64_t slice_cache::stored_bytes() const {
 std::string slice_cache::render_metrics() const {
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help, std::uint64_t v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-           std::to_string(v) + "\n";
+    http::append_metric(out, name, type, help, v);
   };
   metric("mediagate_cache_hits_total", "counter", "Slices served from the cache.", counters_.hits.load());
   metric("mediagate_cache_misses_total", "counter", "Slices fetched from storage.", counters_.misses.load());

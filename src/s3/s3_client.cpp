@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "http/metrics_text.hpp"
 #include "http/token.hpp"
 #include "s3/s3_error.hpp"
 
@@ -270,8 +271,7 @@ std::optional<endpoint> parse_endpoint(std::string_view url) {
 std::string client_counters::render() const {
   std::string out;
   auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
-           std::to_string(v) + "\n";
+    http::append_metric(out, name, "counter", help, v);
   };
   counter("mediagate_s3_requests_total", "Requests sent to S3 (every attempt).", requests.load());
   counter("mediagate_s3_get_requests_total", "GetObject requests sent to S3.", get_requests.load());

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "http/metrics_text.hpp"
+
 namespace mediagate::server {
 
 void metrics::record_request(unsigned status, std::uint64_t bytes_sent, double seconds) {
@@ -27,15 +29,13 @@ std::string metrics::render() const {
                     static_cast<unsigned long long>(n));
       out += line;
     }
-  out += "# HELP mediagate_http_response_bytes_total Bytes of response bodies sent.\n";
-  out += "# TYPE mediagate_http_response_bytes_total counter\n";
-  out += "mediagate_http_response_bytes_total " + std::to_string(bytes_sent_.load()) + "\n";
-  out += "# HELP mediagate_active_connections Client connections open now.\n";
-  out += "# TYPE mediagate_active_connections gauge\n";
-  out += "mediagate_active_connections " + std::to_string(active_connections_.load()) + "\n";
-  out += "# HELP mediagate_rejected_connections_total Connections refused because of --max-connections.\n";
-  out += "# TYPE mediagate_rejected_connections_total counter\n";
-  out += "mediagate_rejected_connections_total " + std::to_string(rejected_connections_.load()) + "\n";
+  http::append_metric(out, "mediagate_http_response_bytes_total", "counter", "Bytes of response bodies sent.",
+                      bytes_sent_.load());
+  const auto active = active_connections_.load();
+  http::append_metric(out, "mediagate_active_connections", "gauge", "Client connections open now.",
+                      active > 0 ? static_cast<std::uint64_t>(active) : 0);
+  http::append_metric(out, "mediagate_rejected_connections_total", "counter",
+                      "Connections refused because of --max-connections.", rejected_connections_.load());
   out += "# HELP mediagate_http_request_duration_seconds Time from a request's headers to its last byte.\n";
   out += "# TYPE mediagate_http_request_duration_seconds histogram\n";
   std::uint64_t cumulative = 0;
