@@ -25,6 +25,7 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::uint64_t kSendfileChunk = 4u << 20;
 constexpr std::size_t kFirstRead = 4096;  // most request heads fit; the parser reads on for longer ones
 constexpr std::uint64_t kYieldEvery = 16u << 20;  // let other connections of this loop run
+constexpr std::uint64_t kWholeRangeMax = 128u << 10;  // ranges up to this size get a buffer that holds them
 
 // Zero-copy: the kernel moves the file's pages to the socket.
 net::awaitable<bool> send_file_region(connection& c, const server_config& cfg, storage::file_region region,
@@ -60,7 +61,18 @@ net::awaitable<bool> send_file_region(connection& c, const server_config& cfg, s
 // `pending` holds bytes to send first (the response head, multipart framing).
 net::awaitable<bool> send_range(connection& c, worker_context& ctx, storage::range_reader& reader,
                                 std::uint64_t length, std::string& pending, std::uint64_t& sent) {
-  if (c.stream_buffer.empty() && reader.needs_buffer()) c.stream_buffer.resize(ctx.config.stream_buffer_bytes);
+  if (reader.needs_buffer()) {
+    // A short range (Safari's 64 KiB reads) goes through in one piece: one storage read and one send instead
+    // of several. Long ranges keep the configured size, which bounds the memory of each playing stream.
+    const std::size_t bound = ctx.config.stream_buffer_bytes;
+    if (length <= kWholeRangeMax) {
+      const auto want = std::max<std::size_t>(bound, static_cast<std::size_t>(length));
+      if (c.stream_buffer.size() < want) c.stream_buffer.resize(want);
+    } else if (c.stream_buffer.size() != bound) {  // also a long stream after short ranges: back to the bound
+      c.stream_buffer.resize(bound);
+      c.stream_buffer.shrink_to_fit();
+    }
+  }
   while (length > 0) {
     auto got = co_await reader.next(c.stream_buffer, true);
     if (!got || got->bytes == 0 || got->bytes > length) {

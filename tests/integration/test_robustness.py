@@ -224,6 +224,18 @@ class ConnectionHandling(MediagateTestCase):
                 self.assertEqual(r.status, 304, r.describe())
         self.assertFalse(conn.is_closed_by_peer(0.1), "connection closed after 50 requests")
 
+    def test_short_and_long_ranges_alternate_on_one_connection(self):
+        # Short ranges are streamed through a buffer sized to hold them, long ones through the configured
+        # buffer: every switch between the two on one connection must keep the bytes exact.
+        conn = self.connect()
+        size = self.fx.size("random.bin")
+        spans = [(0, 1), (1000, 1000 + 65535), (200_000, size - 1), (5, 5 + 131071), (7, 7 + 131072),
+                 (300_000, 300_000 + 99_999), (12_345, size - 1), (size - 65536, size - 1)]
+        for first, last in spans:
+            self.assert_range(self.get("random.bin", {"Range": f"bytes={first}-{last}"}, conn=conn),
+                              "random.bin", first, last)
+        self.assertFalse(conn.is_closed_by_peer(0.1), "connection closed after the ranges")
+
     def test_pipelining(self):
         conn = self.connect()
         reqs = [("GET", "random.bin", {"Range": "bytes=0-9"}), ("HEAD", "clip.mp4", {}),
