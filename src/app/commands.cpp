@@ -39,7 +39,7 @@ namespace net = boost::asio;
 // S3 connection options shared by serve, ls and put; each falls back to the AWS environment variables.
 struct s3_options {
   std::string endpoint, region, addressing, access_key, secret_key, session_token, ca_file;
-  bool no_verify = false;
+  bool no_verify = false, anonymous = false;
   double meta_ttl = 5;
 
   void add_to(CLI::App& cmd) {
@@ -51,6 +51,7 @@ struct s3_options {
     cmd.add_option("--s3-access-key", access_key, "Access key id (else AWS_ACCESS_KEY_ID, ~/.aws files)");
     cmd.add_option("--s3-secret-key", secret_key, "Secret access key (else AWS_SECRET_ACCESS_KEY, ~/.aws files)");
     cmd.add_option("--s3-session-token", session_token, "Session token for temporary credentials");
+    cmd.add_flag("--s3-anonymous", anonymous, "Send unsigned requests: a public bucket, no credentials looked up");
     cmd.add_option("--s3-ca-file", ca_file, "PEM file of extra CAs to trust for an https endpoint");
     cmd.add_flag("--s3-no-verify", no_verify, "Do not verify the endpoint's TLS certificate (testing only)");
     cmd.add_option("--s3-meta-ttl", meta_ttl, "Seconds object metadata (HeadObject) is cached")
@@ -76,15 +77,21 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
   setup.where = *where;
   if (o.access_key.empty() != o.secret_key.empty())
     return std::string("--s3-access-key and --s3-secret-key go together: give both or neither");
+  if (o.anonymous && !o.access_key.empty())
+    return std::string("--s3-anonymous sends unsigned requests: it does not go with --s3-access-key");
   auto env = s3::process_env();
-  auto resolved = s3::resolve_static_credentials({o.access_key, o.secret_key, o.session_token}, env);
+  std::optional<s3::resolved_credentials> resolved;
+  if (!o.anonymous) resolved = s3::resolve_static_credentials({o.access_key, o.secret_key, o.session_token}, env);
   auto& st = setup.settings;
   st.region = !o.region.empty()                      ? o.region
               : env("AWS_REGION")                     ? *env("AWS_REGION")
               : env("AWS_DEFAULT_REGION")             ? *env("AWS_DEFAULT_REGION")
               : resolved && !resolved->region.empty() ? resolved->region
                                                       : "us-east-1";
-  if (resolved) {
+  st.anonymous = o.anonymous;
+  if (o.anonymous) {
+    // Unsigned requests: the client never asks for credentials.
+  } else if (resolved) {
     setup.creds = s3::static_provider(resolved->creds);
   } else {
     // Temporary credentials: web identity (IRSA), then the instance metadata service (IMDSv2).
@@ -206,14 +213,19 @@ int run_serve(serve_options& o) {
       }
       auto setup = std::get<s3_setup>(resolved);
       // Fail fast with a clear reason when the bucket cannot be read (unknown bucket, bad credentials, down).
-      auto problem = run_sync<std::optional<std::string>>([&](net::io_context& io) {
+      auto problem = run_sync<std::optional<storage::error>>([&](net::io_context& io) {
         auto probe = std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl);
-        return [](std::shared_ptr<storage::s3_storage> p) -> net::awaitable<std::optional<std::string>> {
+        return [](std::shared_ptr<storage::s3_storage> p) -> net::awaitable<std::optional<storage::error>> {
           co_return co_await p->check_access();
         }(probe);
       });
-      if (problem) {
-        log->error("cannot use {}: {}", o.storage, *problem);
+      if (problem && o.s3.anonymous && problem->code == storage::errc::upstream_rejected) {
+        // Public buckets often allow GetObject to everyone but not ListBucket: serve, without a library scan.
+        log->warn("{}: the bucket cannot be listed anonymously ({}); objects are served by key, the library "
+                  "cannot be scanned",
+                  o.storage, problem->message);
+      } else if (problem) {
+        log->error("cannot use {}: {}", o.storage, problem->message);
         return 1;
       }
       s3_counters = setup.counters;

@@ -39,6 +39,7 @@ struct client_settings {
   std::size_t max_idle_connections = 32;
   int max_attempts = 4;  // for idempotent requests failing with a retryable error or a broken connection
   std::chrono::milliseconds retry_base_delay{50};
+  bool anonymous = false;  // unsigned requests (a public bucket); no credentials are asked for
 };
 
 // Counters shared by every client of the process (relaxed atomics), rendered on /metrics.

@@ -275,6 +275,14 @@ std::size_t signing_key_cache::size() const {
   return entries_.size();
 }
 
+signed_headers unsigned_request(const request_to_sign& request) {
+  signed_headers result;
+  result.canonical_path = canonical_uri(request.path);
+  result.canonical_query = canonical_query_string(request.query);
+  result.headers.emplace_back("host", request.host);
+  return result;
+}
+
 signed_headers sign_v4(const request_to_sign& request, const credentials& creds, std::string_view region,
                        std::string_view service, std::chrono::system_clock::time_point now) {
   return sign(request, creds, region, service, now, [&](std::string_view date) {

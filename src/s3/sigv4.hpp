@@ -89,6 +89,10 @@ class signing_key_cache {
 signed_headers sign_v4(const request_to_sign& request, const credentials& creds, std::string_view region,
                        std::string_view service, std::chrono::system_clock::time_point now);
 
+// An anonymous request (a public bucket, like `aws s3 --no-sign-request`): the same encoded path and query,
+// and only the host header; nothing is signed.
+signed_headers unsigned_request(const request_to_sign& request);
+
 // The same, with the signing key taken from `cache`.
 signed_headers sign_v4(const request_to_sign& request, const credentials& creds, std::string_view region,
                        std::string_view service, std::chrono::system_clock::time_point now,

@@ -223,17 +223,18 @@ net::awaitable<result<std::vector<listed_object>>> s3_storage::list(std::string 
   co_return out;
 }
 
-net::awaitable<std::optional<std::string>> s3_storage::check_access() {
+net::awaitable<std::optional<error>> s3_storage::check_access() {
   s3::request_spec spec;
   spec.query = {{"list-type", "2"}, {"max-keys", "1"}, {"prefix", where_.prefix}};
   auto r = co_await client_->send(spec);
-  if (!r) co_return r.err().message;
+  if (!r) co_return r.err();
   if ((*r)->status() == 200) co_return std::nullopt;
   auto body = co_await (*r)->read_all(64 * 1024);
   auto e = s3::parse_s3_error((*r)->status(), body ? *body : std::string());
   if (e.code == "NoSuchBucket")
-    co_return "bucket '" + where_.bucket + "' does not exist at " + client_->settings().ep.host_header();
-  co_return s3::to_storage_error(e, where_.bucket, where_.prefix).message;
+    co_return error{errc::not_found,
+                    "bucket '" + where_.bucket + "' does not exist at " + client_->settings().ep.host_header()};
+  co_return s3::to_storage_error(e, where_.bucket, where_.prefix);
 }
 
 net::awaitable<result<object_meta>> s3_storage::write(std::string key, std::string content_type,

@@ -37,8 +37,9 @@ class s3_storage final : public storage {
   boost::asio::awaitable<result<bool>> remove(std::string key) override;
   std::string describe() const override;
 
-  // Checks that the bucket can be listed with our credentials: a message a user can act on, or nullopt.
-  boost::asio::awaitable<std::optional<std::string>> check_access();
+  // Checks that the bucket can be listed with our credentials: an error whose message a user can act on,
+  // or nullopt.
+  boost::asio::awaitable<std::optional<error>> check_access();
 
  private:
   struct cached_meta {

@@ -22,7 +22,9 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -330,6 +332,77 @@ class CredentialsTest(unittest.TestCase):
         r = self.ls({"AWS_EC2_METADATA_DISABLED": "true"})
         self.assert_failed(r, "no S3 credentials")
         self.assertLess(r.elapsed, 3.0, r.output)
+
+
+    # -- (7) anonymous requests (--s3-anonymous) ----------------------------------------------------------
+
+    def test_anonymous_ls_of_a_private_bucket_is_denied(self):
+        r = self.ls({"AWS_EC2_METADATA_DISABLED": "true"}, args=["--s3-anonymous"])
+        self.assert_failed(r, "denied")
+
+    def test_anonymous_with_keys_is_an_error(self):
+        r = self.ls(args=["--s3-anonymous", "--s3-access-key", "a", "--s3-secret-key", "b"])
+        self.assert_failed(r, "--s3-anonymous")
+
+    def test_anonymous_serve_of_a_public_bucket(self):
+        # A bucket that lets everyone GetObject (not ListBucket), as public media buckets do. With no
+        # credentials anywhere, --s3-anonymous serves its objects, bytes and ranges exact; a private bucket's
+        # objects get a clear 502.
+        import s3util
+
+        client = s3util.client_from_env()
+        self.addCleanup(lambda: hasattr(client, "close") and client.close())
+        public = f"mediagate-public-{uuid.uuid4().hex[:12]}"
+        s3util.create_bucket(public, client=client)
+        data = bytes(range(256)) * 4000  # 1,024,000 bytes
+        s3util.put_object(public, "clip.mp4", data, "video/mp4", client=client)
+        client.put_bucket_policy(Bucket=public, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{public}/*"]}]}))
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        for bucket, readable in ((public, True), (self.bucket, False)):
+            with self.subTest(bucket=bucket):
+                proc = subprocess.Popen(
+                    [str(MEDIAGATE), "serve", "--listen", "127.0.0.1:0", "--storage", f"s3://{bucket}",
+                     "--s3-endpoint", self.rgw["AWS_ENDPOINT_URL"], "--s3-region", self.rgw["AWS_REGION"],
+                     "--s3-anonymous", "--catalog", f"sqlite:{self.home}/{bucket}.db", "--threads", "1"],
+                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                try:
+                    lines = []
+                    port = None
+                    deadline = time.monotonic() + RUN_TIMEOUT
+                    while port is None and time.monotonic() < deadline:
+                        line = proc.stdout.readline()
+                        if not line:
+                            break
+                        lines.append(line)
+                        if "listening on http://127.0.0.1:" in line:
+                            port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+                    self.assertIsNotNone(port, "the server did not start:\n" + "".join(lines))
+                    self.assertIn("cannot be listed anonymously", "".join(lines))
+                    key = "clip.mp4" if readable else OBJECT_KEY
+                    req = urllib.request.Request(f"http://127.0.0.1:{port}/media/{key}",
+                                                 headers={"Range": "bytes=1000-70999"})
+                    if readable:
+                        with urllib.request.urlopen(req, timeout=RUN_TIMEOUT) as res:
+                            self.assertEqual(res.status, 206)
+                            self.assertEqual(res.headers["Content-Range"], f"bytes 1000-70999/{len(data)}")
+                            self.assertEqual(res.read(), data[1000:71000])
+                    else:
+                        with self.assertRaises(urllib.error.HTTPError) as caught:
+                            urllib.request.urlopen(req, timeout=RUN_TIMEOUT)
+                        self.assertEqual(caught.exception.code, 502)
+                        self.assertIn(b"denied", caught.exception.read())
+                finally:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                    proc.stdout.close()
 
 
 if __name__ == "__main__":

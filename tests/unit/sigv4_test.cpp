@@ -318,5 +318,32 @@ TEST(signing_key_cache, signing_with_the_cache_gives_the_same_headers) {
   }
 }
 
+// --- anonymous requests -----------------------------------------------------------------------------------
+
+TEST(unsigned_request, same_path_and_query_as_a_signed_request_and_only_the_host_header) {
+  request_to_sign request;
+  request.method = "GET";
+  request.host = "127.0.0.1:7480";
+  request.path = "/bucket/my key+é.mp4";
+  request.query = {{"prefix", "a b/c"}, {"list-type", "2"}, {"é", "+"}};
+  request.headers = {{"range", "bytes=0-1"}};
+  const auto plain = unsigned_request(request);
+  const auto signed_request = sign_v4(request, credentials{"AKID", "secret", ""}, "us-east-1", "s3",
+                                      std::chrono::system_clock::time_point{});
+  EXPECT_EQ(plain.canonical_path, signed_request.canonical_path);
+  EXPECT_EQ(plain.canonical_query, signed_request.canonical_query);
+  ASSERT_EQ(plain.headers.size(), 1u);
+  EXPECT_EQ(plain.headers[0], (std::pair<std::string, std::string>{"host", "127.0.0.1:7480"}));
+  EXPECT_TRUE(plain.canonical_request.empty());
+  EXPECT_TRUE(plain.string_to_sign.empty());
+}
+
+TEST(unsigned_request, empty_path_is_root) {
+  request_to_sign request;
+  request.method = "HEAD";
+  request.host = "s3.example";
+  EXPECT_EQ(unsigned_request(request).canonical_path, "/");
+}
+
 }  // namespace
 }  // namespace mediagate::s3
