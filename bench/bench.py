@@ -385,7 +385,12 @@ class Bench:
         mg_local = Mediagate("mg-local", self.exe, w, str(self.media), [], dict(os.environ))
         mg_s3 = Mediagate("mg-s3", self.exe, w, s3, [], rgw_env)
         mg_fast = Mediagate("mg-fast", self.exe, w, s3, [], fast_env)
-        mgs = [mg_local, mg_s3, mg_fast]
+        # The same bucket read the way nginx reads it: unsigned (--s3-anonymous, no keys in the environment),
+        # which takes radosgw's cost of checking SigV4 signatures out of the comparison.
+        anon_env = {k: v for k, v in rgw_env.items()
+                    if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+        mg_anon = Mediagate("mg-s3-anon", self.exe, w, s3, ["--s3-anonymous"], anon_env)
+        mgs = [mg_local, mg_s3, mg_anon, mg_fast]
         mg_cache = mg_cold = None
         if self.a.cache:
             mg_cache = Mediagate("mg-cache", self.exe, w, s3, ["--cache-dir", str(w / "mg-cache" / "slices"),
@@ -406,6 +411,7 @@ class Bench:
         S["ngx-static"] = System("ngx-static", gw, ngx_url(ports["STATIC_PORT"]), "nginx")
         S["mg-s3"] = System("mg-s3", mg_s3, mg_s3.url, "mediagate")
         S["ngx-s3"] = System("ngx-s3", gw, ngx_url(ports["S3_PORT"]), "nginx", upstream_log=gw.dir / "s3.log")
+        S["mg-s3-anon"] = System("mg-s3-anon", mg_anon, mg_anon.url, "mediagate")
         S["rgw"] = System("rgw", None, lambda key: f"http://127.0.0.1:{self.rgw_port}/{BUCKET}/{key}", "upstream")
         S["mg-fast"] = System("mg-fast", mg_fast, mg_fast.url, "mediagate", fast_log=fast_log)
         S["ngx-fast"] = System("ngx-fast", gw, ngx_url(ports["FASTPROXY_PORT"]), "nginx",
@@ -693,7 +699,7 @@ class Bench:
         have = set(self.systems)
         cache_warm = ["mg-cache", "ngx-cache"] if "mg-cache" in have else []
         cache_cold = ["mg-cache-cold", "ngx-cache-cold"] if "mg-cache-cold" in have else []
-        base = ["mg-local", "ngx-static", "mg-s3", "ngx-s3", "rgw", "mg-fast", "ngx-fast", "fast"]
+        base = ["mg-local", "ngx-static", "mg-s3", "mg-s3-anon", "ngx-s3", "rgw", "mg-fast", "ngx-fast", "fast"]
         plan = [
             ("w1", "c1", base + cache_warm),
             ("w1", "c8", base + cache_warm),

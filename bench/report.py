@@ -24,6 +24,7 @@ MIB = 1 << 20
 PAIRS = {  # label: (mediagate system, nginx system, reference system, reference label)
     "local": ("mg-local", "ngx-static", None, ""),
     "S3 radosgw": ("mg-s3", "ngx-s3", "rgw", "radosgw direct"),
+    "S3 radosgw, unsigned": ("mg-s3-anon", "ngx-s3", "rgw", "radosgw direct"),
     "S3 fast upstream": ("mg-fast", "ngx-fast", "fast", "fast upstream direct"),
     "slice cache, warm": ("mg-cache", "ngx-cache", "ngx-static", "nginx static"),
     "slice cache, cold": ("mg-cache-cold", "ngx-cache-cold", None, ""),
@@ -31,7 +32,7 @@ PAIRS = {  # label: (mediagate system, nginx system, reference system, reference
 
 # (workload, variant, metric key, label, unit, higher is better, scale, pairs)
 ALL = list(PAIRS)
-WARM = ["local", "S3 radosgw", "S3 fast upstream", "slice cache, warm"]
+WARM = ["local", "S3 radosgw", "S3 radosgw, unsigned", "S3 fast upstream", "slice cache, warm"]
 ROWS = [
     ("w1", "c1", "MBps", "1. large object, 1 conn", "MB/s", True, 1, WARM),
     ("w1", "cold-c1", "MBps", "1. large object, 1 conn, first read", "MB/s", True, 1, ["slice cache, cold"]),
@@ -43,7 +44,7 @@ ROWS = [
     ("w2", "cold-c16", "p99_ms", "2. latency p99, from an empty cache", "ms", False, 1, ["slice cache, cold"]),
     ("w3", None, "rps", "3. Chrome seek: bytes=N-, read 1 MiB, close", "req/s", True, 1, WARM),
     ("w3", None, "upstream_per_req", "3. bytes read from upstream per request", "MiB", False, MIB,
-     ["S3 radosgw", "S3 fast upstream", "slice cache, warm"]),
+     ["S3 radosgw", "S3 radosgw, unsigned", "S3 fast upstream", "slice cache, warm"]),
     ("w3", None, "fast_sent_per_req", "3. bytes the fast upstream sent per request", "MiB", False, MIB,
      ["S3 fast upstream"]),
     ("w4", None, "rss_per_stream_kib", "4. slow readers: RSS growth per stream", "KiB", False, 1,
@@ -326,6 +327,8 @@ Systems (all on 127.0.0.1; 2 worker processes for every nginx, `--threads 0` = o
   `upstream` with `keepalive 64`, `proxy_buffering on` with `proxy_buffers 4 16k`, `proxy_max_temp_file_size 0`
   (no temporary files: a client that leaves stops the upstream read). nginx cannot sign SigV4, so the bucket
   carries a public-read bucket policy and nginx (and wrk, for the "direct" rows) read it anonymously.
+  **mediagate S3, unsigned**: the same with `--s3-anonymous` and no keys in its environment: it reads the bucket
+  as nginx does, so radosgw's cost of checking signatures (on the same 2 CPUs) is out of the comparison.
 - Upstreams: **radosgw**, the one-host Ceph cluster of `scripts/radosgw.sh` (memstore OSD, `RGW_DEBUG=0`); and the
   **fast S3-shaped upstream**, nginx serving the bucket directory as `/bench/KEY` files (ranges, strong ETag,
   If-Match, an empty ListObjectsV2 answer; signatures ignored), to expose each gateway's own cost where
