@@ -32,7 +32,8 @@ bool is_retryable(const s3_error& e) {
          e.code == "SlowDown" || e.code == "InternalError" || e.code == "RequestTimeout";
 }
 
-storage::error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key) {
+storage::error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key,
+                                bool anonymous) {
   using storage::errc;
   const std::string where = "s3://" + std::string(bucket) + "/" + std::string(key);
   const std::string detail = " (S3 " + std::to_string(e.http_status) + " " + e.code +
@@ -48,6 +49,10 @@ storage::error to_storage_error(const s3_error& e, std::string_view bucket, std:
                                          ": check the access key and secret (AWS_ACCESS_KEY_ID, AWS_PROFILE)" + detail};
   if (e.code == "RequestTimeTooSkewed")
     return {errc::upstream_rejected, "storage rejected the request time: this machine's clock is off" + detail};
+  if (e.http_status == 403 && anonymous)
+    return {errc::upstream_rejected, "storage denied anonymous access to " + where +
+                                         ": the bucket policy must let everyone read it (s3:GetObject), and without "
+                                         "s3:ListBucket a missing key is denied too" + detail};
   if (e.http_status == 403)
     return {errc::upstream_rejected, "storage denied access to " + where + ": check the credentials' permissions" + detail};
   if (e.http_status == 504 || e.code == "RequestTimeout")

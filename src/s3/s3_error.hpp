@@ -21,7 +21,8 @@ s3_error parse_s3_error(unsigned http_status, std::string_view body);
 // Whether the request may succeed if sent again after a pause (SlowDown, 500, 503, ...).
 bool is_retryable(const s3_error& e);
 
-// A storage error with a message a user can act on.
-storage::error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key);
+// A storage error with a message a user can act on; `anonymous`: the request was unsigned (--s3-anonymous).
+storage::error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key,
+                                bool anonymous = false);
 
 }  // namespace mediagate::s3

@@ -26,8 +26,10 @@ std::string content_range_of(const http::byte_range& r, std::uint64_t size) {
   return "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" + std::to_string(size);
 }
 
-error error_from(unsigned status, const std::string& body, const s3_location& where, const std::string& key) {
-  return s3::to_storage_error(s3::parse_s3_error(status, body), where.bucket, where.prefix + key);
+error error_from(unsigned status, const std::string& body, const s3_location& where, const std::string& key,
+                 const s3::client& client) {
+  return s3::to_storage_error(s3::parse_s3_error(status, body), where.bucket, where.prefix + key,
+                              client.settings().anonymous);
 }
 
 // Reads one planned range of one version of an object. Every answer is checked before a byte is passed
@@ -70,7 +72,7 @@ class s3_range_reader final : public range_reader {
       skip_ = next_;
     } else {
       auto body = co_await res.read_all(64 * 1024);
-      co_return error_from(status, body ? *body : std::string(), where_, key_);
+      co_return error_from(status, body ? *body : std::string(), where_, key_, *client_);
     }
     if (auto etag = res.header("etag"); !etag.empty() && etag != meta_.etag)
       co_return error{errc::changed, "the object changed in storage while it was being read"};
@@ -166,7 +168,7 @@ net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
   auto r = co_await client_->send(spec);
   if (!r) co_return r.err();
   auto& res = **r;
-  if (res.status() != 200) co_return error_from(res.status(), {}, where_, key);
+  if (res.status() != 200) co_return error_from(res.status(), {}, where_, key, *client_);
   object_meta meta;
   auto length = res.content_length();
   meta.etag = res.header("etag");
@@ -206,7 +208,7 @@ net::awaitable<result<std::vector<listed_object>>> s3_storage::list(std::string 
     if (!r) co_return r.err();
     auto body = co_await (*r)->read_all(16 << 20);
     if (!body) co_return body.err();
-    if ((*r)->status() != 200) co_return error_from((*r)->status(), *body, where_, prefix);
+    if ((*r)->status() != 200) co_return error_from((*r)->status(), *body, where_, prefix, *client_);
     pugi::xml_document doc;
     if (!doc.load_buffer(body->data(), body->size()))
       co_return error{errc::upstream_unavailable, "storage sent a listing that is not XML"};
@@ -234,7 +236,7 @@ net::awaitable<std::optional<error>> s3_storage::check_access() {
   if (e.code == "NoSuchBucket")
     co_return error{errc::not_found,
                     "bucket '" + where_.bucket + "' does not exist at " + client_->settings().ep.host_header()};
-  co_return s3::to_storage_error(e, where_.bucket, where_.prefix);
+  co_return s3::to_storage_error(e, where_.bucket, where_.prefix, client_->settings().anonymous);
 }
 
 net::awaitable<result<object_meta>> s3_storage::write(std::string key, std::string content_type,

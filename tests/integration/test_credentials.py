@@ -394,7 +394,9 @@ class CredentialsTest(unittest.TestCase):
                         with self.assertRaises(urllib.error.HTTPError) as caught:
                             urllib.request.urlopen(req, timeout=RUN_TIMEOUT)
                         self.assertEqual(caught.exception.code, 502)
-                        self.assertIn(b"denied", caught.exception.read())
+                        body = caught.exception.read()
+                        self.assertIn(b"denied anonymous access", body)
+                        self.assertIn(b"s3:GetObject", body)
                 finally:
                     proc.terminate()
                     try:

@@ -137,6 +137,12 @@ TEST(s3_errors, xml_body_and_mapping) {
   EXPECT_NE(mapped.message.find("credentials"), std::string::npos);
 
   EXPECT_EQ(s3::to_storage_error(s3::parse_s3_error(403, ""), "b", "k").code, storage::errc::upstream_rejected);
+  // Unsigned requests: a 403 names the bucket policy and the missing-key case, not credentials.
+  auto anon = s3::to_storage_error(s3::parse_s3_error(403, ""), "b", "k", true);
+  EXPECT_EQ(anon.code, storage::errc::upstream_rejected);
+  EXPECT_NE(anon.message.find("anonymous"), std::string::npos) << anon.message;
+  EXPECT_NE(anon.message.find("s3:GetObject"), std::string::npos) << anon.message;
+  EXPECT_EQ(anon.message.find("credentials"), std::string::npos) << anon.message;
   EXPECT_EQ(s3::to_storage_error(s3::parse_s3_error(404, ""), "b", "k").code, storage::errc::not_found);
   EXPECT_EQ(s3::to_storage_error(s3::parse_s3_error(412, ""), "b", "k").code, storage::errc::changed);
   EXPECT_EQ(s3::to_storage_error(s3::parse_s3_error(503, "not xml"), "b", "k").code,
