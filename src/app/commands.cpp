@@ -88,12 +88,10 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
               : env("AWS_DEFAULT_REGION")             ? *env("AWS_DEFAULT_REGION")
               : resolved && !resolved->region.empty() ? resolved->region
                                                       : "us-east-1";
-  st.anonymous = o.anonymous;
-  if (o.anonymous) {
-    // Unsigned requests: the client never asks for credentials.
-  } else if (resolved) {
+  st.anonymous = o.anonymous;  // unsigned requests: no credentials are looked up (resolved stays empty)
+  if (resolved) {
     setup.creds = s3::static_provider(resolved->creds);
-  } else {
+  } else if (!o.anonymous) {
     // Temporary credentials: web identity (IRSA), then the instance metadata service (IMDSv2).
     auto token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE"), role = env("AWS_ROLE_ARN");
     const bool imds_off = env("AWS_EC2_METADATA_DISABLED").value_or("") == "true";

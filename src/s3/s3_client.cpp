@@ -377,11 +377,13 @@ net::awaitable<storage::result<std::unique_ptr<response>>> client::send_once(con
                                       : "/" + spec.key;
   to_sign.query = spec.query;
   to_sign.headers = spec.headers;
-  if (!settings_.anonymous)
+  signed_headers sig;
+  if (settings_.anonymous) {
+    sig = unsigned_request(to_sign);
+  } else {
     to_sign.payload_sha256 = spec.body.empty() ? std::string(empty_payload_sha256) : sha256_hex(spec.body);
-  const auto sig = settings_.anonymous || !creds_
-                       ? unsigned_request(to_sign)
-                       : sign_v4(to_sign, creds_->current(), settings_.region, "s3", std::chrono::system_clock::now(), keys_);
+    sig = sign_v4(to_sign, creds_->current(), settings_.region, "s3", std::chrono::system_clock::now(), keys_);
+  }
 
   const auto head = request_head(spec.method, sig, spec.headers, spec.body.size());
   if (!head) co_return error{errc::bad_key, "a header value for storage contains a line break"};

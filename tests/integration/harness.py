@@ -333,7 +333,8 @@ def binary() -> Path:
 class Server:
     """A running `mediagate serve` on a free port; stdout and stderr are collected line by line."""
 
-    def __init__(self, fx: Fixtures, extra_args=(), name: str = "server") -> None:
+    def __init__(self, fx: Fixtures, extra_args=(), name: str = "server", inherit_env: bool = True) -> None:
+        """inherit_env=False: the server's environment is fx.server_env alone (no keys of this process)."""
         exe = binary()
         if not exe.is_file():
             raise RuntimeError(f"server binary {exe} does not exist: build it or set MEDIAGATE_BIN")
@@ -342,7 +343,7 @@ class Server:
         self.args = [str(exe), "serve", "--listen", "127.0.0.1:0", *fx.storage_args, *extra_args]
         self.lines: list[tuple[str, str]] = []  # (stream, line)
         self._cond = threading.Condition()
-        env = dict(os.environ, **fx.server_env)
+        env = dict(os.environ if inherit_env else {}, **fx.server_env)
         self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
         _servers.append(self)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import unittest
 import urllib.error
 import urllib.parse
@@ -333,7 +334,6 @@ class CredentialsTest(unittest.TestCase):
         self.assert_failed(r, "no S3 credentials")
         self.assertLess(r.elapsed, 3.0, r.output)
 
-
     # -- (7) anonymous requests (--s3-anonymous) ----------------------------------------------------------
 
     def test_anonymous_ls_of_a_private_bucket_is_denied(self):
@@ -362,28 +362,20 @@ class CredentialsTest(unittest.TestCase):
                 "Resource": [f"arn:aws:s3:::{public}/*"]}]}))
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
                "AWS_EC2_METADATA_DISABLED": "true"}
+        import harness
+
         for bucket, readable in ((public, True), (self.bucket, False)):
             with self.subTest(bucket=bucket):
-                proc = subprocess.Popen(
-                    [str(MEDIAGATE), "serve", "--listen", "127.0.0.1:0", "--storage", f"s3://{bucket}",
-                     "--s3-endpoint", self.rgw["AWS_ENDPOINT_URL"], "--s3-region", self.rgw["AWS_REGION"],
-                     "--s3-anonymous", "--catalog", f"sqlite:{self.home}/{bucket}.db", "--threads", "1"],
-                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                fx = types.SimpleNamespace(tmp=self.home, storage_args=["--storage", f"s3://{bucket}"],
+                                           server_env=env)
+                server = harness.Server(fx, ["--s3-endpoint", self.rgw["AWS_ENDPOINT_URL"], "--s3-region",
+                                             self.rgw["AWS_REGION"], "--s3-anonymous", "--catalog",
+                                             f"sqlite:{self.home}/{bucket}.db", "--threads", "1"],
+                                        name=f"anonymous-{bucket}", inherit_env=False)
                 try:
-                    lines = []
-                    port = None
-                    deadline = time.monotonic() + RUN_TIMEOUT
-                    while port is None and time.monotonic() < deadline:
-                        line = proc.stdout.readline()
-                        if not line:
-                            break
-                        lines.append(line)
-                        if "listening on http://127.0.0.1:" in line:
-                            port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
-                    self.assertIsNotNone(port, "the server did not start:\n" + "".join(lines))
-                    self.assertIn("cannot be listed anonymously", "".join(lines))
+                    self.assertIn("cannot be listed anonymously", server.output(0))
                     key = "clip.mp4" if readable else OBJECT_KEY
-                    req = urllib.request.Request(f"http://127.0.0.1:{port}/media/{key}",
+                    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/media/{key}",
                                                  headers={"Range": "bytes=1000-70999"})
                     if readable:
                         with urllib.request.urlopen(req, timeout=RUN_TIMEOUT) as res:
@@ -398,14 +390,7 @@ class CredentialsTest(unittest.TestCase):
                         self.assertIn(b"denied anonymous access", body)
                         self.assertIn(b"s3:GetObject", body)
                 finally:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-                    proc.stdout.close()
-
+                    server.stop()
 
 if __name__ == "__main__":
     unittest.main()
