@@ -180,15 +180,18 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
   return log;
 }
 
-void make_access_logger(const std::string& target) {
-  if (target == "off") return;
-  std::shared_ptr<spdlog::logger> access;
+// The access log, passed to the server (not registered globally); null when off.
+std::shared_ptr<spdlog::logger> make_access_logger(const std::string& target) {
+  if (target == "off") return nullptr;
+  spdlog::sink_ptr sink;
   if (target == "-")
-    access = spdlog::stdout_logger_mt("access");
+    sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
   else
-    access = spdlog::basic_logger_mt("access", target);
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(target);
+  auto access = std::make_shared<spdlog::logger>("access", std::move(sink));
   access->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %v");
   access->flush_on(spdlog::level::info);
+  return access;
 }
 
 int run_serve(serve_options& o) {
@@ -265,7 +268,7 @@ int run_serve(serve_options& o) {
       return std::make_shared<cache::cached_storage>(slices, inner(io), log);
     };
   }
-  make_access_logger(o.config.access_log);
+  auto access_log = make_access_logger(o.config.access_log);
   std::shared_ptr<server::api_services> api;
   if (auto max = app::parse_byte_size(o.max_upload)) {
     o.library.max_upload_bytes = *max;
@@ -280,7 +283,7 @@ int run_serve(serve_options& o) {
     return 1;
   }
   try {
-    server::server srv(o.config, factory, log);
+    server::server srv(o.config, factory, log, access_log);
     if (s3_counters) srv.add_metrics_source([s3_counters] { return s3_counters->render(); });
     if (slices) srv.add_metrics_source([slices] { return slices->render_metrics(); });
     srv.set_api(api);
@@ -364,13 +367,13 @@ int run_put(const std::string& file, const std::string& destination, std::string
   }
   auto uploaded = run_sync<storage::result<s3::upload_result>>([&](net::io_context& io) {
     auto client = make_client(io, setup);
-    s3::body_source source = [in](std::span<char> buf) -> net::awaitable<storage::result<std::size_t>> {
+    body_source source = [in](std::span<char> buf) -> net::awaitable<storage::result<std::size_t>> {
       in->read(buf.data(), static_cast<std::streamsize>(buf.size()));
       if (in->bad()) co_return storage::error{storage::errc::io_error, "reading the file failed"};
       co_return static_cast<std::size_t>(in->gcount());
     };
     return [](std::shared_ptr<s3::client> c, std::string k, std::string t,
-              s3::body_source src) -> net::awaitable<storage::result<s3::upload_result>> {
+              body_source src) -> net::awaitable<storage::result<s3::upload_result>> {
       co_return co_await s3::upload_object(*c, k, t, src);
     }(client, key, content_type, source);
   });

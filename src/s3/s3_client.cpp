@@ -23,8 +23,6 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = net::ip::tcp;
-using storage::errc;
-using storage::error;
 
 namespace {
 
@@ -111,7 +109,7 @@ class response_impl final : public response {
     return n ? std::optional<std::uint64_t>(*n) : std::nullopt;
   }
 
-  net::awaitable<storage::result<std::size_t>> read_some(std::span<char> buf) override {
+  net::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
     if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
     if (direct_) co_return co_await read_direct(buf);
     if (parser_.is_done() || buf.empty()) co_return std::size_t{0};
@@ -135,7 +133,7 @@ class response_impl final : public response {
  private:
   bool body_complete() const { return direct_ ? remaining_ == 0 : parser_.is_done(); }
 
-  net::awaitable<storage::result<std::size_t>> read_direct(std::span<char> buf) {
+  net::awaitable<result<std::size_t>> read_direct(std::span<char> buf) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
     if (want == 0) co_return std::size_t{0};
     std::size_t got = 0;
@@ -284,7 +282,7 @@ std::string client_counters::render() const {
   return out;
 }
 
-net::awaitable<storage::result<std::string>> response::read_all(std::size_t limit) {
+net::awaitable<result<std::string>> response::read_all(std::size_t limit) {
   std::string out;
   char buf[8192];
   while (true) {
@@ -315,7 +313,7 @@ client::client(net::any_io_executor ex, client_settings settings, std::shared_pt
 
 client::~client() = default;
 
-net::awaitable<storage::result<std::unique_ptr<response>>> client::send(request_spec spec) {
+net::awaitable<result<std::unique_ptr<response>>> client::send(request_spec spec) {
   bool fresh = false;
   for (int attempt = 1;; ++attempt) {
     auto r = co_await send_once(spec, fresh);
@@ -339,7 +337,7 @@ net::awaitable<storage::result<std::unique_ptr<response>>> client::send(request_
   }
 }
 
-net::awaitable<storage::result<std::unique_ptr<response>>> client::send_once(const request_spec& spec,
+net::awaitable<result<std::unique_ptr<response>>> client::send_once(const request_spec& spec,
                                                                              bool fresh_connection) {
   const auto& ep = settings_.ep;
   std::unique_ptr<connection> conn = fresh_connection ? nullptr : pool_->acquire();

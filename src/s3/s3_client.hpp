@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "s3/sigv4.hpp"
-#include "storage/storage.hpp"
+#include "common/body_source.hpp"
+#include "common/result.hpp"
 
 namespace mediagate::s3 {
 
@@ -82,7 +83,7 @@ class client : public std::enable_shared_from_this<client> {
 
   // Sends the request and reads the response header; retries retryable failures for idempotent requests.
   // Any HTTP status is a value: callers check status() and read the error body.
-  boost::asio::awaitable<storage::result<std::unique_ptr<response>>> send(request_spec spec);
+  boost::asio::awaitable<result<std::unique_ptr<response>>> send(request_spec spec);
 
   const client_settings& settings() const { return settings_; }
   client_counters& counters() { return *counters_; }
@@ -90,7 +91,7 @@ class client : public std::enable_shared_from_this<client> {
   struct pool;  // idle connections; internal
 
  private:
-  boost::asio::awaitable<storage::result<std::unique_ptr<response>>> send_once(const request_spec& spec,
+  boost::asio::awaitable<result<std::unique_ptr<response>>> send_once(const request_spec& spec,
                                                                                bool fresh_connection);
   boost::asio::any_io_executor ex_;
   client_settings settings_;
@@ -109,9 +110,9 @@ class response {
   virtual std::string header(std::string_view name) const = 0;  // "" when absent
   virtual std::optional<std::uint64_t> content_length() const = 0;
   // Up to buf.size() body bytes; 0 at the end of the body.
-  virtual boost::asio::awaitable<storage::result<std::size_t>> read_some(std::span<char> buf) = 0;
+  virtual boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;
   // The whole body, when it is at most `limit` bytes (error documents, listings).
-  boost::asio::awaitable<storage::result<std::string>> read_all(std::size_t limit);
+  boost::asio::awaitable<result<std::string>> read_all(std::size_t limit);
 };
 
 }  // namespace mediagate::s3

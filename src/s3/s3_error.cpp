@@ -32,10 +32,9 @@ bool is_retryable(const s3_error& e) {
          e.code == "SlowDown" || e.code == "InternalError" || e.code == "RequestTimeout";
 }
 
-storage::error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key,
+error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key,
                                 bool anonymous) {
-  using storage::errc;
-  const std::string where = "s3://" + std::string(bucket) + "/" + std::string(key);
+    const std::string where = "s3://" + std::string(bucket) + "/" + std::string(key);
   const std::string detail = " (S3 " + std::to_string(e.http_status) + " " + e.code +
                              (e.message.empty() ? "" : ": " + e.message) +
                              (e.request_id.empty() ? "" : ", request id " + e.request_id) + ")";

@@ -4,7 +4,8 @@
 #include <string>
 #include <string_view>
 
-#include "storage/storage.hpp"
+#include "common/body_source.hpp"
+#include "common/result.hpp"
 
 namespace mediagate::s3 {
 
@@ -22,7 +23,7 @@ s3_error parse_s3_error(unsigned http_status, std::string_view body);
 bool is_retryable(const s3_error& e);
 
 // A storage error with a message a user can act on; `anonymous`: the request was unsigned (--s3-anonymous).
-storage::error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key,
+error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key,
                                 bool anonymous = false);
 
 }  // namespace mediagate::s3

@@ -9,13 +9,11 @@
 
 namespace mediagate::s3 {
 namespace net = boost::asio;
-using storage::errc;
-using storage::error;
 
 namespace {
 
 // Fills `buf` from `source` until it is full or the body ends.
-net::awaitable<storage::result<std::size_t>> fill(body_source& source, std::string& buf, std::size_t want) {
+net::awaitable<result<std::size_t>> fill(body_source& source, std::string& buf, std::size_t want) {
   buf.resize(want);
   std::size_t got = 0;
   while (got < want) {
@@ -28,7 +26,7 @@ net::awaitable<storage::result<std::size_t>> fill(body_source& source, std::stri
   co_return got;
 }
 
-net::awaitable<storage::result<std::unique_ptr<response>>> expect_ok(client& c, request_spec spec,
+net::awaitable<result<std::unique_ptr<response>>> expect_ok(client& c, request_spec spec,
                                                                      const std::string& key) {
   auto r = co_await c.send(std::move(spec));
   if (!r) co_return r.err();
@@ -52,7 +50,7 @@ net::awaitable<void> abort_upload(client& c, const std::string& key, const std::
 
 }  // namespace
 
-net::awaitable<storage::result<upload_result>> upload_object(client& c, std::string key, std::string content_type,
+net::awaitable<result<upload_result>> upload_object(client& c, std::string key, std::string content_type,
                                                              body_source source, std::size_t part_bytes) {
   std::string part;
   auto first = co_await fill(source, part, part_bytes);
@@ -149,7 +147,7 @@ net::awaitable<storage::result<upload_result>> upload_object(client& c, std::str
   co_return *failure;
 }
 
-net::awaitable<storage::result<bool>> delete_object(client& c, std::string key) {
+net::awaitable<result<bool>> delete_object(client& c, std::string key) {
   request_spec spec;
   spec.method = "DELETE";
   spec.key = key;

@@ -6,14 +6,14 @@
 #include <span>
 #include <string>
 
-#include "storage/storage.hpp"
+#include "common/body_source.hpp"
+#include "common/result.hpp"
 
 namespace mediagate::s3 {
 
 class client;
 
 // Fills the buffer with the next bytes of the body; 0 at the end.
-using body_source = std::function<boost::asio::awaitable<storage::result<std::size_t>>(std::span<char>)>;
 
 inline constexpr std::size_t kDefaultPartBytes = 8u << 20;  // AWS's recommended 8-16 MiB
 
@@ -23,11 +23,11 @@ struct upload_result {
 };
 
 // Uploads `source` to `key` (full key, prefix included). Bodies up to one part go in a single PUT.
-boost::asio::awaitable<storage::result<upload_result>> upload_object(client& c, std::string key,
+boost::asio::awaitable<result<upload_result>> upload_object(client& c, std::string key,
                                                                      std::string content_type, body_source source,
                                                                      std::size_t part_bytes = kDefaultPartBytes);
 
 // Deletes `key` (full key). Deleting a missing key succeeds, as in S3.
-boost::asio::awaitable<storage::result<bool>> delete_object(client& c, std::string key);
+boost::asio::awaitable<result<bool>> delete_object(client& c, std::string key);
 
 }  // namespace mediagate::s3

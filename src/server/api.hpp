@@ -2,13 +2,19 @@
 // The library's HTTP surface: the JSON API under /api/, uploads, /v/{id} and the web page (GET /, /ui/*).
 // Handlers run on the event loops; the catalog is synchronous (SQLite answers in microseconds) and
 // thread-safe; probing runs on the library's own thread.
+#include <boost/asio/awaitable.hpp>
+
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "server/session.hpp"
+#include "server/request.hpp"
+#include "server/response.hpp"
+#include "server/services.hpp"
 
 namespace mediagate::catalog {
 class catalog;
@@ -17,47 +23,52 @@ class library;
 
 namespace mediagate::server {
 
+// Storage keys that form uploads in progress have chosen (shared by every event loop).
+struct reserved_keys {
+  std::mutex mutex;
+  std::set<std::string> keys;
+};
+
+// Holds one reserved key until destroyed.
+class key_reservation {
+ public:
+  explicit key_reservation(reserved_keys& owner) : owner_(owner) {}
+  ~key_reservation() { release(); }
+  key_reservation(const key_reservation&) = delete;
+  key_reservation& operator=(const key_reservation&) = delete;
+  bool take(const std::string& key);  // false when another upload holds it
+  void release();
+
+ private:
+  reserved_keys& owner_;
+  std::string key_;
+};
+
 struct api_services {
   std::shared_ptr<catalog::catalog> items;
   std::shared_ptr<catalog::library> lib;  // null: uploads are catalogued but not probed
   std::string admin_token;                // empty: every write is refused (403)
   std::uint64_t max_upload_bytes = 10ull << 30;
+  reserved_keys uploads_in_progress;
 };
 
-// Handles the request when its path belongs to the library (nullopt otherwise, for the router to go on).
-net::awaitable<std::optional<request_outcome>> route_api(connection& c, worker_context& ctx,
-                                                         request_parser& parser, std::string_view path,
-                                                         std::string_view query, bool keep_alive);
+// The response when the request's path belongs to the library (nullopt otherwise, for the router to go on).
+boost::asio::awaitable<std::optional<response>> route_api(const request& req, services& svc);
 
 // -- shared by the api_*.cpp files --------------------------------------------------------------------
 
-// {"error": message} with `status`.
-net::awaitable<request_outcome> send_json_error(connection& c, worker_context& ctx, unsigned status,
-                                                std::string_view message, bool keep_alive, bool head = false);
-net::awaitable<request_outcome> send_json(connection& c, worker_context& ctx, unsigned status,
-                                          std::string body, bool keep_alive, bool head = false,
-                                          http::header_list extra = {});
-
-// Checks `Authorization: Bearer TOKEN`: nullopt when allowed, else the status and message to answer
-// (403 when no token is configured, 401 when it is missing or wrong).
-std::optional<std::pair<unsigned, std::string>> check_admin(const api_services& api,
-                                                            const beast::http::request_header<>& req);
+// Checks `Authorization: Bearer TOKEN`: nullopt when allowed, else the refusal (403 when no token is
+// configured, 401 when it is missing or wrong).
+std::optional<response> check_admin(const api_services& api, const request& req);
 
 // Uploads: PUT /api/media/<key> (raw body) and POST /api/media (multipart/form-data).
-net::awaitable<request_outcome> handle_put_upload(connection& c, worker_context& ctx, request_parser& parser,
-                                                  std::string key);
-net::awaitable<request_outcome> handle_form_upload(connection& c, worker_context& ctx,
-                                                   request_parser& parser);
+boost::asio::awaitable<response> handle_put_upload(const request& req, services& svc, std::string key);
+boost::asio::awaitable<response> handle_form_upload(const request& req, services& svc);
 
-// Reads a small request body whole (JSON for PATCH); nullopt when it is larger than `limit` or the client
-// went away, with `status` set to 413 or 400.
-net::awaitable<std::optional<std::string>> read_small_body(connection& c, worker_context& ctx,
-                                                           request_parser& parser, std::size_t limit,
-                                                           unsigned& status);
+// Reads a small request body whole (JSON for PATCH): the body, or the error to answer (413, 400).
+boost::asio::awaitable<result<std::string>> read_small_body(const request& req, std::size_t limit);
 
 // The web page's assets: "/" and "/ui/<name>".
-net::awaitable<request_outcome> serve_ui_asset(connection& c, worker_context& ctx,
-                                               const beast::http::request_header<>& req,
-                                               std::string_view name, bool keep_alive);
+response serve_ui_asset(const request& req, std::string_view name);
 
 }  // namespace mediagate::server

@@ -14,7 +14,8 @@
 #include <system_error>
 #include <thread>
 
-#include "server/session.hpp"
+#include "server/http1_connection.hpp"
+#include "server/metrics.hpp"
 #include "storage/storage.hpp"
 
 namespace mediagate::server {
@@ -22,10 +23,11 @@ namespace mediagate::server {
 struct worker {
   worker(const server_config& cfg, metrics& m, spdlog::logger& log, spdlog::logger* access,
          const std::vector<metrics_source>& sources, const storage_factory& factory)
-      : io(1), store(factory(io)), context{cfg, *store, m, log, access, sources} {}
+      : io(1), store(factory(io)), svc{cfg, *store, m, log, sources}, context{svc, access} {}
   net::io_context io;
   std::shared_ptr<storage::storage> store;
-  worker_context context;
+  services svc;
+  connection_context context;
   // This loop's handle on the listening socket (a dup of one descriptor): whichever loop is free takes the
   // next connection, and the connection stays on the loop that accepted it (no hand-over between threads).
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -53,12 +55,12 @@ struct server::impl {
       if (static_cast<std::size_t>(stats.active_connections()) >= config.max_connections) {
         // Over the cap: a short 503 written without waiting, then close (the socket buffer takes it).
         stats.connection_rejected();
-        static constexpr std::string_view kBusy =
-            "HTTP/1.1 503 Service Unavailable\r\nServer: mediagate\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            "Retry-After: 1\r\nContent-Length: 37\r\nConnection: close\r\n\r\nservice unavailable: too many clients\n";
+        // Framed by the code that frames every other response.
+        const auto busy = text_response(503, "service unavailable: too many clients", {{"Retry-After", "1"}});
+        const auto message = serialize_response_head(busy, true) + busy.body;
         boost::system::error_code ignored;
         socket.non_blocking(true, ignored);
-        socket.write_some(net::buffer(kBusy), ignored);
+        socket.write_some(net::buffer(message), ignored);
         socket.shutdown(tcp::socket::shutdown_both, ignored);
         socket.close(ignored);
         log->warn("connection refused: {} connections open (--max-connections)", config.max_connections);
@@ -71,14 +73,13 @@ struct server::impl {
   }
 };
 
-server::server(server_config config, storage_factory storage, std::shared_ptr<spdlog::logger> log)
+server::server(server_config config, storage_factory storage, std::shared_ptr<spdlog::logger> log,
+               std::shared_ptr<spdlog::logger> access_log)
     : impl_(std::make_unique<impl>()) {
   impl_->config = std::move(config);
   impl_->factory = std::move(storage);
   impl_->log = std::move(log);
-  if (impl_->config.access_log != "off") {
-    impl_->access_log = spdlog::get("access");
-  }
+  impl_->access_log = std::move(access_log);
   unsigned threads = impl_->config.threads ? impl_->config.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i)
     impl_->workers.push_back(std::make_unique<worker>(impl_->config, impl_->stats, *impl_->log,
@@ -94,7 +95,7 @@ void server::add_metrics_source(metrics_source source) { impl_->metrics_sources.
 
 void server::set_api(std::shared_ptr<api_services> api) {
   impl_->api = std::move(api);
-  for (auto& w : impl_->workers) w->context.api = impl_->api.get();
+  for (auto& w : impl_->workers) w->svc.api = impl_->api.get();
 }
 
 std::uint16_t server::bind() {

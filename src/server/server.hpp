@@ -30,7 +30,9 @@ using metrics_source = std::function<std::string()>;
 
 class server {
  public:
-  server(server_config config, storage_factory storage, std::shared_ptr<spdlog::logger> log);
+  // `access_log`: one line per request; null for none.
+  server(server_config config, storage_factory storage, std::shared_ptr<spdlog::logger> log,
+         std::shared_ptr<spdlog::logger> access_log);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

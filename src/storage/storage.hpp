@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/body_source.hpp"
+#include "common/result.hpp"
 #include "http/byte_range.hpp"
 
 namespace mediagate::storage {
@@ -26,41 +28,10 @@ struct object_meta {
   std::shared_ptr<const void> pinned;
 };
 
-enum class errc {
-  not_found,             // 404
-  bad_key,               // 400: the key is not acceptable (escapes the root, NUL bytes, ...)
-  forbidden,             // 403 for local files the server may not read
-  upstream_rejected,     // 502: the storage refused our credentials or signature
-  upstream_unavailable,  // 502: the storage could not be reached or failed
-  upstream_timeout,      // 504: the storage was too slow
-  changed,               // the object changed between two reads (If-Match failed): never splice
-  io_error,              // 500: a local read failed
-};
-
-struct error {
-  errc code = errc::io_error;
-  std::string message;  // for logs and the client's error body: says what is wrong and what to check
-};
-
-// Either a value or an error; expected conditions are values, never exceptions (STYLE.md rule 6).
-template <class T>
-class result {
- public:
-  result() : error_{errc::io_error, "no result"} {}  // for futures and default-initialised slots
-  result(T value) : value_(std::move(value)) {}
-  result(error e) : error_(std::move(e)) {}
-  bool ok() const { return value_.has_value(); }
-  explicit operator bool() const { return ok(); }
-  T& value() { return *value_; }
-  const T& value() const { return *value_; }
-  T& operator*() { return *value_; }
-  T* operator->() { return &*value_; }
-  const error& err() const { return error_; }
-
- private:
-  std::optional<T> value_;
-  error error_;
-};
+// The shared error types (common/result.hpp), under the names the storage layer has always used.
+using mediagate::errc;
+using mediagate::error;
+using mediagate::result;
 
 // One entry of a listing.
 struct listed_object {
@@ -107,8 +78,7 @@ class range_reader {
   }
 };
 
-// Fills the buffer with the next bytes of a body being written; 0 at the end. An error aborts the write.
-using body_source = std::function<boost::asio::awaitable<result<std::size_t>>(std::span<char>)>;
+using mediagate::body_source;
 
 class storage {
  public:

@@ -1,0 +1,458 @@
+#include "server/http1_connection.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <cerrno>
+#include <ctime>
+
+#include "http/http_date.hpp"
+#include "http/media_key.hpp"
+#include "http/response_head.hpp"
+#include "http/token.hpp"
+#include "server/metrics.hpp"
+#include "server/router.hpp"
+#include "storage/storage.hpp"
+
+namespace mediagate::server {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using parser_type = bhttp::request_parser<bhttp::buffer_body>;
+
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+constexpr std::uint64_t kSendfileChunk = 4u << 20;
+constexpr std::size_t kFirstRead = 4096;              // most request heads fit; the parser reads on for longer ones
+constexpr std::uint64_t kYieldEvery = 16u << 20;      // let other connections of this loop run
+constexpr std::uint64_t kWholeRangeMax = 128u << 10;  // ranges up to this size get a buffer that holds them
+constexpr std::size_t kLingerBytes = 16u << 20;
+constexpr std::chrono::milliseconds kLingerTime{2000};
+
+std::string http_date_now() {
+  thread_local std::time_t cached_second = 0;
+  thread_local std::string cached;
+  const std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    cached_second = now;
+    cached = http::format_http_date(now);
+  }
+  return cached;
+}
+
+// Writes all of `head` then `body` before the send deadline; false when the client is gone or too slow.
+net::awaitable<bool> write_all(connection& c, const server_config& cfg, std::string_view head,
+                               std::span<const char> body = {}) {
+  c.set_deadline(cfg.send_timeout);
+  std::array<net::const_buffer, 2> parts = {net::buffer(head), net::buffer(body.data(), body.size())};
+  // First a non-blocking send of everything: an asynchronous write that completes at once still costs a
+  // trip through the event loop (a posted completion and an epoll_wait), measured on every small response.
+  boost::system::error_code ec;
+  std::size_t sent = c.socket.write_some(parts, ec);
+  if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
+  c.bytes_written += sent;
+  if (sent == head.size() + body.size()) co_return true;
+  // The socket buffer is full: wait for the client to take the rest.
+  for (auto& part : parts) {
+    const auto skip = std::min(sent, part.size());
+    part += skip;
+    sent -= skip;
+  }
+  auto [wec, n] = co_await net::async_write(c.socket, parts, kTuple);
+  c.bytes_written += n;
+  co_return !wec && !c.timed_out;
+}
+
+// Zero-copy: the kernel moves the file's pages to the socket.
+net::awaitable<bool> send_file_region(connection& c, const server_config& cfg, storage::file_region region,
+                                      std::uint64_t length) {
+  std::uint64_t since_yield = 0;
+  off_t offset = static_cast<off_t>(region.offset);
+  while (length > 0) {
+    const auto n = ::sendfile(c.socket.native_handle(), region.fd, &offset,
+                              static_cast<std::size_t>(std::min(length, kSendfileChunk)));
+    if (n > 0) {
+      const auto moved = static_cast<std::uint64_t>(n);
+      length -= moved;
+      since_yield += moved;
+      c.bytes_written += moved;
+      c.set_deadline(cfg.send_timeout);
+      if (since_yield >= kYieldEvery) {
+        since_yield = 0;
+        co_await net::post(c.socket.get_executor(), net::use_awaitable);
+      }
+      continue;
+    }
+    if (n == 0) co_return false;  // the file became shorter than planned: never send fewer bytes silently
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) co_return false;
+    since_yield = 0;
+    auto [ec] = co_await c.socket.async_wait(tcp::socket::wait_write, kTuple);
+    if (ec || c.timed_out) co_return false;
+  }
+  co_return true;
+}
+
+// Sizes the connection's stream buffer for a range of `length` bytes. A short range (Safari's 64 KiB reads)
+// goes through in one piece: one storage read and one send instead of several. Long ranges keep the
+// configured size, which bounds the memory of each playing stream.
+void size_stream_buffer(connection& c, std::size_t bound, std::uint64_t length) {
+  if (length <= kWholeRangeMax) {
+    const auto want = std::max<std::size_t>(bound, static_cast<std::size_t>(length));
+    if (c.stream_buffer.size() < want) c.stream_buffer.resize(want);
+  } else if (c.stream_buffer.size() != bound) {  // also a long stream after short ranges: back to the bound
+    c.stream_buffer.resize(bound);
+    c.stream_buffer.shrink_to_fit();
+  }
+}
+
+// Bytes that pass through the buffer were read from storage for this client: let the kernel hold only a few
+// chunks of them unsent, so that a client who leaves (a seek) has cost little more storage reading than it
+// took. Files and cached slices go zero-copy and keep the kernel's own limits.
+void limit_unsent(connection& c, std::size_t chunk) {
+  if (c.low_water_set) return;
+  c.low_water_set = true;
+  const int low_water = static_cast<int>(4 * chunk);
+  ::setsockopt(c.socket.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &low_water, sizeof low_water);
+}
+
+// Moves one range from the reader to the socket: file chunks by sendfile, others through one buffer per
+// connection, refilled only once the client took the previous one (bounded memory, backpressure).
+// `pending` holds bytes to send first (the response head, multipart framing).
+net::awaitable<bool> send_range(connection& c, services& svc, storage::range_reader& reader, std::uint64_t length,
+                                std::string& pending, const std::string& what) {
+  if (reader.needs_buffer()) size_stream_buffer(c, svc.config.stream_buffer_bytes, length);
+  std::uint64_t sent = 0;
+  while (length > 0) {
+    auto got = co_await reader.next(c.stream_buffer, true);
+    if (!got || got->bytes == 0 || got->bytes > length) {
+      if (!got)
+        svc.log.warn("{}: storage failed mid-response for {} after {} bytes of a range: {}", c.peer, what, sent,
+                     got.err().message);
+      co_return false;
+    }
+    if (got->file) {
+      if (!co_await write_all(c, svc.config, pending)) co_return false;
+      pending.clear();
+      if (!co_await send_file_region(c, svc.config, *got->file, got->bytes)) co_return false;
+    } else {
+      limit_unsent(c, svc.config.stream_buffer_bytes);
+      if (!co_await write_all(c, svc.config, pending, {c.stream_buffer.data(), got->bytes})) co_return false;
+      pending.clear();
+    }
+    length -= got->bytes;
+    sent += got->bytes;
+  }
+  co_await reader.finish(c.stream_buffer);
+  co_return true;
+}
+
+// The body of a planned response after its head (in `pending`): literal framing and ranges, in order.
+// Once the head is out, a failure can only be signalled by closing the connection.
+net::awaitable<bool> send_media(connection& c, services& svc, media_body& body, std::string pending) {
+  auto reader = std::move(body.first);
+  bool first = true;
+  for (const auto& segment : body.segments) {
+    pending += segment.literal;
+    if (!segment.range) continue;
+    if (!first || !reader) {
+      auto opened = co_await body.open(*segment.range);
+      if (!opened) {
+        svc.log.warn("{}: cannot read {} range {}-{}: {}", c.peer, body.what, segment.range->first,
+                     segment.range->last, opened.err().message);
+        co_return false;
+      }
+      reader = std::move(*opened);
+    }
+    first = false;
+    if (!co_await send_range(c, svc, *reader, segment.range->length(), pending, body.what)) co_return false;
+    reader.reset();
+  }
+  co_return pending.empty() || co_await write_all(c, svc.config, pending);
+}
+
+// What happened to one request, for the access log and the keep-alive decision.
+struct request_outcome {
+  unsigned status = 0;
+  std::uint64_t body_bytes = 0;  // what the kernel accepted of the body, also when the client left early
+  bool close = false;            // the connection must close after this response (or was already broken)
+};
+
+net::awaitable<request_outcome> write_response(connection& c, services& svc, response r, bool head_only,
+                                               bool close) {
+  close = close || r.close;
+  auto head = serialize_response_head(r, close);
+  const auto head_size = head.size();
+  const auto before = c.bytes_written;
+  bool ok = false;
+  if (r.media)
+    ok = co_await send_media(c, svc, *r.media, std::move(head));
+  else
+    ok = co_await write_all(c, svc.config, head, head_only ? std::span<const char>() : std::span<const char>(r.body));
+  const auto written = c.bytes_written - before;
+  co_return request_outcome{r.status, written > head_size ? written - head_size : 0, close || !ok};
+}
+
+// The request body as handlers read it: a deadline per read (a client that stops sending is dropped), the
+// handler's limit on the total, and "100 Continue" sent when an HTTP/1.1 client waits for it.
+class h1_body final : public request_body {
+ public:
+  h1_body(connection& c, const server_config& cfg, parser_type& parser) : c_(c), cfg_(cfg), parser_(parser) {
+    // RFC 9110 §10.1.1: a server ignores 100-continue in an HTTP/1.0 request.
+    expect_continue_ = parser.get().version() >= 11 &&
+                       http::iequals(http::trim_ows(parser.get()[bhttp::field::expect]), "100-continue");
+  }
+
+  net::awaitable<result<std::size_t>> read(std::span<char> buf) override {
+    if (expect_continue_ && !parser_.is_done()) {
+      expect_continue_ = false;
+      if (!co_await write_all(c_, cfg_, "HTTP/1.1 100 Continue\r\n\r\n")) co_return gone("");
+    }
+    while (!parser_.is_done()) {
+      auto& body = parser_.get().body();
+      body.data = buf.data();
+      body.size = buf.size();
+      body.more = true;
+      c_.set_deadline(cfg_.idle_timeout);
+      auto [ec, n] = co_await bhttp::async_read_some(c_.socket, c_.buffer, parser_, kTuple);
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (c_.timed_out) co_return gone("timed out");
+      if (ec) {
+        if (ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+            ec != bhttp::error::partial_message && ec != bhttp::error::end_of_stream)
+          co_return error{errc::bad_body, "malformed request body: " + ec.message()};
+        co_return gone(ec.message());
+      }
+      const auto got = buf.size() - body.size;
+      received_ += got;
+      if (received_ > limit_) co_return error{errc::too_large, "the request body is larger than the limit"};
+      if (got > 0) co_return got;
+    }
+    co_return std::size_t{0};
+  }
+  void set_limit(std::uint64_t bytes) override { limit_ = bytes; }
+  std::uint64_t received() const override { return received_; }
+
+ private:
+  error gone(const std::string& why) {
+    return {errc::client_gone, "the client stopped sending the body" + (why.empty() ? "" : ": " + why)};
+  }
+  connection& c_;
+  const server_config& cfg_;
+  parser_type& parser_;
+  std::uint64_t limit_ = 0;
+  std::uint64_t received_ = 0;
+  bool expect_continue_ = false;
+};
+
+// After an early answer to a request whose body we did not read (413, 405), reads and drops what the client
+// still sends for a moment, so that its TCP stack sees our response rather than a reset from closing with
+// unread data.
+net::awaitable<void> linger(connection& c) {
+  boost::system::error_code ignored;
+  c.socket.shutdown(tcp::socket::shutdown_send, ignored);  // the client sees the end of our answer at once
+  std::vector<char> scratch(64 * 1024);
+  std::size_t total = 0;
+  c.set_deadline(kLingerTime);
+  while (total < kLingerBytes) {
+    auto [ec, n] = co_await c.socket.async_read_some(net::buffer(scratch), kTuple);
+    if (ec || c.timed_out) break;
+    total += n;
+  }
+}
+
+// Log fields come from the client: quotes, backslashes, control and non-ASCII bytes are escaped, so that a
+// field can never forge another.
+std::string log_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20 || ch >= 0x7f) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+      out += hex;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out;
+}
+
+// The answer to a request head that could not be read, if it deserves one (not a quiet close).
+std::optional<response> head_error_response(connection& c, services& svc, const parser_type& parser,
+                                            boost::system::error_code ec) {
+  const bool got_some = c.buffer.size() > 0 || parser.got_some();
+  if (c.timed_out) {
+    c.timed_out = false;
+    if (!got_some) return std::nullopt;
+    svc.log.info("{}: request header not received within {} ms: 408", c.peer, svc.config.header_timeout.count());
+    return text_response(408, "request timeout: the request header took too long");
+  }
+  if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
+    svc.log.info("{}: request header larger than {} bytes: 431", c.peer, svc.config.max_header_bytes);
+    return text_response(431, "request header fields too large");
+  }
+  if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+      ec == net::error::operation_aborted || !got_some)
+    return std::nullopt;
+  svc.log.info("{}: malformed request ({}): 400", c.peer, ec.message());
+  return text_response(400, "bad request: " + ec.message());
+}
+
+// Checks of the head that no handler should have to repeat; the refusal, if any.
+std::optional<response> check_head(const parser_type& parser, const server_config& cfg) {
+  const auto& req = parser.get();
+  const auto field_count = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
+  if (field_count > cfg.max_header_fields) return text_response(431, "too many header fields");
+  // RFC 9112 §3.2: a request without a Host (HTTP/1.1) or with more than one gets 400.
+  const auto hosts = req.count(bhttp::field::host);
+  if (hosts > 1 || (req.version() >= 11 && hosts == 0))
+    return text_response(400, "bad request: a request needs exactly one Host header");
+  // RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked has no reliable length: 400 and
+  // close, since the bytes after the head could be taken for the next request.
+  if (req.count(bhttp::field::transfer_encoding) > 0 && !parser.chunked())
+    return text_response(400, "bad request: a request's Transfer-Encoding must end in chunked");
+  return std::nullopt;
+}
+
+request make_request(const parser_type& parser, connection& c, request_body& body) {
+  const auto& h = parser.get();
+  request req;
+  req.method_name = h.method_string();
+  req.verb = method_from(req.method_name);
+  req.target = h.target();
+  const auto [path, query] = http::split_target(req.target);  // origin-form, or absolute-form reduced to it
+  req.path = path;
+  req.query = query;
+  req.fields.reserve(16);
+  for (const auto& f : h) req.fields.push_back({f.name_string(), f.value()});
+  req.peer = c.peer;
+  if (auto length = parser.content_length()) req.content_length = *length;
+  req.chunked = parser.chunked();
+  req.body = &body;
+  return req;
+}
+
+void log_access(connection_context& ctx, const connection& c, const request& req, const request_outcome& out,
+                double seconds) {
+  if (!ctx.access_log) return;
+  ctx.access_log->info("{} \"{} {}\" range=\"{}\" {} {} {:.3f}ms", c.peer, log_escape(req.method_name),
+                       log_escape(req.target), log_escape(req["Range"]), out.status, out.body_bytes,
+                       seconds * 1000);
+}
+
+// Answers one request whose head has been read.
+net::awaitable<request_outcome> serve_one(connection& c, connection_context& ctx, parser_type& parser) {
+  auto& svc = ctx.svc;
+  const auto started = clock::now();
+  h1_body body(c, svc.config, parser);
+  const auto req = make_request(parser, c, body);
+  const bool keep_alive = parser.get().keep_alive();
+  std::optional<response> r = check_head(parser, svc.config);
+  const bool refused = r.has_value();
+  if (!r) {
+    try {
+      r = co_await handle_request(req, svc);
+    } catch (const std::exception& e) {
+      svc.log.error("{}: \"{} {}\" failed: {}", c.peer, log_escape(req.method_name), log_escape(req.target),
+                    e.what());
+      r = text_response(500, "internal server error: see the server log");
+    }
+  }
+  // A body the handler did not read to its end: answer, then close (after a linger, so the answer is seen).
+  const bool body_left = !parser.is_done();
+  auto out = co_await write_response(c, svc, std::move(*r), req.head(), refused || body_left || !keep_alive);
+  c.clear_deadline();
+  if (body_left && out.status >= 400 && req.has_body()) co_await linger(c);
+  const double seconds = std::chrono::duration<double>(clock::now() - started).count();
+  svc.stats.record_request(out.status, out.body_bytes, seconds);
+  log_access(ctx, c, req, out, seconds);
+  co_return out;
+}
+
+}  // namespace
+
+std::string serialize_response_head(const response& r, bool close) {
+  return http::serialize_head(r.status, r.headers, http_date_now(), close);
+}
+
+net::awaitable<void> run_watchdog(std::shared_ptr<connection> c) {
+  while (c->socket.is_open()) {
+    co_await c->timer.async_wait(kTuple);  // woken by expiry or by a re-arm; both re-check below
+    if (!c->socket.is_open()) break;
+    if (c->deadline <= clock::now()) {
+      c->timed_out = true;
+      c->deadline = clock::time_point::max();
+      boost::system::error_code ignored;
+      c->socket.cancel(ignored);
+    }
+    c->timer.expires_at(c->deadline);
+  }
+}
+
+net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_context& ctx) {
+  auto& svc = ctx.svc;
+  const auto& cfg = svc.config;
+  svc.stats.connection_opened();
+  boost::system::error_code ec;
+  c->socket.set_option(tcp::no_delay(true), ec);  // no Nagle stalls on small responses
+  c->socket.native_non_blocking(true, ec);
+  c->socket.non_blocking(true, ec);  // synchronous sends return would_block instead of waiting
+  if (auto ep = c->socket.remote_endpoint(ec); !ec) c->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+
+  bool first_request = true;
+  try {
+    while (true) {
+      if (!first_request && c->buffer.size() == 0) {
+        // Keep-alive: wait for the next request's first bytes; an idle connection is closed quietly. A read,
+        // not async_wait: Asio re-arms epoll (epoll_ctl) for every wait, but not for a read.
+        c->set_deadline(cfg.idle_timeout);
+        auto [wait_ec, got] = co_await c->socket.async_read_some(c->buffer.prepare(kFirstRead), kTuple);
+        if (wait_ec || c->timed_out || got == 0) break;
+        c->buffer.commit(got);
+      }
+      first_request = false;
+      c->set_deadline(cfg.header_timeout);  // slowloris: the whole header must arrive within this time
+      parser_type parser;
+      parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+      parser.body_limit(boost::none);  // the handler that reads a body sets its limit (request_body)
+      auto [read_ec, n] = co_await bhttp::async_read_header(c->socket, c->buffer, parser, kTuple);
+      c->clear_deadline();  // the header is in: handlers and storage waits have deadlines of their own
+      if (read_ec) {
+        if (auto r = head_error_response(*c, svc, parser, read_ec)) {
+          auto out = co_await write_response(*c, svc, std::move(*r), false, true);
+          svc.stats.record_request(out.status, out.body_bytes, 0);
+        }
+        break;
+      }
+      // Nothing more buffered (no pipelined request): give the read buffer back while the response streams,
+      // which can take hours for a video; the next request's read allocates it again.
+      if (c->buffer.size() == 0 && parser.is_done()) c->buffer.shrink_to_fit();
+      const auto out = co_await serve_one(*c, ctx, parser);
+      if (out.close) break;
+    }
+  } catch (const std::exception& e) {
+    svc.log.error("{}: connection failed: {}", c->peer, e.what());
+  }
+  boost::system::error_code ignored;
+  c->socket.shutdown(tcp::socket::shutdown_send, ignored);
+  c->socket.close(ignored);
+  c->timer.cancel();
+  svc.stats.connection_closed();
+}
+
+}  // namespace mediagate::server

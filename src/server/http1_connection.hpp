@@ -1,0 +1,61 @@
+#pragma once
+// Internal to src/server: one HTTP/1.1 client connection. It alone reads, frames, writes, applies deadlines
+// and limits, counts and logs; what to answer comes from handle_request (server/router.hpp).
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/response.hpp"
+#include "server/services.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace mediagate::server {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+// What a connection needs beside the handlers' services: the access log (null when off).
+struct connection_context {
+  services& svc;
+  spdlog::logger* access_log;
+};
+
+// One client connection. A watchdog coroutine cancels the socket's operations when `deadline` passes;
+// moving the deadline later costs an assignment, so it can be refreshed on every write.
+struct connection {
+  explicit connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {
+    timer.expires_at(clock::time_point::max());
+  }
+  void set_deadline(std::chrono::milliseconds d) {
+    deadline = clock::now() + d;
+    if (deadline < timer.expiry()) timer.expires_at(deadline);
+  }
+  void clear_deadline() { deadline = clock::time_point::max(); }
+
+  tcp::socket socket;
+  net::steady_timer timer;
+  clock::time_point deadline = clock::time_point::max();
+  bool timed_out = false;
+  std::string peer;
+  boost::beast::flat_buffer buffer;
+  std::vector<char> stream_buffer;  // allocated on first use: most requests stream from files
+  bool low_water_set = false;       // TCP_NOTSENT_LOWAT set for bytes streamed through stream_buffer
+  std::uint64_t bytes_written = 0;  // every byte the kernel accepted on this connection
+};
+
+net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_context& ctx);
+net::awaitable<void> run_watchdog(std::shared_ptr<connection> c);
+
+// The status line and header fields of `r` (with Date, Server and, when `close`, Connection: close).
+std::string serialize_response_head(const response& r, bool close);
+
+}  // namespace mediagate::server

@@ -1,0 +1,184 @@
+#include "server/media.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "catalog/scan.hpp"
+#include "http/content_type.hpp"
+#include "http/http_date.hpp"
+#include "http/media_key.hpp"
+#include "http/token.hpp"
+#include "server/error_status.hpp"
+#include "storage/sniff.hpp"
+#include "storage/storage.hpp"
+
+namespace mediagate::server {
+namespace {
+
+namespace net = boost::asio;
+
+http::method plan_method(method m) {
+  if (m == method::get) return http::method::get;
+  if (m == method::head) return http::method::head;
+  return http::method::other;
+}
+
+// The stored type when it says something, else the extension's, else what the first bytes look like.
+net::awaitable<result<std::string>> choose_content_type(services& svc, const std::string& key,
+                                                        const storage::object_meta& meta) {
+  if (!http::is_generic_type(meta.content_type)) co_return meta.content_type;
+  if (auto by_ext = http::content_type_for_key(key); !by_ext.empty()) co_return std::string(by_ext);
+  if (meta.size == 0) co_return std::string("application/octet-stream");
+  const auto cache_key = key + '\n' + meta.etag;  // an ETag names one version: its type never changes
+  if (auto it = svc.sniffed_types.find(cache_key); it != svc.sniffed_types.end()) co_return it->second;
+  const auto n = std::min<std::uint64_t>(meta.size, storage::kSniffBytes);
+  auto reader = co_await svc.store.open(key, meta, http::byte_range{0, n - 1});
+  if (!reader) co_return reader.err();
+  std::string head(n, '\0');
+  std::size_t got = 0;
+  while (got < n) {
+    auto r = co_await (*reader)->read_some(std::span<char>(head.data() + got, head.size() - got));
+    if (!r) co_return r.err();
+    if (*r == 0) break;
+    got += *r;
+  }
+  auto type = storage::sniff_content_type({head.data(), got});
+  if (svc.sniffed_types.size() >= 4096) svc.sniffed_types.clear();
+  svc.sniffed_types.emplace(cache_key, type);
+  co_return type;
+}
+
+std::string make_boundary(services& svc) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "mediagate-%016llx", static_cast<unsigned long long>(svc.random()));
+  return buf;
+}
+
+// Whether a browser may render the type inline from our origin: media and plain images only. Anything else
+// (HTML, SVG, scripts, styles, wasm, XML) is a download in a sandbox, so that an uploaded file can never run
+// as our page.
+bool renders_inline(std::string_view type) {
+  std::string lower;
+  for (char ch : type.substr(0, type.find(';')))
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  while (!lower.empty() && lower.back() == ' ') lower.pop_back();
+  if (lower.starts_with("video/") || lower.starts_with("audio/")) return true;
+  if (lower.starts_with("image/")) return lower != "image/svg+xml";
+  return lower == "text/vtt" || lower == "application/vnd.apple.mpegurl" || lower == "application/dash+xml";
+}
+
+// If-Unmodified-Since sent more than once is invalid; evaluated conservatively, with its earliest valid date
+// (a repeated validator must never make a request more permissive than one of its lines would).
+std::optional<std::string_view> earliest_date(const request& req, std::string_view name) {
+  std::optional<std::string_view> best;
+  std::int64_t best_time = 0;
+  for (const auto& f : req.fields) {
+    if (!http::iequals(f.name, name)) continue;
+    auto t = http::parse_http_date(f.value);
+    if (!t) continue;
+    if (!best || *t < best_time) {
+      best = f.value;
+      best_time = *t;
+    }
+  }
+  return best;
+}
+
+// If-Match and If-None-Match are lists: repeated lines joined into one (owned here, viewed by the plan).
+struct list_validators {
+  std::optional<std::string> if_match, if_none_match;
+};
+
+http::request_view request_view_of(const request& req, const list_validators& lists) {
+  http::request_view view;
+  if (lists.if_match) view.conditions.if_match = *lists.if_match;
+  if (lists.if_none_match) view.conditions.if_none_match = *lists.if_none_match;
+  view.m = plan_method(req.verb);
+  bool range_repeated = false, if_range_repeated = false;
+  view.range = req.single_field("Range", &range_repeated);
+  if (range_repeated) view.range.reset();  // Range is not a list: two lines make it invalid, and ignored
+  bool ius_repeated = false, ims_repeated = false;
+  view.conditions.if_unmodified_since = req.single_field("If-Unmodified-Since", &ius_repeated);
+  if (ius_repeated) view.conditions.if_unmodified_since = earliest_date(req, "If-Unmodified-Since");
+  view.conditions.if_modified_since = req.single_field("If-Modified-Since", &ims_repeated);
+  if (ims_repeated) view.conditions.if_modified_since.reset();  // ignored: the full answer is always safe
+  view.conditions.if_range = req.single_field("If-Range", &if_range_repeated);
+  if (if_range_repeated) view.range.reset();  // an If-Range we cannot evaluate vetoes the range
+  return view;
+}
+
+// The headers every media response gets beside the plan's.
+void add_media_headers(http::header_list& h, const services& svc, std::string_view type) {
+  h.emplace_back("X-Content-Type-Options", "nosniff");
+  if (!renders_inline(type)) {
+    h.emplace_back("Content-Security-Policy", "sandbox");
+    h.emplace_back("Content-Disposition", "attachment");
+  }
+  if (!svc.config.cors_origin.empty()) {
+    h.emplace_back("Access-Control-Allow-Origin", svc.config.cors_origin);
+    h.emplace_back("Access-Control-Expose-Headers",
+                   "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified");
+  }
+}
+
+}  // namespace
+
+response storage_error_response(const request& req, services& svc, std::string_view what, const error& err) {
+  const unsigned status = status_for(err.code);
+  if (status >= 500) svc.log.warn("{}: {}: {} ({})", req.peer, what, err.message, status);
+  return text_response(status, err.message);
+}
+
+net::awaitable<response> serve_media(const request& req, services& svc, std::string_view encoded_key) {
+  if (!req.read_only()) co_return co_await serve_media_key(req, svc, std::string());
+  auto key = http::decode_media_key(encoded_key);
+  if (!key) co_return text_response(400, "bad request: the media key is not a valid path");
+  // Hidden components are the server's own (posters, upload temporaries) and the user's dotfiles.
+  if (catalog::has_hidden_component(*key)) co_return text_response(404, "not found");
+  co_return co_await serve_media_key(req, svc, std::move(*key));
+}
+
+net::awaitable<response> serve_media_key(const request& req, services& svc, std::string key) {
+  if (!req.read_only()) {
+    auto r = text_response(405, "method not allowed: media supports GET and HEAD", {{"Allow", "GET, HEAD"}});
+    r.close = req.has_body();  // a body we will not read
+    co_return r;
+  }
+  const list_validators lists{req.list_field("If-Match"), req.list_field("If-None-Match")};
+  const auto view = request_view_of(req, lists);
+  // Only a request with several ranges can get a multipart answer; the others skip making a boundary.
+  const bool multi = view.range && view.range->find(',') != std::string_view::npos;
+  const auto boundary = multi ? make_boundary(svc) : std::string();
+  for (int attempt = 0;; ++attempt) {
+    auto meta = co_await svc.store.stat(key);
+    if (!meta) co_return storage_error_response(req, svc, key, meta.err());
+    auto type = co_await choose_content_type(svc, key, *meta);
+    if (!type) co_return storage_error_response(req, svc, key, type.err());
+
+    http::plan_options options;
+    options.cache_control = svc.config.cache_control;
+    options.limits.max_ranges = svc.config.max_ranges;
+    if (multi) options.boundary = boundary;
+    auto plan = http::plan_response(view, {meta->size, meta->etag, meta->last_modified, *type}, options);
+    add_media_headers(plan.headers, svc, *type);
+
+    auto body = std::make_unique<media_body>();
+    body->what = key;
+    body->open = [&store = svc.store, key, m = *meta](http::byte_range r) { return store.open(key, m, r); };
+    const auto first_range = std::find_if(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range; });
+    if (first_range != plan.body.end()) {
+      auto opened = co_await svc.store.open(key, *meta, *first_range->range);
+      if (!opened) {
+        // Replaced between stat and open: the backends forgot the old metadata, so plan once more.
+        if (opened.err().code == errc::changed && attempt == 0) continue;
+        co_return storage_error_response(req, svc, key, opened.err());
+      }
+      body->first = std::move(*opened);
+    }
+    co_return planned_response(std::move(plan), std::move(body));
+  }
+}
+
+}  // namespace mediagate::server

@@ -1,0 +1,23 @@
+#pragma once
+// The media handler: GET and HEAD of one stored object with every rule of RFC 9110 (DESIGN.md steps 1-4).
+#include <boost/asio/awaitable.hpp>
+
+#include <string>
+#include <string_view>
+
+#include "server/request.hpp"
+#include "server/response.hpp"
+#include "server/services.hpp"
+
+namespace mediagate::server {
+
+// /media/<encoded key>: internal objects (hidden path components: posters, upload temporaries) are 404.
+boost::asio::awaitable<response> serve_media(const request& req, services& svc, std::string_view encoded_key);
+
+// The object at `key` (decoded and validated), for /media/ and the catalog's /v/{id}.
+boost::asio::awaitable<response> serve_media_key(const request& req, services& svc, std::string key);
+
+// A storage failure as a text response (404, 502, ...), logged when it is the server's side.
+response storage_error_response(const request& req, services& svc, std::string_view what, const error& err);
+
+}  // namespace mediagate::server
