@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -35,17 +36,54 @@ const EXTRA = {
   'still.jpg': ['-f', 'lavfi', '-i', 'testsrc2=size=640x360', '-frames:v', '1'],
   'tone.ogg': ['-f', 'lavfi', '-i', 'sine=frequency=660:duration=4', '-c:a', 'libopus'],
 };
+// A clip large enough that no browser holds it whole before the seek: 40 s at a constant 6 Mbit/s (x264's CBR
+// filler) is 30 MB, while browsers read about 10 s ahead. Seeking to 32 s needs bytes about 24 MB in, so a new
+// Range request, which must be answered 206 from that offset.
+const SEEK_CLIP = 'seek-cbr.mp4';
+const SEEK_ARGS = ['-f', 'lavfi', '-i', 'testsrc2=duration=40:size=640x360:rate=25', '-c:v', 'libx264', '-preset',
+  'ultrafast', '-pix_fmt', 'yuv420p', '-g', '25', '-b:v', '6M', '-minrate', '6M', '-maxrate', '6M', '-bufsize', '1M',
+  '-x264-params', 'nal-hrd=cbr:force-cfr=1', '-movflags', '+faststart'];
+const SEEK_TO = 32;
 const UPLOAD = ['-f', 'lavfi', '-i', 'testsrc=duration=3:size=320x240:rate=25', '-c:v', 'libvpx-vp9', '-deadline',
   'realtime', '-cpu-used', '8', '-b:v', '200k'];
 
 let tmp;
 let server;
 let base;
+let proxy;  // the recording proxy in front of the server: what each browser sent and received
 const ids = {};  // clip key -> item id
 const results = [];  // one line per browser and clip, printed at the end
 
 function ffmpeg(args, out) {
   execFileSync(FFMPEG, ['-nostdin', '-hide_banner', '-loglevel', 'error', '-y', ...args, out], { stdio: 'inherit' });
+}
+
+// Forwards every request to the server and records, per response, the Range sent, the status, Content-Range,
+// Content-Length and the body bytes the server sent through it (fewer than Content-Length when the browser hung up).
+function startRecordingProxy(port) {
+  const log = [];
+  const agent = new http.Agent({ keepAlive: true });
+  const srv = http.createServer((req, res) => {
+    const entry = { method: req.method, url: req.url, range: req.headers.range || null, status: null,
+      contentRange: null, contentLength: null, bytes: 0, done: false, at: Date.now() };
+    log.push(entry);
+    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent },
+      (ur) => {
+        entry.status = ur.statusCode;
+        entry.contentRange = ur.headers['content-range'] || null;
+        entry.contentLength = ur.headers['content-length'] === undefined ? null : Number(ur.headers['content-length']);
+        res.writeHead(ur.statusCode, ur.rawHeaders);
+        ur.on('data', (chunk) => { entry.bytes += chunk.length; });
+        ur.on('end', () => { entry.done = true; });
+        ur.pipe(res);
+        res.on('close', () => ur.destroy());
+      });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({
+    srv, agent, log, base: `http://127.0.0.1:${srv.address().port}`,
+  })));
 }
 
 function startServer(media, catalog) {
@@ -87,11 +125,14 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mediagate-e2e-'));
   const media = path.join(tmp, 'media');
   fs.mkdirSync(media);
-  for (const [name, args] of Object.entries({ ...CLIPS, ...EXTRA })) ffmpeg(args, path.join(media, name));
+  for (const [name, args] of Object.entries({ ...CLIPS, ...EXTRA, [SEEK_CLIP]: SEEK_ARGS })) {
+    ffmpeg(args, path.join(media, name));
+  }
   ffmpeg(UPLOAD, path.join(tmp, 'upload-me.webm'));
   server = await startServer(media, path.join(tmp, 'catalog.db'));
-  base = `http://127.0.0.1:${server.port}`;
-  const all = Object.keys(CLIPS).length + Object.keys(EXTRA).length;
+  proxy = await startRecordingProxy(server.port);
+  base = proxy.base;
+  const all = Object.keys(CLIPS).length + Object.keys(EXTRA).length + 1;
   const items = await waitFor('the scan and probes', async () => {
     const list = await api('/api/media?per_page=100');
     return list.items.length === all && list.items.every((i) => i.probed) ? list.items : null;
@@ -100,6 +141,7 @@ before(async () => {
 });
 
 after(() => {
+  if (proxy) { proxy.srv.close(); proxy.agent.destroy(); }
   if (server) server.proc.kill('SIGTERM');
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   console.log('\ne2e results:\n' + results.map((r) => '  ' + r).join('\n'));
@@ -226,6 +268,46 @@ function browserSuite(name, kind, launch) {
       });
     }
 
+    test(`a seek in ${SEEK_CLIP} is a new Range request answered 206 from the right offset`, async () => {
+      const size = fs.statSync(path.join(tmp, 'media', SEEK_CLIP)).size;
+      const target = `/v/${ids[SEEK_CLIP]}`;
+      await p.goto(base + '/');
+      await p.waitFor(() => document.body.dataset.libraryLoaded === 'true');
+      const start = proxy.log.length;
+      await p.evaluate((id) => { location.hash = '#/item/' + id; }, ids[SEEK_CLIP]);
+      await p.waitFor((t) => {
+        const v = document.querySelector('#player-media');
+        return v && v.getAttribute('src') === t;
+      }, target);
+      const r = await p.evaluate(playAndSeek, SEEK_TO);
+      const seen = proxy.log.slice(start).filter((e) => e.url === target && e.method === 'GET');
+      const lines = seen.map((e) => `Range ${e.range} -> ${e.status} ${e.contentRange || ''} ` +
+        `Content-Length ${e.contentLength}, ${e.bytes} bytes${e.done ? '' : ' (browser hung up)'}`);
+      results.push(`${name}: ${SEEK_CLIP} (${size} bytes), seek to ${SEEK_TO} s landed at ${r.afterSeek.toFixed(2)} s; ` +
+        `responses:\n    ${lines.join('\n    ')}`);
+      assert.ok(r.afterSeek >= SEEK_TO - 0.5 && r.afterSeek <= SEEK_TO + 1.1, `seek landed at ${r.afterSeek}`);
+      assert.ok(seen.length >= 2, `expected a request after the seek:\n${lines.join('\n')}`);
+      for (const e of seen) {
+        // Every media response is an exact 206 for the range asked (browsers always send Range for media).
+        assert.ok(e.range, `a request without Range:\n${lines.join('\n')}`);
+        const m = /^bytes=(\d+)-(\d*)$/.exec(e.range);
+        assert.ok(m, `unexpected Range ${e.range}`);
+        const first = Number(m[1]);
+        const last = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+        assert.equal(e.status, 206, lines.join('\n'));
+        assert.equal(e.contentRange, `bytes ${first}-${last}/${size}`, lines.join('\n'));
+        assert.equal(e.contentLength, last - first + 1, lines.join('\n'));
+        assert.ok(e.bytes <= e.contentLength, lines.join('\n'));
+        if (e.done) assert.equal(e.bytes, e.contentLength, `a response that ended short:\n${lines.join('\n')}`);
+      }
+      // The first read did not fetch the whole clip, and the seek asked for bytes far into it: the position of
+      // 32 s in a constant-bitrate clip is about 32/40 of the file.
+      assert.ok(seen[0].bytes < size, `the browser read all ${size} bytes before seeking: the seek proves nothing`);
+      const far = seen.slice(1).filter((e) => Number(/^bytes=(\d+)/.exec(e.range)[1]) > size * 0.5);
+      assert.ok(far.length >= 1, `no Range request past the middle of the file after the seek:\n${lines.join('\n')}`);
+      assert.ok(far.some((e) => e.bytes > 0), 'the seek request got no bytes');
+    });
+
     test('uploads a file through the form and shows it in the grid', async () => {
       const title = `Uploaded in ${name.split(' ')[0]} ${Date.now()}`;
       await p.goto(base + '/');
@@ -285,6 +367,9 @@ browserSuite('firefox-esr (puppeteer-core, WebDriver BiDi)', 'puppeteer', async 
     extraPrefsFirefox: {
       'media.autoplay.default': 0,  // allowed: the test plays media from script
       'media.autoplay.blocking_policy': 0,
+      // Read about 8 s ahead instead of 60 (the defaults would hold the whole seek clip before the seek).
+      'media.cache_readahead_limit': 8,
+      'media.cache_resume_threshold': 4,
       'app.update.enabled': false,
       'network.captive-portal-service.enabled': false,
     },

@@ -95,10 +95,11 @@ class Storage:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_server(storage: Storage, args: list[str], name: str) -> harness.Server:
+def start_server(storage: Storage, args: list[str], name: str, known_stop_hang=None) -> harness.Server:
     fx = types.SimpleNamespace(tmp=storage.tmp, storage_args=storage.args, server_env=storage.env)
     catalog = storage.tmp / f"catalog-{uuid.uuid4().hex[:6]}.db"
-    return harness.Server(fx, ["--catalog", f"sqlite:{catalog}", "--access-log", "off", *args], name=name)
+    return harness.Server(fx, ["--catalog", f"sqlite:{catalog}", "--access-log", "off", *args], name=name,
+                          known_stop_hang=known_stop_hang)
 
 
 class Client:
@@ -158,6 +159,7 @@ def random_bytes(n: int, seed: int) -> bytes:
 class ApiCase(unittest.TestCase):
     server_args: list[str] = []
     seed = True
+    known_stop_hang = None  # see harness.Server
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -166,7 +168,8 @@ class ApiCase(unittest.TestCase):
         if cls.seed:
             for key, source in SEED_MEDIA.items():
                 cls.storage.put(key, (cache / source).read_bytes())
-        cls.server = start_server(cls.storage, ["--scan-on-start", *cls.server_args], cls.__name__)
+        cls.server = start_server(cls.storage, ["--scan-on-start", *cls.server_args], cls.__name__,
+                                  cls.known_stop_hang)
         cls.api = Client(cls.server.port)
 
     @classmethod
@@ -176,8 +179,10 @@ class ApiCase(unittest.TestCase):
             if problem:
                 raise AssertionError(f"at the end of {cls.__name__}: {problem}:\n{cls.server.output()}")
         finally:
-            cls.server.stop()
-            cls.storage.cleanup()
+            try:
+                cls.server.stop()  # checks the exit status and sanitizer reports
+            finally:
+                cls.storage.cleanup()
 
     def run(self, result=None):
         return harness.run_reporting_server_output(self, result, super().run, lambda: (
@@ -497,6 +502,9 @@ class LibraryApi(ApiCase):
 class UploadLimit(ApiCase):
     server_args = ["--admin-token", TOKEN, "--max-upload-bytes", "1MiB"]
     seed = False
+    # Found by the stop check (issue 10): after the refused uploads below, `serve` does not exit within 10 s
+    # of SIGTERM. A server-layer bug, left to the redesign; remove this once it exits promptly.
+    known_stop_hang = "shutdown waits after refused uploads"
 
     def send_and_read(self, head: bytes, body_pieces) -> bytes:
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=30) as s:
@@ -577,6 +585,7 @@ class ScanCommand(unittest.TestCase):
         env = dict(os.environ, **self.storage.env)
         r = subprocess.run([str(harness.binary()), "scan", *self.storage.args, "--catalog", f"sqlite:{self.catalog}"],
                            capture_output=True, text=True, timeout=180, env=env, cwd=self.storage.tmp)
+        harness.assert_clean_exit(self, r)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         return r.stdout.strip().splitlines()[-1]
 

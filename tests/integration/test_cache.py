@@ -77,8 +77,6 @@ def slice_files(cache_dir: Path, index: Optional[int] = None) -> list[Path]:
     return sorted(out)
 
 
-@unittest.skipIf(os.environ.get("MEDIAGATE_TEST_STORAGE"),
-                 "the slice cache suite runs once, as the CTest entry integration_cache")
 class SliceCacheTest(unittest.TestCase):
     maxDiff = 2000
 
@@ -122,10 +120,16 @@ class SliceCacheTest(unittest.TestCase):
 
     @classmethod
     def _tear_down(cls) -> None:
-        for s in list(harness._servers):
-            s.stop()
+        problems = []
+        for s in list(harness._servers):  # each test stops its own: these are left over from a failed setup
+            try:
+                s.stop()
+            except AssertionError as e:
+                problems.append(str(e))
         radosgw("stop", cls.cluster, timeout=120)
         subprocess.run(["rm", "-rf", str(cls.tmp)], timeout=60)
+        if problems:
+            raise AssertionError("\n".join(problems))
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -335,6 +339,8 @@ class SliceCacheTest(unittest.TestCase):
         except rawhttp.ConnectionClosed:  # an error found after the header was sent closes the connection
             return "cut"
         if r.status >= 500:
+            # A replacement is found by If-Match (S3's 412: errc::changed), which the server answers 503.
+            self.assertEqual(r.status, 503, r.describe())
             return "5xx"
         lo, hi = (0, len(old) - 1) if first is None else (first, last)
         self.assertIn(r.status, (200, 206), r.describe())
@@ -448,7 +454,7 @@ class SliceCacheTest(unittest.TestCase):
             t0 = time.monotonic()
             r = self.get(server, BIG_KEY, 0, 99)
             fail_ms = (time.monotonic() - t0) * 1000
-            self.assertIn(r.status, (502, 503, 504), r.describe())
+            self.assertEqual(r.status, 502, r.describe())  # radosgw refuses connections: upstream unavailable
             figure(f"S3 down: cached range 206 in {stale_ms:.0f} ms (stale-if-error), uncached object "
                    f"{r.status} in {fail_ms:.0f} ms")
         finally:

@@ -98,8 +98,6 @@ class FakeServer:
         self.thread.join(timeout=10)
 
 
-@unittest.skipIf(os.environ.get("MEDIAGATE_TEST_STORAGE"),
-                 "the credentials suite runs once, as the CTest entry integration_credentials")
 class CredentialsTest(unittest.TestCase):
     maxDiff = 4000
 
@@ -165,6 +163,9 @@ class CredentialsTest(unittest.TestCase):
                            text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
         r.elapsed = time.monotonic() - t0
         r.output = r.stdout + r.stderr
+        import harness
+
+        harness.assert_clean_exit(self, r)
         return r
 
     def assert_listed(self, r):

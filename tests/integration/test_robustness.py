@@ -411,6 +411,8 @@ class Timeouts(MediagateTestCase):
         conn.send_request("GET", media_target("big100.bin"), {"Range": "bytes=0-2999999"})
         head = conn.read_head()
         self.assertEqual(head.status, 206, head.describe())
+        check = harness.PatternCheck(0)
+        check(conn.buf)
         got = len(conn.buf)
         conn.buf.clear()
         start = time.monotonic()
@@ -420,9 +422,11 @@ class Timeouts(MediagateTestCase):
             if not chunk:
                 self.fail(f"connection closed after {got} of 3000000 bytes, "
                           f"{time.monotonic() - start:.1f}s into a slow download")
+            check(chunk)
             got += len(chunk)
             if time.monotonic() - start > 20:
                 break
+        self.assertIsNone(check.problem())
         self.assertGreater(time.monotonic() - start, self.LIMIT + 1, "the download was not slow: test is void")
 
 
@@ -495,42 +499,45 @@ class Streaming(MediagateTestCase):
                 self.fail(f"active connections gauge is {value}, expected it back at {expected}")
             time.sleep(0.1)
 
-    def abort_download(self, key: str, headers=(), reset: bool = True) -> None:
+    def abort_download(self, key: str, headers=(), reset: bool = True, first: int = 0) -> None:
+        """Reads the head and the first 64 KiB (checked: they start at file offset `first`), then drops."""
         conn = rawhttp.Connection(self.port, rcvbuf=65536)
         conn.send_request("GET", media_target(key), headers)
         head = conn.read_head()
-        self.assertIn(head.status, (200, 206), head.describe())
+        self.assertEqual(head.status, 206 if first else 200, head.describe())
+        check = harness.PatternCheck(first)
+        check(conn.buf)
         got = len(conn.buf)
+        conn.buf.clear()
         while got < 65536:
             chunk = conn.read_some()
             self.assertTrue(chunk, "connection closed early")
+            check(chunk)
             got += len(chunk)
         conn.close(reset=reset)
+        self.assertIsNone(check.problem())
 
-    def download_zeros(self, key: str) -> int:
-        bad = []
-
-        def sink(data):
-            if data.count(0) != len(data):
-                bad.append(len(data))
-
+    def download_checked(self, key: str) -> int:
+        """GET of a whole large file, every byte compared with the pattern as it arrives."""
+        check = harness.PatternCheck(0)
         with rawhttp.Connection(self.port, timeout=15) as c:
-            r = c.request("GET", media_target(key), sink=sink)
+            r = c.request("GET", media_target(key), sink=check)
         self.assertEqual(r.status, 200, r.describe())
-        self.assertEqual(r.header("content-length"), str(harness.SPARSE[key]))
-        self.assertEqual(r.body_length, harness.SPARSE[key])
-        self.assertFalse(bad, "non-zero bytes in a file of zeros")
+        self.assertEqual(r.header("content-length"), str(harness.LARGE[key]))
+        self.assertEqual(r.body_length, harness.LARGE[key])
+        self.assertIsNone(check.problem())
         return r.body_length
 
     def test_client_disconnects_mid_stream(self):
         baseline = self.active_connections()
         for reset in (True, False):
-            for headers in ({}, {"Range": "bytes=1000-"}):
+            for first in (0, 1003):
+                headers = {"Range": f"bytes={first}-"} if first else {}
                 with self.subTest(reset=reset, headers=headers):
-                    self.abort_download("big.bin", headers, reset=reset)
+                    self.abort_download("big.bin", headers, reset=reset, first=first)
                     self.wait_for_gauge(baseline)
                     self.assertIsNone(self.server.health_problem())
-        self.assertEqual(self.download_zeros("big100.bin"), 100 * harness.MIB)
+        self.assertEqual(self.download_checked("big100.bin"), 100 * harness.MIB)
         self.wait_for_gauge(baseline)
 
     def test_many_aborted_downloads(self):
@@ -568,7 +575,7 @@ class Streaming(MediagateTestCase):
 
         def worker(key):
             try:
-                results.append(self.download_zeros(key))
+                results.append(self.download_checked(key))
             except BaseException as e:  # reported below, in the test's thread
                 errors.append(e)
 
