@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "app/byte_size.hpp"
+#include "app/reopenable_sink.hpp"
 #include "cache/cached_storage.hpp"
 #include "cache/slice_cache.hpp"
 #include "catalog/library.hpp"
@@ -146,7 +147,7 @@ struct serve_options {
   server::server_config config;
   std::string listen = "127.0.0.1:8080";
   std::string storage = "./media";
-  double header_timeout = 10, idle_timeout = 60, send_timeout = 60;
+  double header_timeout = 10, idle_timeout = 60, send_timeout = 60, drain_timeout = 30;
   std::string log_level = "info";
   s3_options s3;
   std::string cache_dir, cache_size = "20GiB", cache_slice = "1MiB";
@@ -180,14 +181,18 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
   return log;
 }
 
-// The access log, passed to the server (not registered globally); null when off.
-std::shared_ptr<spdlog::logger> make_access_logger(const std::string& target) {
+// The access log, passed to the server (not registered globally); null when off. A file is reopened on SIGHUP
+// through `reopen`.
+std::shared_ptr<spdlog::logger> make_access_logger(const std::string& target, std::function<void()>& reopen) {
   if (target == "off") return nullptr;
   spdlog::sink_ptr sink;
-  if (target == "-")
+  if (target == "-") {
     sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-  else
-    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(target);
+  } else {
+    auto file = std::make_shared<reopenable_file_sink>(target);
+    reopen = [file] { file->reopen(); };
+    sink = file;
+  }
   auto access = std::make_shared<spdlog::logger>("access", std::move(sink));
   access->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %v");
   access->flush_on(spdlog::level::info);
@@ -203,6 +208,9 @@ int run_serve(serve_options& o) {
   o.config.header_timeout = std::chrono::milliseconds(static_cast<long>(o.header_timeout * 1000));
   o.config.idle_timeout = std::chrono::milliseconds(static_cast<long>(o.idle_timeout * 1000));
   o.config.send_timeout = std::chrono::milliseconds(static_cast<long>(o.send_timeout * 1000));
+  o.config.drain_timeout = std::chrono::milliseconds(static_cast<long>(o.drain_timeout * 1000));
+  // S3 streams hold an upstream connection beside the client's, and cached ones a slice file.
+  o.config.descriptors_per_connection = (o.storage.starts_with("s3://") ? 2 : 1) + 1 + (o.cache_dir.empty() ? 0 : 1);
   server::storage_factory factory;
   std::shared_ptr<s3::client_counters> s3_counters;
   try {
@@ -268,7 +276,14 @@ int run_serve(serve_options& o) {
       return std::make_shared<cache::cached_storage>(slices, inner(io), log);
     };
   }
-  auto access_log = make_access_logger(o.config.access_log);
+  std::function<void()> reopen_logs;
+  std::shared_ptr<spdlog::logger> access_log;
+  try {
+    access_log = make_access_logger(o.config.access_log, reopen_logs);
+  } catch (const std::exception& e) {
+    log->error("cannot open the access log {}: {}", o.config.access_log, e.what());
+    return 1;
+  }
   std::shared_ptr<server::api_services> api;
   if (auto max = app::parse_byte_size(o.max_upload)) {
     o.library.max_upload_bytes = *max;
@@ -287,6 +302,7 @@ int run_serve(serve_options& o) {
     if (s3_counters) srv.add_metrics_source([s3_counters] { return s3_counters->render(); });
     if (slices) srv.add_metrics_source([slices] { return slices->render_metrics(); });
     srv.set_api(api);
+    if (reopen_logs) srv.on_reload(reopen_logs);
     const auto port = srv.bind();
     server::start_library(*api, o.config.listen_host, port, o.scan_on_start || o.scan_only);
     std::thread scan_waiter;
@@ -425,6 +441,13 @@ void register_commands(CLI::App& app) {
   serve->add_option("--send-timeout", opts->send_timeout, "Seconds a client may take no bytes before it is dropped")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  serve->add_option("--drain-timeout", opts->drain_timeout,
+                    "Seconds in-flight responses may take to finish after SIGTERM before they are cut")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  serve->add_option("--metrics-token", c.metrics_token,
+                    "Token for /metrics (Authorization: Bearer); without one, only loopback clients may read it")
+      ->envname("MEDIAGATE_METRICS_TOKEN");
   serve->add_option("--access-log", c.access_log, "Access log: '-' for standard output, 'off', or a file path")
       ->capture_default_str();
   serve->add_option("--log-level", opts->log_level, "trace, debug, info, warn, error")->capture_default_str();

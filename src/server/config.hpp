@@ -22,6 +22,12 @@ struct server_config {
   std::chrono::milliseconds send_timeout{60'000};    // a client that reads nothing for this long is dropped
   std::string access_log = "-";                      // "-": standard output; "off"; or a file path
   std::string cors_origin;                           // Access-Control-Allow-Origin for media; empty: none
+  std::chrono::milliseconds drain_timeout{30'000};   // SIGTERM: how long in-flight responses may finish
+  std::string metrics_token;  // /metrics needs "Authorization: Bearer" this; empty: loopback clients only
+  // The descriptor budget that sizes the connection cap (set by the CLI from the storage in use).
+  std::size_t descriptors_per_connection = 2;  // the socket, a file or an upstream connection
+  std::size_t descriptors_per_loop = 48;       // upstream pool, open-file tables
+  std::size_t spare_descriptors = 64;          // logs, the catalog, probes, listening sockets
 };
 
 }  // namespace mediagate::server

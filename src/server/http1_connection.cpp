@@ -375,7 +375,8 @@ net::awaitable<request_outcome> serve_one(connection& c, connection_context& ctx
   }
   // A body the handler did not read to its end: answer, then close (after a linger, so the answer is seen).
   const bool body_left = !parser.is_done();
-  auto out = co_await write_response(c, svc, std::move(*r), req.head(), refused || body_left || !keep_alive);
+  auto out = co_await write_response(c, svc, std::move(*r), req.head(),
+                                     refused || body_left || !keep_alive || ctx.draining);
   c.clear_deadline();
   if (body_left && out.status >= 400 && req.has_body()) co_await linger(c);
   const double seconds = std::chrono::duration<double>(clock::now() - started).count();
@@ -404,10 +405,18 @@ net::awaitable<void> run_watchdog(std::shared_ptr<connection> c) {
   }
 }
 
+void close_if_idle(connection& c) {
+  if (!c.awaiting_request) return;
+  boost::system::error_code ignored;
+  c.socket.cancel(ignored);
+  c.socket.close(ignored);
+}
+
 net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_context& ctx) {
   auto& svc = ctx.svc;
   const auto& cfg = svc.config;
   svc.stats.connection_opened();
+  ctx.open.insert(c.get());
   boost::system::error_code ec;
   c->socket.set_option(tcp::no_delay(true), ec);  // no Nagle stalls on small responses
   c->socket.native_non_blocking(true, ec);
@@ -417,6 +426,8 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
   bool first_request = true;
   try {
     while (true) {
+      c->awaiting_request = true;
+      if (ctx.draining) break;
       if (!first_request && c->buffer.size() == 0) {
         // Keep-alive: wait for the next request's first bytes; an idle connection is closed quietly. A read,
         // not async_wait: Asio re-arms epoll (epoll_ctl) for every wait, but not for a read.
@@ -431,7 +442,9 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
       parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
       parser.body_limit(boost::none);  // the handler that reads a body sets its limit (request_body)
       auto [read_ec, n] = co_await bhttp::async_read_header(c->socket, c->buffer, parser, kTuple);
-      c->clear_deadline();  // the header is in: handlers and storage waits have deadlines of their own
+      c->clear_deadline();
+      c->awaiting_request = false;
+      if (!read_ec) ++c->requests;  // the header is in: handlers and storage waits have deadlines of their own
       if (read_ec) {
         if (auto r = head_error_response(*c, svc, parser, read_ec)) {
           auto out = co_await write_response(*c, svc, std::move(*r), false, true);
@@ -452,6 +465,7 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
   c->socket.shutdown(tcp::socket::shutdown_send, ignored);
   c->socket.close(ignored);
   c->timer.cancel();
+  ctx.open.erase(c.get());
   svc.stats.connection_closed();
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "server/response.hpp"
@@ -23,10 +24,14 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using clock = std::chrono::steady_clock;
 
-// What a connection needs beside the handlers' services: the access log (null when off).
+struct connection;
+
+// What the connections of one event loop share beside the handlers' services. Only touched from that loop.
 struct connection_context {
   services& svc;
-  spdlog::logger* access_log;
+  spdlog::logger* access_log;            // null when off
+  std::unordered_set<connection*> open;  // every connection of this loop, for draining and eviction
+  bool draining = false;                 // shutting down: answer what is in flight, then close
 };
 
 // One client connection. A watchdog coroutine cancels the socket's operations when `deadline` passes;
@@ -50,10 +55,16 @@ struct connection {
   std::vector<char> stream_buffer;  // allocated on first use: most requests stream from files
   bool low_water_set = false;       // TCP_NOTSENT_LOWAT set for bytes streamed through stream_buffer
   std::uint64_t bytes_written = 0;  // every byte the kernel accepted on this connection
+  bool awaiting_request = true;     // between requests (or before the first): nothing in flight
+  std::uint64_t requests = 0;       // requests whose head arrived
+  clock::time_point opened_at = clock::now();
 };
 
 net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_context& ctx);
 net::awaitable<void> run_watchdog(std::shared_ptr<connection> c);
+
+// Closes a connection that waits for a request (draining, or evicted to make room); in-flight ones finish.
+void close_if_idle(connection& c);
 
 // The status line and header fields of `r` (with Date, Server and, when `close`, Connection: close).
 std::string serialize_response_head(const response& r, bool close);

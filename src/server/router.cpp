@@ -1,10 +1,29 @@
 #include "server/router.hpp"
 
+#include <openssl/crypto.h>
+
+#include "http/token.hpp"
+
 #include "server/api.hpp"
 #include "server/media.hpp"
 #include "server/metrics.hpp"
 
 namespace mediagate::server {
+namespace {
+
+bool is_loopback(std::string_view peer) {
+  return peer.starts_with("127.") || peer.starts_with("::1:") || peer.starts_with("::ffff:127.");
+}
+
+// Counters tell an outsider what is stored and how it is used: loopback clients only, unless a token is set.
+bool metrics_allowed(const request& req, const server_config& cfg) {
+  if (cfg.metrics_token.empty()) return is_loopback(req.peer);
+  const auto value = req.single_field("Authorization");
+  return value && value->size() == 7 + cfg.metrics_token.size() && http::iequals(value->substr(0, 7), "Bearer ") &&
+         CRYPTO_memcmp(value->data() + 7, cfg.metrics_token.data(), cfg.metrics_token.size()) == 0;
+}
+
+}  // namespace
 
 boost::asio::awaitable<response> handle_request(const request& req, services& svc) {
   const auto path = req.path;
@@ -20,7 +39,13 @@ boost::asio::awaitable<response> handle_request(const request& req, services& sv
     co_return r;
   }
   if (path == "/healthz") co_return text_response(200, "ok", {{"Cache-Control", "no-store"}});
+  if (path == "/readyz") {
+    // A load balancer takes a draining node out of its pool before it stops.
+    if (svc.draining && svc.draining->load()) co_return text_response(503, "draining", {{"Cache-Control", "no-store"}});
+    co_return text_response(200, "ready", {{"Cache-Control", "no-store"}});
+  }
   if (path == "/metrics") {
+    if (!metrics_allowed(req, svc.config)) co_return text_response(404, "not found");
     auto text = svc.stats.render();
     for (const auto& source : svc.metrics_sources) text += source();
     co_return make_response(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text),

@@ -1,15 +1,17 @@
 #include "server/server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <unistd.h>
-
 #include <cerrno>
 #include <system_error>
 #include <thread>
@@ -19,11 +21,56 @@
 #include "storage/storage.hpp"
 
 namespace mediagate::server {
+namespace {
+
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+constexpr std::chrono::milliseconds kAcceptBackoff{100};  // after EMFILE/ENFILE: no busy loop
+constexpr std::chrono::milliseconds kDrainPoll{50};
+
+// Raises the soft descriptor limit to the hard one; returns the limit in force.
+std::uint64_t raise_descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  return lim.rlim_cur == RLIM_INFINITY ? (1u << 20) : static_cast<std::uint64_t>(lim.rlim_cur);
+}
+
+// A message logged at most once per second, with the number of times it happened.
+class rate_limited_log {
+ public:
+  template <class F>
+  void note(F&& log) {
+    ++count_;
+    const auto now = clock::now();
+    if (now - last_ < std::chrono::seconds(1)) return;
+    last_ = now;
+    log(count_);
+    count_ = 0;
+  }
+
+ private:
+  clock::time_point last_{};
+  std::uint64_t count_ = 0;
+};
+
+// The oldest connection of a loop that never sent a request: the first to go when descriptors run short.
+connection* oldest_fresh(connection_context& ctx) {
+  connection* oldest = nullptr;
+  for (auto* c : ctx.open)
+    if (c->requests == 0 && c->awaiting_request && (!oldest || c->opened_at < oldest->opened_at)) oldest = c;
+  return oldest;
+}
+
+}  // namespace
 
 struct worker {
   worker(const server_config& cfg, metrics& m, spdlog::logger& log, spdlog::logger* access,
          const std::vector<metrics_source>& sources, const storage_factory& factory)
-      : io(1), store(factory(io)), svc{cfg, *store, m, log, sources}, context{svc, access} {}
+      : io(1), store(factory(io)), svc{cfg, *store, m, log, sources}, context{svc, access, {}, false} {}
   net::io_context io;
   std::shared_ptr<storage::storage> store;
   services svc;
@@ -31,6 +78,7 @@ struct worker {
   // This loop's handle on the listening socket (a dup of one descriptor): whichever loop is free takes the
   // next connection, and the connection stays on the loop that accepted it (no hand-over between threads).
   std::unique_ptr<tcp::acceptor> acceptor;
+  rate_limited_log accept_errors, refusals;
 };
 
 struct server::impl {
@@ -42,34 +90,80 @@ struct server::impl {
   std::vector<metrics_source> metrics_sources;
   std::vector<std::unique_ptr<worker>> workers;
   std::shared_ptr<api_services> api;
+  std::size_t connection_cap = 0;
+  std::atomic<bool> draining{false};
+  std::function<void()> reload;
+
+  // Over the cap: make room by closing a connection that never sent a request, else a short 503.
+  bool make_room(worker& w, tcp::socket& socket) {
+    if (static_cast<std::size_t>(stats.active_connections()) < connection_cap) return true;
+    if (auto* idle = oldest_fresh(w.context)) {
+      close_if_idle(*idle);
+      return true;
+    }
+    stats.connection_rejected();
+    // Framed by the code that frames every other response; written without waiting (the socket buffer takes it).
+    const auto busy = text_response(503, "service unavailable: too many clients", {{"Retry-After", "1"}});
+    const auto message = serialize_response_head(busy, true) + busy.body;
+    boost::system::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(net::buffer(message), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+    w.refusals.note([&](std::uint64_t n) {
+      log->warn("{} connection(s) refused: {} open (connection cap)", n, connection_cap);
+    });
+    return false;
+  }
 
   net::awaitable<void> accept_loop(worker& w) {
     auto& acceptor = *w.acceptor;
+    net::steady_timer backoff(w.io);
     while (acceptor.is_open()) {
-      auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
+      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
       if (ec) {
-        if (ec == net::error::operation_aborted) break;
-        log->warn("accept failed: {}", ec.message());  // e.g. out of file descriptors: keep serving the rest
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) break;
+        // Out of descriptors (EMFILE/ENFILE) or another transient failure: free a descriptor if an idle
+        // connection holds one, pause accepting for a moment, and log once a second at most.
+        if (auto* idle = oldest_fresh(w.context)) close_if_idle(*idle);
+        w.accept_errors.note([&](std::uint64_t n) { log->warn("accept failed {} time(s): {}", n, ec.message()); });
+        backoff.expires_after(kAcceptBackoff);
+        co_await backoff.async_wait(kTuple);
         continue;
       }
-      if (static_cast<std::size_t>(stats.active_connections()) >= config.max_connections) {
-        // Over the cap: a short 503 written without waiting, then close (the socket buffer takes it).
-        stats.connection_rejected();
-        // Framed by the code that frames every other response.
-        const auto busy = text_response(503, "service unavailable: too many clients", {{"Retry-After", "1"}});
-        const auto message = serialize_response_head(busy, true) + busy.body;
-        boost::system::error_code ignored;
-        socket.non_blocking(true, ignored);
-        socket.write_some(net::buffer(message), ignored);
-        socket.shutdown(tcp::socket::shutdown_both, ignored);
-        socket.close(ignored);
-        log->warn("connection refused: {} connections open (--max-connections)", config.max_connections);
-        continue;
-      }
+      if (!make_room(w, socket)) continue;
       auto conn = std::make_shared<connection>(std::move(socket));
       net::co_spawn(w.io, run_watchdog(conn), net::detached);
       net::co_spawn(w.io, run_session(conn, w.context), net::detached);
     }
+  }
+
+  // SIGTERM/SIGINT: stop accepting, report not ready, let in-flight responses finish (up to the drain
+  // timeout), then stop every loop.
+  void begin_drain() {
+    if (draining.exchange(true)) return;
+    log->info("draining: no new connections; {} open, waiting up to {} ms", stats.active_connections(),
+              config.drain_timeout.count());
+    for (auto& w : workers)
+      net::post(w->io, [w = w.get()] {
+        boost::system::error_code ignored;
+        if (w->acceptor) w->acceptor->close(ignored);
+        w->context.draining = true;
+        for (auto* c : std::vector<connection*>(w->context.open.begin(), w->context.open.end())) close_if_idle(*c);
+      });
+    net::co_spawn(workers.front()->io, wait_drained(), net::detached);
+  }
+
+  net::awaitable<void> wait_drained() {
+    net::steady_timer timer(workers.front()->io);
+    const auto until = clock::now() + config.drain_timeout;
+    while (stats.active_connections() > 0 && clock::now() < until) {
+      timer.expires_after(kDrainPoll);
+      co_await timer.async_wait(kTuple);
+    }
+    if (stats.active_connections() > 0)
+      log->warn("drain timeout: closing {} connection(s) still open", stats.active_connections());
+    for (auto& w : workers) w->io.stop();
   }
 };
 
@@ -85,11 +179,25 @@ server::server(server_config config, storage_factory storage, std::shared_ptr<sp
     impl_->workers.push_back(std::make_unique<worker>(impl_->config, impl_->stats, *impl_->log,
                                                       impl_->access_log.get(), impl_->metrics_sources,
                                                       impl_->factory));
+  for (auto& w : impl_->workers) w->svc.draining = &impl_->draining;
+  // The connection cap fits the descriptor budget: each connection may hold a few descriptors (its socket,
+  // an open file or an upstream connection, a cache file), beside what every loop keeps (upstream pools,
+  // open-file tables) and a spare for the logs, the catalog and probes.
+  const auto limit = raise_descriptor_limit();
+  const std::uint64_t reserved = impl_->config.spare_descriptors + threads * impl_->config.descriptors_per_loop;
+  const auto budget = limit > reserved ? (limit - reserved) / std::max<std::size_t>(1, impl_->config.descriptors_per_connection) : 0;
+  // Never above --max-connections; never so low that a small descriptor limit leaves no room at all.
+  impl_->connection_cap = std::min<std::uint64_t>(impl_->config.max_connections, std::max<std::uint64_t>(16, budget));
+  impl_->log->info("connection cap {} (--max-connections {}, descriptor limit {}, {} reserved, {} per connection)",
+                   impl_->connection_cap, impl_->config.max_connections, limit, reserved,
+                   impl_->config.descriptors_per_connection);
 }
 
 server::~server() = default;
 
 metrics& server::counters() { return impl_->stats; }
+
+std::size_t server::connection_cap() const { return impl_->connection_cap; }
 
 void server::add_metrics_source(metrics_source source) { impl_->metrics_sources.push_back(std::move(source)); }
 
@@ -97,6 +205,8 @@ void server::set_api(std::shared_ptr<api_services> api) {
   impl_->api = std::move(api);
   for (auto& w : impl_->workers) w->svc.api = impl_->api.get();
 }
+
+void server::on_reload(std::function<void()> reload) { impl_->reload = std::move(reload); }
 
 std::uint16_t server::bind() {
   auto& first = *impl_->workers.front();
@@ -120,11 +230,22 @@ std::uint16_t server::bind() {
 void server::run() {
   auto& first = *impl_->workers.front();
   net::signal_set signals(first.io, SIGINT, SIGTERM);
-  signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+  std::function<void(const boost::system::error_code&, int)> on_signal;
+  on_signal = [this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     impl_->log->info("signal {}: shutting down", sig);
-    stop();
-  });
+    impl_->begin_drain();
+  };
+  signals.async_wait(on_signal);
+  net::signal_set hangup(first.io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup;
+  on_hangup = [this, &hangup, &on_hangup](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    impl_->log->info("SIGHUP: reopening log files");
+    if (impl_->reload) impl_->reload();
+    hangup.async_wait(on_hangup);
+  };
+  hangup.async_wait(on_hangup);
   for (auto& w : impl_->workers)
     if (w->acceptor) net::co_spawn(w->io, impl_->accept_loop(*w), net::detached);
   std::vector<std::thread> threads;
@@ -139,8 +260,6 @@ void server::run() {
   for (auto& t : threads) t.join();
 }
 
-void server::stop() {
-  for (auto& w : impl_->workers) w->io.stop();
-}
+void server::stop() { impl_->begin_drain(); }
 
 }  // namespace mediagate::server

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <atomic>
 
 #include "server/config.hpp"
 
@@ -39,9 +40,13 @@ class server {
 
   // Binds and listens; returns the bound port (the configured one, or the one chosen for port 0).
   std::uint16_t bind();
-  // Runs every event loop until SIGINT/SIGTERM or stop(); returns when all have finished.
+  // Runs every event loop until SIGINT/SIGTERM or stop() has drained them; returns when all have finished.
+  // SIGHUP calls the reload function (reopen log files).
   void run();
+  // Stops accepting, answers what is in flight (up to drain_timeout), then stops. Thread-safe.
   void stop();
+  void on_reload(std::function<void()> reload);
+  std::size_t connection_cap() const;
   void add_metrics_source(metrics_source source);
   // The library (catalog, uploads, web page) for every event loop; without it those paths are 404.
   void set_api(std::shared_ptr<api_services> api);

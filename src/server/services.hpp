@@ -1,6 +1,7 @@
 #pragma once
 // What handlers use, per event loop: the configuration, the storage, counters and the library. Only
 // touched from that loop's thread (the api services are shared and thread-safe).
+#include <atomic>
 #include <functional>
 #include <random>
 #include <string>
@@ -28,6 +29,7 @@ struct services {
   spdlog::logger& log;
   const std::vector<std::function<std::string()>>& metrics_sources;
   api_services* api = nullptr;  // null: no catalog, API or web page
+  const std::atomic<bool>* draining = nullptr;  // set once shutting down: /readyz answers 503
   std::mt19937_64 random{std::random_device{}()};
   std::unordered_map<std::string, std::string> sniffed_types;  // key + ETag → type sniffed from its bytes
 };
