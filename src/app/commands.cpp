@@ -33,6 +33,7 @@
 #include "server/server.hpp"
 #include "storage/local_storage.hpp"
 #include "storage/s3_storage.hpp"
+#include "storage/upload_temp.hpp"
 
 namespace mediagate::app {
 namespace {
@@ -205,6 +206,17 @@ std::optional<std::string> cache_dir_problem(const serve_options& o) {
   return cache::placement_problem(cache::resolve_for_comparison(o.cache_dir), media, catalog_file);
 }
 
+// A crash mid-upload leaves a hidden temporary file beside its target: remove those that are provably ours
+// and idle for an hour (a running upload writes continuously).
+void remove_stale_uploads(const std::filesystem::path& root, spdlog::logger& log) {
+  const auto report = storage::remove_stale_upload_temps(root, std::chrono::system_clock::now(), std::chrono::hours(1));
+  if (report.removed > 0)
+    log.info("removed {} unfinished upload files left in {} by an earlier run", report.removed, root.string());
+  if (report.recent > 0)
+    log.info("kept {} recent upload temporary files in {} (perhaps uploads in progress)", report.recent,
+             root.string());
+}
+
 int run_serve(serve_options& o) {
   auto log = make_logger(o.log_level);
   if (!parse_listen(o.listen, o.config)) {
@@ -256,6 +268,7 @@ int run_serve(serve_options& o) {
     auto local = std::make_shared<storage::local_storage>(o.storage);
     factory = [local](boost::asio::io_context&) { return local; };
     log->info("serving {}", local->describe());
+    remove_stale_uploads(local->root(), *log);
     }
   } catch (const std::exception& e) {
     log->error("{}", e.what());
