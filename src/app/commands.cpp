@@ -6,7 +6,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <variant>
 
@@ -17,8 +19,11 @@
 
 #include "app/byte_size.hpp"
 #include "app/reopenable_sink.hpp"
+#include "cache/cache_dir.hpp"
 #include "cache/cached_storage.hpp"
+#include "cache/metadata_cache.hpp"
 #include "cache/slice_cache.hpp"
+#include "catalog/catalog.hpp"
 #include "catalog/library.hpp"
 #include "http/content_type.hpp"
 #include "s3/credential_providers.hpp"
@@ -29,6 +34,7 @@
 #include "server/server.hpp"
 #include "storage/local_storage.hpp"
 #include "storage/s3_storage.hpp"
+#include "storage/upload_temp.hpp"
 
 namespace mediagate::app {
 namespace {
@@ -199,10 +205,35 @@ std::shared_ptr<spdlog::logger> make_access_logger(const std::string& target, st
   return access;
 }
 
+// Why --cache-dir may not be used beside this storage and catalog (see cache::placement_problem), if so.
+std::optional<std::string> cache_dir_problem(const serve_options& o) {
+  std::optional<std::filesystem::path> media, catalog_file;
+  if (!o.storage.starts_with("s3://")) media = cache::resolve_for_comparison(o.storage);
+  if (auto path = catalog::sqlite_path_from_url(o.library.catalog); path && *path != ":memory:")
+    catalog_file = cache::resolve_for_comparison(*path);
+  return cache::placement_problem(cache::resolve_for_comparison(o.cache_dir), media, catalog_file);
+}
+
+// A crash mid-upload leaves a hidden temporary file beside its target: remove those that are provably ours
+// and idle for an hour (a running upload writes continuously).
+void remove_stale_uploads(const std::filesystem::path& root, spdlog::logger& log) {
+  const auto report = storage::remove_stale_upload_temps(root, std::chrono::system_clock::now(), std::chrono::hours(1));
+  if (report.removed > 0)
+    log.info("removed {} unfinished upload files left in {} by an earlier run", report.removed, root.string());
+  if (report.recent > 0)
+    log.info("kept {} recent upload temporary files in {} (perhaps uploads in progress)", report.recent,
+             root.string());
+}
+
 int run_serve(serve_options& o) {
   auto log = make_logger(o.log_level);
   if (!parse_listen(o.listen, o.config)) {
     log->error("--listen must be HOST:PORT, got '{}'", o.listen);
+    return 2;
+  }
+  // Before anything touches a disk: a cache overlapping the media or the catalog is refused outright.
+  if (auto problem = o.cache_dir.empty() ? std::nullopt : cache_dir_problem(o)) {
+    log->error("{}", *problem);
     return 2;
   }
   o.config.header_timeout = std::chrono::milliseconds(static_cast<long>(o.header_timeout * 1000));
@@ -248,6 +279,7 @@ int run_serve(serve_options& o) {
     auto local = std::make_shared<storage::local_storage>(o.storage);
     factory = [local](boost::asio::io_context&) { return local; };
     log->info("serving {}", local->describe());
+    remove_stale_uploads(local->root(), *log);
     }
   } catch (const std::exception& e) {
     log->error("{}", e.what());
@@ -264,16 +296,18 @@ int run_serve(serve_options& o) {
     }
     cc.capacity_bytes = *size;
     cc.slice_bytes = *slice;
-    cc.meta_ttl = std::chrono::milliseconds(static_cast<long>(o.cache_meta_ttl * 1000));
-    cc.stale_limit = std::chrono::milliseconds(static_cast<long>(o.cache_stale_limit * 1000));
+    cache::metadata_cache_config mc;
+    mc.ttl = std::chrono::milliseconds(static_cast<long>(o.cache_meta_ttl * 1000));
+    mc.stale_limit = std::chrono::milliseconds(static_cast<long>(o.cache_stale_limit * 1000));
+    auto metadata = std::make_shared<cache::metadata_cache>(mc);
     try {
       slices = std::make_shared<cache::slice_cache>(cc, log);
     } catch (const std::exception& e) {
       log->error("cannot use --cache-dir {}: {}", o.cache_dir, e.what());
       return 1;
     }
-    factory = [inner = factory, slices, log](net::io_context& io) -> std::shared_ptr<storage::storage> {
-      return std::make_shared<cache::cached_storage>(slices, inner(io), log);
+    factory = [inner = factory, slices, metadata, log](net::io_context& io) -> std::shared_ptr<storage::storage> {
+      return std::make_shared<cache::cached_storage>(slices, metadata, inner(io), log);
     };
   }
   std::function<void()> reopen_logs;

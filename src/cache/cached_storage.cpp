@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
 
+#include "cache/metadata_cache.hpp"
 #include "cache/slice_cache.hpp"
 #include "cache/slice_math.hpp"
 
@@ -37,9 +38,11 @@ struct wake_signal {
 
 class cache_reader final : public st::range_reader {
  public:
-  cache_reader(std::shared_ptr<slice_cache> cache, std::shared_ptr<st::storage> upstream, std::string key,
-               std::string object, object_meta meta, http::byte_range range, std::string meta_key)
+  cache_reader(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> metadata,
+               std::shared_ptr<st::storage> upstream, std::string key, std::string object, object_meta meta,
+               http::byte_range range, std::string meta_key)
       : meta_key_(std::move(meta_key)),
+        metadata_(std::move(metadata)),
         cache_(std::move(cache)),
         upstream_(std::move(upstream)),
         key_(std::move(key)),
@@ -107,7 +110,8 @@ class cache_reader final : public st::range_reader {
         } else {
           n = std::min<std::uint64_t>(n, buf.size());
           const auto got = ::pread(*hit_->fd, buf.data(), n, static_cast<off_t>(kHeaderBytes + offset));
-          if (got != static_cast<ssize_t>(n)) co_return error{errc::io_error, "reading a cached slice failed"};
+          if (got != static_cast<ssize_t>(n))
+            co_return error{errc::io_error, "reading a cached slice failed"};
         }
         c.bytes = static_cast<std::size_t>(n);
         pos_ += n;
@@ -122,7 +126,8 @@ class cache_reader final : public st::range_reader {
       // Stream from the fetch, slice by slice, writing what comes into the cache.
       const auto cur = fetch_pos_ / slice_;
       const auto slice_last = slice_bounds(cur, meta_.size, slice_).last;
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slice_last - fetch_pos_ + 1));
+      const auto want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slice_last - fetch_pos_ + 1));
       auto n = co_await fetch_->read_some(buf.first(want));
       if (!n || *n == 0) {
         abandon_fetch();
@@ -145,7 +150,7 @@ class cache_reader final : public st::range_reader {
  private:
   // A version storage no longer has must not be announced again: drop its cached metadata.
   result<bool> checked(result<bool> r) {
-    if (!r && r.err().code == errc::changed) cache_->forget_meta(meta_key_);
+    if (!r && r.err().code == errc::changed) metadata_->forget(meta_key_);
     return r;
   }
 
@@ -219,7 +224,8 @@ class cache_reader final : public st::range_reader {
     const auto cur = fetch_pos_ / slice_;
     const auto slice_last = slice_bounds(cur, meta_.size, slice_).last;
     while (writer_ && fetch_pos_ <= slice_last) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slice_last - fetch_pos_ + 1));
+      const auto want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), slice_last - fetch_pos_ + 1));
       auto n = co_await fetch_->read_some(buf.first(want));
       if (!n || *n == 0) break;
       cache_->counters().bytes_from_upstream.fetch_add(*n, std::memory_order_relaxed);
@@ -242,6 +248,7 @@ class cache_reader final : public st::range_reader {
   }
 
   std::string meta_key_;
+  std::shared_ptr<metadata_cache> metadata_;
   std::shared_ptr<slice_cache> cache_;
   std::shared_ptr<st::storage> upstream_;
   std::string key_;
@@ -262,49 +269,53 @@ class cache_reader final : public st::range_reader {
 
 }  // namespace
 
-cached_storage::cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<st::storage> upstream,
-                               std::shared_ptr<spdlog::logger> log)
-    : cache_(std::move(cache)), upstream_(std::move(upstream)), log_(std::move(log)), upstream_id_(upstream_->describe()) {}
+cached_storage::cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> meta,
+                               std::shared_ptr<st::storage> upstream, std::shared_ptr<spdlog::logger> log)
+    : cache_(std::move(cache)),
+      meta_(std::move(meta)),
+      upstream_(std::move(upstream)),
+      log_(std::move(log)),
+      upstream_id_(upstream_->describe()) {}
 
 std::string cached_storage::describe() const { return "slice cache in front of " + upstream_id_; }
 
 net::awaitable<result<object_meta>> cached_storage::stat(std::string key) {
-  const auto cache_key = upstream_id_ + "\n" + key;
-  auto cached = cache_->find_meta(cache_key);
-  const auto now = std::chrono::steady_clock::now();
-  if (cached && now - cached->fetched < cache_->config().meta_ttl) co_return cached->meta;
-  if (cached && now < cached->retry_after && now - cached->fetched < cache_->config().stale_limit) {
-    // Storage failed moments ago: serve stale at once instead of making every viewer wait for retries.
+  const auto cache_key = meta_key(key);
+  auto cached = meta_->lookup(cache_key);
+  if (cached.what == metadata_cache::state::fresh) co_return cached.meta;
+  if (cached.what == metadata_cache::state::stale) {
     cache_->counters().stale_served.fetch_add(1, std::memory_order_relaxed);
-    co_return cached->meta;
+    co_return cached.meta;
   }
   auto fresh = co_await upstream_->stat(key);
   if (fresh) {
-    cache_->store_meta(cache_key, *fresh);
+    meta_->store(cache_key, *fresh);
     co_return fresh;
   }
   const auto code = fresh.err().code;
-  if ((code == errc::upstream_unavailable || code == errc::upstream_timeout) && cached &&
-      now - cached->fetched < cache_->config().stale_limit) {
+  if (code == errc::upstream_unavailable || code == errc::upstream_timeout) {
     // stale-if-error: the viewer keeps watching from the cache while storage is down.
-    cache_->counters().stale_served.fetch_add(1, std::memory_order_relaxed);
-    cache_->note_meta_failure(cache_key);
-    log_->warn("cache: storage failing ({}); serving {} from cache with metadata {} s old", fresh.err().message, key,
-               std::chrono::duration_cast<std::chrono::seconds>(now - cached->fetched).count());
-    co_return cached->meta;
+    if (auto stale = meta_->on_failure(cache_key)) {
+      cache_->counters().stale_served.fetch_add(1, std::memory_order_relaxed);
+      log_->warn("cache: storage failing ({}); serving {} from cache with metadata {} s old",
+                 fresh.err().message, key,
+                 std::chrono::duration_cast<std::chrono::seconds>(stale->age).count());
+      co_return stale->meta;
+    }
   }
-  if (code == errc::not_found) cache_->forget_meta(cache_key);
+  if (code == errc::not_found) meta_->forget(cache_key);
   co_return fresh;
 }
 
-net::awaitable<result<std::unique_ptr<st::range_reader>>> cached_storage::open(std::string key, object_meta meta,
-                                                                                     http::byte_range range) {
+net::awaitable<result<std::unique_ptr<st::range_reader>>> cached_storage::open(std::string key,
+                                                                               object_meta meta,
+                                                                               http::byte_range range) {
   auto object = slice_cache::object_id(upstream_id_, key, meta.etag);
-  auto reader =
-      std::make_unique<cache_reader>(cache_, upstream_, key, std::move(object), meta, range, upstream_id_ + "\n" + key);
+  auto reader = std::make_unique<cache_reader>(cache_, meta_, upstream_, key, std::move(object), meta, range,
+                                               meta_key(key));
   auto ready = co_await reader->ensure_source();
   if (!ready) {
-    if (ready.err().code == errc::changed) cache_->forget_meta(upstream_id_ + "\n" + key);
+    if (ready.err().code == errc::changed) meta_->forget(meta_key(key));
     co_return ready.err();
   }
   co_return std::unique_ptr<st::range_reader>(std::move(reader));
@@ -312,15 +323,15 @@ net::awaitable<result<std::unique_ptr<st::range_reader>>> cached_storage::open(s
 
 net::awaitable<result<object_meta>> cached_storage::write(std::string key, std::string content_type,
                                                           st::body_source source) {
-  cache_->forget_meta(upstream_id_ + "\n" + key);
+  meta_->forget(meta_key(key));
   auto written = co_await upstream_->write(key, std::move(content_type), std::move(source));
-  cache_->forget_meta(upstream_id_ + "\n" + key);
+  meta_->forget(meta_key(key));
   co_return written;
 }
 
 net::awaitable<result<bool>> cached_storage::remove(std::string key) {
   auto removed = co_await upstream_->remove(key);
-  cache_->forget_meta(upstream_id_ + "\n" + key);
+  meta_->forget(meta_key(key));
   co_return removed;
 }
 

@@ -14,17 +14,19 @@ namespace mediagate::cache {
 namespace st = mediagate::storage;
 
 class slice_cache;
+class metadata_cache;
 
 class cached_storage final : public st::storage {
  public:
-  cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<st::storage> upstream,
-                 std::shared_ptr<spdlog::logger> log);
+  // `meta` caches the upstream's metadata for every loop (HeadObject answers with stale-if-error).
+  cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> meta,
+                 std::shared_ptr<st::storage> upstream, std::shared_ptr<spdlog::logger> log);
 
   boost::asio::awaitable<st::result<st::object_meta>> stat(std::string key) override;
-  boost::asio::awaitable<st::result<std::unique_ptr<st::range_reader>>> open(
-      std::string key, st::object_meta meta, http::byte_range range) override;
-  boost::asio::awaitable<st::result<std::vector<st::listed_object>>> list(
-      std::string prefix) override;
+  boost::asio::awaitable<st::result<std::unique_ptr<st::range_reader>>> open(std::string key,
+                                                                             st::object_meta meta,
+                                                                             http::byte_range range) override;
+  boost::asio::awaitable<st::result<std::vector<st::listed_object>>> list(std::string prefix) override;
   // Writes go to storage; the key's cached metadata is dropped (its slices are keyed by ETag, so old ones
   // can never be served for the new version and age out by LRU).
   boost::asio::awaitable<st::result<st::object_meta>> write(std::string key, std::string content_type,
@@ -33,7 +35,10 @@ class cached_storage final : public st::storage {
   std::string describe() const override;
 
  private:
+  std::string meta_key(const std::string& key) const { return upstream_id_ + "\n" + key; }
+
   std::shared_ptr<slice_cache> cache_;
+  std::shared_ptr<metadata_cache> meta_;
   std::shared_ptr<st::storage> upstream_;
   std::shared_ptr<spdlog::logger> log_;
   std::string upstream_id_;

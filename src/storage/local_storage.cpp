@@ -7,15 +7,16 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <boost/asio/awaitable.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <random>
 #include <stdexcept>
 
 #include "http/media_key.hpp"
 #include "storage/recent_files.hpp"
+#include "storage/upload_temp.hpp"
 
 namespace mediagate::storage {
 namespace {
@@ -59,8 +60,11 @@ std::string make_etag(const struct stat& st) {
 }
 
 object_meta meta_from_stat(const struct stat& st) {
-  return {static_cast<std::uint64_t>(st.st_size), make_etag(st), static_cast<std::int64_t>(st.st_mtim.tv_sec),
-          {}, nullptr};
+  return {static_cast<std::uint64_t>(st.st_size),
+          make_etag(st),
+          static_cast<std::int64_t>(st.st_mtim.tv_sec),
+          {},
+          nullptr};
 }
 
 // Reads one range of a file that stat() opened: shared so that every range of a multipart answer reads
@@ -184,8 +188,8 @@ boost::asio::awaitable<result<object_meta>> local_storage::stat(std::string key)
 }
 
 boost::asio::awaitable<result<std::unique_ptr<range_reader>>> local_storage::open(std::string key,
-                                                                                 object_meta meta,
-                                                                                 http::byte_range range) {
+                                                                                  object_meta meta,
+                                                                                  http::byte_range range) {
   // The file stat() opened when the metadata carries it (only local_storage pins metadata), else a fresh one.
   auto owner = std::static_pointer_cast<const unique_fd>(meta.pinned);
   if (!owner) {
@@ -226,20 +230,23 @@ result<std::pair<int, std::string>> local_storage::parent_of(const std::string& 
   // Walk the directories one component at a time without following symlinks, so that a write can never
   // land outside the root (the same guarantee open_beneath gives reads).
   unique_fd dir(::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.get() < 0) return error{errc::io_error, std::string("cannot open the media directory: ") + std::strerror(errno)};
+  if (dir.get() < 0)
+    return error{errc::io_error, std::string("cannot open the media directory: ") + std::strerror(errno)};
   std::string_view rest = key;
   while (true) {
     const auto slash = rest.find('/');
     if (slash == std::string_view::npos) break;
     const std::string part(rest.substr(0, slash));
     rest.remove_prefix(slash + 1);
-    if (part.empty() || part == "." || part == "..") return error{errc::bad_key, "the key is not a valid relative path"};
+    if (part.empty() || part == "." || part == "..")
+      return error{errc::bad_key, "the key is not a valid relative path"};
     if (create && ::mkdirat(dir.get(), part.c_str(), 0755) != 0 && errno != EEXIST)
       return error{errc::io_error, "cannot create directory " + part + ": " + std::strerror(errno)};
     unique_fd next(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (next.get() < 0) {
       if (errno == ENOENT) return error{errc::not_found, "no such object"};
-      if (errno == ENOTDIR || errno == ELOOP) return error{errc::bad_key, "a component of the key is not a directory"};
+      if (errno == ENOTDIR || errno == ELOOP)
+        return error{errc::bad_key, "a component of the key is not a directory"};
       return error{errc::io_error, "cannot open directory " + part + ": " + std::strerror(errno)};
     }
     dir = std::move(next);
@@ -248,19 +255,21 @@ result<std::pair<int, std::string>> local_storage::parent_of(const std::string& 
   return std::pair<int, std::string>{dir.release(), std::string(rest)};  // the caller owns the descriptor
 }
 
-boost::asio::awaitable<result<object_meta>> local_storage::write(std::string key, std::string /*content_type*/,
+boost::asio::awaitable<result<object_meta>> local_storage::write(std::string key,
+                                                                 std::string /*content_type*/,
                                                                  body_source source) {
   auto parent = parent_of(key, true);
   if (!parent) co_return parent.err();
   unique_fd dir(parent->first);
   const std::string name = parent->second;
   // A hidden name beside the target: rename(2) within one directory is atomic, and listings skip it.
-  char suffix[24];
-  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(std::random_device{}()) << 32 ^
-                                                      static_cast<unsigned long long>(std::random_device{}()));
-  const std::string temp = "." + name.substr(0, 100) + ".upload-" + suffix;
-  unique_fd file(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-  if (file.get() < 0) co_return error{errc::io_error, "cannot create a temporary file: " + std::string(std::strerror(errno))};
+  std::random_device random;
+  const std::string temp = upload_temp_name(
+      name, static_cast<std::uint64_t>(random()) << 32 ^ static_cast<std::uint64_t>(random()));
+  unique_fd file(
+      ::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (file.get() < 0)
+    co_return error{errc::io_error, "cannot create a temporary file: " + std::string(std::strerror(errno))};
 
   // Removes the temporary file on every path that does not rename it into place.
   struct temp_guard {
@@ -281,15 +290,18 @@ boost::asio::awaitable<result<object_meta>> local_storage::write(std::string key
     while (done < *n) {
       const auto w = ::write(file.get(), buf.data() + done, *n - done);
       if (w < 0 && errno == EINTR) continue;
-      if (w < 0) co_return error{errc::io_error, std::string("writing the file failed: ") + std::strerror(errno)};
+      if (w < 0)
+        co_return error{errc::io_error, std::string("writing the file failed: ") + std::strerror(errno)};
       done += static_cast<std::size_t>(w);
     }
   }
-  if (::fsync(file.get()) != 0) co_return error{errc::io_error, std::string("fsync failed: ") + std::strerror(errno)};
+  if (::fsync(file.get()) != 0)
+    co_return error{errc::io_error, std::string("fsync failed: ") + std::strerror(errno)};
   struct stat st {};
   if (::fstat(file.get(), &st) != 0) co_return error{errc::io_error, std::strerror(errno)};
   if (::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0)
-    co_return error{errc::io_error, "cannot move the upload into place: " + std::string(std::strerror(errno))};
+    co_return error{errc::io_error,
+                    "cannot move the upload into place: " + std::string(std::strerror(errno))};
   guard.armed = false;
   ::fsync(dir.get());  // the rename itself survives a crash
   co_return meta_from_stat(st);

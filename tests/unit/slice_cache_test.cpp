@@ -17,30 +17,14 @@
 #include <thread>
 #include <vector>
 
+#include "cache/cache_dir.hpp"
+#include "temp_dir.hpp"
+
 namespace mediagate::cache {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the test temp dir, removed with everything in it at the end.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (fs::path(testing::TempDir()) / "slice-cache-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing_support::temp_dir;
 
 std::shared_ptr<spdlog::logger> null_logger() {
   return std::make_shared<spdlog::logger>("slice-cache-test",
@@ -57,8 +41,8 @@ cache_config config_for(const fs::path& dir, std::uint64_t capacity = 1ull << 30
   return c;
 }
 
-std::unique_ptr<slice_cache> open_cache(const cache_config& c) {
-  return std::make_unique<slice_cache>(c, null_logger());
+std::unique_ptr<slice_cache> open_cache(const cache_config& c, clock_fn now = real_clock()) {
+  return std::make_unique<slice_cache>(c, null_logger(), std::move(now));
 }
 
 // Deterministic bytes that differ between slices and positions.
@@ -141,10 +125,11 @@ TEST(slice_cache, rejects_slice_sizes_its_header_cannot_describe) {
   EXPECT_NO_THROW(open_cache(config_for(dir.path(), 1 << 20, 1)));
 }
 
-TEST(slice_cache, creates_the_directory_and_its_tmp) {
+TEST(slice_cache, creates_the_directory_its_tmp_and_its_marker) {
   temp_dir dir;
   auto cache = open_cache(config_for(dir.path() / "a" / "b"));
   EXPECT_TRUE(fs::is_directory(dir.path() / "a" / "b" / "tmp"));
+  EXPECT_TRUE(fs::is_regular_file(dir.path() / "a" / "b" / kMarkerName));
   EXPECT_EQ(cache->stored_bytes(), 0u);
 }
 
@@ -331,32 +316,45 @@ TEST(slice_cache, index_survives_a_restart) {
   EXPECT_EQ(cache->counters().corrupt_slices.load(), 0u);
 }
 
-TEST(slice_cache, restart_removes_torn_and_foreign_slice_files_and_clears_tmp) {
+TEST(slice_cache, restart_removes_its_own_torn_and_temporary_files_only) {
   temp_dir dir;
   const auto cfg = config_for(dir.path(), 1ull << 30, 1000);
   {
     auto cache = open_cache(cfg);
     for (unsigned i = 0; i < 4; ++i) put_slice(*cache, kObject, i, pattern_bytes(1000, i));
+    // A crash mid-write leaves a temporary file behind (a link to it stands in for the crash).
+    auto w = cache->begin(kObject, 9, 10);
+    ASSERT_TRUE(w);
+    fs::create_hard_link(dir.path() / "tmp" / (kObject + "-9.4"), dir.path() / "tmp" / (kObject + "-9.99"));
+    cache->release(kObject, 9);
   }
-  // A crash mid-write leaves a temporary file behind.
-  { std::ofstream(dir.path() / "tmp" / (kObject + "-9.0")) << pattern_bytes(kHeaderBytes + 10, 9); }
-  // Torn: cut short. Bad header: magic overwritten. Garbage: a file of the right name that is no slice.
+  // Not ours although named like ours: no magic.
+  { std::ofstream(dir.path() / "tmp" / (kObject + "-8.0")) << pattern_bytes(kHeaderBytes + 10, 9); }
+  // Torn: cut short, magic intact (ours). Bad header: magic overwritten. Garbage: the right name, no slice.
   fs::resize_file(slice_file(dir.path(), kObject, 1), kHeaderBytes + 500);
   damage_byte(slice_file(dir.path(), kObject, 2), 0);
   { std::ofstream(slice_file(dir.path(), kObject, 7)) << "not a slice"; }
-  ASSERT_FALSE(fs::is_empty(dir.path() / "tmp"));
 
   auto cache = open_cache(cfg);
-  EXPECT_TRUE(fs::is_empty(dir.path() / "tmp"));
+  EXPECT_FALSE(fs::exists(dir.path() / "tmp" / (kObject + "-9.99")));
+  EXPECT_TRUE(fs::exists(dir.path() / "tmp" / (kObject + "-8.0")));
   EXPECT_FALSE(fs::exists(slice_file(dir.path(), kObject, 1)));
-  EXPECT_FALSE(fs::exists(slice_file(dir.path(), kObject, 2)));
-  EXPECT_FALSE(fs::exists(slice_file(dir.path(), kObject, 7)));
+  // Files the cache cannot prove it wrote are neither indexed nor deleted.
+  EXPECT_TRUE(fs::exists(slice_file(dir.path(), kObject, 2)));
+  EXPECT_TRUE(fs::exists(slice_file(dir.path(), kObject, 7)));
   EXPECT_EQ(cache->stored_bytes(), 2000u);
   EXPECT_TRUE(cache->lookup(kObject, 0, 1000));
   EXPECT_FALSE(cache->lookup(kObject, 1, 1000));
   EXPECT_FALSE(cache->lookup(kObject, 2, 1000));
   EXPECT_TRUE(cache->lookup(kObject, 3, 1000));
   EXPECT_EQ(cache->claim(kObject, 1, [] {}), slice_cache::claim_outcome::claimed);  // fetched again
+  // A fetched slice replaces the damaged file by rename.
+  EXPECT_EQ(cache->claim(kObject, 2, [] {}), slice_cache::claim_outcome::claimed);
+  auto w = cache->begin(kObject, 2, 1000);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->append(std::span<const char>(pattern_bytes(1000, 2))));
+  ASSERT_TRUE(cache->commit(kObject, 2, std::move(w)));
+  EXPECT_TRUE(cache->lookup(kObject, 2, 1000));
 }
 
 TEST(slice_cache, restart_detects_damaged_data_on_first_lookup) {
@@ -399,18 +397,38 @@ TEST(slice_cache, restart_with_a_smaller_capacity_keeps_the_newest_slices) {
   EXPECT_TRUE(cache->lookup(kObject, 3, 1000));
 }
 
-TEST(slice_cache, restart_leaves_files_that_are_not_slices_alone) {
+TEST(slice_cache, a_directory_of_other_files_is_refused_and_left_alone) {
   // --cache-dir pointed at a directory that holds other files (a typo, "--cache-dir ." or the media root):
-  // the cache must not delete what it did not write.
+  // the cache must not delete what it did not write (issue 11: media/tmp/ was emptied).
   temp_dir dir;
   fs::create_directories(dir.path() / "media");
+  fs::create_directories(dir.path() / "tmp");
   {
     std::ofstream(dir.path() / "notes.txt") << "keep me";
     std::ofstream(dir.path() / "media" / "movie.mp4") << "keep me too";
+    std::ofstream(dir.path() / "tmp" / "draft.txt") << "and me";
   }
-  auto cache = open_cache(config_for(dir.path()));
+  EXPECT_THROW(open_cache(config_for(dir.path())), std::runtime_error);
   EXPECT_TRUE(fs::exists(dir.path() / "notes.txt"));
   EXPECT_TRUE(fs::exists(dir.path() / "media" / "movie.mp4"));
+  EXPECT_TRUE(fs::exists(dir.path() / "tmp" / "draft.txt"));
+}
+
+TEST(slice_cache, restart_leaves_other_files_in_its_directory_alone) {
+  temp_dir dir;
+  { auto cache = open_cache(config_for(dir.path())); }
+  fs::create_directories(dir.path() / "ab" / "cd");
+  {
+    std::ofstream(dir.path() / "notes.txt") << "keep me";
+    std::ofstream(dir.path() / "ab" / "notes.txt") << "keep me";
+    std::ofstream(dir.path() / "ab" / "cd" / (kObject + "-1")) << "keep me";
+    std::ofstream(dir.path() / "tmp" / "notes.txt") << "keep me";
+  }
+  auto cache = open_cache(config_for(dir.path()));
+  EXPECT_EQ(cache->stored_bytes(), 0u);
+  for (const auto& p : {dir.path() / "notes.txt", dir.path() / "ab" / "notes.txt",
+                        dir.path() / "ab" / "cd" / (kObject + "-1"), dir.path() / "tmp" / "notes.txt"})
+    EXPECT_TRUE(fs::exists(p)) << p;
 }
 
 // -- corruption while running ---------------------------------------------------------------------------
@@ -565,18 +583,42 @@ TEST(slice_cache, a_failed_temporary_file_degrades_to_pass_through) {
 TEST(slice_cache, degraded_mode_ends_after_its_pause) {
   temp_dir dir;
   auto cfg = config_for(dir.path());
-  cfg.degraded_pause = std::chrono::milliseconds(0);
-  auto cache = open_cache(cfg);
+  cfg.degraded_pause = std::chrono::seconds(30);
+  auto now = std::chrono::steady_clock::time_point(std::chrono::hours(1));
+  auto cache = open_cache(cfg, [&] { return now; });
   fs::remove_all(dir.path() / "tmp");
   { std::ofstream(dir.path() / "tmp") << "in the way"; }
   ASSERT_EQ(cache->claim(kObject, 1, [] {}), slice_cache::claim_outcome::claimed);
   EXPECT_EQ(cache->begin(kObject, 1, 1000), nullptr);
   EXPECT_EQ(cache->counters().write_errors.load(), 1u);
-  // With no pause the next fetch tries the disk again (and, once tmp/ is back, succeeds).
   fs::remove(dir.path() / "tmp");
   fs::create_directory(dir.path() / "tmp");
+  now += std::chrono::milliseconds(29'999);
+  EXPECT_EQ(cache->claim(kObject, 1, [] {}), slice_cache::claim_outcome::unavailable);
+  // After the pause the next fetch tries the disk again (and, with tmp/ back, succeeds).
+  now += std::chrono::milliseconds(1);
   put_slice(*cache, kObject, 1, pattern_bytes(1000, 1));
   EXPECT_TRUE(cache->lookup(kObject, 1, 1000));
+}
+
+TEST(slice_cache, another_write_error_extends_the_pause) {
+  temp_dir dir;
+  auto cfg = config_for(dir.path());
+  cfg.degraded_pause = std::chrono::seconds(30);
+  auto now = std::chrono::steady_clock::time_point(std::chrono::hours(1));
+  auto cache = open_cache(cfg, [&] { return now; });
+  fs::remove_all(dir.path() / "tmp");
+  { std::ofstream(dir.path() / "tmp") << "in the way"; }
+  ASSERT_EQ(cache->claim(kObject, 1, [] {}), slice_cache::claim_outcome::claimed);
+  ASSERT_EQ(cache->claim(kObject, 2, [] {}), slice_cache::claim_outcome::claimed);
+  EXPECT_EQ(cache->begin(kObject, 1, 1000), nullptr);
+  now += std::chrono::seconds(20);
+  EXPECT_EQ(cache->begin(kObject, 2, 1000), nullptr);  // a fetch claimed before the first error
+  now += std::chrono::seconds(20);
+  EXPECT_EQ(cache->claim(kObject, 3, [] {}), slice_cache::claim_outcome::unavailable)
+      << "30 s from the second";
+  now += std::chrono::seconds(10);
+  EXPECT_EQ(cache->claim(kObject, 3, [] {}), slice_cache::claim_outcome::claimed);
 }
 
 TEST(slice_cache, a_failed_rename_degrades_and_publishes_nothing) {
@@ -604,23 +646,7 @@ TEST(slice_cache, a_cache_dir_that_is_a_file_is_an_error_at_start) {
   EXPECT_THROW(open_cache(config_for(dir.path() / "file")), std::exception);
 }
 
-// -- metadata and metrics -------------------------------------------------------------------------------
-
-TEST(slice_cache, metadata_is_stored_found_and_forgotten) {
-  temp_dir dir;
-  auto cache = open_cache(config_for(dir.path()));
-  EXPECT_FALSE(cache->find_meta("s\nk"));
-  storage::object_meta m;
-  m.size = 123;
-  m.etag = "\"abc\"";
-  cache->store_meta("s\nk", m);
-  auto found = cache->find_meta("s\nk");
-  ASSERT_TRUE(found);
-  EXPECT_EQ(found->meta.size, 123u);
-  EXPECT_EQ(found->meta.etag, "\"abc\"");
-  cache->forget_meta("s\nk");
-  EXPECT_FALSE(cache->find_meta("s\nk"));
-}
+// -- metrics -------------------------------------------------------------------------------
 
 TEST(slice_cache, metrics_name_every_counter) {
   temp_dir dir;
