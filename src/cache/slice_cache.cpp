@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "cache/cache_dir.hpp"
-#include "http/metrics_text.hpp"
-#include "s3/crypto.hpp"
+#include "common/prometheus_text.hpp"
+#include "common/crypto.hpp"
 #include "storage/recent_files.hpp"
 
 namespace mediagate::cache {
@@ -69,7 +69,7 @@ slice_cache::~slice_cache() = default;
 std::string slice_cache::object_id(std::string_view storage, std::string_view key, std::string_view etag) {
   std::string material;
   material.append(storage).append("\n").append(key).append("\n").append(etag);
-  return s3::sha256_hex(material).substr(0, 32);
+  return sha256_hex(material).substr(0, 32);
 }
 
 std::string slice_cache::slice_key(const std::string& object, std::uint64_t index) {
@@ -233,7 +233,7 @@ std::uint64_t slice_cache::stored_bytes() const { return index_.total_bytes(); }
 std::string slice_cache::render_metrics() const {
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help, std::uint64_t v) {
-    http::append_metric(out, name, type, help, v);
+    append_metric(out, name, type, help, v);
   };
   metric("mediagate_cache_hits_total", "counter", "Slices served from the cache.", counters_.hits.load());
   metric("mediagate_cache_misses_total", "counter", "Slices fetched from storage.", counters_.misses.load());

@@ -14,7 +14,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
-#include "http/metrics_text.hpp"
+#include "common/prometheus_text.hpp"
 #include "http/token.hpp"
 #include "s3/s3_error.hpp"
 
@@ -269,7 +269,7 @@ std::optional<endpoint> parse_endpoint(std::string_view url) {
 std::string client_counters::render() const {
   std::string out;
   auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-    http::append_metric(out, name, "counter", help, v);
+    append_metric(out, name, "counter", help, v);
   };
   counter("mediagate_s3_requests_total", "Requests sent to S3 (every attempt).", requests.load());
   counter("mediagate_s3_get_requests_total", "GetObject requests sent to S3.", get_requests.load());

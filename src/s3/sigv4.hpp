@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "s3/crypto.hpp"
+#include "common/crypto.hpp"
 
 namespace mediagate::s3 {
 

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "http/metrics_text.hpp"
+#include "common/prometheus_text.hpp"
 
 namespace mediagate::server {
 
@@ -29,12 +29,12 @@ std::string metrics::render() const {
                     static_cast<unsigned long long>(n));
       out += line;
     }
-  http::append_metric(out, "mediagate_http_response_bytes_total", "counter", "Bytes of response bodies sent.",
+  append_metric(out, "mediagate_http_response_bytes_total", "counter", "Bytes of response bodies sent.",
                       bytes_sent_.load());
   const auto active = active_connections_.load();
-  http::append_metric(out, "mediagate_active_connections", "gauge", "Client connections open now.",
+  append_metric(out, "mediagate_active_connections", "gauge", "Client connections open now.",
                       active > 0 ? static_cast<std::uint64_t>(active) : 0);
-  http::append_metric(out, "mediagate_rejected_connections_total", "counter",
+  append_metric(out, "mediagate_rejected_connections_total", "counter",
                       "Connections refused because of --max-connections.", rejected_connections_.load());
   out += "# HELP mediagate_http_request_duration_seconds Time from a request's headers to its last byte.\n";
   out += "# TYPE mediagate_http_request_duration_seconds histogram\n";

@@ -16,7 +16,7 @@
 #include <iostream>
 #include <string>
 
-#include "s3/crypto.hpp"
+#include "common/crypto.hpp"
 #include "s3/sigv4.hpp"
 
 namespace json = boost::json;
@@ -47,7 +47,7 @@ json::object sign_one(const json::object& input) {
                               .query = pairs(input, "query"),
                               .headers = pairs(input, "headers"),
                               .payload_sha256 = text(input, "payload_sha256")};
-  if (input.contains("body")) request.payload_sha256 = s3::sha256_hex(text(input, "body"));
+  if (input.contains("body")) request.payload_sha256 = mediagate::sha256_hex(text(input, "body"));
   const s3::credentials creds{text(input, "access_key"), text(input, "secret_key"),
                               text(input, "session_token")};
   const auto now =

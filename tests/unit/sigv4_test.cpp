@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "s3/crypto.hpp"
+#include "common/crypto.hpp"
 
 namespace mediagate::s3 {
 namespace {

@@ -1,6 +1,6 @@
-#include "http/metrics_text.hpp"
+#include "common/prometheus_text.hpp"
 
-namespace mediagate::http {
+namespace mediagate {
 
 void append_metric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
                    std::uint64_t value) {
@@ -9,4 +9,4 @@ void append_metric(std::string& out, std::string_view name, std::string_view typ
   out.append(name).append(" ").append(std::to_string(value)).append("\n");
 }
 
-}  // namespace mediagate::http
+}  // namespace mediagate

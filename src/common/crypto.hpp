@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-namespace mediagate::s3 {
+namespace mediagate {
 
 using sha256_digest = std::array<std::uint8_t, 32>;
 
@@ -46,4 +46,4 @@ class sha256_hasher {
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace mediagate::s3
+}  // namespace mediagate

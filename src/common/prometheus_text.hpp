@@ -4,10 +4,10 @@
 #include <string>
 #include <string_view>
 
-namespace mediagate::http {
+namespace mediagate {
 
 // Appends `name value` with its HELP and TYPE lines; `type` is "counter" or "gauge".
 void append_metric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
                    std::uint64_t value);
 
-}  // namespace mediagate::http
+}  // namespace mediagate

@@ -1,4 +1,4 @@
-#include "s3/crypto.hpp"
+#include "common/crypto.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -7,7 +7,7 @@
 
 #include <stdexcept>
 
-namespace mediagate::s3 {
+namespace mediagate {
 namespace {
 
 [[noreturn]] void throw_openssl_error(const char* what) {
@@ -145,4 +145,4 @@ sha256_digest sha256_hasher::finish() {
   return out;
 }
 
-}  // namespace mediagate::s3
+}  // namespace mediagate

@@ -1,8 +1,8 @@
-#include "http/metrics_text.hpp"
+#include "common/prometheus_text.hpp"
 
 #include <gtest/gtest.h>
 
-namespace mediagate::http {
+namespace mediagate {
 namespace {
 
 TEST(MetricsText, CounterHasHelpTypeAndValue) {
@@ -21,4 +21,4 @@ TEST(MetricsText, AppendsAfterWhatIsThere) {
 }
 
 }  // namespace
-}  // namespace mediagate::http
+}  // namespace mediagate
