@@ -17,6 +17,7 @@
 #include <boost/asio/use_future.hpp>
 #include <fstream>
 
+#include "app/access_options.hpp"
 #include "app/byte_size.hpp"
 #include "app/reopenable_sink.hpp"
 #include "cache/cache_dir.hpp"
@@ -159,6 +160,7 @@ struct serve_options {
   std::string cache_dir, cache_size = "20GiB", cache_slice = "1MiB";
   double cache_meta_ttl = 5, cache_stale_limit = 3600;
   server::library_options library;
+  access_options access;
   std::string max_upload = "10GiB";
   bool scan_on_start = false;
   bool scan_only = false;  // `mediagate scan`: index the storage through a private server, then exit
@@ -227,6 +229,10 @@ void remove_stale_uploads(const std::filesystem::path& root, spdlog::logger& log
 
 int run_serve(serve_options& o) {
   auto log = make_logger(o.log_level);
+  if (auto problem = apply_access_options(o.access, o.config); !problem.empty()) {
+    log->error("{}", problem);
+    return 2;
+  }
   if (!parse_listen(o.listen, o.config)) {
     log->error("--listen must be HOST:PORT, got '{}'", o.listen);
     return 2;
@@ -450,7 +456,7 @@ void register_commands(CLI::App& app) {
   serve->add_option("--threads", c.threads, "Event loops (0: one per core)")->capture_default_str();
   serve->add_option("--cache-control", c.cache_control, "Cache-Control header of media responses ('' for none)")
       ->capture_default_str();
-  serve->add_option("--cors-origin", c.cors_origin, "Access-Control-Allow-Origin for media (e.g. '*'); empty: no CORS");
+  add_access_options(*serve, opts->access);
   serve->add_option("--max-ranges", c.max_ranges, "Ranges per request before the whole object is sent instead")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();

@@ -5,6 +5,9 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <openssl/crypto.h>
+
+#include <cctype>
 #include <stdexcept>
 
 namespace mediagate {
@@ -143,6 +146,58 @@ sha256_digest sha256_hasher::finish() {
   if (EVP_DigestInit_ex2(impl_->ctx.get(), sha256_md(), nullptr) != 1)
     throw_openssl_error("EVP_DigestInit_ex2");
   return out;
+}
+
+std::string base64url(std::span<const std::uint8_t> bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (auto& ch : out) {
+    if (ch == '+') ch = '-';
+    if (ch == '/') ch = '_';
+  }
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  if (text.size() % 4 == 1 || text.size() > (1u << 20)) return std::nullopt;
+  std::string in(text);
+  for (auto& ch : in) {
+    if (ch == '-') ch = '+';
+    else if (ch == '_') ch = '/';
+    else if (!std::isalnum(static_cast<unsigned char>(ch))) return std::nullopt;  // no padding, no '+' or '/'
+  }
+  const std::size_t pad = (4 - in.size() % 4) % 4;
+  in.append(pad, '=');
+  std::string out(in.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  if (n < 0) return std::nullopt;
+  out.resize(static_cast<std::size_t>(n) - pad);  // EVP_DecodeBlock counts the padding as zero bytes
+  return out;
+}
+
+std::optional<std::string> hex_decode(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char ch) -> int {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 2);
+  for (std::size_t i = 0; i < text.size(); i += 2) {
+    const int hi = digit(text[i]), lo = digit(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace mediagate

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,6 +26,15 @@ sha256_digest hmac_sha256(std::string_view key, std::string_view data);
 
 // Lowercase hex, two digits per byte.
 std::string hex(std::span<const std::uint8_t> bytes);
+
+// Base64url without padding (RFC 4648 §5), and back; nullopt on bytes outside the alphabet or a bad length.
+std::string base64url(std::span<const std::uint8_t> bytes);
+std::optional<std::string> base64url_decode(std::string_view text);
+// Hex (either case) to bytes; nullopt when not an even run of hex digits.
+std::optional<std::string> hex_decode(std::string_view text);
+
+// Equality in time independent of where the inputs differ (only their lengths leak).
+bool constant_time_equal(std::string_view a, std::string_view b);
 
 // Incremental SHA-256 for bodies that arrive in pieces (e.g. an upload read from a file).
 class sha256_hasher {

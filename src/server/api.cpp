@@ -14,6 +14,7 @@
 #include "http/media_key.hpp"
 #include "http/token.hpp"
 #include "server/api_json.hpp"
+#include "server/access.hpp"
 #include "server/media.hpp"
 #include "storage/storage.hpp"
 
@@ -213,9 +214,14 @@ net::awaitable<response> serve_view(const request& req, services& svc, std::stri
   }
   if (!item) co_return text_response(404, "no item with this id");
   if (poster && item->poster_key.empty()) co_return text_response(404, "this item has no poster");
+  // A private item's object and poster open with a link signed for the item's key.
+  const bool needs_link = needs_signature(svc.config.access, item->key);
+  if (needs_link) {
+    if (auto denied = check_link(req, svc, item->key)) co_return std::move(*denied);
+  }
   auto key = item->key;
   if (poster) key = item->poster_key;
-  co_return co_await serve_media_key(req, svc, std::move(key));
+  co_return co_await serve_media_key(req, svc, std::move(key), needs_link);
 }
 
 response text_method_not_allowed(const request& req) {

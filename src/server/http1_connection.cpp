@@ -20,6 +20,7 @@
 #include "http/http_date.hpp"
 #include "http/media_key.hpp"
 #include "http/response_head.hpp"
+#include "http/signed_link.hpp"
 #include "http/token.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
@@ -351,7 +352,7 @@ void log_access(connection_context& ctx, const connection& c, const request& req
                 double seconds) {
   if (!ctx.access_log) return;
   ctx.access_log->info("{} \"{} {}\" range=\"{}\" {} {} {:.3f}ms", c.peer, log_escape(req.method_name),
-                       log_escape(req.target), log_escape(req["Range"]), out.status, out.body_bytes,
+                       log_escape(http::redact_signature(req.target)), log_escape(req["Range"]), out.status, out.body_bytes,
                        seconds * 1000);
 }
 

@@ -10,6 +10,7 @@
 #include "http/http_date.hpp"
 #include "http/media_key.hpp"
 #include "http/token.hpp"
+#include "server/access.hpp"
 #include "server/error_status.hpp"
 #include "storage/sniff.hpp"
 #include "storage/storage.hpp"
@@ -116,11 +117,6 @@ void add_media_headers(http::header_list& h, const services& svc, std::string_vi
     h.emplace_back("Content-Security-Policy", "sandbox");
     h.emplace_back("Content-Disposition", "attachment");
   }
-  if (!svc.config.cors_origin.empty()) {
-    h.emplace_back("Access-Control-Allow-Origin", svc.config.cors_origin);
-    h.emplace_back("Access-Control-Expose-Headers",
-                   "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified");
-  }
 }
 
 }  // namespace
@@ -137,10 +133,14 @@ net::awaitable<response> serve_media(const request& req, services& svc, std::str
   if (!key) co_return text_response(400, "bad request: the media key is not a valid path");
   // Hidden components are the server's own (posters, upload temporaries) and the user's dotfiles.
   if (catalog::has_hidden_component(*key)) co_return text_response(404, "not found");
-  co_return co_await serve_media_key(req, svc, std::move(*key));
+  const bool needs_link = needs_signature(svc.config.access, *key);
+  if (needs_link) {
+    if (auto denied = check_link(req, svc, *key)) co_return std::move(*denied);
+  }
+  co_return co_await serve_media_key(req, svc, std::move(*key), needs_link);
 }
 
-net::awaitable<response> serve_media_key(const request& req, services& svc, std::string key) {
+net::awaitable<response> serve_media_key(const request& req, services& svc, std::string key, bool private_link) {
   if (!req.read_only()) {
     auto r = text_response(405, "method not allowed: media supports GET and HEAD", {{"Allow", "GET, HEAD"}});
     r.close = req.has_body();  // a body we will not read
@@ -158,7 +158,8 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
     if (!type) co_return storage_error_response(req, svc, key, type.err());
 
     http::plan_options options;
-    options.cache_control = svc.config.cache_control;
+    // Answers to signed links are for one viewer: never a public cache lifetime.
+    options.cache_control = private_link ? svc.config.access.cache_control : svc.config.cache_control;
     options.limits.max_ranges = svc.config.max_ranges;
     if (multi) options.boundary = boundary;
     auto plan = http::plan_response(view, {meta->size, meta->etag, meta->last_modified, *type}, options);

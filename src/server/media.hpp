@@ -14,8 +14,10 @@ namespace mediagate::server {
 // /media/<encoded key>: internal objects (hidden path components: posters, upload temporaries) are 404.
 boost::asio::awaitable<response> serve_media(const request& req, services& svc, std::string_view encoded_key);
 
-// The object at `key` (decoded and validated), for /media/ and the catalog's /v/{id}.
-boost::asio::awaitable<response> serve_media_key(const request& req, services& svc, std::string key);
+// The object at `key` (decoded, validated and, when it needs one, its signed link checked), for /media/ and
+// the catalog's /v/{id}. `private_link`: the request came through a signed link (Cache-Control: private).
+boost::asio::awaitable<response> serve_media_key(const request& req, services& svc, std::string key,
+                                                 bool private_link = false);
 
 // A storage failure as a text response (404, 502, ...), logged when it is the server's side.
 response storage_error_response(const request& req, services& svc, std::string_view what, const error& err);

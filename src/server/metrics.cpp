@@ -51,6 +51,13 @@ std::string metrics::render() const {
                 static_cast<double>(duration_sum_us_.load()) / 1e6);
   out += line;
   out += "mediagate_http_request_duration_seconds_count " + std::to_string(count) + "\n";
+  out += "# HELP mediagate_signed_link_refusals_total Requests refused for want of a valid signed link, by reason.\n";
+  out += "# TYPE mediagate_signed_link_refusals_total counter\n";
+  for (std::size_t i = 1; i < link_refusals_.size(); ++i) {
+    const auto reason = http::verdict_reason(static_cast<http::link_verdict>(i));
+    out += "mediagate_signed_link_refusals_total{reason=\"" + std::string(reason) + "\"} " +
+           std::to_string(link_refusals_[i].load(std::memory_order_relaxed)) + "\n";
+  }
   return out;
 }
 

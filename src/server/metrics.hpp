@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "http/signed_link.hpp"
+
 namespace mediagate::server {
 
 class metrics {
@@ -17,6 +19,9 @@ class metrics {
   void connection_closed() { active_connections_.fetch_sub(1, std::memory_order_relaxed); }
   std::int64_t active_connections() const { return active_connections_.load(std::memory_order_relaxed); }
   void connection_rejected() { rejected_connections_.fetch_add(1, std::memory_order_relaxed); }
+  void link_refused(http::link_verdict why) {
+    link_refusals_[static_cast<std::size_t>(why) % link_refusals_.size()].fetch_add(1, std::memory_order_relaxed);
+  }
 
   // Counters of other parts (storage, cache) render themselves after these.
   std::string render() const;
@@ -26,6 +31,7 @@ class metrics {
   std::atomic<std::uint64_t> bytes_sent_{0};
   std::atomic<std::int64_t> active_connections_{0};
   std::atomic<std::uint64_t> rejected_connections_{0};
+  std::array<std::atomic<std::uint64_t>, 8> link_refusals_{};  // by http::link_verdict
   std::array<std::atomic<std::uint64_t>, kDurationBuckets.size()> duration_buckets_{};
   std::atomic<std::uint64_t> duration_count_{0};
   std::atomic<std::uint64_t> duration_sum_us_{0};

@@ -4,6 +4,7 @@
 
 #include "http/token.hpp"
 
+#include "server/access.hpp"
 #include "server/api.hpp"
 #include "server/media.hpp"
 #include "server/metrics.hpp"
@@ -25,7 +26,16 @@ bool metrics_allowed(const request& req, const server_config& cfg) {
 
 }  // namespace
 
+boost::asio::awaitable<response> route(const request& req, services& svc);
+
 boost::asio::awaitable<response> handle_request(const request& req, services& svc) {
+  auto r = co_await route(req, svc);
+  if (req.verb != method::options) add_cors_headers(req, svc.config, r);  // a preflight has its own
+  co_return r;
+}
+
+boost::asio::awaitable<response> route(const request& req, services& svc) {
+  if (req.verb == method::options) co_return answer_options(req, svc.config);
   const auto path = req.path;
   if (path.empty() || path.front() != '/')
     co_return text_response(400, "bad request: the target must be an absolute path");
