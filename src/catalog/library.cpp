@@ -159,13 +159,28 @@ void library::do_scan(worker& w) {
 void library::do_probe(worker& w, const std::string& id) {
   auto item = cat_->get(id);
   if (!item || !item->needs_probe()) return;
+  const auto kind = item->kind();
+  if (kind == "other") {
+    // Not media (an upload of another type): nothing to learn, and no reason to hand it to FFmpeg.
+    cat_->set_probe(id, item->etag, {});
+    return;
+  }
   const auto started = std::chrono::steady_clock::now();
   const auto input = media_url_ + http::encode_key_for_url(item->key);
   probe_facts facts;
   std::string error;
   bool cancelled = false;
-  auto info = probe_media(tools_, input, error, &cancel_, &cancelled);
+  auto info = probe_media(tools_, input, item->content_type, error, &cancel_, &cancelled);
   if (cancelled) return;  // shutting down: says nothing about the file, so it is probed at the next start
+  // ffprobe succeeds on bytes its demuxer merely tolerates (a text file read as JPEG): no picture, no sound
+  // is a failure too.
+  if (info && kind == "image" && !info->width) {
+    info.reset();
+    error = "no image found";
+  } else if (info && kind != "image" && !info->has_video && !info->has_audio) {
+    info.reset();
+    error = "no audio or video stream found";
+  }
   if (!info) {
     // Recorded with its reason, which the API shows; not retried on every scan, only when the object
     // changes (a new ETag).
@@ -174,7 +189,6 @@ void library::do_probe(worker& w, const std::string& id) {
     cat_->set_probe(id, item->etag, facts);
     return;
   }
-  const auto kind = item->kind();
   if (kind == "video" || kind == "audio") facts.duration = info->duration;
   if (info->has_video || kind == "image") {
     facts.width = info->width;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace mediagate::catalog {
 namespace {
@@ -91,14 +92,34 @@ bool is_probe_format(std::string_view format) {
   return false;
 }
 
-std::vector<std::string> ffprobe_args(const probe_tools& tools, const std::string& input) {
+std::string_view image_demuxer_for(std::string_view content_type) {
+  static constexpr std::pair<std::string_view, std::string_view> kImages[] = {
+      {"image/jpeg", "jpeg_pipe"}, {"image/png", "png_pipe"},   {"image/apng", "apng"},
+      {"image/gif", "gif"},        {"image/webp", "webp_pipe"}, {"image/bmp", "bmp_pipe"},
+      {"image/tiff", "tiff_pipe"}, {"image/x-icon", "ico"},     {"image/jxl", "jpegxl_pipe"},
+      {"image/heic", "mov"},       {"image/heif", "mov"},       {"image/avif", "mov"}};
+  for (const auto& [type, demuxer] : kImages)
+    if (type == content_type) return demuxer;
+  return {};
+}
+
+std::vector<std::string> ffprobe_args(const probe_tools& tools, const std::string& input,
+                                      std::string_view format) {
   // The whitelists are options of the input, so they come before it. A format outside the list fails at
   // once ("Format not on whitelist") before the demuxer reads a byte, let alone opens another URL; and
   // every URL FFmpeg opens on the input's behalf inherits the protocol list.
-  return {tools.ffprobe, "-v", "error", "-protocol_whitelist", std::string(kProbeProtocols),
-          "-format_whitelist", std::string(kProbeFormats),
-          // Already the default of this FFmpeg, but an MP4 `dref` pointing at a URL must never be followed.
-          "-enable_drefs", "0", "-print_format", "json", "-show_format", "-show_streams", input};
+  std::vector<std::string> args{tools.ffprobe,
+                                "-v",
+                                "error",
+                                "-protocol_whitelist",
+                                std::string(kProbeProtocols),
+                                "-format_whitelist",
+                                std::string(kProbeFormats)};
+  if (!format.empty()) args.insert(args.end(), {"-f", std::string(format)});
+  // Already the default of this FFmpeg, but an MP4 `dref` pointing at a URL must never be followed.
+  args.insert(args.end(),
+              {"-enable_drefs", "0", "-print_format", "json", "-show_format", "-show_streams", input});
+  return args;
 }
 
 std::vector<std::string> poster_args(const probe_tools& tools, const std::string& input,
@@ -135,9 +156,10 @@ std::string probe_failure(const process_result& r, std::string_view what, std::c
   return std::string(what) + " exited with " + std::to_string(r.exit_code) + ": " + trim_for_log(r.err);
 }
 
-std::optional<probe_info> probe_media(const probe_tools& tools, const std::string& input, std::string& error,
+std::optional<probe_info> probe_media(const probe_tools& tools, const std::string& input,
+                                      std::string_view content_type, std::string& error,
                                       const process_canceller* cancel, bool* cancelled) {
-  auto r = run_process(ffprobe_args(tools, input), tools.timeout, cancel);
+  auto r = run_process(ffprobe_args(tools, input, image_demuxer_for(content_type)), tools.timeout, cancel);
   if (cancelled) *cancelled = r.cancelled;
   if (!r.ok()) {
     error = probe_failure(r, "ffprobe", tools.timeout);

@@ -54,8 +54,15 @@ inline constexpr std::string_view kProbeFormats =
 // True when `format` (a demuxer name) is one of kProbeFormats.
 bool is_probe_format(std::string_view format);
 
-// The command lines, built apart from running them so that tests can check every safety option.
-std::vector<std::string> ffprobe_args(const probe_tools& tools, const std::string& input);
+// The demuxer that reads a still image of this content type ("image/jpeg" -> "jpeg_pipe"), or "" for anything
+// else, which ffprobe recognises among kProbeFormats. Images need the choice made: ffprobe would pick image2
+// for a ".jpg" URL (its extension scores higher than the JPEG bytes), and image2 expands file-name patterns.
+std::string_view image_demuxer_for(std::string_view content_type);
+
+// The command lines, built apart from running them so that tests can check every safety option. `format`:
+// the demuxer to use, or "" to let ffprobe recognise one of kProbeFormats.
+std::vector<std::string> ffprobe_args(const probe_tools& tools, const std::string& input,
+                                      std::string_view format = {});
 // `format` is the demuxer ffprobe found (probe_info::format): the poster is read with exactly that one.
 std::vector<std::string> poster_args(const probe_tools& tools, const std::string& input,
                                      std::string_view format, double at, const std::string& output);
@@ -64,9 +71,10 @@ std::vector<std::string> poster_args(const probe_tools& tools, const std::string
 // else, a deadline, or what ffprobe said.
 std::string probe_failure(const process_result& r, std::string_view what, std::chrono::milliseconds timeout);
 
-// Probes the media at `input` (URL). An error message when ffprobe failed; `cancelled` is set when it was
-// stopped by `cancel` (shutdown), which says nothing about the file.
-std::optional<probe_info> probe_media(const probe_tools& tools, const std::string& input, std::string& error,
+// Probes the media at `input` (URL) of type `content_type`. An error message when ffprobe failed; `cancelled`
+// is set when it was stopped by `cancel` (shutdown), which says nothing about the file.
+std::optional<probe_info> probe_media(const probe_tools& tools, const std::string& input,
+                                      std::string_view content_type, std::string& error,
                                       const process_canceller* cancel = nullptr, bool* cancelled = nullptr);
 
 // One JPEG frame of the video at `input`, read with demuxer `format`, `at` seconds in, at most 480 pixels

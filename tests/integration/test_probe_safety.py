@@ -131,6 +131,7 @@ def referring_files(port: int) -> dict[str, bytes]:
         "playlist.m3u": hls,                      # scanned as .m3u (audio/x-mpegurl)
         "hls-master.mkv": master,                 # variants and subtitle renditions
         "hls-in.ts": hls,
+        "hls-as.jpg": hls,                        # images are read with their own demuxer (jpeg_pipe)
         "hls-rtsp.mp3": (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n"
                          f"rtsp://127.0.0.1:{port}/stream\n#EXT-X-ENDLIST\n").encode(),
         "hls-indirect.ogg": (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n"

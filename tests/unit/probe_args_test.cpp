@@ -41,6 +41,22 @@ TEST(probe_args, ffprobe_reads_only_http_with_media_demuxers) {
   EXPECT_EQ(input_option(args, "-enable_drefs"), "0");
 }
 
+TEST(probe_args, images_are_read_with_their_own_demuxer) {
+  probe_tools tools;
+  EXPECT_EQ(image_demuxer_for("image/jpeg"), "jpeg_pipe");
+  EXPECT_EQ(image_demuxer_for("image/png"), "png_pipe");
+  EXPECT_EQ(image_demuxer_for("image/svg+xml"), "");  // not probed: SVG can refer to other resources
+  EXPECT_EQ(image_demuxer_for("video/mp4"), "");
+  for (const char* type :
+       {"image/jpeg", "image/png", "image/apng", "image/gif", "image/webp", "image/bmp", "image/tiff",
+        "image/x-icon", "image/jxl", "image/heic", "image/heif", "image/avif"})
+    EXPECT_TRUE(is_probe_format(image_demuxer_for(type))) << type;
+  const auto args = ffprobe_args(tools, kInput, "jpeg_pipe");
+  EXPECT_EQ(input_option(args, "-f"), "jpeg_pipe");
+  EXPECT_EQ(input_option(args, "-format_whitelist"), kProbeFormats);
+  EXPECT_EQ(input_option(ffprobe_args(tools, kInput), "-f"), "");
+}
+
 TEST(probe_args, poster_reads_with_the_probed_demuxer_only) {
   probe_tools tools;
   const auto args = poster_args(tools, kInput, "mov", 2.0, "/tmp/out.jpg");
