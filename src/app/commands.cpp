@@ -166,6 +166,23 @@ struct serve_options {
   bool scan_only = false;  // `mediagate scan`: index the storage through a private server, then exit
 };
 
+// How media are probed (serve and scan alike).
+void add_probe_options(CLI::App& cmd, server::library_options& o) {
+  cmd.add_option("--probe-timeout", o.probe_timeout,
+                 "Seconds one ffprobe/ffmpeg run may take; then its process group is killed and the item is "
+                 "marked not probed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--probe-workers", o.probe_workers, "Items probed in parallel")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd.add_option("--ffprobe", o.ffprobe, "The ffprobe program (a path, or a name looked up in PATH)")
+      ->capture_default_str();
+  cmd.add_option("--ffmpeg", o.ffmpeg,
+                 "The ffmpeg program, for posters (a path, or a name looked up in PATH)")
+      ->capture_default_str();
+}
+
 bool parse_listen(const std::string& listen, server::server_config& cfg) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) return false;
@@ -512,6 +529,7 @@ void register_commands(CLI::App& app) {
       ->envname("MEDIAGATE_ADMIN_TOKEN");
   serve->add_option("--max-upload-bytes", opts->max_upload, "Largest upload accepted (else 413)")->capture_default_str();
   serve->add_flag("--scan-on-start", opts->scan_on_start, "Index the storage into the catalog at start-up");
+  add_probe_options(*serve, opts->library);
   serve->callback([opts] { g_exit_code = run_serve(*opts); });
 
   auto scan_opts = std::make_shared<serve_options>();
@@ -525,6 +543,7 @@ void register_commands(CLI::App& app) {
       ->capture_default_str();
   scan->add_option("--log-level", scan_opts->log_level, "trace, debug, info, warn, error")->capture_default_str();
   scan_opts->s3.add_to(*scan);
+  add_probe_options(*scan, scan_opts->library);
   scan->callback([scan_opts] {
     // Probes read the media over HTTP, so the scan runs a private server on a free loopback port.
     scan_opts->scan_only = true;

@@ -14,7 +14,7 @@ namespace {
 
 constexpr std::string_view kColumns =
     "id, key, title, content_type, size, etag, created, missing, duration, width, height, poster_key, "
-    "probed_etag";
+    "probed_etag, probe_error";
 
 media_item read_item(const statement& s) {
   media_item m;
@@ -31,6 +31,7 @@ media_item read_item(const statement& s) {
   if (!s.is_null(10)) m.height = static_cast<int>(s.integer(10));
   m.poster_key = s.text(11);
   m.probed_etag = s.text(12);
+  m.probe_error = s.text(13);
   return m;
 }
 
@@ -185,14 +186,18 @@ media_item catalog::upsert(const object_facts& f, std::string_view title) {
 bool catalog::set_probe(std::string_view id, std::string_view etag, const probe_facts& f) {
   std::lock_guard lock(mutex_);
   auto s = db_.prepare(
-      "UPDATE items SET duration = ?, width = ?, height = ?, poster_key = ?, probed_etag = etag "
-      "WHERE id = ? AND etag = ?");
+      "UPDATE items SET duration = ?, width = ?, height = ?, poster_key = ?, probe_error = ?, "
+      "probed_etag = etag WHERE id = ? AND etag = ?");
   s.bind(1, f.duration).bind(2, f.width).bind(3, f.height);
   if (f.poster_key.empty())
     s.bind_null(4);
   else
     s.bind(4, f.poster_key);
-  s.bind(5, id).bind(6, etag);
+  if (f.error.empty())
+    s.bind_null(5);
+  else
+    s.bind(5, f.error);
+  s.bind(6, id).bind(7, etag);
   s.run();
   return db_.changes() == 1;
 }

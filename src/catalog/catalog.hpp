@@ -26,6 +26,7 @@ struct probe_facts {
   std::optional<double> duration;
   std::optional<int> width, height;
   std::string poster_key;
+  std::string error;  // non-empty: the probe failed, and this is why (shown by the API)
 };
 
 struct list_query {

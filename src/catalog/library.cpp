@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_future.hpp>
@@ -52,8 +53,14 @@ library::~library() { stop(); }
 
 void library::start(std::string media_url) {
   media_url_ = std::move(media_url);
-  store_ = make_storage_(io_);
-  thread_ = std::thread([this] { run(); });
+  const auto count = std::max<std::size_t>(1, tools_.workers);
+  for (std::size_t i = 0; i < count; ++i) {
+    auto w = std::make_unique<worker>();
+    w->store = make_storage_(w->io);
+    workers_.push_back(std::move(w));
+  }
+  for (auto& w : workers_) w->thread = std::thread([this, &w = *w] { run(w); });
+  log_->debug("library: {} workers, {} ms per ffprobe/ffmpeg run", count, tools_.timeout.count());
 }
 
 void library::stop() {
@@ -61,9 +68,13 @@ void library::stop() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
+  // Running probes are not waited for: their process groups are killed now, and the workers see it.
+  cancel_.cancel();
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-  store_.reset();
+  idle_.notify_all();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  for (auto& w : workers_) w->store.reset();
 }
 
 void library::request_scan() {
@@ -86,50 +97,56 @@ void library::request_probe(const std::string& id) {
 
 std::optional<scan_report> library::wait_idle() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] { return (queue_.empty() && !busy_) || stopping_; });
+  idle_.wait(lock, [this] { return (queue_.empty() && running_.empty()) || stopping_; });
   return last_scan_;
 }
 
-void library::run() {
+void library::run(worker& w) {
+  std::unique_lock lock(mutex_);
   while (true) {
-    std::string job;
-    {
-      std::unique_lock lock(mutex_);
-      busy_ = false;
-      idle_.notify_all();
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) break;
-      job = std::move(queue_.front());
-      queue_.pop_front();
-      busy_ = true;
-    }
+    // The first queued job that no other worker is running: an item queued again while it is probed waits
+    // for that probe (which usually makes the second one a no-op), and scans never overlap.
+    auto next = queue_.end();
+    wake_.wait(lock, [&] {
+      if (stopping_) return true;
+      next = std::find_if(queue_.begin(), queue_.end(), [&](const std::string& job) {
+        return std::find(running_.begin(), running_.end(), job) == running_.end();
+      });
+      return next != queue_.end();
+    });
+    if (stopping_) break;
+    std::string job = std::move(*next);
+    queue_.erase(next);
+    running_.push_back(job);
+    lock.unlock();
     // One top-level catch per job: a failing job is logged and the worker goes on with the next.
     try {
       if (job.empty())
-        do_scan();
+        do_scan(w);
       else
-        do_probe(job);
+        do_probe(w, job);
     } catch (const std::exception& e) {
       log_->error("library: {} failed: {}", job.empty() ? std::string("scan") : "probe of " + job, e.what());
     }
+    lock.lock();
+    running_.erase(std::find(running_.begin(), running_.end(), job));
+    if (queue_.empty() && running_.empty()) idle_.notify_all();
+    wake_.notify_all();  // a job held back while this one ran may go now
   }
-  std::lock_guard lock(mutex_);
-  busy_ = false;
-  idle_.notify_all();
 }
 
-void library::do_scan() {
+void library::do_scan(worker& w) {
   const auto started = std::chrono::steady_clock::now();
-  auto listing = run_here(io_, store_->list(""));
+  auto listing = run_here(w.io, w.store->list(""));
   if (!listing) {
-    log_->error("scan of {} failed: {}", store_->describe(), listing.err().message);
+    log_->error("scan of {} failed: {}", w.store->describe(), listing.err().message);
     return;
   }
   auto report = apply_scan(*cat_, plan_scan(*listing, cat_->all()));
   const auto ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   log_->info("scan of {}: {} objects listed, {} added, {} changed, {} missing, {} unchanged ({:.0f} ms)",
-             store_->describe(), listing->size(), report.added, report.updated, report.missing,
+             w.store->describe(), listing->size(), report.added, report.updated, report.missing,
              report.unchanged, ms);
   {
     std::lock_guard lock(mutex_);
@@ -139,21 +156,39 @@ void library::do_scan() {
     if (item.needs_probe()) request_probe(item.id);
 }
 
-void library::do_probe(const std::string& id) {
+void library::do_probe(worker& w, const std::string& id) {
   auto item = cat_->get(id);
   if (!item || !item->needs_probe()) return;
+  const auto kind = item->kind();
+  if (kind == "other") {
+    // Not media (an upload of another type): nothing to learn, and no reason to hand it to FFmpeg.
+    cat_->set_probe(id, item->etag, {});
+    return;
+  }
   const auto started = std::chrono::steady_clock::now();
   const auto input = media_url_ + http::encode_key_for_url(item->key);
   probe_facts facts;
   std::string error;
-  auto info = probe_media(tools_, input, error);
+  bool cancelled = false;
+  auto info = probe_media(tools_, input, item->content_type, error, &cancel_, &cancelled);
+  if (cancelled) return;  // shutting down: says nothing about the file, so it is probed at the next start
+  // ffprobe succeeds on bytes its demuxer merely tolerates (a text file read as JPEG): no picture, no sound
+  // is a failure too.
+  if (info && kind == "image" && !info->width) {
+    info.reset();
+    error = "no image found";
+  } else if (info && kind != "image" && !info->has_video && !info->has_audio) {
+    info.reset();
+    error = "no audio or video stream found";
+  }
   if (!info) {
-    // Recorded as probed all the same: a file ffprobe cannot read is not retried on every scan.
+    // Recorded with its reason, which the API shows; not retried on every scan, only when the object
+    // changes (a new ETag).
     log_->warn("probe of {} ({}) failed: {}", item->key, id, error);
+    facts.error = error;
     cat_->set_probe(id, item->etag, facts);
     return;
   }
-  const auto kind = item->kind();
   if (kind == "video" || kind == "audio") facts.duration = info->duration;
   if (info->has_video || kind == "image") {
     facts.width = info->width;
@@ -161,12 +196,13 @@ void library::do_probe(const std::string& id) {
   }
   if (kind == "video" && info->has_video) {
     const double at = facts.duration ? std::min(2.0, *facts.duration / 4) : 0.0;
-    auto jpeg = make_poster(tools_, input, at, error);
+    auto jpeg = make_poster(tools_, input, info->format, at, error, &cancel_);
+    if (cancel_.cancelled()) return;  // as above: the next start makes the poster
     if (jpeg.empty()) {
       log_->warn("poster of {} ({}) failed: {}", item->key, id, error);
     } else {
       const auto poster_key = std::string(kPosterPrefix) + id + ".jpg";
-      auto written = run_here(io_, write_bytes(store_, poster_key, "image/jpeg", std::move(jpeg)));
+      auto written = run_here(w.io, write_bytes(w.store, poster_key, "image/jpeg", std::move(jpeg)));
       if (written)
         facts.poster_key = poster_key;
       else
@@ -175,7 +211,7 @@ void library::do_probe(const std::string& id) {
   }
   if (!cat_->set_probe(id, item->etag, facts)) {
     // Deleted or changed meanwhile: a poster made for it now belongs to nothing.
-    if (!facts.poster_key.empty() && !cat_->get(id)) run_here(io_, store_->remove(facts.poster_key));
+    if (!facts.poster_key.empty() && !cat_->get(id)) run_here(w.io, w.store->remove(facts.poster_key));
     return;
   }
   const auto ms =

@@ -1,7 +1,8 @@
 #pragma once
 // The library's background work: scans of the storage and probes of new or changed items (duration,
-// size, posters). One worker thread with its own event loop and its own storage instance runs the jobs
-// in order, so that neither the blocking ffprobe/ffmpeg runs nor the scans ever hold up a request.
+// size, posters). A few worker threads (probe_tools::workers), each with its own event loop and its own
+// storage instance, take the jobs in order, so that neither the blocking ffprobe/ffmpeg runs nor the scans
+// ever hold up a request, and one probe that waits until its deadline does not hold up the others.
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
 #include <deque>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "catalog/catalog.hpp"
 #include "catalog/probe.hpp"
@@ -35,37 +37,43 @@ class library {
   // Starts the worker. `media_url` is the server's own base for media ("http://127.0.0.1:PORT/media/"),
   // from which ffprobe and ffmpeg read.
   void start(std::string media_url);
+  // Drops queued work, kills running ffprobe/ffmpeg process groups at once and joins the workers.
   void stop();
 
   // Queue work (thread-safe; a probe already queued is not queued twice).
   void request_scan();
   void request_probe(const std::string& id);
-  // Blocks until the queue is empty and the worker idle; returns the last scan's report.
+  // Blocks until the queue is empty and every worker idle; returns the last scan's report.
   std::optional<scan_report> wait_idle();
 
   catalog& items() { return *cat_; }
 
  private:
-  void run();
-  void do_scan();
-  void do_probe(const std::string& id);
+  struct worker {
+    boost::asio::io_context io;
+    std::shared_ptr<storage::storage> store;  // made on this worker's event loop
+    std::thread thread;
+  };
+
+  void run(worker& w);
+  void do_scan(worker& w);
+  void do_probe(worker& w, const std::string& id);
 
   std::shared_ptr<catalog> cat_;
   storage_maker make_storage_;
   probe_tools tools_;
   std::shared_ptr<spdlog::logger> log_;
   std::string media_url_;
+  process_canceller cancel_;  // ends running probes at stop()
 
-  boost::asio::io_context io_;
-  std::shared_ptr<storage::storage> store_;  // made on the worker's event loop
+  std::vector<std::unique_ptr<worker>> workers_;
 
   std::mutex mutex_;
   std::condition_variable wake_, idle_;
-  std::deque<std::string> queue_;  // "" is a scan, anything else an item id to probe
-  bool busy_ = false;
+  std::deque<std::string> queue_;     // "" is a scan, anything else an item id to probe
+  std::vector<std::string> running_;  // jobs being worked on: a job is never run twice at once
   bool stopping_ = false;
   std::optional<scan_report> last_scan_;
-  std::thread thread_;
 };
 
 }  // namespace mediagate::catalog

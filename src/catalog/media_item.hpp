@@ -20,6 +20,8 @@ struct media_item {
   std::optional<int> width, height;
   std::string poster_key;   // storage key of the poster image; empty when there is none
   std::string probed_etag;  // the ETag whose bytes were probed; differs from `etag` while a probe is due
+  std::string
+      probe_error;  // why the probe of `probed_etag` failed (not media we accept, a deadline); or empty
 
   // "video", "audio", "image" or "other", from the content type.
   std::string_view kind() const;

@@ -28,6 +28,10 @@ ALTER TABLE items ADD COLUMN height INTEGER;
 ALTER TABLE items ADD COLUMN poster_key TEXT;
 ALTER TABLE items ADD COLUMN probed_etag TEXT;
 )sql"},
+    {3, "why a probe failed",
+     R"sql(
+ALTER TABLE items ADD COLUMN probe_error TEXT;
+)sql"},
 };
 
 void ensure_table(database& db) {

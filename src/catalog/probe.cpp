@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace mediagate::catalog {
 namespace {
@@ -32,10 +34,14 @@ std::string trim_for_log(std::string s) {
   return s;
 }
 
-std::string failure_of(const process_result& r, std::string_view what) {
-  if (!r.started) return r.error;
-  if (r.timed_out) return std::string(what) + " timed out";
-  return std::string(what) + " exited with " + std::to_string(r.exit_code) + ": " + trim_for_log(r.err);
+std::string seconds_text(std::chrono::milliseconds ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(ms.count()) / 1000);
+  return buf;
+}
+
+std::string first_name(std::string_view format_name) {
+  return std::string(format_name.substr(0, format_name.find(',')));
 }
 
 }  // namespace
@@ -46,8 +52,11 @@ std::optional<probe_info> parse_ffprobe_json(std::string_view text) {
   if (ec || !doc.is_object()) return std::nullopt;
   probe_info info;
   const auto& root = doc.as_object();
-  if (const auto* format = root.if_contains("format"); format && format->is_object())
+  if (const auto* format = root.if_contains("format"); format && format->is_object()) {
     info.duration = number_in(format->as_object().if_contains("duration"));
+    if (const auto* name = format->as_object().if_contains("format_name"); name && name->is_string())
+      info.format = first_name(name->as_string());
+  }
   if (const auto* streams = root.if_contains("streams"); streams && streams->is_array()) {
     for (const auto& s : streams->as_array()) {
       if (!s.is_object()) continue;
@@ -73,13 +82,87 @@ std::optional<probe_info> parse_ffprobe_json(std::string_view text) {
   return info;
 }
 
+bool is_probe_format(std::string_view format) {
+  if (format.empty()) return false;
+  for (std::string_view list = kProbeFormats; !list.empty();) {
+    const auto comma = std::min(list.find(','), list.size());
+    if (list.substr(0, comma) == format) return true;
+    list.remove_prefix(std::min(comma + 1, list.size()));
+  }
+  return false;
+}
+
+std::string_view image_demuxer_for(std::string_view content_type) {
+  static constexpr std::pair<std::string_view, std::string_view> kImages[] = {
+      {"image/jpeg", "jpeg_pipe"}, {"image/png", "png_pipe"},   {"image/apng", "apng"},
+      {"image/gif", "gif"},        {"image/webp", "webp_pipe"}, {"image/bmp", "bmp_pipe"},
+      {"image/tiff", "tiff_pipe"}, {"image/x-icon", "ico"},     {"image/jxl", "jpegxl_pipe"},
+      {"image/heic", "mov"},       {"image/heif", "mov"},       {"image/avif", "mov"}};
+  for (const auto& [type, demuxer] : kImages)
+    if (type == content_type) return demuxer;
+  return {};
+}
+
+std::vector<std::string> ffprobe_args(const probe_tools& tools, const std::string& input,
+                                      std::string_view format) {
+  // The whitelists are options of the input, so they come before it. A format outside the list fails at
+  // once ("Format not on whitelist") before the demuxer reads a byte, let alone opens another URL; and
+  // every URL FFmpeg opens on the input's behalf inherits the protocol list.
+  std::vector<std::string> args{tools.ffprobe,
+                                "-v",
+                                "error",
+                                "-protocol_whitelist",
+                                std::string(kProbeProtocols),
+                                "-format_whitelist",
+                                std::string(kProbeFormats)};
+  if (!format.empty()) args.insert(args.end(), {"-f", std::string(format)});
+  // Already the default of this FFmpeg, but an MP4 `dref` pointing at a URL must never be followed.
+  args.insert(args.end(),
+              {"-enable_drefs", "0", "-print_format", "json", "-show_format", "-show_streams", input});
+  return args;
+}
+
+std::vector<std::string> poster_args(const probe_tools& tools, const std::string& input,
+                                     std::string_view format, double at, const std::string& output) {
+  char seek[32];
+  std::snprintf(seek, sizeof seek, "%.3f", at);
+  std::vector<std::string> args{tools.ffmpeg,
+                                "-nostdin",
+                                "-v",
+                                "error",
+                                "-protocol_whitelist",
+                                std::string(kProbeProtocols),
+                                "-format_whitelist",
+                                std::string(kProbeFormats),
+                                "-f",
+                                std::string(format)};
+  // ffmpeg, unlike ffprobe, refuses a demuxer option that the chosen demuxer lacks.
+  if (format == "mov") args.insert(args.end(), {"-enable_drefs", "0"});
+  // -ss before -i seeks by ranged reads instead of decoding from the start.
+  args.insert(args.end(), {"-ss", seek, "-i", input, "-frames:v", "1", "-vf", "scale='min(480,iw)':-2",
+                           "-q:v", "4", "-f", "image2", "-update", "1", "-y", output});
+  return args;
+}
+
+std::string probe_failure(const process_result& r, std::string_view what, std::chrono::milliseconds timeout) {
+  if (!r.started) return r.error;
+  if (r.cancelled) return std::string(what) + " was stopped (shutting down)";
+  if (r.timed_out) return std::string(what) + " did not finish within " + seconds_text(timeout);
+  if (r.err.find("Format not on whitelist") != std::string::npos)
+    return "not a media format the library accepts (playlists, concat lists, SDP and other files that refer "
+           "to other resources are refused)";
+  if (r.err.find("not on whitelist") != std::string::npos)
+    return "refers to another resource, which is not read: " + trim_for_log(r.err);
+  return std::string(what) + " exited with " + std::to_string(r.exit_code) + ": " + trim_for_log(r.err);
+}
+
 std::optional<probe_info> probe_media(const probe_tools& tools, const std::string& input,
-                                      std::string& error) {
-  auto r = run_process(
-      {tools.ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", input},
-      tools.timeout);
+                                      std::string_view content_type, std::string& error,
+                                      const process_canceller* cancel, bool* cancelled) {
+  auto r = run_process(ffprobe_args(tools, input, image_demuxer_for(content_type)), tools.timeout, cancel);
+  if (cancelled) *cancelled = r.cancelled;
   if (!r.ok()) {
-    error = failure_of(r, "ffprobe");
+    error = probe_failure(r, "ffprobe", tools.timeout);
     return std::nullopt;
   }
   auto info = parse_ffprobe_json(r.out);
@@ -87,7 +170,12 @@ std::optional<probe_info> probe_media(const probe_tools& tools, const std::strin
   return info;
 }
 
-std::string make_poster(const probe_tools& tools, const std::string& input, double at, std::string& error) {
+std::string make_poster(const probe_tools& tools, const std::string& input, std::string_view format,
+                        double at, std::string& error, const process_canceller* cancel) {
+  if (!is_probe_format(format)) {
+    error = "no poster from format '" + std::string(format) + "'";
+    return {};
+  }
   char name[] = "/tmp/mediagate-poster-XXXXXX";
   const int fd = ::mkstemp(name);
   if (fd < 0) {
@@ -95,12 +183,7 @@ std::string make_poster(const probe_tools& tools, const std::string& input, doub
     return {};
   }
   ::close(fd);
-  char seek[32];
-  std::snprintf(seek, sizeof seek, "%.3f", at);
-  // -ss before -i seeks by ranged reads instead of decoding from the start.
-  auto r = run_process({tools.ffmpeg, "-nostdin", "-v", "error", "-ss", seek, "-i", input, "-frames:v", "1",
-                        "-vf", "scale='min(480,iw)':-2", "-q:v", "4", "-f", "image2", "-y", name},
-                       tools.timeout);
+  auto r = run_process(poster_args(tools, input, format, at, name), tools.timeout, cancel);
   std::string jpeg;
   if (r.ok()) {
     std::ifstream in(name, std::ios::binary);
@@ -109,7 +192,7 @@ std::string make_poster(const probe_tools& tools, const std::string& input, doub
     jpeg = bytes.str();
     if (jpeg.empty()) error = "ffmpeg wrote no frame";
   } else {
-    error = failure_of(r, "ffmpeg");
+    error = probe_failure(r, "ffmpeg", tools.timeout);
   }
   ::unlink(name);
   return jpeg;

@@ -19,6 +19,8 @@ std::shared_ptr<api_services> make_api(const library_options& o, storage_factory
   catalog::probe_tools tools;
   tools.ffprobe = o.ffprobe;
   tools.ffmpeg = o.ffmpeg;
+  tools.timeout = std::chrono::milliseconds(static_cast<long long>(o.probe_timeout * 1000));
+  tools.workers = o.probe_workers;
   api->lib = std::make_shared<catalog::library>(api->items, std::move(storage), tools, log);
   api->admin_token = o.admin_token;
   api->max_upload_bytes = o.max_upload_bytes;

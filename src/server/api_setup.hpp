@@ -16,6 +16,8 @@ struct library_options {
   std::string admin_token;                        // empty: writes refused
   std::uint64_t max_upload_bytes = 10ull << 30;
   std::string ffprobe = "ffprobe", ffmpeg = "ffmpeg";
+  double probe_timeout = 20;      // seconds per ffprobe/ffmpeg run
+  std::size_t probe_workers = 2;  // probes in parallel
 };
 
 // Opens (and migrates) the catalog and prepares the library. Throws std::runtime_error with a message a

@@ -88,7 +88,7 @@ TEST(migrations, old_database_is_upgraded_keeping_its_rows) {
         "VALUES ('old1', 'a/old.mp4', 'Old', 'video/mp4', 42, '\"e1\"', 1600000000)");
   }
   catalog cat(path, counting_ids(), fixed_clock());
-  EXPECT_EQ(cat.schema_version(), 2);
+  EXPECT_EQ(cat.schema_version(), static_cast<int>(migrations().size()));
   auto item = cat.get("old1");
   ASSERT_TRUE(item);
   EXPECT_EQ(item->key, "a/old.mp4");
@@ -159,6 +159,23 @@ TEST(catalog, upsert_keeps_the_id_and_resets_probes_on_change) {
   // A probe of the old version that finishes late is not recorded against the new one.
   EXPECT_FALSE(cat.set_probe(first.id, "\"1\"", {1.0, 1, 1, ""}));
   EXPECT_TRUE(cat.get(first.id)->needs_probe());
+}
+
+TEST(catalog, a_failed_probe_keeps_its_reason_until_the_next_probe) {
+  temp_dir dir;
+  catalog cat(dir.file("c.db"), counting_ids(), fixed_clock());
+  auto item = cat.upsert({"list.mp4", "video/mp4", 10, "\"1\""});
+  EXPECT_TRUE(cat.get(item.id)->probe_error.empty());
+  probe_facts failed;
+  failed.error = "not a media format the library accepts";
+  ASSERT_TRUE(cat.set_probe(item.id, "\"1\"", failed));
+  auto stored = *cat.get(item.id);
+  EXPECT_FALSE(stored.needs_probe());  // not retried on every scan
+  EXPECT_EQ(stored.probe_error, "not a media format the library accepts");
+  // The object is replaced by real media: probed again, and the reason goes.
+  cat.upsert({"list.mp4", "video/mp4", 20, "\"2\""});
+  ASSERT_TRUE(cat.set_probe(item.id, "\"2\"", {4.0, 64, 48, ""}));
+  EXPECT_TRUE(cat.get(item.id)->probe_error.empty());
 }
 
 TEST(catalog, list_filters_pages_and_search) {
