@@ -392,11 +392,8 @@ def binary() -> Path:
 class Server:
     """A running `mediagate serve` on a free port; stdout and stderr are collected line by line."""
 
-    def __init__(self, fx: Fixtures, extra_args=(), name: str = "server", inherit_env: bool = True,
-                 known_stop_hang: Optional[str] = None) -> None:
-        """inherit_env=False: the server's environment is fx.server_env alone (no keys of this process).
-        known_stop_hang: the reason (a known, reported bug) why this server may ignore SIGTERM; it is then
-        printed as such instead of failing the test. Every other end problem still fails."""
+    def __init__(self, fx: Fixtures, extra_args=(), name: str = "server", inherit_env: bool = True) -> None:
+        """inherit_env=False: the server's environment is fx.server_env alone (no keys of this process)."""
         exe = binary()
         if not exe.is_file():
             raise RuntimeError(f"server binary {exe} does not exist: build it or set MEDIAGATE_BIN")
@@ -408,7 +405,6 @@ class Server:
         self._exited_by_itself = False  # the process had ended before stop() was called
         self._killed = False  # it ignored SIGTERM
         self._checked = False
-        self.known_stop_hang = known_stop_hang
         env = dict(os.environ if inherit_env else {}, **fx.server_env)
         self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
@@ -533,10 +529,7 @@ class Server:
         """What was wrong with how the stopped process ended (empty: a clean SIGTERM exit)."""
         problems = []
         rc = self.proc.returncode
-        if self._killed and self.known_stop_hang:
-            print(f"harness: KNOWN BUG, not failed: {self.name} ignored SIGTERM ({self.known_stop_hang})",
-                  file=sys.stderr)
-        elif self._killed:
+        if self._killed:
             problems.append("it ignored SIGTERM for 10 s and was killed")
         elif rc != 0:
             how = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"status {rc}"
