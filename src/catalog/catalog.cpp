@@ -14,7 +14,7 @@ namespace {
 
 constexpr std::string_view kColumns =
     "id, key, title, content_type, size, etag, created, missing, duration, width, height, poster_key, "
-    "probed_etag, probe_error";
+    "probed_etag, probe_error, visibility";
 
 media_item read_item(const statement& s) {
   media_item m;
@@ -32,6 +32,7 @@ media_item read_item(const statement& s) {
   m.poster_key = s.text(11);
   m.probed_etag = s.text(12);
   m.probe_error = s.text(13);
+  m.visibility = s.text(14);
   return m;
 }
 
@@ -118,6 +119,20 @@ list_page catalog::list(const list_query& q) {
   };
   std::lock_guard lock(mutex_);
   list_page out;
+  const auto page = std::max<std::size_t>(q.page, 1);
+  if (q.visible) {
+    // Which items a client may see depends on rules outside the database (prefixes): filter every match here.
+    auto s = db_.prepare("SELECT " + std::string(kColumns) + " FROM items" + where + " ORDER BY created DESC, key");
+    bind_filters(s);
+    const auto skip = (page - 1) * q.per_page;
+    while (s.step()) {
+      auto item = read_item(s);
+      if (!q.visible(item)) continue;
+      if (out.total >= skip && out.items.size() < q.per_page) out.items.push_back(std::move(item));
+      ++out.total;
+    }
+    return out;
+  }
   auto count = db_.prepare("SELECT COUNT(*) FROM items" + where);
   bind_filters(count);
   count.step();
@@ -125,7 +140,6 @@ list_page catalog::list(const list_query& q) {
   auto s = db_.prepare("SELECT " + std::string(kColumns) + " FROM items" + where +
                        " ORDER BY created DESC, key LIMIT ? OFFSET ?");
   const int next = bind_filters(s);
-  const auto page = std::max<std::size_t>(q.page, 1);
   s.bind(next, static_cast<std::int64_t>(q.per_page));
   s.bind(next + 1, static_cast<std::int64_t>((page - 1) * q.per_page));
   while (s.step()) out.items.push_back(read_item(s));
@@ -206,6 +220,20 @@ bool catalog::set_title(std::string_view id, std::string_view title) {
   std::lock_guard lock(mutex_);
   db_.prepare("UPDATE items SET title = ? WHERE id = ?").bind(1, title).bind(2, id).run();
   return db_.changes() == 1;
+}
+
+bool catalog::set_visibility(std::string_view id, std::string_view visibility) {
+  std::lock_guard lock(mutex_);
+  db_.prepare("UPDATE items SET visibility = ? WHERE id = ?").bind(1, visibility).bind(2, id).run();
+  return db_.changes() == 1;
+}
+
+std::vector<std::pair<std::string, std::string>> catalog::visibility_overrides() {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::string, std::string>> out;
+  auto s = db_.prepare("SELECT key, visibility FROM items WHERE visibility != 'inherit'");
+  while (s.step()) out.emplace_back(s.text(0), s.text(1));
+  return out;
 }
 
 bool catalog::set_missing(std::string_view id, bool missing) {

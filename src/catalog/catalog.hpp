@@ -35,6 +35,7 @@ struct list_query {
   std::string kind;            // "", "video", "audio" or "image"
   std::string title_contains;  // case-insensitive for ASCII
   bool include_missing = false;
+  std::function<bool(const media_item&)> visible;  // set: only the items it accepts (private ones hidden)
 };
 
 struct list_page {
@@ -67,6 +68,9 @@ class catalog {
   // Records probe results, unless the item changed (its ETag is no longer `etag`) meanwhile.
   bool set_probe(std::string_view id, std::string_view etag, const probe_facts& facts);
   bool set_title(std::string_view id, std::string_view title);
+  bool set_visibility(std::string_view id, std::string_view visibility);
+  // (key, visibility) of every item that does not inherit its visibility from the prefix rules.
+  std::vector<std::pair<std::string, std::string>> visibility_overrides();
   bool set_missing(std::string_view id, bool missing);
   bool remove(std::string_view id);
 

@@ -17,4 +17,6 @@ std::string title_from_key(std::string_view key) {
   return key.empty() ? std::string("untitled") : std::string(key);
 }
 
+bool is_visibility(std::string_view v) { return v == "public" || v == "private" || v == "inherit"; }
+
 }  // namespace mediagate::catalog

@@ -23,12 +23,17 @@ struct media_item {
   std::string
       probe_error;  // why the probe of `probed_etag` failed (not media we accept, a deadline); or empty
 
+  // "public" (opens without a link), "private" (needs a signed link) or "inherit" (the prefix rules decide).
+  std::string visibility = "inherit";
+
   // "video", "audio", "image" or "other", from the content type.
   std::string_view kind() const;
   bool needs_probe() const { return !missing && probed_etag != etag; }
 };
 
 std::string_view kind_of_type(std::string_view content_type);
+
+bool is_visibility(std::string_view v);  // public, private or inherit
 
 // A title from a storage key: its last path component without the extension.
 std::string title_from_key(std::string_view key);

@@ -32,6 +32,10 @@ ALTER TABLE items ADD COLUMN probed_etag TEXT;
      R"sql(
 ALTER TABLE items ADD COLUMN probe_error TEXT;
 )sql"},
+    {4, "per-item visibility",
+     R"sql(
+ALTER TABLE items ADD COLUMN visibility TEXT NOT NULL DEFAULT 'inherit';
+)sql"},
 };
 
 void ensure_table(database& db) {

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "http/token.hpp"
+#include "server/api.hpp"
 #include "server/metrics.hpp"
 
 namespace mediagate::server {
@@ -49,6 +50,15 @@ bool needs_signature(const access_policy& policy, std::string_view key) {
       signed_needed = false;
     }
   return signed_needed;
+}
+
+bool needs_link(const services& svc, const std::string& key) {
+  if (svc.api) {
+    const auto v = svc.api->visibility_of(key);
+    if (v == "private") return true;
+    if (v == "public") return false;
+  }
+  return needs_signature(svc.config.access, key);
 }
 
 std::optional<response> check_link(const request& req, services& svc, std::string_view key) {

@@ -6,6 +6,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <ctime>
 #include <variant>
 
 #include "catalog/catalog.hpp"
@@ -14,6 +15,7 @@
 #include "http/media_key.hpp"
 #include "http/token.hpp"
 #include "server/api_json.hpp"
+#include "http/signed_link.hpp"
 #include "server/access.hpp"
 #include "server/media.hpp"
 #include "storage/storage.hpp"
@@ -86,7 +88,9 @@ std::variant<catalog::list_query, std::string> parse_list_query(std::string_view
 response list_items(const request& req, services& svc) {
   auto parsed = parse_list_query(req.query);
   if (auto* problem = std::get_if<std::string>(&parsed)) return json_error(400, *problem);
-  const auto& q = std::get<catalog::list_query>(parsed);
+  auto& q = std::get<catalog::list_query>(parsed);
+  // Private items are listed to the admin only.
+  if (!is_admin(*svc.api, req)) q.visible = [&svc](const catalog::media_item& item) { return !needs_link(svc, item.key); };
   catalog::list_page page;
   if (auto failed = catalog_call([&] { page = svc.api->items->list(q); })) return catalog_failure(req, svc, *failed);
   json::array items;
@@ -109,36 +113,89 @@ response info(services& svc) {
   return json_response(200, json::serialize(body));
 }
 
-// The new title from a PATCH body, or the message to answer 400 with.
-std::variant<std::string, response> title_from_patch(std::string_view body) {
+// What a PATCH body changes: the title, the visibility, or both.
+struct item_change {
+  std::optional<std::string> title, visibility;
+};
+
+std::variant<item_change, response> change_from_patch(std::string_view body) {
   boost::system::error_code ec;
   auto doc = json::parse(body, ec);
   if (ec || !doc.is_object()) return json_error(400, "the body must be a JSON object");
-  std::optional<std::string> title;
+  item_change change;
   for (const auto& [name, value] : doc.as_object()) {
-    if (name != "title") return json_error(400, "unknown field '" + std::string(name) + "': only title can change");
-    if (!value.is_string()) return json_error(400, "title must be a string");
-    title = std::string(http::trim_ows(std::string_view(value.as_string())));
+    if (name != "title" && name != "visibility")
+      return json_error(400, "unknown field '" + std::string(name) + "': title and visibility can change");
+    if (!value.is_string()) return json_error(400, std::string(name) + " must be a string");
+    const auto text = std::string(http::trim_ows(std::string_view(value.as_string())));
+    if (name == "title")
+      change.title = text;
+    else
+      change.visibility = text;
   }
-  if (!title) return json_error(400, "nothing to change: send {\"title\": \"...\"}");
-  if (title->empty() || title->size() > kMaxTitleBytes) return json_error(400, "title must have 1 to 300 bytes");
-  return std::move(*title);
+  if (!change.title && !change.visibility)
+    return json_error(400, "nothing to change: send {\"title\": \"...\"} or {\"visibility\": \"private\"}");
+  if (change.title && (change.title->empty() || change.title->size() > kMaxTitleBytes))
+    return json_error(400, "title must have 1 to 300 bytes");
+  if (change.visibility && !catalog::is_visibility(*change.visibility))
+    return json_error(400, "visibility must be public, private or inherit");
+  return change;
 }
 
 net::awaitable<response> patch_item(const request& req, services& svc, std::string id) {
   auto body = co_await read_small_body(req, kMaxJsonBody);
   if (!body) co_return json_error(body.err().code == errc::too_large ? 413 : 400, body.err().message);
-  auto title = title_from_patch(*body);
-  if (auto* refused = std::get_if<response>(&title)) co_return std::move(*refused);
+  auto parsed = change_from_patch(*body);
+  if (auto* refused = std::get_if<response>(&parsed)) co_return std::move(*refused);
+  const auto& change = std::get<item_change>(parsed);
   std::optional<catalog::media_item> item;
   if (auto failed = catalog_call([&] {
-        if (svc.api->items->set_title(id, std::get<std::string>(title))) item = svc.api->items->get(id);
+        bool found = true;
+        if (change.title) found = svc.api->items->set_title(id, *change.title);
+        if (found && change.visibility) found = svc.api->items->set_visibility(id, *change.visibility);
+        if (found) item = svc.api->items->get(id);
       }))
     co_return catalog_failure(req, svc, *failed);
   if (!item) co_return json_error(404, "no item with id " + id);
+  if (change.visibility) svc.api->set_visibility(item->key, item->visibility);
   auto r = json_response(200, json::serialize(item_json(*item)));
   r.close = true;  // as before the redesign
   co_return r;
+}
+
+// POST /api/media/{id}/links {"ttl": seconds, "ip": "CIDR"}: a signed link to the item (admin).
+net::awaitable<response> make_link(const request& req, services& svc, const std::string& id) {
+  const auto& keys = svc.config.access.keys;
+  if (keys.empty()) co_return json_error(409, "links need --signing-keys: the server has no key to sign with");
+  auto body = co_await read_small_body(req, kMaxJsonBody);
+  if (!body) co_return json_error(body.err().code == errc::too_large ? 413 : 400, body.err().message);
+  std::int64_t ttl = 3600;
+  std::string ip;
+  if (!body->empty()) {
+    boost::system::error_code ec;
+    auto doc = json::parse(*body, ec);
+    if (ec || !doc.is_object()) co_return json_error(400, "the body must be a JSON object");
+    for (const auto& [name, value] : doc.as_object()) {
+      if (name == "ttl" && value.is_int64() && value.as_int64() >= 1 && value.as_int64() <= 366 * 86400)
+        ttl = value.as_int64();
+      else if (name == "ip" && value.is_string() && !value.as_string().empty())
+        ip = std::string(value.as_string());
+      else
+        co_return json_error(400, "fields: ttl (1 second to 366 days) and ip (a CIDR)");
+    }
+  }
+  std::optional<catalog::media_item> item;
+  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); })) co_return catalog_failure(req, svc, *failed);
+  if (!item) co_return json_error(404, "no item with id " + id);
+  http::link_grant grant{item->key, static_cast<std::int64_t>(std::time(nullptr)) + ttl, false, ip};
+  const auto query = http::sign_link(grant, keys.front());
+  const auto host = req["Host"];
+  json::object out;
+  out["url"] = (host.empty() ? std::string() : "http://" + std::string(host)) + "/v/" + item->id + "?" + query;
+  out["path"] = "/v/" + item->id + "?" + query;
+  out["media_path"] = "/media/" + http::encode_key_for_url(item->key) + "?" + query;
+  out["expires"] = iso8601_utc(grant.expires);
+  co_return json_response(200, json::serialize(out));
 }
 
 net::awaitable<response> delete_item(const request& req, services& svc, std::string id) {
@@ -156,6 +213,7 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
     if (!poster) svc.log.warn("{}: cannot delete poster {}: {}", req.peer, item->poster_key, poster.err().message);
   }
   if (auto failed = catalog_call([&] { svc.api->items->remove(id); })) co_return catalog_failure(req, svc, *failed);
+  svc.api->set_visibility(item->key, "inherit");
   svc.log.info("{}: deleted {} ({})", req.peer, item->key, id);
   json::object body;
   body["deleted"] = id;
@@ -165,7 +223,7 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
 response get_item(const request& req, services& svc, const std::string& id) {
   std::optional<catalog::media_item> item;
   if (auto failed = catalog_call([&] { item = svc.api->items->get(id); })) return catalog_failure(req, svc, *failed);
-  if (!item) return json_error(404, "no item with id " + id);
+  if (!item || (needs_link(svc, item->key) && !is_admin(*svc.api, req))) return json_error(404, "no item with id " + id);
   return json_response(200, json::serialize(item_json(*item)));
 }
 
@@ -188,6 +246,13 @@ net::awaitable<response> handle_media_api(const request& req, services& svc, std
     co_return method_not_allowed(req, "GET, HEAD, POST");
   }
   if (req.verb == method::put) co_return co_await put_media(req, svc, rest);
+  if (rest.ends_with("/links")) {
+    const std::string id(rest.substr(0, rest.size() - 6));
+    if (req.verb != method::post) co_return method_not_allowed(req, "POST");
+    if (auto denied = check_admin(*svc.api, req)) co_return std::move(*denied);
+    if (!is_item_id(id)) co_return json_error(404, "no item with id " + id);
+    co_return co_await make_link(req, svc, id);
+  }
   const std::string id(rest);
   if (!is_item_id(id)) co_return json_error(404, "no item with id " + id);
   if (req.read_only()) co_return get_item(req, svc, id);
@@ -215,13 +280,13 @@ net::awaitable<response> serve_view(const request& req, services& svc, std::stri
   if (!item) co_return text_response(404, "no item with this id");
   if (poster && item->poster_key.empty()) co_return text_response(404, "this item has no poster");
   // A private item's object and poster open with a link signed for the item's key.
-  const bool needs_link = needs_signature(svc.config.access, item->key);
-  if (needs_link) {
+  const bool link_needed = needs_link(svc, item->key);
+  if (link_needed) {
     if (auto denied = check_link(req, svc, item->key)) co_return std::move(*denied);
   }
   auto key = item->key;
   if (poster) key = item->poster_key;
-  co_return co_await serve_media_key(req, svc, std::move(key), needs_link);
+  co_return co_await serve_media_key(req, svc, std::move(key), link_needed);
 }
 
 response text_method_not_allowed(const request& req) {
@@ -231,6 +296,23 @@ response text_method_not_allowed(const request& req) {
 }
 
 }  // namespace
+
+bool is_admin(const api_services& api, const request& req) { return !check_admin(api, req); }
+
+void api_services::set_visibility(const std::string& key, const std::string& visibility) {
+  std::lock_guard lock(visibility_mutex);
+  if (visibility == "inherit")
+    visibility_by_key.erase(key);
+  else
+    visibility_by_key[key] = visibility;
+}
+
+std::string api_services::visibility_of(const std::string& key) const {
+  std::lock_guard lock(visibility_mutex);
+  if (visibility_by_key.empty()) return "inherit";
+  auto it = visibility_by_key.find(key);
+  return it == visibility_by_key.end() ? "inherit" : it->second;
+}
 
 std::optional<response> check_admin(const api_services& api, const request& req) {
   if (api.admin_token.empty())

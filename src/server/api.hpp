@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,11 @@ struct api_services {
   std::string admin_token;                // empty: every write is refused (403)
   std::uint64_t max_upload_bytes = 10ull << 30;
   reserved_keys uploads_in_progress;
+  // Items whose visibility is not "inherit", by key (the catalog's copy, read on every media request).
+  mutable std::mutex visibility_mutex;
+  std::unordered_map<std::string, std::string> visibility_by_key;
+  void set_visibility(const std::string& key, const std::string& visibility);
+  std::string visibility_of(const std::string& key) const;  // "inherit" when not overridden
 };
 
 // The response when the request's path belongs to the library (nullopt otherwise, for the router to go on).
@@ -60,6 +66,7 @@ boost::asio::awaitable<std::optional<response>> route_api(const request& req, se
 // Checks `Authorization: Bearer TOKEN`: nullopt when allowed, else the refusal (403 when no token is
 // configured, 401 when it is missing or wrong).
 std::optional<response> check_admin(const api_services& api, const request& req);
+bool is_admin(const api_services& api, const request& req);
 
 // Uploads: PUT /api/media/<key> (raw body) and POST /api/media (multipart/form-data).
 boost::asio::awaitable<response> handle_put_upload(const request& req, services& svc, std::string key);

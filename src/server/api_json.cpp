@@ -26,6 +26,7 @@ boost::json::object item_json(const catalog::media_item& item) {
   o["etag"] = item.etag;
   o["created"] = iso8601_utc(item.created);
   o["missing"] = item.missing;
+  o["visibility"] = item.visibility;
   // A failed probe counts as not probed; `probe_error` says why (null while pending or when it succeeded).
   o["probed"] = !item.needs_probe() && item.probe_error.empty();
   if (!item.needs_probe() && !item.probe_error.empty())

@@ -133,11 +133,11 @@ net::awaitable<response> serve_media(const request& req, services& svc, std::str
   if (!key) co_return text_response(400, "bad request: the media key is not a valid path");
   // Hidden components are the server's own (posters, upload temporaries) and the user's dotfiles.
   if (catalog::has_hidden_component(*key)) co_return text_response(404, "not found");
-  const bool needs_link = needs_signature(svc.config.access, *key);
-  if (needs_link) {
+  const bool link_needed = needs_link(svc, *key);
+  if (link_needed) {
     if (auto denied = check_link(req, svc, *key)) co_return std::move(*denied);
   }
-  co_return co_await serve_media_key(req, svc, std::move(*key), needs_link);
+  co_return co_await serve_media_key(req, svc, std::move(*key), link_needed);
 }
 
 net::awaitable<response> serve_media_key(const request& req, services& svc, std::string key, bool private_link) {
