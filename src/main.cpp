@@ -10,11 +10,12 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // sendfile(2) on a closed socket must give EPIPE, not kill the server
   CLI::App app{"mediagate: streams media from a directory or S3-compatible storage to browsers"};
   app.require_subcommand(1);
-  mediagate::app::register_commands(app);
+  int exit_code = 0;  // set by the subcommand that ran
+  mediagate::app::register_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  return mediagate::app::exit_code();
+  return exit_code;
 }

@@ -1,13 +1,21 @@
 #pragma once
-// The CLI's subcommands, kept out of main.cpp so that main stays two lines of wiring.
+// The CLI's subcommands, kept out of main.cpp so that main stays a few lines of wiring.
+#include "app/options.hpp"
+
 namespace CLI {
 class App;
 }
 
 namespace mediagate::app {
 
-// Adds every subcommand to `app`; each runs from its callback and records the process exit code.
-void register_commands(CLI::App& app);
-int exit_code();
+// Adds every subcommand to `app`; the one that runs stores the process exit status in `exit_code`, which
+// must outlive `app`'s parse.
+void register_commands(CLI::App& app, int& exit_code);
+
+// One function per command (serve.cpp, scan.cpp, ls.cpp, put.cpp), each returning the exit status.
+int run_serve(const serve_options& o);
+int run_scan(serve_options o);
+int run_ls(const ls_options& o);
+int run_put(const put_options& o);
 
 }  // namespace mediagate::app

@@ -1,0 +1,249 @@
+#include "app/options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+
+#include "app/byte_size.hpp"
+#include "cache/cache_dir.hpp"
+#include "catalog/catalog.hpp"
+
+namespace mediagate::app {
+namespace {
+
+void add_s3_options(CLI::App& cmd, s3_options& o) {
+  cmd.add_option("--s3-endpoint", o.endpoint, "S3 endpoint URL (default: AWS for the region)")
+      ->envname("AWS_ENDPOINT_URL");
+  cmd.add_option("--s3-region", o.region,
+                 "S3 region (also AWS_REGION / AWS_DEFAULT_REGION; default us-east-1)");
+  cmd.add_option("--s3-addressing", o.addressing, "path or virtual (default: virtual on AWS, path elsewhere)")
+      ->check(CLI::IsMember({"path", "virtual"}));
+  cmd.add_option("--s3-access-key", o.access_key, "Access key id (else AWS_ACCESS_KEY_ID, ~/.aws files)");
+  cmd.add_option("--s3-secret-key", o.secret_key,
+                 "Secret access key (else AWS_SECRET_ACCESS_KEY, ~/.aws files)");
+  cmd.add_option("--s3-session-token", o.session_token, "Session token for temporary credentials");
+  cmd.add_flag("--s3-anonymous", o.anonymous,
+               "Send unsigned requests: a public bucket, no credentials looked up");
+  cmd.add_option("--s3-ca-file", o.ca_file, "PEM file of extra CAs to trust for an https endpoint");
+  cmd.add_flag("--s3-no-verify", o.no_verify, "Do not verify the endpoint's TLS certificate (testing only)");
+  cmd.add_option("--s3-meta-ttl", o.meta_ttl, "Seconds object metadata (HeadObject) is cached")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
+void add_storage_option(CLI::App& cmd, serve_options& o) {
+  cmd.add_option("--storage", o.storage, "Media storage: a directory path, or s3://BUCKET[/PREFIX]")
+      ->envname("MEDIAGATE_STORAGE")
+      ->capture_default_str();
+}
+
+void add_catalog_option(CLI::App& cmd, serve_options& o) {
+  cmd.add_option("--catalog", o.library.catalog, "Media catalog: sqlite:PATH")
+      ->envname("MEDIAGATE_CATALOG")
+      ->capture_default_str();
+}
+
+void add_log_level_option(CLI::App& cmd, serve_options& o) {
+  cmd.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")->capture_default_str();
+}
+
+// The listening socket and the limits on what a client may send.
+void add_listen_options(CLI::App& cmd, serve_options& o) {
+  auto& c = o.config;
+  cmd.add_option("--listen", o.listen, "Address and port to listen on (HOST:PORT; port 0 picks a free one)")
+      ->capture_default_str();
+  add_storage_option(cmd, o);
+  cmd.add_option("--threads", c.threads, "Event loops (0: one per core)")->capture_default_str();
+  cmd.add_option("--cache-control", c.cache_control, "Cache-Control header of media responses ('' for none)")
+      ->capture_default_str();
+  add_access_options(cmd, o.access);
+  cmd.add_option("--max-ranges", c.max_ranges, "Ranges per request before the whole object is sent instead")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd.add_option("--max-header-bytes", c.max_header_bytes, "Largest request header accepted (else 431)")
+      ->check(CLI::Range(1024, 1 << 20))
+      ->capture_default_str();
+  cmd.add_option("--max-header-fields", c.max_header_fields, "Most request header fields accepted (else 431)")
+      ->check(CLI::Range(8, 10000))
+      ->capture_default_str();
+  cmd.add_option("--max-connections", c.max_connections, "Open client connections before new ones get 503")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd.add_option("--stream-buffer", c.stream_buffer_bytes, "Buffer per stream for non-file storage, bytes")
+      ->check(CLI::Range(4096, 16 << 20))
+      ->capture_default_str();
+}
+
+// Deadlines, the metrics token and the logs.
+void add_timeout_options(CLI::App& cmd, serve_options& o) {
+  auto& c = o.config;
+  cmd.add_option("--header-timeout", o.header_timeout, "Seconds to receive a request header (else 408)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--idle-timeout", o.idle_timeout, "Seconds a keep-alive connection may stay idle")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--send-timeout", o.send_timeout, "Seconds a client may take no bytes before it is dropped")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--drain-timeout", o.drain_timeout,
+                 "Seconds in-flight responses may take to finish after SIGTERM before they are cut")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd.add_option("--metrics-token", c.metrics_token,
+                 "Token for /metrics (Authorization: Bearer); without one, only loopback clients may read it")
+      ->envname("MEDIAGATE_METRICS_TOKEN");
+  cmd.add_option("--access-log", c.access_log, "Access log: '-' for standard output, 'off', or a file path")
+      ->capture_default_str();
+  add_log_level_option(cmd, o);
+}
+
+void add_cache_options(CLI::App& cmd, serve_options& o) {
+  cmd.add_option("--cache-dir", o.cache_dir,
+                 "Directory of the slice cache in front of storage (off when empty)")
+      ->envname("MEDIAGATE_CACHE_DIR");
+  cmd.add_option("--cache-size", o.cache_size, "Most bytes the slice cache keeps on disk")
+      ->capture_default_str();
+  cmd.add_option("--cache-slice", o.cache_slice,
+                 "Slice size: objects are cached in aligned pieces of this size")
+      ->capture_default_str();
+  cmd.add_option("--cache-meta-ttl", o.cache_meta_ttl,
+                 "Seconds cached metadata is used before asking storage again")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd.add_option("--cache-stale-limit", o.cache_stale_limit,
+                 "Seconds cached objects keep being served while storage fails (stale-if-error)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
+// How media are probed (serve and scan alike).
+void add_probe_options(CLI::App& cmd, server::library_options& o) {
+  cmd.add_option("--probe-timeout", o.probe_timeout,
+                 "Seconds one ffprobe/ffmpeg run may take; then its process group is killed and the item is "
+                 "marked not probed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--probe-workers", o.probe_workers, "Items probed in parallel")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd.add_option("--ffprobe", o.ffprobe, "The ffprobe program (a path, or a name looked up in PATH)")
+      ->capture_default_str();
+  cmd.add_option("--ffmpeg", o.ffmpeg, "The ffmpeg program, for posters (a path, or a name looked up in PATH)")
+      ->capture_default_str();
+}
+
+// The catalog, the web page's writes and uploads.
+void add_library_options(CLI::App& cmd, serve_options& o) {
+  add_catalog_option(cmd, o);
+  cmd.add_option("--admin-token", o.library.admin_token,
+                 "Token for uploads, renames and deletes (Authorization: Bearer); none: writes disabled")
+      ->envname("MEDIAGATE_ADMIN_TOKEN");
+  cmd.add_option("--max-upload-bytes", o.max_upload, "Largest upload accepted (else 413)")
+      ->capture_default_str();
+  cmd.add_flag("--scan-on-start", o.scan_on_start, "Index the storage into the catalog at start-up");
+  add_probe_options(cmd, o.library);
+}
+
+bool parse_listen(const std::string& listen, server::server_config& cfg) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  auto host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  cfg.listen_host = host.empty() ? "0.0.0.0" : host;
+  try {
+    const auto port = std::stoul(listen.substr(colon + 1));
+    if (port > 65535) return false;
+    cfg.listen_port = static_cast<std::uint16_t>(port);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
+std::chrono::milliseconds from_seconds(double seconds) {
+  return std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+}
+
+// Why --cache-dir may not be used beside this storage and catalog (see cache::placement_problem), if so.
+std::optional<std::string> cache_dir_problem(const serve_options& o) {
+  std::optional<std::filesystem::path> media, catalog_file;
+  if (!o.storage.starts_with("s3://")) media = cache::resolve_for_comparison(o.storage);
+  if (auto path = catalog::sqlite_path_from_url(o.library.catalog); path && *path != ":memory:")
+    catalog_file = cache::resolve_for_comparison(*path);
+  return cache::placement_problem(cache::resolve_for_comparison(o.cache_dir), media, catalog_file);
+}
+
+std::optional<cache_settings> parse_cache_settings(const serve_options& o) {
+  cache_settings cache;
+  cache.slices.dir = o.cache_dir;
+  auto size = parse_byte_size(o.cache_size), slice = parse_byte_size(o.cache_slice);
+  if (!size || !slice || *slice == 0) return std::nullopt;
+  cache.slices.capacity_bytes = *size;
+  cache.slices.slice_bytes = *slice;
+  cache.metadata.ttl = from_seconds(o.cache_meta_ttl);
+  cache.metadata.stale_limit = from_seconds(o.cache_stale_limit);
+  return cache;
+}
+
+}  // namespace
+
+void add_serve_options(CLI::App& cmd, serve_options& o) {
+  add_listen_options(cmd, o);
+  add_timeout_options(cmd, o);
+  add_s3_options(cmd, o.s3);
+  add_cache_options(cmd, o);
+  add_library_options(cmd, o);
+}
+
+void add_scan_options(CLI::App& cmd, serve_options& o) {
+  add_storage_option(cmd, o);
+  add_catalog_option(cmd, o);
+  add_log_level_option(cmd, o);
+  add_s3_options(cmd, o.s3);
+  add_probe_options(cmd, o.library);
+}
+
+void add_ls_options(CLI::App& cmd, ls_options& o) {
+  cmd.add_option("location", o.location, "s3://BUCKET[/PREFIX] or a directory")->required();
+  add_s3_options(cmd, o.s3);
+}
+
+void add_put_options(CLI::App& cmd, put_options& o) {
+  cmd.add_option("file", o.file, "Local file")->required()->check(CLI::ExistingFile);
+  cmd.add_option("destination", o.destination, "s3://BUCKET/KEY")->required();
+  cmd.add_option("--content-type", o.content_type, "Stored Content-Type (default: from the extension)");
+  add_s3_options(cmd, o.s3);
+}
+
+std::variant<serve_config, std::string> validate(const serve_options& o) {
+  serve_config cfg;
+  cfg.server = o.config;
+  if (auto problem = apply_access_options(o.access, cfg.server); !problem.empty()) return problem;
+  if (!parse_listen(o.listen, cfg.server)) return "--listen must be HOST:PORT, got '" + o.listen + "'";
+  // Before anything touches a disk: a cache overlapping the media or the catalog is refused outright.
+  if (auto problem = o.cache_dir.empty() ? std::nullopt : cache_dir_problem(o)) return *problem;
+  cfg.server.header_timeout = from_seconds(o.header_timeout);
+  cfg.server.idle_timeout = from_seconds(o.idle_timeout);
+  cfg.server.send_timeout = from_seconds(o.send_timeout);
+  cfg.server.drain_timeout = from_seconds(o.drain_timeout);
+  // S3 streams hold an upstream connection beside the client's, and cached ones a slice file.
+  cfg.server.descriptors_per_connection =
+      (o.storage.starts_with("s3://") ? 2 : 1) + 1 + (o.cache_dir.empty() ? 0 : 1);
+  if (!o.cache_dir.empty()) {
+    cfg.cache = parse_cache_settings(o);
+    if (!cfg.cache) return std::string("--cache-size and --cache-slice take sizes such as 20GiB or 1MiB");
+  }
+  cfg.library = o.library;
+  if (auto max = parse_byte_size(o.max_upload)) {
+    cfg.library.max_upload_bytes = *max;
+  } else {
+    return std::string("--max-upload-bytes takes a size such as 10GiB or 500MB");
+  }
+  cfg.storage = o.storage;
+  cfg.s3 = o.s3;
+  cfg.scan_on_start = o.scan_on_start;
+  cfg.scan_only = o.scan_only;
+  return cfg;
+}
+
+}  // namespace mediagate::app

@@ -1,0 +1,118 @@
+// `mediagate serve`: validate the options, open the storage, the logs and the library, then run the server.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "app/commands.hpp"
+#include "app/reopenable_sink.hpp"
+#include "app/scan.hpp"
+#include "app/storage_setup.hpp"
+#include "catalog/library.hpp"
+#include "server/api_setup.hpp"
+#include "server/server.hpp"
+
+namespace mediagate::app {
+namespace {
+
+// The program's log, passed to everything that logs (not registered in spdlog's global registry).
+std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
+  auto log = std::make_shared<spdlog::logger>("mediagate", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  log->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  log->set_level(spdlog::level::from_str(level));
+  return log;
+}
+
+// The access log and how SIGHUP reopens it (empty unless it is a file).
+struct access_log {
+  std::shared_ptr<spdlog::logger> log;  // null when off
+  std::function<void()> reopen;
+};
+
+access_log make_access_log(const std::string& target) {
+  access_log made;
+  if (target == "off") return made;
+  spdlog::sink_ptr sink;
+  if (target == "-") {
+    sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  } else {
+    auto file = std::make_shared<reopenable_file_sink>(target);
+    made.reopen = [file] { file->reopen(); };
+    sink = file;
+  }
+  made.log = std::make_shared<spdlog::logger>("access", std::move(sink));
+  made.log->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %v");
+  made.log->flush_on(spdlog::level::info);
+  return made;
+}
+
+// Binds, starts the library and serves until a signal (or, for `scan`, the end of the scan) stops the server.
+int run_server(const serve_config& cfg, const storage_setup& storage,
+               const std::shared_ptr<server::api_services>& api, const std::shared_ptr<spdlog::logger>& log,
+               const access_log& access) {
+  server::server srv(cfg.server, storage.factory, log, access.log);
+  for (const auto& source : storage.metrics) srv.add_metrics_source(source);
+  srv.set_api(api);
+  if (access.reopen) srv.on_reload(access.reopen);
+  const auto port = srv.bind();
+  server::start_library(*api, cfg.server.listen_host, port, cfg.scan_on_start || cfg.scan_only);
+  int exit_code = 0;
+  std::thread scan_waiter;
+  if (cfg.scan_only)
+    scan_waiter = wait_for_scan(*api, srv, exit_code);
+  else
+    std::printf("mediagate listening on http://%s:%u/\n", cfg.server.listen_host.c_str(), port);
+  std::fflush(stdout);
+  srv.run();
+  if (scan_waiter.joinable()) scan_waiter.join();
+  api->lib->stop();
+  return exit_code;
+}
+
+// Everything after the storage: the access log, the catalog, the server.
+int serve_storage(const serve_config& cfg, const storage_setup& storage,
+                  const std::shared_ptr<spdlog::logger>& log) {
+  access_log access;
+  try {
+    access = make_access_log(cfg.server.access_log);
+  } catch (const std::exception& e) {
+    log->error("cannot open the access log {}: {}", cfg.server.access_log, e.what());
+    return 1;
+  }
+  std::shared_ptr<server::api_services> api;
+  try {
+    api = server::make_api(cfg.library, storage.factory, log);
+  } catch (const std::exception& e) {
+    log->error("cannot use the catalog: {}", e.what());
+    return 1;
+  }
+  try {
+    return run_server(cfg, storage, api, log, access);
+  } catch (const std::exception& e) {
+    log->error("cannot serve: {}", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int run_serve(const serve_options& o) {
+  auto log = make_logger(o.log_level);
+  const auto checked = validate(o);
+  if (const auto* message = std::get_if<std::string>(&checked)) {
+    log->error("{}", *message);
+    return 2;
+  }
+  const auto& cfg = std::get<serve_config>(checked);
+  const auto opened = open_storage(cfg, log);
+  if (const auto* failure = std::get_if<setup_failure>(&opened)) {
+    log->error("{}", failure->message);
+    return failure->exit_code;
+  }
+  return serve_storage(cfg, std::get<storage_setup>(opened), log);
+}
+
+}  // namespace mediagate::app
