@@ -96,7 +96,7 @@ response list_items(const request& req, services& svc) {
   body["per_page"] = q.per_page;
   body["total"] = page.total;
   body["pages"] = (page.total + q.per_page - 1) / q.per_page;
-  return json_response(200, json::serialize(body));
+  return json_response(200, api_json_text(body));
 }
 
 response info(services& svc) {
@@ -105,7 +105,7 @@ response info(services& svc) {
   body["max_upload_bytes"] = svc.api->max_upload_bytes;
   // What kind of storage, never where: server paths and bucket names are not the client's business.
   body["storage"] = svc.store.describe().find("s3://") != std::string::npos ? "s3" : "local";
-  return json_response(200, json::serialize(body));
+  return json_response(200, api_json_text(body));
 }
 
 // The new title from a PATCH body, or the message to answer 400 with.
@@ -135,7 +135,7 @@ net::awaitable<response> patch_item(const request& req, services& svc, std::stri
       }))
     co_return catalog_failure(req, svc, *failed);
   if (!item) co_return json_error(404, "no item with id " + id);
-  auto r = json_response(200, json::serialize(item_json(*item)));
+  auto r = json_response(200, api_json_text(item_json(*item)));
   r.close = true;  // as before the redesign
   co_return r;
 }
@@ -158,14 +158,14 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
   svc.log.info("{}: deleted {} ({})", req.peer, item->key, id);
   json::object body;
   body["deleted"] = id;
-  co_return json_response(200, json::serialize(body));
+  co_return json_response(200, api_json_text(body));
 }
 
 response get_item(const request& req, services& svc, const std::string& id) {
   std::optional<catalog::media_item> item;
   if (auto failed = catalog_call([&] { item = svc.api->items->get(id); })) return catalog_failure(req, svc, *failed);
   if (!item) return json_error(404, "no item with id " + id);
-  return json_response(200, json::serialize(item_json(*item)));
+  return json_response(200, api_json_text(item_json(*item)));
 }
 
 // PUT /api/media/<key>: the rest of the path is a storage key.
