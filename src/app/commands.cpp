@@ -28,6 +28,11 @@ void register_commands(CLI::App& app, int& exit_code) {
   auto* put = app.add_subcommand("put", "Upload FILE to s3://BUCKET/KEY (multipart for large files)");
   add_put_options(*put, *put_opts);
   put->callback([put_opts, &exit_code] { exit_code = run_put(*put_opts); });
+
+  auto sign_opts = std::make_shared<sign_options>();
+  auto* sign = app.add_subcommand("sign", "Print a signed, expiring link to private media (path and query)");
+  add_sign_options(*sign, *sign_opts);
+  sign->callback([sign_opts, &exit_code] { exit_code = run_sign(*sign_opts); });
 }
 
 }  // namespace mediagate::app

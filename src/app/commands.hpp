@@ -18,4 +18,11 @@ int run_scan(serve_options o);
 int run_ls(const ls_options& o);
 int run_put(const put_options& o);
 
+struct sign_options {
+  std::string path, keys_file, ttl = "1h", ip;
+  bool prefix = false;
+};
+void add_sign_options(CLI::App& cmd, sign_options& o);
+int run_sign(const sign_options& o);
+
 }  // namespace mediagate::app

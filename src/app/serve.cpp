@@ -57,6 +57,8 @@ int run_server(const serve_config& cfg, const storage_setup& storage,
   for (const auto& source : storage.metrics) srv.add_metrics_source(source);
   srv.set_api(api);
   if (access.reopen) srv.on_reload(access.reopen);
+  // Probes read media through this server: they end when it starts draining, not after.
+  srv.on_drain([lib = api->lib] { lib->begin_stop(); });
   const auto port = srv.bind();
   server::start_library(*api, cfg.server.listen_host, port, cfg.scan_on_start || cfg.scan_only);
   int exit_code = 0;

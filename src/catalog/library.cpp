@@ -63,7 +63,7 @@ void library::start(std::string media_url) {
   log_->debug("library: {} workers, {} ms per ffprobe/ffmpeg run", count, tools_.timeout.count());
 }
 
-void library::stop() {
+void library::begin_stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -72,6 +72,10 @@ void library::stop() {
   cancel_.cancel();
   wake_.notify_all();
   idle_.notify_all();
+}
+
+void library::stop() {
+  begin_stop();
   for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
   for (auto& w : workers_) w->store.reset();

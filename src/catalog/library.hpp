@@ -39,6 +39,9 @@ class library {
   void start(std::string media_url);
   // Drops queued work, kills running ffprobe/ffmpeg process groups at once and joins the workers.
   void stop();
+  // The first half of stop(), without waiting: no new jobs, running probes killed (a server's drain calls it,
+  // since probes read through the server that is draining).
+  void begin_stop();
 
   // Queue work (thread-safe; a probe already queued is not queued twice).
   void request_scan();

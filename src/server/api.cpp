@@ -101,7 +101,7 @@ response list_items(const request& req, services& svc) {
   body["per_page"] = q.per_page;
   body["total"] = page.total;
   body["pages"] = (page.total + q.per_page - 1) / q.per_page;
-  return json_response(200, json::serialize(body));
+  return json_response(200, api_json_text(body));
 }
 
 response info(services& svc) {
@@ -110,7 +110,7 @@ response info(services& svc) {
   body["max_upload_bytes"] = svc.api->max_upload_bytes;
   // What kind of storage, never where: server paths and bucket names are not the client's business.
   body["storage"] = svc.store.describe().find("s3://") != std::string::npos ? "s3" : "local";
-  return json_response(200, json::serialize(body));
+  return json_response(200, api_json_text(body));
 }
 
 // What a PATCH body changes: the title, the visibility, or both.
@@ -158,7 +158,7 @@ net::awaitable<response> patch_item(const request& req, services& svc, std::stri
     co_return catalog_failure(req, svc, *failed);
   if (!item) co_return json_error(404, "no item with id " + id);
   if (change.visibility) svc.api->set_visibility(item->key, item->visibility);
-  auto r = json_response(200, json::serialize(item_json(*item)));
+  auto r = json_response(200, api_json_text(item_json(*item)));
   r.close = true;  // as before the redesign
   co_return r;
 }
@@ -195,7 +195,7 @@ net::awaitable<response> make_link(const request& req, services& svc, const std:
   out["path"] = "/v/" + item->id + "?" + query;
   out["media_path"] = "/media/" + http::encode_key_for_url(item->key) + "?" + query;
   out["expires"] = iso8601_utc(grant.expires);
-  co_return json_response(200, json::serialize(out));
+  co_return json_response(200, api_json_text(out));
 }
 
 net::awaitable<response> delete_item(const request& req, services& svc, std::string id) {
@@ -217,14 +217,14 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
   svc.log.info("{}: deleted {} ({})", req.peer, item->key, id);
   json::object body;
   body["deleted"] = id;
-  co_return json_response(200, json::serialize(body));
+  co_return json_response(200, api_json_text(body));
 }
 
 response get_item(const request& req, services& svc, const std::string& id) {
   std::optional<catalog::media_item> item;
   if (auto failed = catalog_call([&] { item = svc.api->items->get(id); })) return catalog_failure(req, svc, *failed);
   if (!item || (needs_link(svc, item->key) && !is_admin(*svc.api, req))) return json_error(404, "no item with id " + id);
-  return json_response(200, json::serialize(item_json(*item)));
+  return json_response(200, api_json_text(item_json(*item)));
 }
 
 // PUT /api/media/<key>: the rest of the path is a storage key.

@@ -1,10 +1,67 @@
 #include "server/api_json.hpp"
 
+#include <boost/json/serialize.hpp>
+#include <charconv>
+#include <cmath>
 #include <ctime>
 
 #include "http/media_key.hpp"
 
 namespace mediagate::server {
+namespace {
+
+void append_json(std::string& out, const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        out += boost::json::serialize(boost::json::string_view(kv.key()));
+        out += ':';
+        append_json(out, kv.value());
+      }
+      out += '}';
+      break;
+    }
+    case boost::json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        append_json(out, item);
+      }
+      out += ']';
+      break;
+    }
+    case boost::json::kind::double_:
+      out += plain_decimal(v.get_double());
+      break;
+    default:  // strings (escaped), integers, booleans, null
+      out += boost::json::serialize(v);
+  }
+}
+
+}  // namespace
+
+std::string plain_decimal(double d) {
+  if (!std::isfinite(d)) return "null";
+  char buf[400];  // fixed notation of the largest double: 309 digits, the point and three decimals
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed, 3);
+  if (ec != std::errc()) return "null";
+  std::string out(buf, end);
+  while (out.size() > 1 && out.back() == '0' && out[out.size() - 2] != '.') out.pop_back();  // 10.000 -> 10.0
+  if (out == "-0.0") out = "0.0";
+  return out;
+}
+
+std::string api_json_text(const boost::json::value& v) {
+  std::string out;
+  append_json(out, v);
+  return out;
+}
 
 std::string iso8601_utc(std::int64_t seconds) {
   const std::time_t t = static_cast<std::time_t>(seconds);

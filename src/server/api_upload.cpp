@@ -3,6 +3,10 @@
 // malformed makes the storage write fail, which leaves no object (see storage::write) and no row.
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <map>
@@ -89,7 +93,8 @@ response upload_done(const request& req, services& svc, const std::string& key, 
   if (svc.api->lib) svc.api->lib->request_probe(item.id);
   svc.log.info("{}: uploaded {} ({} bytes, {}) as {} in {:.0f} ms", req.peer, key, meta.size, type, item.id,
                now_ms() - started_ms);
-  auto r = json_response(existed ? 200 : 201, json::serialize(item_json(item)), {{"Location", "/api/media/" + item.id}});
+  auto r = json_response(existed ? 200 : 201, api_json_text(item_json(item)),
+                         {{"Location", "/api/media/" + item.id}});
   r.close = true;  // as before the redesign: clients of uploads read the answer to the end of the connection
   return r;
 }
@@ -264,11 +269,40 @@ void key_reservation::release() {
   key_.clear();
 }
 
+namespace {
+
+// Uploads to one key take turns: a PUT holds the key (in the registry that form uploads reserve their keys
+// in) from before its write until its catalog row is written. So the row written last describes the object
+// stored last, on any storage and with any number of event loops: last writer wins, and the row always
+// carries the stored object's ETag (issue 11). Storing the row after a fresh stat would also need the stats
+// and row writes ordered, and S3 metadata is cached per loop; taking turns is simpler. Waiting is rare (same
+// key only), so it polls; after `patience` the upload is refused rather than held forever behind a stalled
+// one.
+net::awaitable<bool> take_turn(key_reservation& turn, const std::string& key,
+                               std::chrono::milliseconds patience) {
+  net::steady_timer timer(co_await net::this_coro::executor);
+  const auto until = std::chrono::steady_clock::now() + patience;
+  while (!turn.take(key)) {
+    if (std::chrono::steady_clock::now() >= until) co_return false;
+    timer.expires_after(std::chrono::milliseconds(10));
+    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+  }
+  co_return true;
+}
+
+}  // namespace
+
 net::awaitable<response> handle_put_upload(const request& req, services& svc, std::string key) {
   const auto started = now_ms();
   if (auto refused = check_framing(req, svc.api->max_upload_bytes)) co_return std::move(*refused);
   const auto type = type_for_upload(req["Content-Type"], key);
-  bool existed = false;
+  key_reservation turn(svc.api->uploads_in_progress);
+  if (!co_await take_turn(turn, key, svc.config.idle_timeout)) {
+    auto r = json_error(409, "another upload to this key is still in progress: try again later");
+    r.close = true;
+    co_return r;
+  }
+  bool existed = false;  // read in turn: of two first uploads to a key, one answers 201 and the other 200
   try {
     existed = svc.api->items->get_by_key(key).has_value();
   } catch (const std::exception& e) {

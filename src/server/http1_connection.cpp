@@ -369,8 +369,8 @@ net::awaitable<request_outcome> serve_one(connection& c, connection_context& ctx
     try {
       r = co_await handle_request(req, svc);
     } catch (const std::exception& e) {
-      svc.log.error("{}: \"{} {}\" failed: {}", c.peer, log_escape(req.method_name), log_escape(req.target),
-                    e.what());
+      svc.log.error("{}: \"{} {}\" failed: {}", c.peer, log_escape(req.method_name),
+                    log_escape(http::redact_signature(req.target)), e.what());
       r = text_response(500, "internal server error: see the server log");
     }
   }
@@ -418,6 +418,7 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
   const auto& cfg = svc.config;
   svc.stats.connection_opened();
   ctx.open.insert(c.get());
+  ctx.fresh.fetch_add(1, std::memory_order_relaxed);
   boost::system::error_code ec;
   c->socket.set_option(tcp::no_delay(true), ec);  // no Nagle stalls on small responses
   c->socket.native_non_blocking(true, ec);
@@ -445,7 +446,7 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
       auto [read_ec, n] = co_await bhttp::async_read_header(c->socket, c->buffer, parser, kTuple);
       c->clear_deadline();
       c->awaiting_request = false;
-      if (!read_ec) ++c->requests;  // the header is in: handlers and storage waits have deadlines of their own
+      if (!read_ec && c->requests++ == 0) ctx.fresh.fetch_sub(1, std::memory_order_relaxed);  // the header is in: handlers and storage waits have deadlines of their own
       if (read_ec) {
         if (auto r = head_error_response(*c, svc, parser, read_ec)) {
           auto out = co_await write_response(*c, svc, std::move(*r), false, true);
@@ -467,6 +468,7 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
   c->socket.close(ignored);
   c->timer.cancel();
   ctx.open.erase(c.get());
+  if (c->requests == 0) ctx.fresh.fetch_sub(1, std::memory_order_relaxed);
   svc.stats.connection_closed();
 }
 

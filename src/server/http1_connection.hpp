@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -32,6 +33,7 @@ struct connection_context {
   spdlog::logger* access_log;            // null when off
   std::unordered_set<connection*> open;  // every connection of this loop, for draining and eviction
   bool draining = false;                 // shutting down: answer what is in flight, then close
+  std::atomic<std::size_t> fresh{0};     // connections that never sent a request (read by other loops)
 };
 
 // One client connection. A watchdog coroutine cancels the socket's operations when `deadline` passes;

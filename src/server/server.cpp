@@ -57,11 +57,18 @@ class rate_limited_log {
   std::uint64_t count_ = 0;
 };
 
+// A connection that never sent a request is evictable once it has been idle this long (a client that just
+// connected is about to send; one silent for a second is holding a descriptor).
+constexpr std::chrono::milliseconds kEvictableAfter{1000};
+
 // The oldest connection of a loop that never sent a request: the first to go when descriptors run short.
 connection* oldest_fresh(connection_context& ctx) {
   connection* oldest = nullptr;
+  const auto cutoff = clock::now() - kEvictableAfter;
   for (auto* c : ctx.open)
-    if (c->requests == 0 && c->awaiting_request && (!oldest || c->opened_at < oldest->opened_at)) oldest = c;
+    if (c->requests == 0 && c->awaiting_request && c->opened_at <= cutoff &&
+        (!oldest || c->opened_at < oldest->opened_at))
+      oldest = c;
   return oldest;
 }
 
@@ -79,6 +86,7 @@ struct worker {
   // next connection, and the connection stays on the loop that accepted it (no hand-over between threads).
   std::unique_ptr<tcp::acceptor> acceptor;
   rate_limited_log accept_errors, refusals;
+  std::atomic<std::size_t> evictions_pending{0};  // asked by other loops, not yet run
 };
 
 struct server::impl {
@@ -93,12 +101,27 @@ struct server::impl {
   std::size_t connection_cap = 0;
   std::atomic<bool> draining{false};
   std::function<void()> reload;
+  std::function<void()> drain_hook;
 
   // Over the cap: make room by closing a connection that never sent a request, else a short 503.
   bool make_room(worker& w, tcp::socket& socket) {
     if (static_cast<std::size_t>(stats.active_connections()) < connection_cap) return true;
     if (auto* idle = oldest_fresh(w.context)) {
       close_if_idle(*idle);
+      return true;
+    }
+    // Another loop holds connections that never sent a request: it closes its oldest, and this one is let in
+    // meanwhile (the cap is exceeded by one for as long as that takes).
+    // Evictions already asked for are subtracted, so that the excess stays bounded by those connections.
+    for (auto& other : workers) {
+      if (other.get() == &w) continue;
+      auto& pending = other->evictions_pending;
+      if (other->context.fresh.load(std::memory_order_relaxed) <= pending.load(std::memory_order_relaxed)) continue;
+      pending.fetch_add(1, std::memory_order_relaxed);
+      net::post(other->io, [o = other.get()] {
+        if (auto* idle = oldest_fresh(o->context)) close_if_idle(*idle);
+        o->evictions_pending.fetch_sub(1, std::memory_order_relaxed);
+      });
       return true;
     }
     stats.connection_rejected();
@@ -142,6 +165,7 @@ struct server::impl {
   // timeout), then stop every loop.
   void begin_drain() {
     if (draining.exchange(true)) return;
+    if (drain_hook) drain_hook();
     log->info("draining: no new connections; {} open, waiting up to {} ms", stats.active_connections(),
               config.drain_timeout.count());
     for (auto& w : workers)
@@ -207,6 +231,8 @@ void server::set_api(std::shared_ptr<api_services> api) {
 }
 
 void server::on_reload(std::function<void()> reload) { impl_->reload = std::move(reload); }
+
+void server::on_drain(std::function<void()> drain) { impl_->drain_hook = std::move(drain); }
 
 std::uint16_t server::bind() {
   auto& first = *impl_->workers.front();

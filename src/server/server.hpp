@@ -46,6 +46,8 @@ class server {
   // Stops accepting, answers what is in flight (up to drain_timeout), then stops. Thread-safe.
   void stop();
   void on_reload(std::function<void()> reload);
+  // Called once when draining begins (SIGTERM or stop()), from an event loop: must not block.
+  void on_drain(std::function<void()> drain);
   std::size_t connection_cap() const;
   void add_metrics_source(metrics_source source);
   // The library (catalog, uploads, web page) for every event loop; without it those paths are 404.

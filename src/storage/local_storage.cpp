@@ -10,7 +10,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -102,6 +104,26 @@ class file_reader final : public range_reader {
 };
 
 using open_files = recent_files<std::shared_ptr<const unique_fd>>;
+
+// Linux file systems hold names of at most NAME_MAX (255) bytes per path component.
+error name_too_long(std::string_view part) {
+  return error{errc::bad_key, "a path component of the key is " + std::to_string(part.size()) +
+                                  " bytes long; the file system allows at most " + std::to_string(NAME_MAX)};
+}
+
+// Why a file cannot be put in place at a key, for the errors that are the client's to fix.
+std::optional<error> placement_error(int err) {
+  switch (err) {
+    case EISDIR:
+      return error{errc::conflict, "the key names a directory: a file cannot replace it"};
+    case ENOTDIR:
+      return error{errc::conflict, "a component of the key is a file, so it cannot hold other files"};
+    case ENAMETOOLONG:
+      return error{errc::bad_key, "the key is too long for the file system"};
+    default:
+      return std::nullopt;
+  }
+}
 
 }  // namespace
 
@@ -232,6 +254,12 @@ result<std::pair<int, std::string>> local_storage::parent_of(const std::string& 
   unique_fd dir(::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0)
     return error{errc::io_error, std::string("cannot open the media directory: ") + std::strerror(errno)};
+  // Every component checked before a directory is made, so that a refused key leaves nothing behind.
+  for (std::string_view left = key; !left.empty();) {
+    const auto slash = std::min(left.find('/'), left.size());
+    if (slash > NAME_MAX) return name_too_long(left.substr(0, slash));
+    left.remove_prefix(std::min(slash + 1, left.size()));
+  }
   std::string_view rest = key;
   while (true) {
     const auto slash = rest.find('/');
@@ -245,8 +273,10 @@ result<std::pair<int, std::string>> local_storage::parent_of(const std::string& 
     unique_fd next(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (next.get() < 0) {
       if (errno == ENOENT) return error{errc::not_found, "no such object"};
-      if (errno == ENOTDIR || errno == ELOOP)
-        return error{errc::bad_key, "a component of the key is not a directory"};
+      if (errno == ENOTDIR)
+        return error{errc::conflict, "'" + part + "' in the key is a file, so it cannot hold other files"};
+      if (errno == ELOOP) return error{errc::bad_key, "a component of the key is not a directory"};
+      if (errno == ENAMETOOLONG) return name_too_long(part);
       return error{errc::io_error, "cannot open directory " + part + ": " + std::strerror(errno)};
     }
     dir = std::move(next);
@@ -262,6 +292,10 @@ boost::asio::awaitable<result<object_meta>> local_storage::write(std::string key
   if (!parent) co_return parent.err();
   unique_fd dir(parent->first);
   const std::string name = parent->second;
+  // Refused before a byte of the body is read: a directory in the way (rename(2) would fail with EISDIR).
+  if (struct stat existing{};
+      ::fstatat(dir.get(), name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(existing.st_mode))
+    co_return *placement_error(EISDIR);
   // A hidden name beside the target: rename(2) within one directory is atomic, and listings skip it.
   std::random_device random;
   const std::string temp = upload_temp_name(
@@ -299,9 +333,11 @@ boost::asio::awaitable<result<object_meta>> local_storage::write(std::string key
     co_return error{errc::io_error, std::string("fsync failed: ") + std::strerror(errno)};
   struct stat st {};
   if (::fstat(file.get(), &st) != 0) co_return error{errc::io_error, std::strerror(errno)};
-  if (::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0)
+  if (::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0) {
+    if (auto e = placement_error(errno)) co_return *e;  // a directory made meanwhile: the client's conflict
     co_return error{errc::io_error,
                     "cannot move the upload into place: " + std::string(std::strerror(errno))};
+  }
   guard.armed = false;
   ::fsync(dir.get());  // the rename itself survives a crash
   co_return meta_from_stat(st);

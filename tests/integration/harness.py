@@ -392,8 +392,10 @@ def binary() -> Path:
 class Server:
     """A running `mediagate serve` on a free port; stdout and stderr are collected line by line."""
 
-    def __init__(self, fx: Fixtures, extra_args=(), name: str = "server", inherit_env: bool = True) -> None:
-        """inherit_env=False: the server's environment is fx.server_env alone (no keys of this process)."""
+    def __init__(self, fx: Fixtures, extra_args=(), name: str = "server", inherit_env: bool = True,
+                 preexec=None) -> None:
+        """inherit_env=False: the server's environment is fx.server_env alone (no keys of this process).
+        preexec: also run in the child before exec (e.g. to set resource limits)."""
         exe = binary()
         if not exe.is_file():
             raise RuntimeError(f"server binary {exe} does not exist: build it or set MEDIAGATE_BIN")
@@ -407,7 +409,9 @@ class Server:
         self._checked = False
         env = dict(os.environ if inherit_env else {}, **fx.server_env)
         self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=_die_with_parent if preexec is None else
+                                     lambda: (_die_with_parent(), preexec()))
         _servers.append(self)
         self._readers = [threading.Thread(target=self._drain, args=(s, n), daemon=True)
                          for s, n in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr"))]
