@@ -109,9 +109,9 @@ void any_body(byte_reader& in) {
   const auto split = parse(boundary, max_header, body, splits);
   // Known bugs 2 and 3: the part-header limit and the 256-byte cap on padding after a boundary are checked
   // against what happens to be buffered, so they depend on the chunk sizes.
-  if (kSkipKnownBugs && whole.failed != split.failed) {
-    const auto& error = whole.failed ? whole.error : split.error;
-    if (error == "a part header is too large" || error == "garbage after a boundary") return;
+  if (kSkipKnownBugs && !(whole == split)) {
+    for (const auto& error : {whole.error, split.error})
+      if (error == "a part header is too large" || error == "garbage after a boundary") return;
   }
   FUZZ_CHECK(whole == split, "the outcome does not depend on the chunk sizes");
   if (const auto b = form_data_boundary("multipart/form-data; boundary=" + boundary)) {
