@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: a Release build and an ASan+UBSan build, each through CTest.
+# Sets up and runs every test: a Release build and an ASan+UBSan build, each through CTest, then the fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
@@ -24,4 +24,10 @@ for variant in release asan; do
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$dir" --output-on-failure -j"$jobs" "${exclude[@]}" || status=1
 done
+# The libFuzzer targets (fuzz/, clang-16, ASan+UBSan), 15 s each on their seed corpus: a crash fails the run.
+echo "== fuzz build"
+cmake -S fuzz -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-16 >/dev/null
+cmake --build build-fuzz -j"$jobs"
+echo "== fuzz tests"
+ctest --test-dir build-fuzz --output-on-failure -j"$jobs" || status=1
 exit $status
