@@ -221,6 +221,9 @@ TEST_F(api, patch_with_bad_bodies_is_400) {
                     "title must be a string");
   expect_json_error(upload("PATCH", "/api/media/" + item.id, {"{\"title\": \"  \"}"}), 400,
                     "title must have 1 to 300 bytes");
+  expect_json_error(
+      upload("PATCH", "/api/media/" + item.id, {"{\"title\": \"" + std::string(301, 't') + "\"}"}), 400,
+      "title must have 1 to 300 bytes");
   expect_json_error(upload("PATCH", "/api/media/" + item.id, {"{\"title\": \"x\""}, errc::client_gone), 400,
                     "the request body did not arrive: injected body failure");
   EXPECT_EQ(library.items->get(item.id)->title, "movie");
@@ -239,6 +242,23 @@ TEST_F(api, delete_removes_object_and_row) {
   EXPECT_EQ(r.body, "{\"deleted\":\"" + item.id + "\"}\n");
   EXPECT_EQ(h.store.find("movie.mp4"), nullptr);
   EXPECT_FALSE(library.items->get(item.id).has_value());
+}
+
+TEST_F(api, delete_removes_the_poster_too_and_view_serves_it) {
+  auto item = add("movie.mp4", "0123456789");
+  h.store.put(".posters/movie.jpg", "JPEGDATA", "image/jpeg");
+  catalog::probe_facts facts;
+  facts.poster_key = ".posters/movie.jpg";
+  ASSERT_TRUE(library.items->set_probe(item.id, item.etag, facts));
+  auto poster = h.get("/v/" + item.id + "/poster");
+  EXPECT_EQ(poster.status, 200u);
+  EXPECT_EQ(header(poster, "Content-Type"), "image/jpeg");
+  EXPECT_EQ(body_of(poster).bytes, "JPEGDATA");
+  EXPECT_EQ(h.get("/media/.posters/movie.jpg").status, 404u);  // only through its item
+  test_request del("DELETE", "/api/media/" + item.id, {auth()});
+  EXPECT_EQ(h.handle(del).status, 200u);
+  EXPECT_EQ(h.store.find(".posters/movie.jpg"), nullptr);
+  EXPECT_EQ(h.store.find("movie.mp4"), nullptr);
 }
 
 TEST_F(api, delete_refused_by_storage_keeps_the_row) {

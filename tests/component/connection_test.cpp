@@ -323,6 +323,33 @@ TEST_F(connection_layer, storage_error_before_the_head_is_an_honest_status_on_a_
   EXPECT_EQ(c.read_response().body, "ok\n");
 }
 
+TEST_F(connection_layer, conflicting_message_lengths_are_400_and_close) {
+  server.start();
+  for (const char* framing :
+       {"Content-Length: 5\r\nContent-Length: 6\r\n", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Content-Length: -1\r\n", "Content-Length: 99999999999999999999999\r\n"}) {
+    raw_client c(server.port());
+    c.send(std::string("POST /healthz HTTP/1.1\r\nHost: t\r\n") + framing +
+           "\r\nhelloGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto r = c.read_response();
+    EXPECT_EQ(r.status, 400u) << framing;
+    EXPECT_TRUE(r.body.starts_with("bad request: ")) << r.body;
+    EXPECT_EQ(r.header("connection"), "close");
+    EXPECT_TRUE(c.closed_quietly()) << framing;
+  }
+}
+
+TEST_F(connection_layer, idle_keep_alive_connection_is_closed_quietly) {
+  h.config.idle_timeout = 250ms;
+  server.start();
+  raw_client c(server.port());
+  c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(c.read_response().status, 200u);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.closed_quietly());
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
+}
+
 // -- request bodies: Expect: 100-continue ----------------------------------------------------------------
 
 class connection_uploads : public connection_layer {
@@ -413,6 +440,22 @@ TEST_F(connection_uploads, chunked_upload_over_the_limit_is_413_and_nothing_stor
   EXPECT_EQ(r.header("connection"), "close");
   server.stop();
   EXPECT_EQ(h.store.find("up.mp4"), nullptr);
+}
+
+TEST_F(connection_uploads, declared_length_over_the_limit_is_413_without_reading_the_body) {
+  server.start();
+  raw_client c(server.port());
+  c.send(
+      "PUT /api/media/up.mp4 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok\r\nContent-Length: 1001\r\n\r\n"
+      "the first bytes");
+  auto r = c.read_response();
+  EXPECT_EQ(r.status, 413u) << r.body;
+  EXPECT_EQ(r.body,
+            "{\"error\":\"the upload is larger than the limit of 1000 bytes (--max-upload-bytes)\"}\n");
+  EXPECT_EQ(r.header("connection"), "close");
+  EXPECT_TRUE(c.closed_quietly());
+  server.stop();
+  EXPECT_EQ(h.store.counters().writes, 0);
 }
 
 TEST_F(connection_uploads, client_leaving_mid_body_stores_nothing) {
