@@ -112,7 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       request.payload_sha256 = unsigned_payload;
       break;
     default:
-      request.payload_sha256 = sha256_hex(in.string());
+      request.payload_sha256 = mediagate::sha256_hex(in.string());
   }
   request.path = in.string();
   for (auto n = in.number<std::uint8_t>() % 5; n > 0; --n) {
@@ -204,7 +204,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto date = gmtime_amz(seconds);
   const auto scope = date.substr(0, 8) + "/" + region + "/" + service + "/aws4_request";
   FUZZ_CHECK(out.string_to_sign ==
-                 "AWS4-HMAC-SHA256\n" + date + "\n" + scope + "\n" + sha256_hex(out.canonical_request),
+                 "AWS4-HMAC-SHA256\n" + date + "\n" + scope + "\n" + mediagate::sha256_hex(out.canonical_request),
              "the string to sign hashes the canonical request at the request's time");
   std::string authorization, amz_date_header;
   for (const auto& [name, value] : out.headers) {

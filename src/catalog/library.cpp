@@ -170,7 +170,8 @@ void library::do_probe(worker& w, const std::string& id) {
     return;
   }
   const auto started = std::chrono::steady_clock::now();
-  const auto input = media_url_ + http::encode_key_for_url(item->key);
+  auto input = media_url_ + http::encode_key_for_url(item->key);
+  if (link_query_) input += link_query_(item->key);  // private media: the server wants a signed link
   probe_facts facts;
   std::string error;
   bool cancelled = false;

@@ -42,6 +42,9 @@ class library {
   // The first half of stop(), without waiting: no new jobs, running probes killed (a server's drain calls it,
   // since probes read through the server that is draining).
   void begin_stop();
+  // Appended to the URL the probes read an item from ("?exp=...&sig=..." for private media, else ""); set
+  // before start().
+  void set_link_query(std::function<std::string(const std::string& key)> query) { link_query_ = std::move(query); }
 
   // Queue work (thread-safe; a probe already queued is not queued twice).
   void request_scan();
@@ -67,6 +70,7 @@ class library {
   probe_tools tools_;
   std::shared_ptr<spdlog::logger> log_;
   std::string media_url_;
+  std::function<std::string(const std::string&)> link_query_;
   process_canceller cancel_;  // ends running probes at stop()
 
   std::vector<std::unique_ptr<worker>> workers_;

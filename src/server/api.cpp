@@ -278,12 +278,13 @@ net::awaitable<response> serve_view(const request& req, services& svc, std::stri
       co_return catalog_failure(req, svc, *failed);
   }
   if (!item) co_return text_response(404, "no item with this id");
-  if (poster && item->poster_key.empty()) co_return text_response(404, "this item has no poster");
-  // A private item's object and poster open with a link signed for the item's key.
+  // A private item's object and poster open with a link signed for the item's key (checked first: without
+  // one, nothing about the item is told).
   const bool link_needed = needs_link(svc, item->key);
   if (link_needed) {
     if (auto denied = check_link(req, svc, item->key)) co_return std::move(*denied);
   }
+  if (poster && item->poster_key.empty()) co_return text_response(404, "this item has no poster");
   auto key = item->key;
   if (poster) key = item->poster_key;
   co_return co_await serve_media_key(req, svc, std::move(key), link_needed);

@@ -5,6 +5,8 @@
 namespace mediagate::server {
 namespace {
 
+constexpr std::size_t kMaxPadding = 256;  // whitespace allowed between a boundary and its CRLF
+
 // RFC 2046 §5.1.1: 1 to 70 characters from a restricted set, not ending in a space.
 bool valid_boundary(std::string_view b) {
   static constexpr std::string_view kAllowed =
@@ -13,26 +15,37 @@ bool valid_boundary(std::string_view b) {
   return b.find_first_not_of(kAllowed) == std::string_view::npos;
 }
 
-// A parameter value: a token, or a quoted-string whose backslash escapes are undone.
+// Whether s[i] is a backslash that escapes the next character inside a quoted string. Only \" and \\ are
+// escapes: browsers send file names with their backslashes as they are (HTML's form encoding escapes only
+// quotes and line breaks), so "C:\videos\clip.mp4" must keep its backslashes (RFC 7578 §4.2 leaves it open).
+bool escapes_next(std::string_view s, std::size_t i) {
+  return s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == '"' || s[i + 1] == '\\');
+}
+
+// A parameter value: a token, or a quoted-string whose escapes are undone.
 std::string param_value(std::string_view v) {
   v = http::trim_ows(v);
   if (v.size() < 2 || v.front() != '"') return std::string(v);
   std::string out;
   for (std::size_t i = 1; i < v.size(); ++i) {
     if (v[i] == '"') break;
-    if (v[i] == '\\' && i + 1 < v.size()) ++i;
+    if (escapes_next(v, i)) ++i;
     out += v[i];
   }
   return out;
 }
 
-// Splits "type; a=1; b="x;y"" at semicolons outside quotes.
+// Splits "type; a=1; b="x;y"" at semicolons outside quotes (with the same escapes as param_value).
 std::vector<std::string_view> split_params(std::string_view s) {
   std::vector<std::string_view> out;
   bool quoted = false;
   std::size_t start = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '"' && (i == 0 || s[i - 1] != '\\')) quoted = !quoted;
+    if (quoted && escapes_next(s, i)) {
+      ++i;
+      continue;
+    }
+    if (s[i] == '"') quoted = !quoted;
     if (s[i] == ';' && !quoted) {
       out.push_back(s.substr(start, i - start));
       start = i + 1;
@@ -136,12 +149,13 @@ bool form_data_parser::feed(std::string_view input) {
           pending_.clear();
           return true;
         }
+        // At most kMaxPadding bytes of whitespace, whatever the chunks (one more byte may be the CR of the CRLF).
         const auto crlf = pending_.find("\r\n");
         if (crlf == std::string::npos) {
-          if (pending_.size() > 256) return fail("garbage after a boundary");
+          if (pending_.size() > kMaxPadding + 1) return fail("garbage after a boundary");
           return true;
         }
-        if (pending_.find_first_not_of(" \t") < crlf) return fail("garbage after a boundary");
+        if (crlf > kMaxPadding || pending_.find_first_not_of(" \t") < crlf) return fail("garbage after a boundary");
         pending_.erase(0, crlf + 2);
         state_ = state::headers;
         break;
@@ -157,7 +171,9 @@ bool form_data_parser::feed(std::string_view input) {
           skip = 4;
         }
         if (end == std::string::npos) {
-          if (pending_.size() > max_header_bytes_) return fail("a part header is too large");
+          // Up to 3 buffered bytes may be the start of the blank line that ends the headers: the limit is on
+          // the headers alone, so that it does not depend on how the body was split.
+          if (pending_.size() > max_header_bytes_ + 3) return fail("a part header is too large");
           return true;
         }
         if (end > max_header_bytes_) return fail("a part header is too large");

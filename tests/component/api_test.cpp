@@ -216,7 +216,7 @@ TEST_F(api, patch_with_bad_bodies_is_400) {
   expect_json_error(upload("PATCH", "/api/media/" + item.id, {"not json"}), 400,
                     "the body must be a JSON object");
   expect_json_error(upload("PATCH", "/api/media/" + item.id, {"{\"key\": \"x\"}"}), 400,
-                    "unknown field 'key': only title can change");
+                    "unknown field 'key': title and visibility can change");
   expect_json_error(upload("PATCH", "/api/media/" + item.id, {"{\"title\": 5}"}), 400,
                     "title must be a string");
   expect_json_error(upload("PATCH", "/api/media/" + item.id, {"{\"title\": \"  \"}"}), 400,

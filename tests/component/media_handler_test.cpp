@@ -284,11 +284,14 @@ INSTANTIATE_TEST_SUITE_P(
                       type_case{"stored-video", "video/mp4", false}, type_case{"subs.vtt", "", false}));
 
 TEST_F(media_handler, cors_origin_is_announced) {
-  h.config.cors_origin = "https://example.test";
-  auto r = h.get("/media/clip.mp4");
+  h.config.cors_origins = {"https://example.test"};
+  auto r = h.get("/media/clip.mp4", {{"Origin", "https://example.test"}});
   EXPECT_EQ(header(r, "Access-Control-Allow-Origin"), "https://example.test");
+  EXPECT_EQ(header(r, "Vary"), "Origin");
   EXPECT_EQ(header(r, "Access-Control-Expose-Headers"),
             "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified");
+  auto other = h.get("/media/clip.mp4", {{"Origin", "https://evil.test"}});
+  EXPECT_FALSE(header(other, "Access-Control-Allow-Origin"));
 }
 
 TEST_F(media_handler, hidden_components_are_404_without_asking_storage) {

@@ -109,13 +109,18 @@ TEST(router, absolute_form_target_is_reduced_to_its_path) {
 
 TEST(router, write_methods_on_fixed_paths_are_405) {
   service_harness h;
-  for (const char* m : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"}) {
+  for (const char* m : {"POST", "PUT", "DELETE", "PATCH", "BREW"}) {
     test_request req(m, "/healthz");
     auto r = h.handle(req);
     expect_text(r, 405, "method not allowed\n");
     EXPECT_EQ(header(r, "Allow"), "GET, HEAD");
     EXPECT_FALSE(r.close);
   }
+  // OPTIONS is answered everywhere (CORS preflights): 204 with what the path allows.
+  test_request options("OPTIONS", "/healthz");
+  auto o = h.handle(options);
+  EXPECT_EQ(o.status, 204u);
+  EXPECT_EQ(header(o, "Allow"), "GET, HEAD, OPTIONS");
   test_request chunked("POST", "/metrics");
   chunked.chunked = true;
   auto r = h.handle(chunked);

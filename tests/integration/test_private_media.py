@@ -601,11 +601,7 @@ class ViewOfPrivateItems(unittest.TestCase):
         r = self.get(f"/v/{items['private/image.jpg']['id']}?" + mint("private/image.jpg"))
         self.assertEqual((r.status, r.body), (200, self.data["private/image.jpg"]), r.describe())
 
-    # BUG (issue 12, first part): the library probes an item through the server's own /media/<key> URL without
-    # a link (src/catalog/library.cpp, probe input = media_url_ + key), so every item under a signed prefix is
-    # refused with 403 and stays unprobed: no duration, size or poster ("ffprobe exited with 1: ... Server
-    # returned 403 Forbidden"). Remove expectedFailure once the probe reads private items.
-    @unittest.expectedFailure
+    # Probes read private items through the server with a short-lived link of their own (app/serve.cpp).
     def test_private_items_are_probed_and_their_poster_opens_with_the_link(self):
         items = self.items()
         private = items["private/clip.mp4"]
