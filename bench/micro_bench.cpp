@@ -46,12 +46,14 @@ mediagate::s3::request_to_sign ranged_get() {
   r.method = "GET";
   r.host = "127.0.0.1:7480";
   r.path = "/bench/videos/big file (2024).mp4";
-  r.headers = {{"range", "bytes=104857600-105906175"}, {"if-match", R"("9b2cf535f27731c974343645a3985328-25")"}};
+  r.headers = {{"range", "bytes=104857600-105906175"},
+               {"if-match", R"("9b2cf535f27731c974343645a3985328-25")"}};
   r.payload_sha256 = std::string(mediagate::s3::empty_payload_sha256);
   return r;
 }
 
-const mediagate::s3::credentials bench_creds{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""};
+const mediagate::s3::credentials bench_creds{"AKIAIOSFODNN7EXAMPLE",
+                                             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""};
 const auto bench_now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
 
 void bm_sigv4_sign_ranged_get_cached_key(benchmark::State& state) {
@@ -78,7 +80,8 @@ BENCHMARK(bm_sigv4_derive_signing_key);
 
 void bm_sigv4_uri_encode_key(benchmark::State& state) {
   for (auto _ : state)
-    benchmark::DoNotOptimize(mediagate::s3::uri_encode("/bench/videos/big file (2024) \xc3\xa9t\xc3\xa9.mp4", true));
+    benchmark::DoNotOptimize(
+        mediagate::s3::uri_encode("/bench/videos/big file (2024) \xc3\xa9t\xc3\xa9.mp4", true));
 }
 BENCHMARK(bm_sigv4_uri_encode_key);
 

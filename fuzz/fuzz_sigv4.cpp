@@ -203,8 +203,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The string to sign and the Authorization header.
   const auto date = gmtime_amz(seconds);
   const auto scope = date.substr(0, 8) + "/" + region + "/" + service + "/aws4_request";
-  FUZZ_CHECK(out.string_to_sign ==
-                 "AWS4-HMAC-SHA256\n" + date + "\n" + scope + "\n" + mediagate::sha256_hex(out.canonical_request),
+  FUZZ_CHECK(out.string_to_sign == "AWS4-HMAC-SHA256\n" + date + "\n" + scope + "\n" +
+                                       mediagate::sha256_hex(out.canonical_request),
              "the string to sign hashes the canonical request at the request's time");
   std::string authorization, amz_date_header;
   for (const auto& [name, value] : out.headers) {

@@ -9,27 +9,37 @@
 namespace mediagate::app {
 
 void add_access_options(CLI::App& serve, access_options& o) {
-  serve.add_option("--cors-origin", o.cors_origins,
-                   "Origins allowed to read media and the API from another site (repeat, or comma-separated; '*': any)")
+  serve
+      .add_option("--cors-origin", o.cors_origins,
+                  "Origins allowed to read media and the API from another site (repeat, or comma-separated; "
+                  "'*': any)")
       ->delimiter(',');
-  serve.add_option("--access", o.access, "public: media opens without a link unless a prefix says otherwise; "
-                                         "signed: every object needs a signed link unless a --public-prefix covers it")
+  serve
+      .add_option("--access", o.access,
+                  "public: media opens without a link unless a prefix says otherwise; "
+                  "signed: every object needs a signed link unless a --public-prefix covers it")
       ->check(CLI::IsMember({"public", "signed"}))
       ->capture_default_str();
-  serve.add_option("--signed-prefix", o.signed_prefixes, "Keys under this prefix need a signed link (repeatable)");
-  serve.add_option("--public-prefix", o.public_prefixes, "Keys under this prefix open without a link (repeatable)");
-  serve.add_option("--signing-keys", o.signing_keys_file,
-                   "File of 'KID SECRET' lines (secret: 32+ bytes, hex or base64url); the first signs, all verify")
+  serve.add_option("--signed-prefix", o.signed_prefixes,
+                   "Keys under this prefix need a signed link (repeatable)");
+  serve.add_option("--public-prefix", o.public_prefixes,
+                   "Keys under this prefix open without a link (repeatable)");
+  serve
+      .add_option(
+          "--signing-keys", o.signing_keys_file,
+          "File of 'KID SECRET' lines (secret: 32+ bytes, hex or base64url); the first signs, all verify")
       ->envname("MEDIAGATE_SIGNING_KEYS");
   serve.add_option("--link-skew", o.link_skew, "Seconds a signed link is still accepted after it expired")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
-  serve.add_option("--signed-cache-control", o.signed_cache_control, "Cache-Control of answers to signed links")
+  serve
+      .add_option("--signed-cache-control", o.signed_cache_control,
+                  "Cache-Control of answers to signed links")
       ->capture_default_str();
 }
 
 std::string load_signing_keys(const std::string& path, std::vector<http::signing_key>& keys) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return "cannot read the signing keys " + path;
   if (st.st_mode & (S_IRWXG | S_IRWXO))
     return "the signing keys " + path + " may be read by other users: chmod 600 it";

@@ -15,10 +15,20 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
   if (!number) return std::nullopt;
   const auto suffix = http::trim_ows(text.substr(digits));
   static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 14> kUnits = {{
-      {"", 1}, {"b", 1},
-      {"k", 1ull << 10}, {"kib", 1ull << 10}, {"m", 1ull << 20}, {"mib", 1ull << 20},
-      {"g", 1ull << 30}, {"gib", 1ull << 30}, {"t", 1ull << 40}, {"tib", 1ull << 40},
-      {"kb", 1000ull}, {"mb", 1000ull * 1000}, {"gb", 1000ull * 1000 * 1000}, {"tb", 1000ull * 1000 * 1000 * 1000},
+      {"", 1},
+      {"b", 1},
+      {"k", 1ull << 10},
+      {"kib", 1ull << 10},
+      {"m", 1ull << 20},
+      {"mib", 1ull << 20},
+      {"g", 1ull << 30},
+      {"gib", 1ull << 30},
+      {"t", 1ull << 40},
+      {"tib", 1ull << 40},
+      {"kb", 1000ull},
+      {"mb", 1000ull * 1000},
+      {"gb", 1000ull * 1000 * 1000},
+      {"tb", 1000ull * 1000 * 1000 * 1000},
   }};
   for (const auto& [name, factor] : kUnits) {
     if (!http::iequals(suffix, name)) continue;

@@ -128,7 +128,8 @@ void add_probe_options(CLI::App& cmd, server::library_options& o) {
       ->capture_default_str();
   cmd.add_option("--ffprobe", o.ffprobe, "The ffprobe program (a path, or a name looked up in PATH)")
       ->capture_default_str();
-  cmd.add_option("--ffmpeg", o.ffmpeg, "The ffmpeg program, for posters (a path, or a name looked up in PATH)")
+  cmd.add_option("--ffmpeg", o.ffmpeg,
+                 "The ffmpeg program, for posters (a path, or a name looked up in PATH)")
       ->capture_default_str();
 }
 

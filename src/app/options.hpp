@@ -5,10 +5,10 @@
 #include <string>
 #include <variant>
 
+#include "app/access_options.hpp"
 #include "cache/metadata_cache.hpp"
 #include "cache/slice_cache.hpp"
 #include "server/api_setup.hpp"
-#include "app/access_options.hpp"
 #include "server/config.hpp"
 
 namespace CLI {

@@ -8,12 +8,12 @@
 #include <thread>
 
 #include "app/commands.hpp"
-#include "http/signed_link.hpp"
-#include "server/access.hpp"
 #include "app/reopenable_sink.hpp"
 #include "app/scan.hpp"
 #include "app/storage_setup.hpp"
 #include "catalog/library.hpp"
+#include "http/signed_link.hpp"
+#include "server/access.hpp"
 #include "server/api_setup.hpp"
 #include "server/server.hpp"
 
@@ -63,12 +63,14 @@ int run_server(const serve_config& cfg, const storage_setup& storage,
   srv.on_drain([lib = api->lib] { lib->begin_stop(); });
   // Probes read private media through the server like anyone else: with a short-lived link of their own.
   if (!cfg.server.access.keys.empty())
-    api->lib->set_link_query([policy = cfg.server.access, api = api.get()](const std::string& key) -> std::string {
-      const auto visibility = api->visibility_of(key);
-      if (visibility == "public" || (visibility == "inherit" && !server::needs_signature(policy, key))) return "";
-      const http::link_grant grant{key, static_cast<std::int64_t>(std::time(nullptr)) + 3600, false, ""};
-      return "?" + http::sign_link(grant, policy.keys.front());
-    });
+    api->lib->set_link_query(
+        [policy = cfg.server.access, api = api.get()](const std::string& key) -> std::string {
+          const auto visibility = api->visibility_of(key);
+          if (visibility == "public" || (visibility == "inherit" && !server::needs_signature(policy, key)))
+            return "";
+          const http::link_grant grant{key, static_cast<std::int64_t>(std::time(nullptr)) + 3600, false, ""};
+          return "?" + http::sign_link(grant, policy.keys.front());
+        });
   const auto port = srv.bind();
   server::start_library(*api, cfg.server.listen_host, port, cfg.scan_on_start || cfg.scan_only);
   int exit_code = 0;

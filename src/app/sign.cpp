@@ -16,11 +16,20 @@ std::optional<std::int64_t> parse_ttl(std::string_view text) {
   std::int64_t unit = 1;
   if (!text.empty() && !std::isdigit(static_cast<unsigned char>(text.back()))) {
     switch (text.back()) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      default: return std::nullopt;
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 86400;
+        break;
+      default:
+        return std::nullopt;
     }
     text.remove_suffix(1);
   }
@@ -68,7 +77,8 @@ int run_sign(const sign_options& o) {
     const auto slash = key->rfind('/');
     grant.key = slash == std::string::npos ? std::string() : key->substr(0, slash + 1);
   }
-  std::printf("/media/%s?%s\n", http::encode_key_for_url(*key).c_str(), http::sign_link(grant, keys.front()).c_str());
+  std::printf("/media/%s?%s\n", http::encode_key_for_url(*key).c_str(),
+              http::sign_link(grant, keys.front()).c_str());
   return 0;
 }
 

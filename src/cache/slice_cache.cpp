@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "cache/cache_dir.hpp"
-#include "common/prometheus_text.hpp"
 #include "common/crypto.hpp"
+#include "common/prometheus_text.hpp"
 #include "storage/recent_files.hpp"
 
 namespace mediagate::cache {

@@ -122,7 +122,8 @@ list_page catalog::list(const list_query& q) {
   const auto page = std::max<std::size_t>(q.page, 1);
   if (q.visible) {
     // Which items a client may see depends on rules outside the database (prefixes): filter every match here.
-    auto s = db_.prepare("SELECT " + std::string(kColumns) + " FROM items" + where + " ORDER BY created DESC, key");
+    auto s = db_.prepare("SELECT " + std::string(kColumns) + " FROM items" + where +
+                         " ORDER BY created DESC, key");
     bind_filters(s);
     const auto skip = (page - 1) * q.per_page;
     while (s.step()) {

@@ -44,7 +44,9 @@ class library {
   void begin_stop();
   // Appended to the URL the probes read an item from ("?exp=...&sig=..." for private media, else ""); set
   // before start().
-  void set_link_query(std::function<std::string(const std::string& key)> query) { link_query_ = std::move(query); }
+  void set_link_query(std::function<std::string(const std::string& key)> query) {
+    link_query_ = std::move(query);
+  }
 
   // Queue work (thread-safe; a probe already queued is not queued twice).
   void request_scan();

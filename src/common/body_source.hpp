@@ -2,7 +2,6 @@
 // A stream of bytes being written somewhere (an upload's body): fills the buffer with the next bytes, 0 at
 // the end. An error aborts the write.
 #include <boost/asio/awaitable.hpp>
-
 #include <cstddef>
 #include <functional>
 #include <span>

@@ -1,11 +1,10 @@
 #include "common/crypto.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-
-#include <openssl/crypto.h>
 
 #include <cctype>
 #include <stdexcept>
@@ -150,7 +149,8 @@ sha256_digest sha256_hasher::finish() {
 
 std::string base64url(std::span<const std::uint8_t> bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(), static_cast<int>(bytes.size()));
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(),
+                                static_cast<int>(bytes.size()));
   out.resize(static_cast<std::size_t>(n));
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (auto& ch : out) {
@@ -164,15 +164,19 @@ std::optional<std::string> base64url_decode(std::string_view text) {
   if (text.size() % 4 == 1 || text.size() > (1u << 20)) return std::nullopt;
   std::string in(text);
   for (auto& ch : in) {
-    if (ch == '-') ch = '+';
-    else if (ch == '_') ch = '/';
-    else if (!std::isalnum(static_cast<unsigned char>(ch))) return std::nullopt;  // no padding, no '+' or '/'
+    if (ch == '-')
+      ch = '+';
+    else if (ch == '_')
+      ch = '/';
+    else if (!std::isalnum(static_cast<unsigned char>(ch)))
+      return std::nullopt;  // no padding, no '+' or '/'
   }
   const std::size_t pad = (4 - in.size() % 4) % 4;
   in.append(pad, '=');
   std::string out(in.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  const int n =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
   if (n < 0) return std::nullopt;
   out.resize(static_cast<std::size_t>(n) - pad);  // EVP_DecodeBlock counts the padding as zero bytes
   return out;

@@ -86,7 +86,8 @@ std::string format_http_date(std::int64_t t) {
   // Digits by hand: this runs for every response (Last-Modified), and snprintf showed in profiles.
   std::string out = "Www, DD Mmm YYYY hh:mm:ss GMT";
   auto put = [&out](std::size_t at, std::int64_t value, int width) {
-    for (int i = width - 1; i >= 0; --i, value /= 10) out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+    for (int i = width - 1; i >= 0; --i, value /= 10)
+      out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
   };
   out.replace(0, 3, kDays[weekday]);
   put(5, d, 2);

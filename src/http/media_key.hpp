@@ -9,8 +9,8 @@ namespace mediagate::http {
 inline constexpr std::size_t kMaxKeyBytes = 1024;  // S3's own limit on key length
 
 // Percent-decodes `encoded` (the path after "/media/", without query) into a key. nullopt when the key is
-// empty, longer than kMaxKeyBytes, not UTF-8, has a malformed escape, a NUL or other control byte, a backslash, an
-// empty, "." or ".." segment, or a leading "/".
+// empty, longer than kMaxKeyBytes, not UTF-8, has a malformed escape, a NUL or other control byte, a
+// backslash, an empty, "." or ".." segment, or a leading "/".
 std::optional<std::string> decode_media_key(std::string_view encoded);
 
 // Percent-encodes a key for use in a URL path ("/" kept), for links and Location headers.

@@ -26,7 +26,8 @@ bool list_matches(std::string_view field, std::string_view current_etag, match_m
 precondition_outcome evaluate_preconditions(method m, const conditional_headers& h, const validators& v) {
   // Step 1: If-Match (strong comparison), §13.1.1.
   if (h.if_match) {
-    if (!list_matches(*h.if_match, v.etag, match_mode::strong)) return precondition_outcome::precondition_failed;
+    if (!list_matches(*h.if_match, v.etag, match_mode::strong))
+      return precondition_outcome::precondition_failed;
   } else if (h.if_unmodified_since) {
     // Step 2: If-Unmodified-Since, only without If-Match; an invalid date is ignored (§13.1.4).
     if (auto date = parse_http_date(*h.if_unmodified_since); date && v.last_modified > *date)
@@ -35,7 +36,8 @@ precondition_outcome evaluate_preconditions(method m, const conditional_headers&
   // Step 3: If-None-Match (weak comparison), §13.1.2.
   if (h.if_none_match) {
     if (list_matches(*h.if_none_match, v.etag, match_mode::weak))
-      return m == method::other ? precondition_outcome::precondition_failed : precondition_outcome::not_modified;
+      return m == method::other ? precondition_outcome::precondition_failed
+                                : precondition_outcome::not_modified;
   } else if (h.if_modified_since && m != method::other) {
     // Step 4: If-Modified-Since, only without If-None-Match and only for GET/HEAD (§13.1.3).
     if (auto date = parse_http_date(*h.if_modified_since); date && v.last_modified <= *date)

@@ -18,7 +18,7 @@ struct conditional_headers {
 
 // The validators of the selected representation.
 struct validators {
-  std::string_view etag;          // strong ETag with quotes
+  std::string_view etag;           // strong ETag with quotes
   std::int64_t last_modified = 0;  // seconds since the epoch
 };
 

@@ -43,8 +43,8 @@ response_plan text_response(unsigned status, std::string text, response_plan pla
 
 }  // namespace
 
-std::string multipart_part_header(std::string_view boundary, std::string_view content_type, const byte_range& r,
-                                  std::uint64_t size, bool first) {
+std::string multipart_part_header(std::string_view boundary, std::string_view content_type,
+                                  const byte_range& r, std::uint64_t size, bool first) {
   std::string s = first ? "" : "\r\n";
   s.append("--").append(boundary).append("\r\n");
   if (!content_type.empty()) s.append("Content-Type: ").append(content_type).append("\r\n");
@@ -102,10 +102,10 @@ response_plan plan_response(const request_view& req, const representation& rep, 
     plan.status = 206;
     // The part headers carry the representation's type; the message's type is multipart (§14.6).
     for (auto& [name, value] : plan.headers)
-      if (name == "Content-Type")
-        value = "multipart/byteranges; boundary=" + std::string(opts.boundary);
+      if (name == "Content-Type") value = "multipart/byteranges; boundary=" + std::string(opts.boundary);
     if (rep.content_type.empty())
-      plan.headers.emplace_back("Content-Type", "multipart/byteranges; boundary=" + std::string(opts.boundary));
+      plan.headers.emplace_back("Content-Type",
+                                "multipart/byteranges; boundary=" + std::string(opts.boundary));
     bool first = true;
     for (const auto& r : ranges.ranges) {
       auto head = multipart_part_header(opts.boundary, rep.content_type, r, rep.size, first);

@@ -43,16 +43,16 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 
 struct response_plan {
   unsigned status = 200;
-  header_list headers;              // Content-Length included whenever there is a body to frame
-  std::vector<body_segment> body;   // empty when there is nothing to send (HEAD, 304)
+  header_list headers;               // Content-Length included whenever there is a body to frame
+  std::vector<body_segment> body;    // empty when there is nothing to send (HEAD, 304)
   std::uint64_t content_length = 0;  // what Content-Length says (for HEAD: what GET would send)
 };
 
 response_plan plan_response(const request_view& req, const representation& rep, const plan_options& opts);
 
 // The literal framing of multipart/byteranges (RFC 9110 §14.6), shared by the planner and its tests.
-std::string multipart_part_header(std::string_view boundary, std::string_view content_type, const byte_range& r,
-                                  std::uint64_t size, bool first);
+std::string multipart_part_header(std::string_view boundary, std::string_view content_type,
+                                  const byte_range& r, std::uint64_t size, bool first);
 std::string multipart_trailer(std::string_view boundary);
 
 }  // namespace mediagate::http

@@ -111,14 +111,22 @@ std::string sign_link(const link_grant& g, const signing_key& k) {
 
 std::string_view verdict_reason(link_verdict v) {
   switch (v) {
-    case link_verdict::ok: return "ok";
-    case link_verdict::missing: return "missing";
-    case link_verdict::garbled: return "garbled";
-    case link_verdict::expired: return "expired";
-    case link_verdict::unknown_kid: return "unknown_kid";
-    case link_verdict::bad_signature: return "bad_signature";
-    case link_verdict::wrong_method: return "wrong_method";
-    case link_verdict::wrong_address: return "wrong_address";
+    case link_verdict::ok:
+      return "ok";
+    case link_verdict::missing:
+      return "missing";
+    case link_verdict::garbled:
+      return "garbled";
+    case link_verdict::expired:
+      return "expired";
+    case link_verdict::unknown_kid:
+      return "unknown_kid";
+    case link_verdict::bad_signature:
+      return "bad_signature";
+    case link_verdict::wrong_method:
+      return "wrong_method";
+    case link_verdict::wrong_address:
+      return "wrong_address";
   }
   return "garbled";
 }
@@ -129,7 +137,8 @@ link_verdict verify_link(const link_request& r, const std::vector<signing_key>& 
   if (!p.exp && !p.kid && !p.sig) return link_verdict::missing;
   if (!p.exp || !p.kid || !p.sig || p.duplicate) return link_verdict::garbled;
   const auto exp = parse_decimal(*p.exp);
-  if (!exp || *exp > static_cast<std::uint64_t>(INT64_MAX) / 2 || p.sig->size() != 43) return link_verdict::garbled;
+  if (!exp || *exp > static_cast<std::uint64_t>(INT64_MAX) / 2 || p.sig->size() != 43)
+    return link_verdict::garbled;
   if (p.pfx && *p.pfx != "1") return link_verdict::garbled;
   link_grant g;
   g.expires = static_cast<std::int64_t>(*exp);

@@ -1,7 +1,7 @@
 #pragma once
 // Signed expiring links (like nginx's secure_link, CloudFront's signed URLs): the query string
-// `exp=<unix seconds>&kid=<key id>[&pfx=1][&ip=<CIDR>]&sig=<base64url HMAC-SHA256>` authorises GET and HEAD of
-// one decoded key, or of every key under a prefix (pfx=1), until `exp`. Pure: no clock, no I/O.
+// `exp=<unix seconds>&kid=<key id>[&pfx=1][&ip=<CIDR>]&sig=<base64url HMAC-SHA256>` authorises GET and HEAD
+// of one decoded key, or of every key under a prefix (pfx=1), until `exp`. Pure: no clock, no I/O.
 #include <cstdint>
 #include <optional>
 #include <string>

@@ -39,9 +39,12 @@ fetch_result parse_sts_credentials(std::string_view xml) {
   if (!doc.load_buffer(xml.data(), xml.size())) return std::string("STS sent an answer that is not XML");
   if (auto err = doc.child("ErrorResponse").child("Error"))
     return "STS refused: " + std::string(err.child_value("Code")) + ": " + err.child_value("Message");
-  auto c = doc.child("AssumeRoleWithWebIdentityResponse").child("AssumeRoleWithWebIdentityResult").child("Credentials");
-  timed_credentials t{{c.child_value("AccessKeyId"), c.child_value("SecretAccessKey"), c.child_value("SessionToken")},
-                      http::parse_iso8601_utc(c.child_value("Expiration"))};
+  auto c = doc.child("AssumeRoleWithWebIdentityResponse")
+               .child("AssumeRoleWithWebIdentityResult")
+               .child("Credentials");
+  timed_credentials t{
+      {c.child_value("AccessKeyId"), c.child_value("SecretAccessKey"), c.child_value("SessionToken")},
+      http::parse_iso8601_utc(c.child_value("Expiration"))};
   if (t.creds.access_key_id.empty() || t.creds.secret_access_key.empty())
     return std::string("STS sent no credentials");
   return t;
@@ -50,10 +53,11 @@ fetch_result parse_sts_credentials(std::string_view xml) {
 credentials_fetch imds_fetch(std::string endpoint) {
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
   return [endpoint]() -> fetch_result {
-    auto token = sync_request("PUT", endpoint + "/latest/api/token", {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}},
-                              "", kTimeout);
+    auto token = sync_request("PUT", endpoint + "/latest/api/token",
+                              {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}}, "", kTimeout);
     if (!token.error.empty()) return "instance metadata service unreachable (" + token.error + ")";
-    if (token.status != 200) return "instance metadata service refused a session token (" + std::to_string(token.status) + ")";
+    if (token.status != 200)
+      return "instance metadata service refused a session token (" + std::to_string(token.status) + ")";
     const std::vector<std::pair<std::string, std::string>> auth = {{"X-aws-ec2-metadata-token", token.body}};
     const auto base = endpoint + "/latest/meta-data/iam/security-credentials/";
     auto role = sync_request("GET", base, auth, "", kTimeout);
@@ -74,10 +78,11 @@ credentials_fetch web_identity_fetch(std::string sts_endpoint, std::string role_
     ss << in.rdbuf();
     auto token = ss.str();
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-    const std::string body = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + form_encode(role_arn) +
-                             "&RoleSessionName=" + form_encode(session_name) + "&WebIdentityToken=" + form_encode(token);
-    auto r = sync_request("POST", sts_endpoint + "/", {{"Content-Type", "application/x-www-form-urlencoded"}}, body,
-                          kTimeout);
+    const std::string body =
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + form_encode(role_arn) +
+        "&RoleSessionName=" + form_encode(session_name) + "&WebIdentityToken=" + form_encode(token);
+    auto r = sync_request("POST", sts_endpoint + "/", {{"Content-Type", "application/x-www-form-urlencoded"}},
+                          body, kTimeout);
     if (!r.error.empty()) return "STS unreachable at " + sts_endpoint + " (" + r.error + ")";
     auto parsed = parse_sts_credentials(r.body);
     if (r.status != 200 && std::holds_alternative<timed_credentials>(parsed))

@@ -27,7 +27,8 @@ using credentials_fetch = std::function<fetch_result()>;
 
 // The JSON document IMDS serves for a role: {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}.
 fetch_result parse_imds_credentials(std::string_view json);
-// The XML of STS AssumeRoleWithWebIdentity: .../Credentials/{AccessKeyId, SecretAccessKey, SessionToken, Expiration}.
+// The XML of STS AssumeRoleWithWebIdentity: .../Credentials/{AccessKeyId, SecretAccessKey, SessionToken,
+// Expiration}.
 fetch_result parse_sts_credentials(std::string_view xml);
 
 // IMDSv2: a session token by PUT, then the role name, then the role's credentials. `endpoint` defaults to

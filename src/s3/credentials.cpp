@@ -81,12 +81,15 @@ std::optional<resolved_credentials> resolve_static_credentials(const credentials
   if (auto k = value_of(cred_ini, profile, "aws_access_key_id")) {
     if (auto s = value_of(cred_ini, profile, "aws_secret_access_key"))
       return resolved_credentials{{*k, *s, value_of(cred_ini, profile, "aws_session_token").value_or("")},
-                                  "shared credentials file " + cred_path + " (profile " + profile + ")", region};
+                                  "shared credentials file " + cred_path + " (profile " + profile + ")",
+                                  region};
   }
   if (auto k = value_of(config_ini, config_section, "aws_access_key_id")) {
     if (auto s = value_of(config_ini, config_section, "aws_secret_access_key"))
-      return resolved_credentials{{*k, *s, value_of(config_ini, config_section, "aws_session_token").value_or("")},
-                                  "config file " + config_path + " (profile " + profile + ")", region};
+      return resolved_credentials{
+          {*k, *s, value_of(config_ini, config_section, "aws_session_token").value_or("")},
+          "config file " + config_path + " (profile " + profile + ")",
+          region};
   }
   return std::nullopt;
 }

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <tuple>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -13,6 +11,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <tuple>
 
 #include "common/prometheus_text.hpp"
 #include "http/token.hpp"
@@ -43,10 +42,10 @@ struct connection {
 
 error io_error_of(const boost::system::error_code& ec, std::string_view what, const endpoint& ep) {
   if (ec == beast::error::timeout)
-    return {errc::upstream_timeout, "storage at " + ep.host_header() + " did not answer in time (" +
-                                        std::string(what) + ")"};
-  return {errc::upstream_unavailable,
-          "storage at " + ep.host_header() + " is unreachable (" + std::string(what) + ": " + ec.message() + ")"};
+    return {errc::upstream_timeout,
+            "storage at " + ep.host_header() + " did not answer in time (" + std::string(what) + ")"};
+  return {errc::upstream_unavailable, "storage at " + ep.host_header() + " is unreachable (" +
+                                          std::string(what) + ": " + ec.message() + ")"};
 }
 
 }  // namespace
@@ -73,9 +72,13 @@ namespace {
 
 class response_impl final : public response {
  public:
-  response_impl(std::unique_ptr<connection> conn, std::shared_ptr<client::pool> pool, client_counters& counters,
-                std::chrono::milliseconds timeout, endpoint ep)
-      : conn_(std::move(conn)), pool_(std::move(pool)), counters_(counters), timeout_(timeout), ep_(std::move(ep)) {
+  response_impl(std::unique_ptr<connection> conn, std::shared_ptr<client::pool> pool,
+                client_counters& counters, std::chrono::milliseconds timeout, endpoint ep)
+      : conn_(std::move(conn)),
+        pool_(std::move(pool)),
+        counters_(counters),
+        timeout_(timeout),
+        ep_(std::move(ep)) {
     parser_.body_limit(boost::none);
   }
   ~response_impl() override {
@@ -96,7 +99,8 @@ class response_impl final : public response {
       remaining_ = *parser_.content_length();
       direct_ = true;
     }
-    if (direct_ && conn_->buffer.size() == 0) conn_->buffer.shrink_to_fit();  // no body bytes came with the header
+    if (direct_ && conn_->buffer.size() == 0)
+      conn_->buffer.shrink_to_fit();  // no body bytes came with the header
   }
 
   unsigned status() const override { return parser_.get().result_int(); }
@@ -201,7 +205,8 @@ std::optional<std::string> request_head(const std::string& method, const signed_
     if (!add(name, value)) return std::nullopt;
   for (const auto& [name, value] : sig.headers)
     if (!add(name, value)) return std::nullopt;
-  if (method != "GET" && method != "HEAD") head.append("content-length: ").append(std::to_string(body_size)).append("\r\n");
+  if (method != "GET" && method != "HEAD")
+    head.append("content-length: ").append(std::to_string(body_size)).append("\r\n");
   head.append("\r\n");
   return head;
 }
@@ -275,8 +280,10 @@ std::string client_counters::render() const {
   counter("mediagate_s3_get_requests_total", "GetObject requests sent to S3.", get_requests.load());
   counter("mediagate_s3_head_requests_total", "HeadObject requests sent to S3.", head_requests.load());
   counter("mediagate_s3_received_bytes_total", "Body bytes received from S3.", bytes_received.load());
-  counter("mediagate_s3_retries_total", "Requests to S3 sent again after a retryable failure.", retries.load());
-  counter("mediagate_s3_resumes_total", "Object reads resumed after a connection broke mid-body.", resumes.load());
+  counter("mediagate_s3_retries_total", "Requests to S3 sent again after a retryable failure.",
+          retries.load());
+  counter("mediagate_s3_resumes_total", "Object reads resumed after a connection broke mid-body.",
+          resumes.load());
   counter("mediagate_s3_errors_total", "S3 requests that failed for good.", errors.load());
   counter("mediagate_s3_connections_opened_total", "Connections opened to S3.", connections_opened.load());
   return out;
@@ -289,7 +296,8 @@ net::awaitable<result<std::string>> response::read_all(std::size_t limit) {
     auto n = co_await read_some(buf);
     if (!n) co_return n.err();
     if (*n == 0) break;
-    if (out.size() + *n > limit) co_return error{errc::upstream_unavailable, "storage sent a larger answer than expected"};
+    if (out.size() + *n > limit)
+      co_return error{errc::upstream_unavailable, "storage sent a larger answer than expected"};
     out.append(buf, *n);
   }
   co_return out;
@@ -338,7 +346,7 @@ net::awaitable<result<std::unique_ptr<response>>> client::send(request_spec spec
 }
 
 net::awaitable<result<std::unique_ptr<response>>> client::send_once(const request_spec& spec,
-                                                                             bool fresh_connection) {
+                                                                    bool fresh_connection) {
   const auto& ep = settings_.ep;
   std::unique_ptr<connection> conn = fresh_connection ? nullptr : pool_->acquire();
   const bool reused = conn != nullptr;
@@ -361,7 +369,8 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
     if (conn->secure) {
       if (!SSL_set_tlsext_host_name(conn->secure->native_handle(), connect_host.c_str()))
         co_return error{errc::upstream_unavailable, "cannot set the TLS server name"};
-      if (settings_.verify_tls) conn->secure->set_verify_callback(net::ssl::host_name_verification(connect_host));
+      if (settings_.verify_tls)
+        conn->secure->set_verify_callback(net::ssl::host_name_verification(connect_host));
       auto [hec] = co_await conn->secure->async_handshake(net::ssl::stream_base::client, kTuple);
       if (hec) co_return io_error_of(hec, "TLS handshake (check --s3-ca-file)", ep);
     }
@@ -380,7 +389,8 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
     sig = unsigned_request(to_sign);
   } else {
     to_sign.payload_sha256 = spec.body.empty() ? std::string(empty_payload_sha256) : sha256_hex(spec.body);
-    sig = sign_v4(to_sign, creds_->current(), settings_.region, "s3", std::chrono::system_clock::now(), keys_);
+    sig =
+        sign_v4(to_sign, creds_->current(), settings_.region, "s3", std::chrono::system_clock::now(), keys_);
   }
 
   const auto head = request_head(spec.method, sig, spec.headers, spec.body.size());
@@ -403,17 +413,21 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
     }
   }
   if (!wec && net::buffer_size(message) > 0)
-    std::tie(wec, std::ignore) = co_await conn->visit([&](auto& s) { return net::async_write(s, message, kTuple); });
+    std::tie(wec, std::ignore) =
+        co_await conn->visit([&](auto& s) { return net::async_write(s, message, kTuple); });
   if (wec) co_return io_error_of(wec, reused ? "sending on a reused connection" : "sending the request", ep);
 
   // Room for a response header in one recv (bodies are read straight into the caller's buffer); a pooled
   // connection gave its buffer back after the previous body.
   conn->buffer.reserve(4096);
-  auto res = std::make_unique<response_impl>(std::move(conn), pool_, *counters_, settings_.response_timeout, ep);
+  auto res =
+      std::make_unique<response_impl>(std::move(conn), pool_, *counters_, settings_.response_timeout, ep);
   if (spec.method == "HEAD") res->parser().skip(true);
   auto [hec, hn] = co_await res->conn().visit(
       [&](auto& s) { return bhttp::async_read_header(s, res->conn().buffer, res->parser(), kTuple); });
-  if (hec) co_return io_error_of(hec, reused ? "reading the answer on a reused connection" : "reading the answer", ep);
+  if (hec)
+    co_return io_error_of(hec, reused ? "reading the answer on a reused connection" : "reading the answer",
+                          ep);
   res->header_done();
   co_return std::unique_ptr<response>(std::move(res));
 }

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "s3/sigv4.hpp"
 #include "common/body_source.hpp"
 #include "common/result.hpp"
+#include "s3/sigv4.hpp"
 
 namespace mediagate::s3 {
 
@@ -77,8 +77,8 @@ class response;
 
 class client : public std::enable_shared_from_this<client> {
  public:
-  client(boost::asio::any_io_executor ex, client_settings settings, std::shared_ptr<credentials_provider> creds,
-         std::shared_ptr<client_counters> counters);
+  client(boost::asio::any_io_executor ex, client_settings settings,
+         std::shared_ptr<credentials_provider> creds, std::shared_ptr<client_counters> counters);
   ~client();
 
   // Sends the request and reads the response header; retries retryable failures for idempotent requests.
@@ -92,7 +92,7 @@ class client : public std::enable_shared_from_this<client> {
 
  private:
   boost::asio::awaitable<result<std::unique_ptr<response>>> send_once(const request_spec& spec,
-                                                                               bool fresh_connection);
+                                                                      bool fresh_connection);
   boost::asio::any_io_executor ex_;
   client_settings settings_;
   std::shared_ptr<credentials_provider> creds_;

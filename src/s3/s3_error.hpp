@@ -24,6 +24,6 @@ bool is_retryable(const s3_error& e);
 
 // A storage error with a message a user can act on; `anonymous`: the request was unsigned (--s3-anonymous).
 error to_storage_error(const s3_error& e, std::string_view bucket, std::string_view key,
-                                bool anonymous = false);
+                       bool anonymous = false);
 
 }  // namespace mediagate::s3

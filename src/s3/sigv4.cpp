@@ -24,7 +24,9 @@ std::string to_lower_ascii(std::string_view text) {
 // SigV4's Trimall: drop leading and trailing whitespace, and turn every run of whitespace inside the value
 // into one space. (A loop: find_first_of with a set calls memchr per character.)
 std::string trim_all(std::string_view value) {
-  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  const auto space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+  };
   std::string out;
   out.reserve(value.size());
   bool pending_space = false;
@@ -227,7 +229,8 @@ std::string amz_date(std::chrono::system_clock::time_point time) {
   const hh_mm_ss hms{seconds - day};
   std::string out = "YYYYMMDDThhmmssZ";
   auto put = [&out](std::size_t at, long value, int width) {  // digits by hand: snprintf showed in profiles
-    for (int i = width - 1; i >= 0; --i, value /= 10) out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+    for (int i = width - 1; i >= 0; --i, value /= 10)
+      out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
   };
   put(0, static_cast<int>(ymd.year()), 4);
   put(4, static_cast<long>(static_cast<unsigned>(ymd.month())), 2);

@@ -37,8 +37,8 @@ sync_response exchange(Stream& stream, bhttp::request<bhttp::string_body>& req) 
 }  // namespace
 
 sync_response sync_request(const std::string& method, const std::string& url,
-                           const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body,
-                           std::chrono::milliseconds timeout) {
+                           const std::vector<std::pair<std::string, std::string>>& headers,
+                           const std::string& body, std::chrono::milliseconds timeout) {
   const auto scheme_end = url.find("://");
   const auto path_start = scheme_end == std::string::npos ? std::string::npos : url.find('/', scheme_end + 3);
   auto ep = parse_endpoint(url.substr(0, path_start));

@@ -16,7 +16,7 @@ struct sync_response {
 
 // `url` is http[s]://host[:port]/path[?query]. Bodies are limited to 1 MiB.
 sync_response sync_request(const std::string& method, const std::string& url,
-                           const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body,
-                           std::chrono::milliseconds timeout);
+                           const std::vector<std::pair<std::string, std::string>>& headers,
+                           const std::string& body, std::chrono::milliseconds timeout);
 
 }  // namespace mediagate::s3

@@ -1,7 +1,6 @@
 #include "s3/upload.hpp"
 
 #include <pugixml.hpp>
-
 #include <sstream>
 
 #include "s3/s3_client.hpp"
@@ -27,12 +26,13 @@ net::awaitable<result<std::size_t>> fill(body_source& source, std::string& buf, 
 }
 
 net::awaitable<result<std::unique_ptr<response>>> expect_ok(client& c, request_spec spec,
-                                                                     const std::string& key) {
+                                                            const std::string& key) {
   auto r = co_await c.send(std::move(spec));
   if (!r) co_return r.err();
   if ((*r)->status() / 100 != 2) {
     auto body = co_await (*r)->read_all(64 * 1024);
-    co_return to_storage_error(parse_s3_error((*r)->status(), body ? *body : std::string()), c.settings().bucket, key);
+    co_return to_storage_error(parse_s3_error((*r)->status(), body ? *body : std::string()),
+                               c.settings().bucket, key);
   }
   co_return r;
 }
@@ -51,7 +51,7 @@ net::awaitable<void> abort_upload(client& c, const std::string& key, const std::
 }  // namespace
 
 net::awaitable<result<upload_result>> upload_object(client& c, std::string key, std::string content_type,
-                                                             body_source source, std::size_t part_bytes) {
+                                                    body_source source, std::size_t part_bytes) {
   std::string part;
   auto first = co_await fill(source, part, part_bytes);
   if (!first) co_return first.err();

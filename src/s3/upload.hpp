@@ -24,8 +24,8 @@ struct upload_result {
 
 // Uploads `source` to `key` (full key, prefix included). Bodies up to one part go in a single PUT.
 boost::asio::awaitable<result<upload_result>> upload_object(client& c, std::string key,
-                                                                     std::string content_type, body_source source,
-                                                                     std::size_t part_bytes = kDefaultPartBytes);
+                                                            std::string content_type, body_source source,
+                                                            std::size_t part_bytes = kDefaultPartBytes);
 
 // Deletes `key` (full key). Deleting a missing key succeeds, as in S3.
 boost::asio::awaitable<result<bool>> delete_object(client& c, std::string key);

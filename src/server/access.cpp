@@ -64,13 +64,14 @@ bool needs_link(const services& svc, const std::string& key) {
 std::optional<response> check_link(const request& req, services& svc, std::string_view key) {
   const auto& policy = svc.config.access;
   http::link_request lr{req.query, key, req.read_only(), address_of(req.peer)};
-  const auto verdict = http::verify_link(lr, policy.keys, static_cast<std::int64_t>(std::time(nullptr)),
-                                         policy.clock_skew);
+  const auto verdict =
+      http::verify_link(lr, policy.keys, static_cast<std::int64_t>(std::time(nullptr)), policy.clock_skew);
   if (verdict == http::link_verdict::ok) return std::nullopt;
   svc.stats.link_refused(verdict);
-  return text_response(403, "forbidden: this media needs a valid signed link (" +
-                                std::string(http::verdict_reason(verdict)) + ")",
-                       {{"Cache-Control", "no-store"}});
+  return text_response(
+      403,
+      "forbidden: this media needs a valid signed link (" + std::string(http::verdict_reason(verdict)) + ")",
+      {{"Cache-Control", "no-store"}});
 }
 
 void add_cors_headers(const request& req, const server_config& cfg, response& r) {
@@ -83,7 +84,8 @@ void add_cors_headers(const request& req, const server_config& cfg, response& r)
 }
 
 response answer_options(const request& req, const server_config& cfg) {
-  const std::string methods = is_api(req.path) ? "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" : "GET, HEAD, OPTIONS";
+  const std::string methods =
+      is_api(req.path) ? "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS" : "GET, HEAD, OPTIONS";
   const bool preflight = req.count("Origin") > 0 && req.count("Access-Control-Request-Method") > 0;
   response r;
   r.status = 204;

@@ -13,10 +13,10 @@
 #include "catalog/library.hpp"
 #include "catalog/scan.hpp"
 #include "http/media_key.hpp"
-#include "http/token.hpp"
-#include "server/api_json.hpp"
 #include "http/signed_link.hpp"
+#include "http/token.hpp"
 #include "server/access.hpp"
+#include "server/api_json.hpp"
 #include "server/media.hpp"
 #include "storage/storage.hpp"
 
@@ -74,7 +74,8 @@ std::variant<catalog::list_query, std::string> parse_list_query(std::string_view
     q.per_page = static_cast<std::size_t>(*n);
   }
   if (auto v = http::query_param(query, "type"); v && !v->empty()) {
-    if (*v != "video" && *v != "audio" && *v != "image") return std::string("type must be video, audio or image");
+    if (*v != "video" && *v != "audio" && *v != "image")
+      return std::string("type must be video, audio or image");
     q.kind = *v;
   }
   if (auto v = http::query_param(query, "q")) {
@@ -90,9 +91,11 @@ response list_items(const request& req, services& svc) {
   if (auto* problem = std::get_if<std::string>(&parsed)) return json_error(400, *problem);
   auto& q = std::get<catalog::list_query>(parsed);
   // Private items are listed to the admin only.
-  if (!is_admin(*svc.api, req)) q.visible = [&svc](const catalog::media_item& item) { return !needs_link(svc, item.key); };
+  if (!is_admin(*svc.api, req))
+    q.visible = [&svc](const catalog::media_item& item) { return !needs_link(svc, item.key); };
   catalog::list_page page;
-  if (auto failed = catalog_call([&] { page = svc.api->items->list(q); })) return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call([&] { page = svc.api->items->list(q); }))
+    return catalog_failure(req, svc, *failed);
   json::array items;
   for (const auto& item : page.items) items.push_back(item_json(item));
   json::object body;
@@ -166,7 +169,8 @@ net::awaitable<response> patch_item(const request& req, services& svc, std::stri
 // POST /api/media/{id}/links {"ttl": seconds, "ip": "CIDR"}: a signed link to the item (admin).
 net::awaitable<response> make_link(const request& req, services& svc, const std::string& id) {
   const auto& keys = svc.config.access.keys;
-  if (keys.empty()) co_return json_error(409, "links need --signing-keys: the server has no key to sign with");
+  if (keys.empty())
+    co_return json_error(409, "links need --signing-keys: the server has no key to sign with");
   auto body = co_await read_small_body(req, kMaxJsonBody);
   if (!body) co_return json_error(body.err().code == errc::too_large ? 413 : 400, body.err().message);
   std::int64_t ttl = 3600;
@@ -185,13 +189,15 @@ net::awaitable<response> make_link(const request& req, services& svc, const std:
     }
   }
   std::optional<catalog::media_item> item;
-  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); })) co_return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); }))
+    co_return catalog_failure(req, svc, *failed);
   if (!item) co_return json_error(404, "no item with id " + id);
   http::link_grant grant{item->key, static_cast<std::int64_t>(std::time(nullptr)) + ttl, false, ip};
   const auto query = http::sign_link(grant, keys.front());
   const auto host = req["Host"];
   json::object out;
-  out["url"] = (host.empty() ? std::string() : "http://" + std::string(host)) + "/v/" + item->id + "?" + query;
+  out["url"] =
+      (host.empty() ? std::string() : "http://" + std::string(host)) + "/v/" + item->id + "?" + query;
   out["path"] = "/v/" + item->id + "?" + query;
   out["media_path"] = "/media/" + http::encode_key_for_url(item->key) + "?" + query;
   out["expires"] = iso8601_utc(grant.expires);
@@ -200,7 +206,8 @@ net::awaitable<response> make_link(const request& req, services& svc, const std:
 
 net::awaitable<response> delete_item(const request& req, services& svc, std::string id) {
   std::optional<catalog::media_item> item;
-  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); })) co_return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); }))
+    co_return catalog_failure(req, svc, *failed);
   if (!item) co_return json_error(404, "no item with id " + id);
   // The object first: if storage refuses, the row stays and the client can try again.
   auto removed = co_await svc.store.remove(item->key);
@@ -210,9 +217,11 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
   }
   if (!item->poster_key.empty()) {
     auto poster = co_await svc.store.remove(item->poster_key);
-    if (!poster) svc.log.warn("{}: cannot delete poster {}: {}", req.peer, item->poster_key, poster.err().message);
+    if (!poster)
+      svc.log.warn("{}: cannot delete poster {}: {}", req.peer, item->poster_key, poster.err().message);
   }
-  if (auto failed = catalog_call([&] { svc.api->items->remove(id); })) co_return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call([&] { svc.api->items->remove(id); }))
+    co_return catalog_failure(req, svc, *failed);
   svc.api->set_visibility(item->key, "inherit");
   svc.log.info("{}: deleted {} ({})", req.peer, item->key, id);
   json::object body;
@@ -222,8 +231,10 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
 
 response get_item(const request& req, services& svc, const std::string& id) {
   std::optional<catalog::media_item> item;
-  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); })) return catalog_failure(req, svc, *failed);
-  if (!item || (needs_link(svc, item->key) && !is_admin(*svc.api, req))) return json_error(404, "no item with id " + id);
+  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); }))
+    return catalog_failure(req, svc, *failed);
+  if (!item || (needs_link(svc, item->key) && !is_admin(*svc.api, req)))
+    return json_error(404, "no item with id " + id);
   return json_response(200, api_json_text(item_json(*item)));
 }
 
@@ -232,7 +243,8 @@ net::awaitable<response> put_media(const request& req, services& svc, std::strin
   if (auto denied = check_admin(*svc.api, req)) co_return std::move(*denied);
   auto key = http::decode_media_key(rest);
   if (!key || catalog::has_hidden_component(*key))  // hidden components are reserved (posters, temporaries)
-    co_return json_error(400, "the key is not a valid storage key (no '.', '..', hidden or empty path components)");
+    co_return json_error(
+        400, "the key is not a valid storage key (no '.', '..', hidden or empty path components)");
   co_return co_await handle_put_upload(req, svc, std::move(*key));
 }
 
@@ -317,7 +329,9 @@ std::string api_services::visibility_of(const std::string& key) const {
 
 std::optional<response> check_admin(const api_services& api, const request& req) {
   if (api.admin_token.empty())
-    return json_error(403, "writes are disabled: start the server with --admin-token or MEDIAGATE_ADMIN_TOKEN to allow them");
+    return json_error(
+        403,
+        "writes are disabled: start the server with --admin-token or MEDIAGATE_ADMIN_TOKEN to allow them");
   const auto value = req.single_field("Authorization");
   if (!value || value->size() < 7 || !http::iequals(value->substr(0, 7), "Bearer "))
     return json_error(401, "this needs the admin token: Authorization: Bearer TOKEN");

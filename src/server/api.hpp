@@ -3,15 +3,14 @@
 // Handlers run on the event loops; the catalog is synchronous (SQLite answers in microseconds) and
 // thread-safe; probing runs on the library's own thread.
 #include <boost/asio/awaitable.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <set>
-#include <unordered_map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "server/request.hpp"
 #include "server/response.hpp"

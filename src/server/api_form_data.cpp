@@ -149,13 +149,15 @@ bool form_data_parser::feed(std::string_view input) {
           pending_.clear();
           return true;
         }
-        // At most kMaxPadding bytes of whitespace, whatever the chunks (one more byte may be the CR of the CRLF).
+        // At most kMaxPadding bytes of whitespace, whatever the chunks (one more byte may be the CR of the
+        // CRLF).
         const auto crlf = pending_.find("\r\n");
         if (crlf == std::string::npos) {
           if (pending_.size() > kMaxPadding + 1) return fail("garbage after a boundary");
           return true;
         }
-        if (crlf > kMaxPadding || pending_.find_first_not_of(" \t") < crlf) return fail("garbage after a boundary");
+        if (crlf > kMaxPadding || pending_.find_first_not_of(" \t") < crlf)
+          return fail("garbage after a boundary");
         pending_.erase(0, crlf + 2);
         state_ = state::headers;
         break;

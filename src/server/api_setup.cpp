@@ -16,7 +16,8 @@ std::shared_ptr<api_services> make_api(const library_options& o, storage_factory
     throw std::runtime_error("--catalog must be sqlite:PATH (or a file path), not '" + o.catalog + "'");
   auto api = std::make_shared<api_services>();
   api->items = std::make_shared<catalog::catalog>(*path);
-  for (const auto& [key, visibility] : api->items->visibility_overrides()) api->set_visibility(key, visibility);
+  for (const auto& [key, visibility] : api->items->visibility_overrides())
+    api->set_visibility(key, visibility);
   catalog::probe_tools tools;
   tools.ffprobe = o.ffprobe;
   tools.ffmpeg = o.ffmpeg;

@@ -35,7 +35,8 @@ response serve_ui_asset(const request& req, std::string_view name) {
     }
     case http::precondition_outcome::precondition_failed:
       return text_response(412, "precondition failed", std::move(headers));
-    case http::precondition_outcome::proceed: break;
+    case http::precondition_outcome::proceed:
+      break;
   }
   return make_response(200, a->content_type, std::string(a->bytes), std::move(headers));
 }

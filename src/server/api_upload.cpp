@@ -32,7 +32,8 @@ constexpr std::size_t kMaxFieldBytes = 4096;
 constexpr std::uint64_t kFormOverhead = 1 << 20;  // part headers and small fields around the file
 
 double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 // The key's extension decides when it is known (clients label raw bodies carelessly: curl sends
@@ -40,8 +41,9 @@ double now_ms() {
 std::string type_for_upload(std::string_view declared, const std::string& key) {
   if (auto by_ext = http::content_type_for_key(key); !by_ext.empty()) return std::string(by_ext);
   std::string_view type = http::trim_ows(declared);
-  if (!type.empty() && !http::is_generic_type(type) && !type.starts_with("application/x-www-form-urlencoded") &&
-      !type.starts_with("multipart/") && type.find_first_of("\r\n") == std::string_view::npos)
+  if (!type.empty() && !http::is_generic_type(type) &&
+      !type.starts_with("application/x-www-form-urlencoded") && !type.starts_with("multipart/") &&
+      type.find_first_of("\r\n") == std::string_view::npos)
     return std::string(type);
   return "application/octet-stream";
 }
@@ -81,7 +83,8 @@ response upload_failed(const request& req, services& svc, const std::string& key
 
 // Adds the stored object to the catalog (or updates its row), queues a probe, and answers with the item.
 response upload_done(const request& req, services& svc, const std::string& key, const std::string& type,
-                     const storage::object_meta& meta, const std::string& title, bool existed, double started_ms) {
+                     const storage::object_meta& meta, const std::string& title, bool existed,
+                     double started_ms) {
   catalog::media_item item;
   try {
     item = svc.api->items->upsert({key, type, meta.size, meta.etag}, title);
@@ -114,7 +117,8 @@ std::optional<response> check_framing(const request& req, std::uint64_t limit) {
 
 // A file name from a form as a storage key: its last component, without control bytes or leading dots.
 std::string key_from_filename(std::string_view name) {
-  if (const auto slash = name.find_last_of("/\\"); slash != std::string_view::npos) name.remove_prefix(slash + 1);
+  if (const auto slash = name.find_last_of("/\\"); slash != std::string_view::npos)
+    name.remove_prefix(slash + 1);
   std::string out;
   for (unsigned char ch : name)
     if (ch >= 0x20 && ch != 0x7f) out += static_cast<char>(ch);
@@ -230,7 +234,8 @@ class form_file_source {
     if (file_done_) {  // after the file: keep small fields, skip anything else
       if (ev.kind == form_event::part_begin)
         after_field_ = ev.header.filename ? "" : ev.header.name;
-      else if (ev.kind == form_event::data && !after_field_.empty() && fields_[after_field_].size() < kMaxFieldBytes)
+      else if (ev.kind == form_event::data && !after_field_.empty() &&
+               fields_[after_field_].size() < kMaxFieldBytes)
         fields_[after_field_] += ev.bytes.substr(0, kMaxFieldBytes - fields_[after_field_].size());
       return;
     }
@@ -321,11 +326,13 @@ net::awaitable<response> handle_form_upload(const request& req, services& svc) {
   const auto started = now_ms();
   auto boundary = form_data_boundary(req["Content-Type"]);
   if (!boundary) {
-    auto r = json_error(400, "POST /api/media takes multipart/form-data with a file field (or PUT /api/media/<key>)");
+    auto r = json_error(
+        400, "POST /api/media takes multipart/form-data with a file field (or PUT /api/media/<key>)");
     r.close = req.has_body();
     co_return r;
   }
-  if (auto refused = check_framing(req, svc.api->max_upload_bytes + kFormOverhead)) co_return std::move(*refused);
+  if (auto refused = check_framing(req, svc.api->max_upload_bytes + kFormOverhead))
+    co_return std::move(*refused);
 
   form_stream form(*req.body, *boundary);
   auto head = co_await read_form_head(form);
@@ -353,7 +360,8 @@ net::awaitable<response> handle_form_upload(const request& req, services& svc) {
 
 net::awaitable<result<std::string>> read_small_body(const request& req, std::size_t limit) {
   if (!req.has_body()) co_return std::string();
-  if (req.content_length && *req.content_length > limit) co_return error{errc::too_large, "the JSON body is too large"};
+  if (req.content_length && *req.content_length > limit)
+    co_return error{errc::too_large, "the JSON body is too large"};
   req.body->set_limit(limit);
   std::string body;
   std::vector<char> chunk(16 * 1024);

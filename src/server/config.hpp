@@ -12,11 +12,11 @@ namespace mediagate::server {
 
 // Which media needs a signed link (http/signed_link.hpp), and the keys that make and check them.
 struct access_policy {
-  bool signed_by_default = false;             // --access signed
-  std::vector<std::string> signed_prefixes;   // --signed-prefix: these need a link (longest match wins)
-  std::vector<std::string> public_prefixes;   // --public-prefix: these do not
-  std::vector<http::signing_key> keys;        // the first signs, all verify
-  std::int64_t clock_skew = 30;               // seconds an expired link is still accepted
+  bool signed_by_default = false;            // --access signed
+  std::vector<std::string> signed_prefixes;  // --signed-prefix: these need a link (longest match wins)
+  std::vector<std::string> public_prefixes;  // --public-prefix: these do not
+  std::vector<http::signing_key> keys;       // the first signs, all verify
+  std::int64_t clock_skew = 30;              // seconds an expired link is still accepted
   std::string cache_control = "private, max-age=3600";  // for responses to signed requests
 };
 
@@ -36,7 +36,7 @@ struct server_config {
   std::string access_log = "-";                      // "-": standard output; "off"; or a file path
   std::vector<std::string> cors_origins;             // origins allowed to read media and the API ("*": any)
   access_policy access;
-  std::chrono::milliseconds drain_timeout{30'000};   // SIGTERM: how long in-flight responses may finish
+  std::chrono::milliseconds drain_timeout{30'000};  // SIGTERM: how long in-flight responses may finish
   std::string metrics_token;  // /metrics needs "Authorization: Bearer" this; empty: loopback clients only
   // The descriptor budget that sizes the connection cap (set by the CLI from the storage in use).
   std::size_t descriptors_per_connection = 2;  // the socket, a file or an upstream connection

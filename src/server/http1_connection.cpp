@@ -35,7 +35,7 @@ using parser_type = bhttp::request_parser<bhttp::buffer_body>;
 
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::uint64_t kSendfileChunk = 4u << 20;
-constexpr std::size_t kFirstRead = 4096;              // most request heads fit; the parser reads on for longer ones
+constexpr std::size_t kFirstRead = 4096;  // most request heads fit; the parser reads on for longer ones
 constexpr std::uint64_t kYieldEvery = 16u << 20;      // let other connections of this loop run
 constexpr std::uint64_t kWholeRangeMax = 128u << 10;  // ranges up to this size get a buffer that holds them
 constexpr std::size_t kLingerBytes = 16u << 20;
@@ -131,16 +131,16 @@ void limit_unsent(connection& c, std::size_t chunk) {
 // Moves one range from the reader to the socket: file chunks by sendfile, others through one buffer per
 // connection, refilled only once the client took the previous one (bounded memory, backpressure).
 // `pending` holds bytes to send first (the response head, multipart framing).
-net::awaitable<bool> send_range(connection& c, services& svc, storage::range_reader& reader, std::uint64_t length,
-                                std::string& pending, const std::string& what) {
+net::awaitable<bool> send_range(connection& c, services& svc, storage::range_reader& reader,
+                                std::uint64_t length, std::string& pending, const std::string& what) {
   if (reader.needs_buffer()) size_stream_buffer(c, svc.config.stream_buffer_bytes, length);
   std::uint64_t sent = 0;
   while (length > 0) {
     auto got = co_await reader.next(c.stream_buffer, true);
     if (!got || got->bytes == 0 || got->bytes > length) {
       if (!got)
-        svc.log.warn("{}: storage failed mid-response for {} after {} bytes of a range: {}", c.peer, what, sent,
-                     got.err().message);
+        svc.log.warn("{}: storage failed mid-response for {} after {} bytes of a range: {}", c.peer, what,
+                     sent, got.err().message);
       co_return false;
     }
     if (got->file) {
@@ -200,7 +200,8 @@ net::awaitable<request_outcome> write_response(connection& c, services& svc, res
   if (r.media)
     ok = co_await send_media(c, svc, *r.media, std::move(head));
   else
-    ok = co_await write_all(c, svc.config, head, head_only ? std::span<const char>() : std::span<const char>(r.body));
+    ok = co_await write_all(c, svc.config, head,
+                            head_only ? std::span<const char>() : std::span<const char>(r.body));
   const auto written = c.bytes_written - before;
   co_return request_outcome{r.status, written > head_size ? written - head_size : 0, close || !ok};
 }
@@ -300,7 +301,8 @@ std::optional<response> head_error_response(connection& c, services& svc, const 
   if (c.timed_out) {
     c.timed_out = false;
     if (!got_some) return std::nullopt;
-    svc.log.info("{}: request header not received within {} ms: 408", c.peer, svc.config.header_timeout.count());
+    svc.log.info("{}: request header not received within {} ms: 408", c.peer,
+                 svc.config.header_timeout.count());
     return text_response(408, "request timeout: the request header took too long");
   }
   if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
@@ -352,8 +354,8 @@ void log_access(connection_context& ctx, const connection& c, const request& req
                 double seconds) {
   if (!ctx.access_log) return;
   ctx.access_log->info("{} \"{} {}\" range=\"{}\" {} {} {:.3f}ms", c.peer, log_escape(req.method_name),
-                       log_escape(http::redact_signature(req.target)), log_escape(req["Range"]), out.status, out.body_bytes,
-                       seconds * 1000);
+                       log_escape(http::redact_signature(req.target)), log_escape(req["Range"]), out.status,
+                       out.body_bytes, seconds * 1000);
 }
 
 // Answers one request whose head has been read.
@@ -423,7 +425,8 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
   c->socket.set_option(tcp::no_delay(true), ec);  // no Nagle stalls on small responses
   c->socket.native_non_blocking(true, ec);
   c->socket.non_blocking(true, ec);  // synchronous sends return would_block instead of waiting
-  if (auto ep = c->socket.remote_endpoint(ec); !ec) c->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+  if (auto ep = c->socket.remote_endpoint(ec); !ec)
+    c->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
 
   bool first_request = true;
   try {
@@ -446,7 +449,9 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
       auto [read_ec, n] = co_await bhttp::async_read_header(c->socket, c->buffer, parser, kTuple);
       c->clear_deadline();
       c->awaiting_request = false;
-      if (!read_ec && c->requests++ == 0) ctx.fresh.fetch_sub(1, std::memory_order_relaxed);  // the header is in: handlers and storage waits have deadlines of their own
+      if (!read_ec && c->requests++ == 0)
+        ctx.fresh.fetch_sub(1, std::memory_order_relaxed);  // the header is in: handlers and storage waits
+                                                            // have deadlines of their own
       if (read_ec) {
         if (auto r = head_error_response(*c, svc, parser, read_ec)) {
           auto out = co_await write_response(*c, svc, std::move(*r), false, true);

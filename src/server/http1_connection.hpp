@@ -1,11 +1,11 @@
 #pragma once
 // Internal to src/server: one HTTP/1.1 client connection. It alone reads, frames, writes, applies deadlines
 // and limits, counts and logs; what to answer comes from handle_request (server/router.hpp).
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>

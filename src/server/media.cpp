@@ -140,7 +140,8 @@ net::awaitable<response> serve_media(const request& req, services& svc, std::str
   co_return co_await serve_media_key(req, svc, std::move(*key), link_needed);
 }
 
-net::awaitable<response> serve_media_key(const request& req, services& svc, std::string key, bool private_link) {
+net::awaitable<response> serve_media_key(const request& req, services& svc, std::string key,
+                                         bool private_link) {
   if (!req.read_only()) {
     auto r = text_response(405, "method not allowed: media supports GET and HEAD", {{"Allow", "GET, HEAD"}});
     r.close = req.has_body();  // a body we will not read
@@ -155,7 +156,10 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
     auto meta = co_await svc.store.stat(key);
     if (!meta) co_return storage_error_response(req, svc, key, meta.err());
     auto type = co_await choose_content_type(svc, key, *meta);
-    if (!type) co_return storage_error_response(req, svc, key, type.err());
+    if (!type) {
+      if (type.err().code == errc::changed && attempt == 0) continue;  // replaced since stat: plan once more
+      co_return storage_error_response(req, svc, key, type.err());
+    }
 
     http::plan_options options;
     // Answers to signed links are for one viewer: never a public cache lifetime.
@@ -168,7 +172,8 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
     auto body = std::make_unique<media_body>();
     body->what = key;
     body->open = [&store = svc.store, key, m = *meta](http::byte_range r) { return store.open(key, m, r); };
-    const auto first_range = std::find_if(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range; });
+    const auto first_range =
+        std::find_if(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range; });
     if (first_range != plan.body.end()) {
       auto opened = co_await svc.store.open(key, *meta, *first_range->range);
       if (!opened) {

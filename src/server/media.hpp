@@ -1,7 +1,6 @@
 #pragma once
 // The media handler: GET and HEAD of one stored object with every rule of RFC 9110 (DESIGN.md steps 1-4).
 #include <boost/asio/awaitable.hpp>
-
 #include <string>
 #include <string_view>
 

@@ -7,7 +7,8 @@
 namespace mediagate::server {
 
 void metrics::record_request(unsigned status, std::uint64_t bytes_sent, double seconds) {
-  if (status < requests_by_status_.size()) requests_by_status_[status].fetch_add(1, std::memory_order_relaxed);
+  if (status < requests_by_status_.size())
+    requests_by_status_[status].fetch_add(1, std::memory_order_relaxed);
   bytes_sent_.fetch_add(bytes_sent, std::memory_order_relaxed);
   for (std::size_t i = 0; i < kDurationBuckets.size(); ++i)
     if (seconds <= kDurationBuckets[i]) {
@@ -30,12 +31,12 @@ std::string metrics::render() const {
       out += line;
     }
   append_metric(out, "mediagate_http_response_bytes_total", "counter", "Bytes of response bodies sent.",
-                      bytes_sent_.load());
+                bytes_sent_.load());
   const auto active = active_connections_.load();
   append_metric(out, "mediagate_active_connections", "gauge", "Client connections open now.",
-                      active > 0 ? static_cast<std::uint64_t>(active) : 0);
+                active > 0 ? static_cast<std::uint64_t>(active) : 0);
   append_metric(out, "mediagate_rejected_connections_total", "counter",
-                      "Connections refused because of --max-connections.", rejected_connections_.load());
+                "Connections refused because of --max-connections.", rejected_connections_.load());
   out += "# HELP mediagate_http_request_duration_seconds Time from a request's headers to its last byte.\n";
   out += "# TYPE mediagate_http_request_duration_seconds histogram\n";
   std::uint64_t cumulative = 0;
@@ -51,7 +52,9 @@ std::string metrics::render() const {
                 static_cast<double>(duration_sum_us_.load()) / 1e6);
   out += line;
   out += "mediagate_http_request_duration_seconds_count " + std::to_string(count) + "\n";
-  out += "# HELP mediagate_signed_link_refusals_total Requests refused for want of a valid signed link, by reason.\n";
+  out +=
+      "# HELP mediagate_signed_link_refusals_total Requests refused for want of a valid signed link, by "
+      "reason.\n";
   out += "# TYPE mediagate_signed_link_refusals_total counter\n";
   for (std::size_t i = 1; i < link_refusals_.size(); ++i) {
     const auto reason = http::verdict_reason(static_cast<http::link_verdict>(i));

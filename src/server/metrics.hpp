@@ -12,7 +12,7 @@ namespace mediagate::server {
 class metrics {
  public:
   static constexpr std::array<double, 12> kDurationBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                             0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
+                                                              0.05,   0.1,   0.25,   0.5,   1.0,  5.0};
 
   void record_request(unsigned status, std::uint64_t bytes_sent, double seconds);
   void connection_opened() { active_connections_.fetch_add(1, std::memory_order_relaxed); }
@@ -20,7 +20,8 @@ class metrics {
   std::int64_t active_connections() const { return active_connections_.load(std::memory_order_relaxed); }
   void connection_rejected() { rejected_connections_.fetch_add(1, std::memory_order_relaxed); }
   void link_refused(http::link_verdict why) {
-    link_refusals_[static_cast<std::size_t>(why) % link_refusals_.size()].fetch_add(1, std::memory_order_relaxed);
+    link_refusals_[static_cast<std::size_t>(why) % link_refusals_.size()].fetch_add(
+        1, std::memory_order_relaxed);
   }
 
   // Counters of other parts (storage, cache) render themselves after these.

@@ -3,7 +3,6 @@
 // connection type, not a second set of handlers): method, target, header fields and the body as a stream.
 // Views point into the connection's buffers and stay valid until the handler's response is written.
 #include <boost/asio/awaitable.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <span>

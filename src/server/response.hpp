@@ -2,7 +2,6 @@
 // A handler's answer. The connection alone frames it (status line, Date, Server, Connection), writes it,
 // streams its body, counts and logs it: handlers never touch a socket.
 #include <boost/asio/awaitable.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>

@@ -3,7 +3,6 @@
 #include <openssl/crypto.h>
 
 #include "http/token.hpp"
-
 #include "server/access.hpp"
 #include "server/api.hpp"
 #include "server/media.hpp"
@@ -20,7 +19,8 @@ bool is_loopback(std::string_view peer) {
 bool metrics_allowed(const request& req, const server_config& cfg) {
   if (cfg.metrics_token.empty()) return is_loopback(req.peer);
   const auto value = req.single_field("Authorization");
-  return value && value->size() == 7 + cfg.metrics_token.size() && http::iequals(value->substr(0, 7), "Bearer ") &&
+  return value && value->size() == 7 + cfg.metrics_token.size() &&
+         http::iequals(value->substr(0, 7), "Bearer ") &&
          CRYPTO_memcmp(value->data() + 7, cfg.metrics_token.data(), cfg.metrics_token.size()) == 0;
 }
 
@@ -51,7 +51,8 @@ boost::asio::awaitable<response> route(const request& req, services& svc) {
   if (path == "/healthz") co_return text_response(200, "ok", {{"Cache-Control", "no-store"}});
   if (path == "/readyz") {
     // A load balancer takes a draining node out of its pool before it stops.
-    if (svc.draining && svc.draining->load()) co_return text_response(503, "draining", {{"Cache-Control", "no-store"}});
+    if (svc.draining && svc.draining->load())
+      co_return text_response(503, "draining", {{"Cache-Control", "no-store"}});
     co_return text_response(200, "ready", {{"Cache-Control", "no-store"}});
   }
   if (path == "/metrics") {

@@ -116,7 +116,8 @@ struct server::impl {
     for (auto& other : workers) {
       if (other.get() == &w) continue;
       auto& pending = other->evictions_pending;
-      if (other->context.fresh.load(std::memory_order_relaxed) <= pending.load(std::memory_order_relaxed)) continue;
+      if (other->context.fresh.load(std::memory_order_relaxed) <= pending.load(std::memory_order_relaxed))
+        continue;
       pending.fetch_add(1, std::memory_order_relaxed);
       net::post(other->io, [o = other.get()] {
         if (auto* idle = oldest_fresh(o->context)) close_if_idle(*idle);
@@ -125,7 +126,8 @@ struct server::impl {
       return true;
     }
     stats.connection_rejected();
-    // Framed by the code that frames every other response; written without waiting (the socket buffer takes it).
+    // Framed by the code that frames every other response; written without waiting (the socket buffer takes
+    // it).
     const auto busy = text_response(503, "service unavailable: too many clients", {{"Retry-After", "1"}});
     const auto message = serialize_response_head(busy, true) + busy.body;
     boost::system::error_code ignored;
@@ -149,7 +151,8 @@ struct server::impl {
         // Out of descriptors (EMFILE/ENFILE) or another transient failure: free a descriptor if an idle
         // connection holds one, pause accepting for a moment, and log once a second at most.
         if (auto* idle = oldest_fresh(w.context)) close_if_idle(*idle);
-        w.accept_errors.note([&](std::uint64_t n) { log->warn("accept failed {} time(s): {}", n, ec.message()); });
+        w.accept_errors.note(
+            [&](std::uint64_t n) { log->warn("accept failed {} time(s): {}", n, ec.message()); });
         backoff.expires_after(kAcceptBackoff);
         co_await backoff.async_wait(kTuple);
         continue;
@@ -173,7 +176,8 @@ struct server::impl {
         boost::system::error_code ignored;
         if (w->acceptor) w->acceptor->close(ignored);
         w->context.draining = true;
-        for (auto* c : std::vector<connection*>(w->context.open.begin(), w->context.open.end())) close_if_idle(*c);
+        for (auto* c : std::vector<connection*>(w->context.open.begin(), w->context.open.end()))
+          close_if_idle(*c);
       });
     net::co_spawn(workers.front()->io, wait_drained(), net::detached);
   }
@@ -198,7 +202,8 @@ server::server(server_config config, storage_factory storage, std::shared_ptr<sp
   impl_->factory = std::move(storage);
   impl_->log = std::move(log);
   impl_->access_log = std::move(access_log);
-  unsigned threads = impl_->config.threads ? impl_->config.threads : std::max(1u, std::thread::hardware_concurrency());
+  unsigned threads =
+      impl_->config.threads ? impl_->config.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i)
     impl_->workers.push_back(std::make_unique<worker>(impl_->config, impl_->stats, *impl_->log,
                                                       impl_->access_log.get(), impl_->metrics_sources,
@@ -208,13 +213,18 @@ server::server(server_config config, storage_factory storage, std::shared_ptr<sp
   // an open file or an upstream connection, a cache file), beside what every loop keeps (upstream pools,
   // open-file tables) and a spare for the logs, the catalog and probes.
   const auto limit = raise_descriptor_limit();
-  const std::uint64_t reserved = impl_->config.spare_descriptors + threads * impl_->config.descriptors_per_loop;
-  const auto budget = limit > reserved ? (limit - reserved) / std::max<std::size_t>(1, impl_->config.descriptors_per_connection) : 0;
+  const std::uint64_t reserved =
+      impl_->config.spare_descriptors + threads * impl_->config.descriptors_per_loop;
+  const auto budget = limit > reserved ? (limit - reserved) / std::max<std::size_t>(
+                                                                  1, impl_->config.descriptors_per_connection)
+                                       : 0;
   // Never above --max-connections; never so low that a small descriptor limit leaves no room at all.
-  impl_->connection_cap = std::min<std::uint64_t>(impl_->config.max_connections, std::max<std::uint64_t>(16, budget));
-  impl_->log->info("connection cap {} (--max-connections {}, descriptor limit {}, {} reserved, {} per connection)",
-                   impl_->connection_cap, impl_->config.max_connections, limit, reserved,
-                   impl_->config.descriptors_per_connection);
+  impl_->connection_cap =
+      std::min<std::uint64_t>(impl_->config.max_connections, std::max<std::uint64_t>(16, budget));
+  impl_->log->info(
+      "connection cap {} (--max-connections {}, descriptor limit {}, {} reserved, {} per connection)",
+      impl_->connection_cap, impl_->config.max_connections, limit, reserved,
+      impl_->config.descriptors_per_connection);
 }
 
 server::~server() = default;
@@ -223,7 +233,9 @@ metrics& server::counters() { return impl_->stats; }
 
 std::size_t server::connection_cap() const { return impl_->connection_cap; }
 
-void server::add_metrics_source(metrics_source source) { impl_->metrics_sources.push_back(std::move(source)); }
+void server::add_metrics_source(metrics_source source) {
+  impl_->metrics_sources.push_back(std::move(source));
+}
 
 void server::set_api(std::shared_ptr<api_services> api) {
   impl_->api = std::move(api);

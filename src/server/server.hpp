@@ -1,10 +1,10 @@
 #pragma once
 // The HTTP server: one listening socket, one event loop per thread, connections spread round-robin.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <atomic>
 
 #include "server/config.hpp"
 

@@ -28,7 +28,7 @@ struct services {
   metrics& stats;
   spdlog::logger& log;
   const std::vector<std::function<std::string()>>& metrics_sources;
-  api_services* api = nullptr;  // null: no catalog, API or web page
+  api_services* api = nullptr;                  // null: no catalog, API or web page
   const std::atomic<bool>* draining = nullptr;  // set once shutting down: /readyz answers 503
   std::mt19937_64 random{std::random_device{}()};
   std::unordered_map<std::string, std::string> sniffed_types;  // key + ETag → type sniffed from its bytes

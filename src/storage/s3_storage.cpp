@@ -1,13 +1,11 @@
 #include "storage/s3_storage.hpp"
 
-#include <pugixml.hpp>
-
-#include <functional>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <functional>
+#include <pugixml.hpp>
 
 #include "http/http_date.hpp"
 #include "http/token.hpp"
@@ -62,13 +60,14 @@ class s3_range_reader final : public range_reader {
     if (status == 206) {
       const auto cr = res.header("content-range");
       if (cr != content_range_of(want, meta_.size) || res.content_length() != want.length())
-        co_return error{errc::upstream_unavailable,
-                        "storage answered range '" + cr + "' for " + content_range_of(want, meta_.size) +
-                            ": refusing to forward other bytes"};
+        co_return error{errc::upstream_unavailable, "storage answered range '" + cr + "' for " +
+                                                        content_range_of(want, meta_.size) +
+                                                        ": refusing to forward other bytes"};
     } else if (status == 200) {
       // The store ignored the range: take the planned bytes out of the whole object, if it is the same size.
       if (res.content_length() != meta_.size)
-        co_return error{errc::upstream_unavailable, "storage ignored the range and sent an object of another size"};
+        co_return error{errc::upstream_unavailable,
+                        "storage ignored the range and sent an object of another size"};
       skip_ = next_;
     } else {
       auto body = co_await res.read_all(64 * 1024);
@@ -95,7 +94,8 @@ class s3_range_reader final : public range_reader {
         if (!n || *n == 0) break;
         skip_ -= *n;
       }
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), range_.last - next_ + 1));
+      const auto want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), range_.last - next_ + 1));
       result<std::size_t> n = std::size_t{0};
       if (skip_ == 0) n = co_await response_->read_some(buf.first(want));
       if (n && *n > 0) {
@@ -108,8 +108,8 @@ class s3_range_reader final : public range_reader {
       skip_ = 0;
       if (++resumes_ > max_resumes_)
         co_return error{errc::upstream_unavailable,
-                        "storage connection broke " + std::to_string(resumes_) + " times while reading " + key_ +
-                            " at byte " + std::to_string(next_) + (n ? "" : ": " + n.err().message)};
+                        "storage connection broke " + std::to_string(resumes_) + " times while reading " +
+                            key_ + " at byte " + std::to_string(next_) + (n ? "" : ": " + n.err().message)};
       client_->counters().resumes.fetch_add(1, std::memory_order_relaxed);
       net::steady_timer timer(co_await net::this_coro::executor);
       timer.expires_after(std::chrono::milliseconds(50 << (2 * (resumes_ - 1))));
@@ -147,13 +147,13 @@ std::optional<s3_location> parse_s3_url(std::string_view url) {
   return loc;
 }
 
-s3_storage::s3_storage(std::shared_ptr<s3::client> client, s3_location where, std::chrono::milliseconds meta_ttl,
-                       int max_resumes)
+s3_storage::s3_storage(std::shared_ptr<s3::client> client, s3_location where,
+                       std::chrono::milliseconds meta_ttl, int max_resumes)
     : client_(std::move(client)), where_(std::move(where)), meta_ttl_(meta_ttl), max_resumes_(max_resumes) {}
 
 std::string s3_storage::describe() const {
-  return "s3://" + where_.bucket + "/" + where_.prefix + " at " + (client_->settings().ep.tls ? "https://" : "http://") +
-         client_->settings().ep.host_header();
+  return "s3://" + where_.bucket + "/" + where_.prefix + " at " +
+         (client_->settings().ep.tls ? "https://" : "http://") + client_->settings().ep.host_header();
 }
 
 net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
@@ -186,7 +186,7 @@ net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
 }
 
 net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::string key, object_meta meta,
-                                                                        http::byte_range range) {
+                                                                       http::byte_range range) {
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, meta, range, max_resumes_,
                                                   [this, key] { meta_cache_.erase(key); });
   auto started = co_await reader->start();
@@ -215,12 +215,14 @@ net::awaitable<result<std::vector<listed_object>>> s3_storage::list(std::string 
     auto root = doc.child("ListBucketResult");
     for (auto c : root.children("Contents")) {
       std::string key = c.child_value("Key");
-      if (!key.starts_with(where_.prefix) || key.size() == where_.prefix.size() || key.back() == '/') continue;
-      out.push_back({key.substr(where_.prefix.size()),
-                     http::parse_decimal(c.child_value("Size")).value_or(0),
-                     http::parse_iso8601_utc(c.child_value("LastModified")).value_or(0), c.child_value("ETag")});
+      if (!key.starts_with(where_.prefix) || key.size() == where_.prefix.size() || key.back() == '/')
+        continue;
+      out.push_back({key.substr(where_.prefix.size()), http::parse_decimal(c.child_value("Size")).value_or(0),
+                     http::parse_iso8601_utc(c.child_value("LastModified")).value_or(0),
+                     c.child_value("ETag")});
     }
-    token = std::string(root.child_value("IsTruncated")) == "true" ? root.child_value("NextContinuationToken") : "";
+    token = std::string(root.child_value("IsTruncated")) == "true" ? root.child_value("NextContinuationToken")
+                                                                   : "";
   } while (!token.empty());
   co_return out;
 }
@@ -234,13 +236,13 @@ net::awaitable<std::optional<error>> s3_storage::check_access() {
   auto body = co_await (*r)->read_all(64 * 1024);
   auto e = s3::parse_s3_error((*r)->status(), body ? *body : std::string());
   if (e.code == "NoSuchBucket")
-    co_return error{errc::not_found,
-                    "bucket '" + where_.bucket + "' does not exist at " + client_->settings().ep.host_header()};
+    co_return error{errc::not_found, "bucket '" + where_.bucket + "' does not exist at " +
+                                         client_->settings().ep.host_header()};
   co_return s3::to_storage_error(e, where_.bucket, where_.prefix, client_->settings().anonymous);
 }
 
 net::awaitable<result<object_meta>> s3_storage::write(std::string key, std::string content_type,
-                                                       body_source source) {
+                                                      body_source source) {
   meta_cache_.erase(key);
   auto uploaded = co_await s3::upload_object(*client_, where_.prefix + key, content_type, std::move(source));
   if (!uploaded) co_return uploaded.err();

@@ -29,7 +29,7 @@ class s3_storage final : public storage {
 
   boost::asio::awaitable<result<object_meta>> stat(std::string key) override;
   boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
-                                                                  http::byte_range range) override;
+                                                                     http::byte_range range) override;
   boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) override;
   // PutObject, or a multipart upload for bodies larger than one part (aborted on failure: no half object).
   boost::asio::awaitable<result<object_meta>> write(std::string key, std::string content_type,

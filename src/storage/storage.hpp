@@ -1,7 +1,6 @@
 #pragma once
 // The storage interface: where media bytes come from (a local directory, an S3 bucket, a cache in front).
 #include <boost/asio/awaitable.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,9 +18,9 @@ namespace mediagate::storage {
 
 struct object_meta {
   std::uint64_t size = 0;
-  std::string etag;                 // strong entity tag with its quotes, e.g. "\"5f-1a2b\""
-  std::int64_t last_modified = 0;   // seconds since the epoch
-  std::string content_type;         // as stored by the backend; empty or generic when it does not know
+  std::string etag;                // strong entity tag with its quotes, e.g. "\"5f-1a2b\""
+  std::int64_t last_modified = 0;  // seconds since the epoch
+  std::string content_type;        // as stored by the backend; empty or generic when it does not know
   // The backend's hold on the version described (local storage: the file it opened to examine it), so
   // that open() reads exactly that version without looking the key up again. Null when the backend has
   // none; caches that keep metadata drop it.
@@ -87,8 +86,9 @@ class storage {
   virtual boost::asio::awaitable<result<object_meta>> stat(std::string key) = 0;
   // A reader of exactly `range` of the object described by `meta` (which came from stat()). Backends
   // must make sure the bytes belong to that same version of the object (ETag), or fail.
-  virtual boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
-                                                                          http::byte_range range) = 0;
+  virtual boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key,
+                                                                             object_meta meta,
+                                                                             http::byte_range range) = 0;
   // Every object whose key starts with `prefix`, in key order.
   virtual boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) = 0;
   // Stores the bytes of `source` at `key`, all or nothing: until the source ends, nothing is visible at

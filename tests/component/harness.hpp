@@ -2,6 +2,8 @@
 // What the in-process tests of handlers share: a coroutine runner on a local io_context, the services of one
 // event loop around a fake storage, requests built from owned strings, a scripted request body, and the
 // draining of a media response's body into the bytes a connection would send.
+#include <gtest/gtest.h>
+
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -153,6 +155,16 @@ inline std::size_t header_count(const response& r, std::string_view name) {
   for (const auto& h : r.headers)
     if (http::iequals(h.first, name)) ++n;
   return n;
+}
+
+// A simple text response: status, body, and a Content-Length that agrees with the body.
+inline void expect_text(const response& r, unsigned status, const std::string& body) {
+  EXPECT_EQ(r.status, status);
+  EXPECT_EQ(r.body, body);
+  EXPECT_EQ(header(r, "Content-Length"), std::to_string(body.size()));
+  EXPECT_EQ(header(r, "Content-Type"), "text/plain; charset=utf-8");
+  EXPECT_EQ(header(r, "X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(r.media, nullptr);
 }
 
 // The body bytes of a response as a connection sends them: the literal body, or for a media response each

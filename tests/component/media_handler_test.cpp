@@ -31,16 +31,6 @@ class media_handler : public ::testing::Test {
   std::string object = counter_bytes(1000);
 };
 
-// The body of a simple response and its Content-Length agree.
-void expect_text(const response& r, unsigned status, const std::string& body) {
-  EXPECT_EQ(r.status, status);
-  EXPECT_EQ(r.body, body);
-  EXPECT_EQ(header(r, "Content-Length"), std::to_string(body.size()));
-  EXPECT_EQ(header(r, "Content-Type"), "text/plain; charset=utf-8");
-  EXPECT_EQ(header(r, "X-Content-Type-Options"), "nosniff");
-  EXPECT_EQ(r.media, nullptr);
-}
-
 TEST_F(media_handler, whole_object) {
   auto r = h.get("/media/clip.mp4");
   EXPECT_EQ(r.status, 200u);

@@ -9,15 +9,6 @@
 namespace mediagate::testing_support {
 namespace {
 
-void expect_text(const response& r, unsigned status, const std::string& body) {
-  EXPECT_EQ(r.status, status);
-  EXPECT_EQ(r.body, body);
-  EXPECT_EQ(header(r, "Content-Length"), std::to_string(body.size()));
-  EXPECT_EQ(header(r, "Content-Type"), "text/plain; charset=utf-8");
-  EXPECT_EQ(header(r, "X-Content-Type-Options"), "nosniff");
-  EXPECT_EQ(r.media, nullptr);
-}
-
 TEST(router, healthz) {
   service_harness h;
   auto r = h.get("/healthz");

@@ -130,6 +130,9 @@ def s3_requests(m: dict) -> float:
     return sum(v for (name, _), v in m.items() if name == "mediagate_s3_requests_total")
 
 
+ADMIN_TOKEN = "private-media-admin-token"
+
+
 class PrivateCase(harness.MediagateTestCase):
     """A server with signing keys; `access_args` are its access options (the keys file is added here)."""
 
@@ -540,7 +543,8 @@ class ViewOfPrivateItems(unittest.TestCase):
         keys = write_keys(cls.storage.tmp)
         try:
             cls.server = start_server(cls.storage, ["--scan-on-start", "--signed-prefix", "private/",
-                                                    "--signing-keys", str(keys)], cls.__name__)
+                                                    "--signing-keys", str(keys), "--admin-token", ADMIN_TOKEN],
+                                      cls.__name__)
         except BaseException:
             cls.storage.cleanup()
             raise
@@ -559,9 +563,12 @@ class ViewOfPrivateItems(unittest.TestCase):
             f"\nlast server output:\n{self.server.output(25)}"))
 
     def items(self) -> dict[str, dict]:
+        """Every item, as the admin sees them (private ones are listed to the admin only)."""
         deadline = time.monotonic() + 60
         while True:
-            found = {i["key"]: i for i in self.api.items()}
+            status, body = self.api.json("GET", "/api/media?per_page=200", token=ADMIN_TOKEN)
+            self.assertEqual(status, 200, body)
+            found = {i["key"]: i for i in body["items"]}
             # Done: every item probed, or its probe failed (probe_error says why).
             if set(self.MEDIA) <= set(found) and all(found[k]["probed"] or found[k]["probe_error"]
                                                      for k in self.MEDIA):
@@ -600,6 +607,15 @@ class ViewOfPrivateItems(unittest.TestCase):
             self.assertEqual(r.header("cache-control"), SIGNED_CACHE_CONTROL, r.describe())
         r = self.get(f"/v/{items['private/image.jpg']['id']}?" + mint("private/image.jpg"))
         self.assertEqual((r.status, r.body), (200, self.data["private/image.jpg"]), r.describe())
+
+    def test_private_items_are_listed_to_the_admin_only(self):
+        admin = self.items()
+        self.assertTrue(any(k.startswith("private/") for k in admin), admin)
+        anonymous = {i["key"] for i in self.api.items()}
+        self.assertEqual({k for k in admin if not k.startswith("private/")}, anonymous)
+        private_id = next(i["id"] for k, i in admin.items() if k.startswith("private/"))
+        self.assertEqual(self.api.json("GET", f"/api/media/{private_id}")[0], 404)
+        self.assertEqual(self.api.json("GET", f"/api/media/{private_id}", token=ADMIN_TOKEN)[0], 200)
 
     # Probes read private items through the server with a short-lived link of their own (app/serve.cpp).
     def test_private_items_are_probed_and_their_poster_opens_with_the_link(self):

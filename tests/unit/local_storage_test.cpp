@@ -4,10 +4,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -143,10 +143,8 @@ TEST_F(LocalStorage, keys_that_leave_the_root_or_name_no_file_are_refused) {
     const char* key;
     std::vector<errc> accepted;
   } cases[] = {
-      {"link.txt", {errc::not_found}},
-      {"../x", {errc::bad_key, errc::not_found}},
-      {"dir", {errc::not_found}},
-      {"dir/../link.txt", {errc::bad_key, errc::not_found}},
+      {"link.txt", {errc::not_found}},    {"../x", {errc::bad_key, errc::not_found}},
+      {"dir", {errc::not_found}},         {"dir/../link.txt", {errc::bad_key, errc::not_found}},
       {"missing.mp4", {errc::not_found}},
   };
   for (const auto& c : cases) {

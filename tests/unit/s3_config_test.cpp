@@ -28,34 +28,39 @@ s3::env_lookup fake_env(std::map<std::string, std::string> vars) {
 class temp_home : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("mg-home-" + std::to_string(::getpid()) + "-" +
-                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::filesystem::temp_directory_path() /
+           ("mg-home-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_ / ".aws");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / ".aws" / name) << text; }
+  void write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / ".aws" / name) << text;
+  }
   std::filesystem::path dir_;
 };
 
 TEST(ini, parses_sections_comments_and_whitespace) {
-  auto ini = s3::parse_ini("# comment\n[default]\naws_access_key_id = AK \r\n; other\n[profile x]\nregion=eu-west-1\nbad line\n");
+  auto ini = s3::parse_ini(
+      "# comment\n[default]\naws_access_key_id = AK \r\n; other\n[profile x]\nregion=eu-west-1\nbad line\n");
   EXPECT_EQ(ini["default"]["aws_access_key_id"], "AK");
   EXPECT_EQ(ini["profile x"]["region"], "eu-west-1");
   EXPECT_EQ(ini.size(), 2u);
 }
 
 TEST_F(temp_home, explicit_options_win_over_environment) {
-  auto r = s3::resolve_static_credentials({"OPT", "OPTSECRET", ""},
-                                          fake_env({{"AWS_ACCESS_KEY_ID", "ENV"}, {"AWS_SECRET_ACCESS_KEY", "S"}}));
+  auto r = s3::resolve_static_credentials(
+      {"OPT", "OPTSECRET", ""}, fake_env({{"AWS_ACCESS_KEY_ID", "ENV"}, {"AWS_SECRET_ACCESS_KEY", "S"}}));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->creds.access_key_id, "OPT");
   EXPECT_EQ(r->source, "options");
 }
 
 TEST_F(temp_home, environment_with_session_token) {
-  auto r = s3::resolve_static_credentials(
-      {}, fake_env({{"AWS_ACCESS_KEY_ID", "ENV"}, {"AWS_SECRET_ACCESS_KEY", "S"}, {"AWS_SESSION_TOKEN", "T"},
-                    {"HOME", dir_.string()}}));
+  auto r = s3::resolve_static_credentials({}, fake_env({{"AWS_ACCESS_KEY_ID", "ENV"},
+                                                        {"AWS_SECRET_ACCESS_KEY", "S"},
+                                                        {"AWS_SESSION_TOKEN", "T"},
+                                                        {"HOME", dir_.string()}}));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->creds.access_key_id, "ENV");
   EXPECT_EQ(r->creds.session_token, "T");
@@ -64,14 +69,16 @@ TEST_F(temp_home, environment_with_session_token) {
 
 TEST_F(temp_home, half_an_environment_falls_through_to_the_files) {
   write("credentials", "[default]\naws_access_key_id=FILEKEY\naws_secret_access_key=FILESECRET\n");
-  auto r = s3::resolve_static_credentials({}, fake_env({{"AWS_ACCESS_KEY_ID", "ENV"}, {"HOME", dir_.string()}}));
+  auto r =
+      s3::resolve_static_credentials({}, fake_env({{"AWS_ACCESS_KEY_ID", "ENV"}, {"HOME", dir_.string()}}));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->creds.access_key_id, "FILEKEY");
 }
 
 TEST_F(temp_home, profile_from_credentials_and_region_from_config) {
-  write("credentials", "[default]\naws_access_key_id=D\naws_secret_access_key=DS\n[media]\naws_access_key_id=M\n"
-                       "aws_secret_access_key=MS\naws_session_token=MT\n");
+  write("credentials",
+        "[default]\naws_access_key_id=D\naws_secret_access_key=DS\n[media]\naws_access_key_id=M\n"
+        "aws_secret_access_key=MS\naws_session_token=MT\n");
   write("config", "[default]\nregion=us-east-2\n[profile media]\nregion=eu-central-1\n");
   auto r = s3::resolve_static_credentials({}, fake_env({{"HOME", dir_.string()}, {"AWS_PROFILE", "media"}}));
   ASSERT_TRUE(r);
@@ -108,7 +115,8 @@ TEST(endpoint, parses_schemes_ports_and_ipv6) {
   ASSERT_TRUE(c);
   EXPECT_EQ(c->host, "::1");
   EXPECT_EQ(c->host_header(), "[::1]:8080");
-  for (auto bad : {"ftp://x", "http://", "http://h:0", "http://h:70000", "http://h:abc", "http://h/path", "h:80"})
+  for (auto bad :
+       {"ftp://x", "http://", "http://h:0", "http://h:70000", "http://h:abc", "http://h/path", "h:80"})
     EXPECT_FALSE(s3::parse_endpoint(bad)) << bad;
 }
 
@@ -125,8 +133,9 @@ TEST(location, bucket_and_prefix) {
 }
 
 TEST(s3_errors, xml_body_and_mapping) {
-  auto e = s3::parse_s3_error(404, "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>gone</Message>"
-                                   "<RequestId>r1</RequestId></Error>");
+  auto e = s3::parse_s3_error(404,
+                              "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>gone</Message>"
+                              "<RequestId>r1</RequestId></Error>");
   EXPECT_EQ(e.code, "NoSuchKey");
   EXPECT_EQ(e.request_id, "r1");
   EXPECT_EQ(s3::to_storage_error(e, "b", "k").code, storage::errc::not_found);
@@ -136,7 +145,8 @@ TEST(s3_errors, xml_body_and_mapping) {
   EXPECT_EQ(mapped.code, storage::errc::upstream_rejected);
   EXPECT_NE(mapped.message.find("credentials"), std::string::npos);
 
-  EXPECT_EQ(s3::to_storage_error(s3::parse_s3_error(403, ""), "b", "k").code, storage::errc::upstream_rejected);
+  EXPECT_EQ(s3::to_storage_error(s3::parse_s3_error(403, ""), "b", "k").code,
+            storage::errc::upstream_rejected);
   // Unsigned requests: a 403 names the bucket policy and the missing-key case, not credentials.
   auto anon = s3::to_storage_error(s3::parse_s3_error(403, ""), "b", "k", true);
   EXPECT_EQ(anon.code, storage::errc::upstream_rejected);
@@ -149,7 +159,8 @@ TEST(s3_errors, xml_body_and_mapping) {
             storage::errc::upstream_unavailable);
   EXPECT_TRUE(s3::is_retryable(s3::parse_s3_error(503, "<Error><Code>SlowDown</Code></Error>")));
   EXPECT_FALSE(s3::is_retryable(sig));
-  EXPECT_EQ(s3::to_storage_error(s3::parse_s3_error(400, "<Error><Code>RequestTimeTooSkewed</Code></Error>"), "b", "k")
+  EXPECT_EQ(s3::to_storage_error(s3::parse_s3_error(400, "<Error><Code>RequestTimeTooSkewed</Code></Error>"),
+                                 "b", "k")
                 .code,
             storage::errc::upstream_rejected);
 }
@@ -170,7 +181,8 @@ TEST(temporary_credentials, imds_document) {
 TEST(temporary_credentials, sts_answer_and_error) {
   auto r = s3::parse_sts_credentials(
       "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-      "<AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIA2</AccessKeyId><SecretAccessKey>s</SecretAccessKey>"
+      "<AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIA2</AccessKeyId><SecretAccessKey>s</"
+      "SecretAccessKey>"
       "<SessionToken>t</SessionToken><Expiration>2026-11-23T22:00:00.000Z</Expiration></Credentials>"
       "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>");
   auto* t = std::get_if<s3::timed_credentials>(&r);
@@ -178,8 +190,9 @@ TEST(temporary_credentials, sts_answer_and_error) {
   EXPECT_EQ(t->creds.access_key_id, "ASIA2");
   EXPECT_EQ(t->creds.session_token, "t");
   EXPECT_TRUE(t->expires);
-  auto e = s3::parse_sts_credentials("<ErrorResponse><Error><Code>InvalidIdentityToken</Code><Message>bad</Message>"
-                                     "</Error></ErrorResponse>");
+  auto e = s3::parse_sts_credentials(
+      "<ErrorResponse><Error><Code>InvalidIdentityToken</Code><Message>bad</Message>"
+      "</Error></ErrorResponse>");
   ASSERT_TRUE(std::holds_alternative<std::string>(e));
   EXPECT_NE(std::get<std::string>(e).find("InvalidIdentityToken"), std::string::npos);
 }

@@ -12,8 +12,8 @@ const signing_key kSecond{"k2", std::string(40, 'b')};
 const std::vector<signing_key> kKeys{kFirst, kSecond};
 constexpr std::int64_t kNow = 1'800'000'000;
 
-link_verdict check(std::string_view query, std::string_view key, bool get = true, std::string_view ip = "10.1.2.3",
-                   std::int64_t now = kNow, std::int64_t skew = 30) {
+link_verdict check(std::string_view query, std::string_view key, bool get = true,
+                   std::string_view ip = "10.1.2.3", std::int64_t now = kNow, std::int64_t skew = 30) {
   return verify_link({query, key, get, ip}, kKeys, now, skew);
 }
 
@@ -23,12 +23,15 @@ std::string signed_query(const link_grant& g, const signing_key& k = kFirst) { r
 std::string with_param(std::string query, std::string_view name, std::string_view value) {
   const auto at = query.find(std::string(name) + "=");
   const auto end = query.find('&', at);
-  return query.replace(at, (end == std::string::npos ? query.size() : end) - at, std::string(name) + "=" + std::string(value));
+  return query.replace(at, (end == std::string::npos ? query.size() : end) - at,
+                       std::string(name) + "=" + std::string(value));
 }
 
 TEST(SignedLink, CanonicalStringNamesEveryField) {
-  EXPECT_EQ(canonical_link_string({"a/b.mp4", 123, false, ""}), "mediagate-link-v1\nGET\na/b.mp4\n123\nexact\n");
-  EXPECT_EQ(canonical_link_string({"a/", 9, true, "10.0.0.0/8"}), "mediagate-link-v1\nGET\na/\n9\nprefix\n10.0.0.0/8");
+  EXPECT_EQ(canonical_link_string({"a/b.mp4", 123, false, ""}),
+            "mediagate-link-v1\nGET\na/b.mp4\n123\nexact\n");
+  EXPECT_EQ(canonical_link_string({"a/", 9, true, "10.0.0.0/8"}),
+            "mediagate-link-v1\nGET\na/\n9\nprefix\n10.0.0.0/8");
 }
 
 TEST(SignedLink, ASignedLinkOpensItsKey) {
@@ -39,9 +42,10 @@ TEST(SignedLink, ASignedLinkOpensItsKey) {
 
 TEST(SignedLink, EveryFieldTamperedFails) {
   const auto q = signed_query({"movies/a.mp4", kNow + 60, false, ""});
-  EXPECT_EQ(check(q, "movies/b.mp4"), link_verdict::bad_signature);        // another key
+  EXPECT_EQ(check(q, "movies/b.mp4"), link_verdict::bad_signature);  // another key
   EXPECT_EQ(check(q, "movies/a.mp4x"), link_verdict::bad_signature);
-  EXPECT_EQ(check(with_param(q, "exp", std::to_string(kNow + 61)), "movies/a.mp4"), link_verdict::bad_signature);
+  EXPECT_EQ(check(with_param(q, "exp", std::to_string(kNow + 61)), "movies/a.mp4"),
+            link_verdict::bad_signature);
   EXPECT_EQ(check(with_param(q, "kid", "k2"), "movies/a.mp4"), link_verdict::bad_signature);  // wrong key
   EXPECT_EQ(check(with_param(q, "kid", "k9"), "movies/a.mp4"), link_verdict::unknown_kid);
   EXPECT_EQ(check(q + "&pfx=1", "movies/a.mp4"), link_verdict::bad_signature);
@@ -64,7 +68,8 @@ TEST(SignedLink, ExpiryEdgesAndSkew) {
 
 TEST(SignedLink, RotationEveryKeyVerifies) {
   EXPECT_EQ(check(signed_query({"a.mp4", kNow + 5, false, ""}, kSecond), "a.mp4"), link_verdict::ok);
-  EXPECT_EQ(verify_link({signed_query({"a.mp4", kNow + 5, false, ""}, kSecond), "a.mp4", true, ""}, {kFirst}, kNow, 0),
+  EXPECT_EQ(verify_link({signed_query({"a.mp4", kNow + 5, false, ""}, kSecond), "a.mp4", true, ""}, {kFirst},
+                        kNow, 0),
             link_verdict::unknown_kid);
 }
 
@@ -100,7 +105,8 @@ TEST(SignedLink, PrefixLinksOpenTheirFolderOnly) {
 }
 
 TEST(SignedLink, RedactsTheSignatureOnly) {
-  EXPECT_EQ(redact_signature("/media/a.mp4?exp=1&kid=k&sig=SECRET&x=1"), "/media/a.mp4?exp=1&kid=k&sig=REDACTED&x=1");
+  EXPECT_EQ(redact_signature("/media/a.mp4?exp=1&kid=k&sig=SECRET&x=1"),
+            "/media/a.mp4?exp=1&kid=k&sig=REDACTED&x=1");
   EXPECT_EQ(redact_signature("/media/a.mp4"), "/media/a.mp4");
   EXPECT_EQ(redact_signature("/media/a.mp4?xsig=1"), "/media/a.mp4?xsig=1");
 }
