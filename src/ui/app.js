@@ -4,7 +4,11 @@
 
 const $ = (sel) => document.querySelector(sel);
 const PER_PAGE = 48;
-const state = { page: 1, pages: 0, q: '', type: '', info: null, pollTimer: 0, polls: 0, current: null };
+const state = { page: 1, pages: 0, q: '', type: '', info: null, pollTimer: 0, polls: 0, current: null, seq: 0 };
+// Lifetimes of private links (seconds) and their names; playback on this page uses its own link.
+const TTLS = { 3600: '1 hour', 86400: '1 day', 604800: '7 days' };
+const PLAY_TTL = 6 * 3600;
+const VISIBILITIES = [['inherit', 'Inherit (server rules)'], ['public', 'Public'], ['private', 'Private']];
 
 // ---------------------------------------------------------------- formatting
 
@@ -57,7 +61,141 @@ function token() { return sessionStorage.getItem('mediagate-token') || ''; }
 function askToken() {
   const t = window.prompt('Admin token');
   if (t) sessionStorage.setItem('mediagate-token', t);
+  showAdmin();
   return t || '';
+}
+function authHeaders() { return token() ? { Authorization: 'Bearer ' + token() } : {}; }
+function dropToken() {
+  sessionStorage.removeItem('mediagate-token');
+  showAdmin();
+}
+
+// ---------------------------------------------------------------- private media (admin)
+
+function linkTtl() {
+  const v = Number(sessionStorage.getItem('mediagate-link-ttl'));
+  return TTLS[v] ? v : 3600;
+}
+
+function copyLinkLabel() { return `Copy private link (expires in ${TTLS[linkTtl()]})`; }
+
+function formatExpiry(iso) {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+// The header button and the admin bar follow the token.
+function showAdmin() {
+  const admin = Boolean(token());
+  const button = $('#admin-toggle');
+  button.textContent = admin ? 'Sign out' : 'Admin sign in';
+  button.setAttribute('aria-label', admin ? 'Sign out of admin' : 'Sign in as admin (enter the admin token)');
+  $('#admin-bar').hidden = !admin;
+  for (const s of document.querySelectorAll('.link-ttl')) s.value = String(linkTtl());
+}
+
+// Whether the item opens only with a signed link: private, or (inherit) under the server's signed rules, which the
+// page learns by asking for the item without the token (a 404 then: the API shows it to the admin only).
+const anonymousCache = new Map();  // id -> Promise<boolean>
+function needsLink(item) {
+  if (item.visibility === 'private') return Promise.resolve(true);
+  if (item.visibility === 'public') return Promise.resolve(false);
+  if (!anonymousCache.has(item.id)) {
+    anonymousCache.set(item.id, fetch('/api/media/' + encodeURIComponent(item.id), { cache: 'no-store' })
+      .then((r) => r.status === 404, () => false));
+  }
+  return anonymousCache.get(item.id);
+}
+
+// POST /api/media/{id}/links: {url, path, media_path, expires}.
+function mintLink(id, ttl) {
+  return api('/api/media/' + encodeURIComponent(id) + '/links', {
+    method: 'POST', headers: { 'Content-Type': 'application/json', ...authHeaders() },
+    body: JSON.stringify({ ttl }) });
+}
+
+function linkQuery(link) { return link.path.slice(link.path.indexOf('?') + 1); }
+
+// Copies a fresh link to the clipboard, or shows it selected in the read-only input when the clipboard is not
+// available; the status tells when it expires, in the reader's locale.
+async function copyPrivateLink(item, ui) {
+  ui.button.disabled = true;
+  ui.status.textContent = 'Making a link\u2026';
+  try {
+    const link = await mintLink(item.id, linkTtl());
+    const when = formatExpiry(link.expires);
+    let copied = false;
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      try { await navigator.clipboard.writeText(link.url); copied = true; } catch (e) { /* fall back below */ }
+    }
+    ui.input.value = link.url;
+    ui.input.hidden = copied;
+    const time = el('time', { datetime: link.expires, text: when });
+    if (copied) {
+      ui.status.replaceChildren('Private link copied; it expires ', time, '.');
+      toast('Private link copied');
+    } else {
+      ui.status.replaceChildren('Copy this private link; it expires ', time, '.');
+      ui.input.focus();
+      ui.input.select();
+    }
+  } catch (e) {
+    if (/token/i.test(e.message)) dropToken();
+    ui.status.textContent = 'No link: ' + e.message;
+  } finally {
+    ui.button.disabled = false;
+  }
+}
+
+async function changeVisibility(item, visibility) {
+  const updated = await api('/api/media/' + encodeURIComponent(item.id), {
+    method: 'PATCH', headers: { 'Content-Type': 'application/json', ...authHeaders() },
+    body: JSON.stringify({ visibility }) });
+  anonymousCache.delete(item.id);
+  return updated;
+}
+
+function visibilitySelect(item, attrs) {
+  const select = el('select', { class: 'visibility', ...attrs },
+    ...VISIBILITIES.map(([v, text]) => el('option', { value: v, text })));
+  select.value = item.visibility || 'inherit';
+  return select;
+}
+
+// The admin's controls under a card: visibility, and the link button for items that need a link.
+function cardAdmin(item, li) {
+  const status = el('p', { class: 'link-status status', role: 'status', 'aria-live': 'polite' });
+  const input = el('input', { class: 'link-url', type: 'text', readonly: true, hidden: true,
+                              'aria-label': `Private link to ${item.title}` });
+  const button = el('button', { class: 'button copy-link', type: 'button', hidden: true, text: copyLinkLabel(),
+                                'aria-label': `${copyLinkLabel()}: ${item.title}` });
+  const select = visibilitySelect(item, { 'aria-label': `Visibility of ${item.title}` });
+  const access = el('span', { class: 'access muted' });
+  button.addEventListener('click', () => copyPrivateLink(item, { button, status, input }));
+  select.addEventListener('change', async () => {
+    select.disabled = true;
+    try {
+      const updated = await changeVisibility(item, select.value);
+      const next = card(updated);
+      li.replaceWith(next);
+      const again = next.querySelector('select.visibility');
+      if (again) again.focus();
+      toast(`\u201C${updated.title}\u201D is now ${updated.visibility}`);
+    } catch (e) {
+      if (/token/i.test(e.message)) dropToken();
+      select.value = item.visibility || 'inherit';
+      select.disabled = false;
+      toast(e.message);
+    }
+  });
+  needsLink(item).then((need) => {
+    button.hidden = !need;
+    access.textContent = need ? 'needs a link' : 'open to all';
+    li.dataset.needsLink = String(need);
+    const lock = li.querySelector('.lock');
+    if (lock) lock.hidden = !need;
+  });
+  return el('div', { class: 'card-admin' },
+    el('div', { class: 'card-admin-row' }, select, access), button, status, input);
 }
 
 // ---------------------------------------------------------------- library grid
@@ -70,15 +208,26 @@ function card(item) {
   const duration = formatDuration(item.duration);
   const dims = item.width && item.height ? `${item.width}\u00D7${item.height}` : '';
   const meta = [formatSize(item.size), dims].filter(Boolean).join(' \u00B7 ');
-  const label = [item.title, item.kind, duration, formatSize(item.size)].filter(Boolean).join(', ');
-  return el('li', {},
+  const admin = Boolean(token());
+  const label = [item.title, item.kind, admin && item.visibility !== 'inherit' ? item.visibility : '', duration,
+                 formatSize(item.size)].filter(Boolean).join(', ');
+  // Posters of private items open only with a link: the admin sees the glyph instead of a broken picture.
+  if (visual.tagName === 'IMG') {
+    visual.addEventListener('error', () => visual.replaceWith(el('span', { class: 'glyph', 'aria-hidden': 'true',
+      text: item.kind === 'audio' ? '\u266B' : '\u25B6' })), { once: true });
+  }
+  const li = el('li', { 'data-id': item.id, 'data-visibility': item.visibility || 'inherit' });
+  li.append(
     el('a', { class: 'card', href: `#/item/${item.id}`, 'data-id': item.id, 'data-kind': item.kind, 'aria-label': label },
       el('div', { class: 'thumb' }, visual,
         el('span', { class: 'kind', text: item.kind }),
+        admin ? el('span', { class: 'lock', text: 'Private', hidden: true }) : null,
         duration ? el('span', { class: 'badge duration', text: duration }) : null),
       el('div', { class: 'card-body' },
         el('p', { class: 'card-title', text: item.title, title: item.title }),
         el('p', { class: 'card-meta', text: meta }))));
+  if (admin) li.append(cardAdmin(item, li));
+  return li;
 }
 
 async function loadLibrary(append = false) {
@@ -88,7 +237,7 @@ async function loadLibrary(append = false) {
   if (state.type) params.set('type', state.type);
   let data;
   try {
-    data = await api('/api/media?' + params);
+    data = await api('/api/media?' + params, { headers: authHeaders() });
   } catch (e) {
     status.textContent = 'Could not load the library: ' + e.message;
     return;
@@ -121,13 +270,13 @@ function reloadLibrary() {
 
 // ---------------------------------------------------------------- player
 
-function embedSnippet(item) {
+function embedSnippet(item, media = { src: item.url, poster: item.poster }) {
   const origin = location.origin;
-  const src = origin + item.url;
+  const src = origin + media.src;
   const esc = (s) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
   if (item.kind === 'video') {
     const size = item.width && item.height ? ` width="${item.width}" height="${item.height}"` : '';
-    const poster = item.poster ? ` poster="${origin + item.poster}"` : '';
+    const poster = media.poster ? ` poster="${origin + media.poster}"` : '';
     return `<video src="${src}" controls preload="metadata" playsinline${poster}${size}></video>`;
   }
   if (item.kind === 'audio') return `<audio src="${src}" controls preload="metadata"></audio>`;
@@ -143,6 +292,7 @@ function showFacts(item) {
 }
 
 async function showItem(id) {
+  const seq = ++state.seq;
   $('#library-view').hidden = true;
   $('#player-view').hidden = false;
   clearTimeout(state.pollTimer);
@@ -150,26 +300,48 @@ async function showItem(id) {
   const error = $('#player-error');
   stage.replaceChildren();
   error.hidden = true;
+  $('#item-admin').hidden = true;
   let item;
+  // A private item: the admin's page plays it through a freshly minted link (the page cannot open /v/{id} of a
+  // private item without one); its poster opens with the same link.
+  const src = {};
   try {
-    item = await api('/api/media/' + encodeURIComponent(id));
+    item = await api('/api/media/' + encodeURIComponent(id), { headers: authHeaders() });
+    src.src = item.url;
+    src.poster = item.poster;
+    src.need = Boolean(token()) && await needsLink(item);
+    if (src.need) {
+      const link = await mintLink(item.id, PLAY_TTL);
+      src.src = link.path;
+      src.poster = item.poster ? item.poster + '?' + linkQuery(link) : null;
+      src.url = link.url;
+    }
   } catch (e) {
-    $('#player-title').textContent = 'Not found';
-    error.textContent = e.message;
+    if (seq !== state.seq) return;
+    if (/token/i.test(e.message)) dropToken();
+    $('#player-title').textContent = item ? item.title : 'Not found';
+    error.textContent = item ? 'This item is private and the page could not get a link to play it: ' + e.message
+      : e.message + (token() ? '' : ' (private items open for the admin: sign in)');
     error.hidden = false;
+    if (item) {  // the admin can still change its visibility
+      state.current = item;
+      showFacts(item);
+      showItemAdmin(item, true);
+    }
     return;
   }
+  if (seq !== state.seq) return;
   state.current = item;
   document.title = item.title + ' \u2013 mediagate';
   $('#player-title').textContent = item.title;
   let media;
   if (item.kind === 'video') {
-    media = el('video', { id: 'player-media', src: item.url, controls: true, playsinline: true, preload: 'auto',
-                          poster: item.poster, 'aria-label': item.title });
+    media = el('video', { id: 'player-media', src: src.src, controls: true, playsinline: true, preload: 'auto',
+                          poster: src.poster, 'aria-label': item.title });
   } else if (item.kind === 'audio') {
-    media = el('audio', { id: 'player-media', src: item.url, controls: true, preload: 'auto', 'aria-label': item.title });
+    media = el('audio', { id: 'player-media', src: src.src, controls: true, preload: 'auto', 'aria-label': item.title });
   } else if (item.kind === 'image') {
-    media = el('img', { id: 'player-media', src: item.url, alt: item.title });
+    media = el('img', { id: 'player-media', src: src.src, alt: item.title });
   } else {
     media = el('p', { class: 'status', text: 'This file cannot be shown in the page; use Download.' });
   }
@@ -180,8 +352,9 @@ async function showItem(id) {
   });
   stage.append(media);
   showFacts(item);
-  $('#embed-code').value = embedSnippet(item);
-  $('#download').href = item.url;
+  $('#embed-code').value = embedSnippet(item, src);
+  $('#download').href = src.src;
+  showItemAdmin(item, src.need);
   $('#download').setAttribute('download', item.key.split('/').pop());
   $('#main').focus();
 }
@@ -195,6 +368,57 @@ function showLibrary() {
   $('#player-view').hidden = true;
   $('#library-view').hidden = false;
   reloadLibrary();
+}
+
+// The player view's admin controls: visibility, link lifetime, "Copy private link".
+function showItemAdmin(item, need) {
+  const box = $('#item-admin');
+  box.hidden = !token();
+  if (box.hidden) return;
+  $('#item-visibility').value = item.visibility || 'inherit';
+  $('#item-visibility').disabled = false;
+  $('#item-access').textContent = need ? 'needs a link' : 'open to all';
+  const button = $('#item-copy-link');
+  button.hidden = !need;
+  button.textContent = copyLinkLabel();
+  $('#item-link-status').textContent = '';
+  $('#item-link-url').hidden = true;
+  $('#item-link-url').value = '';
+}
+
+async function onItemVisibility() {
+  const item = state.current;
+  const select = $('#item-visibility');
+  if (!item) return;
+  select.disabled = true;
+  try {
+    const updated = await changeVisibility(item, select.value);
+    toast(`\u201C${updated.title}\u201D is now ${updated.visibility}`);
+    await showItem(item.id);  // plays through a link, or without one, as the item now needs
+    $('#item-visibility').focus();
+  } catch (e) {
+    if (/token/i.test(e.message)) dropToken();
+    select.value = item.visibility || 'inherit';
+    select.disabled = false;
+    toast(e.message);
+  }
+}
+
+function onTtlChange(event) {
+  sessionStorage.setItem('mediagate-link-ttl', event.target.value);
+  for (const s of document.querySelectorAll('.link-ttl')) s.value = String(linkTtl());
+  for (const b of document.querySelectorAll('.copy-link')) {
+    const title = b.getAttribute('aria-label');
+    b.textContent = copyLinkLabel();
+    if (title) b.setAttribute('aria-label', copyLinkLabel() + title.slice(title.indexOf(')') + 1));
+  }
+}
+
+function toggleAdmin() {
+  if (token()) dropToken();
+  else if (!askToken()) return;
+  if ($('#player-view').hidden) reloadLibrary();
+  else route();
 }
 
 function route() {
@@ -222,7 +446,7 @@ async function withToken(action) {
   try {
     await action(t);
   } catch (e) {
-    if (/token/i.test(e.message)) sessionStorage.removeItem('mediagate-token');
+    if (/token/i.test(e.message)) dropToken();
     toast(e.message);
   }
 }
@@ -237,6 +461,7 @@ function renameItem() {
       method: 'PATCH', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + t },
       body: JSON.stringify({ title }) });
     state.current = updated;
+    document.title = updated.title + ' \u2013 mediagate';
     $('#player-title').textContent = updated.title;
     toast('Renamed');
   });
@@ -276,6 +501,7 @@ function upload(event) {
   const tokenValue = $('#upload-token').value.trim();
   if (!tokenValue) { status.textContent = 'Enter the admin token.'; $('#upload-token').focus(); return; }
   sessionStorage.setItem('mediagate-token', tokenValue);
+  showAdmin();
 
   const form = new FormData();
   const title = $('#upload-title').value.trim();
@@ -328,6 +554,16 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('#copy-embed').addEventListener('click', copyEmbed);
   $('#rename').addEventListener('click', renameItem);
   $('#delete').addEventListener('click', deleteItem);
+  $('#admin-toggle').addEventListener('click', toggleAdmin);
+  for (const s of document.querySelectorAll('.link-ttl')) s.addEventListener('change', onTtlChange);
+  $('#item-visibility').addEventListener('change', onItemVisibility);
+  $('#item-copy-link').addEventListener('click', () => {
+    if (state.current) {
+      copyPrivateLink(state.current, { button: $('#item-copy-link'), status: $('#item-link-status'),
+                                       input: $('#item-link-url') });
+    }
+  });
+  showAdmin();
   $('#load-more').addEventListener('click', () => { state.page++; loadLibrary(true); });
   let debounce = 0;
   $('#q').addEventListener('input', () => {
