@@ -388,6 +388,15 @@ net::awaitable<request_outcome> serve_one(connection& c, connection_context& ctx
   co_return out;
 }
 
+void prepare_socket(connection& c) {
+  boost::system::error_code ec;
+  c.socket.set_option(tcp::no_delay(true), ec);  // no Nagle stalls on small responses
+  c.socket.native_non_blocking(true, ec);
+  c.socket.non_blocking(true, ec);  // synchronous sends return would_block instead of waiting
+  if (auto ep = c.socket.remote_endpoint(ec); !ec)
+    c.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
 }  // namespace
 
 std::string serialize_response_head(const response& r, bool close) {
@@ -421,12 +430,7 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
   svc.stats.connection_opened();
   ctx.open.insert(c.get());
   ctx.fresh.fetch_add(1, std::memory_order_relaxed);
-  boost::system::error_code ec;
-  c->socket.set_option(tcp::no_delay(true), ec);  // no Nagle stalls on small responses
-  c->socket.native_non_blocking(true, ec);
-  c->socket.non_blocking(true, ec);  // synchronous sends return would_block instead of waiting
-  if (auto ep = c->socket.remote_endpoint(ec); !ec)
-    c->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+  prepare_socket(*c);
 
   bool first_request = true;
   try {
