@@ -3,7 +3,6 @@
 // event loop around a fake storage, requests built from owned strings, a scripted request body, and the
 // draining of a media response's body into the bytes a connection would send.
 #include <gtest/gtest.h>
-
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
