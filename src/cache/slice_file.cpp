@@ -38,7 +38,8 @@ std::array<char, kHeaderBytes> encode_header(std::uint64_t length, std::span<con
   std::memcpy(head.data() + 8, &length, 8);
   std::memcpy(head.data() + 16, &block, 4);
   std::memcpy(head.data() + 20, &blocks, 4);
-  std::memcpy(head.data() + kCrcOffset, crcs.data(), 4 * std::min<std::size_t>(crcs.size(), kMaxBlocks));
+  if (!crcs.empty())  // an empty span may have no data pointer, which memcpy must never get
+    std::memcpy(head.data() + kCrcOffset, crcs.data(), 4 * std::min<std::size_t>(crcs.size(), kMaxBlocks));
   return head;
 }
 
@@ -53,7 +54,7 @@ std::optional<slice_header> decode_header(std::span<const char, kHeaderBytes> by
       blocks != (h.length + kBlockBytes - 1) / kBlockBytes)
     return std::nullopt;
   h.crcs.resize(blocks);
-  std::memcpy(h.crcs.data(), bytes.data() + kCrcOffset, 4 * blocks);
+  if (blocks > 0) std::memcpy(h.crcs.data(), bytes.data() + kCrcOffset, 4 * blocks);
   return h;
 }
 
