@@ -519,7 +519,7 @@ class Bench:
     def stream_once(self, url: str) -> dict:
         """One whole-object GET on a new connection, body counted and dropped; for the cold-cache rows."""
         u = urllib.parse.urlsplit(url)
-        host, port, path = u.hostname, u.port, u.path
+        host, port, path = u.hostname, u.port, u.path + (f"?{u.query}" if u.query else "")
         assert host == "127.0.0.1"
         buf = bytearray(1 << 20)
         t0 = time.perf_counter()
@@ -679,7 +679,8 @@ class Bench:
             rec["failed"] = f"{type(e).__name__}: {e}"
             log(f"{workload} {variant} {s.name} rep {rep}: FAILED {rec['failed']}")
         self.record(rec)
-        brief = {k: rec[k] for k in ("rps", "MBps", "p50_ms", "p99_ms", "upstream_per_req", "rss_per_stream_kib",
+        brief = {k: rec[k] for k in ("rps", "MBps", "p50_ms", "p99_ms", "upstream_per_req", "fast_sent_per_req",
+                                     "rss_per_stream_kib",
                                      "cpu_pct", "errors") if k in rec}
         log(f"{workload} {variant:8} {s.name:15} rep {rep}: " +
             ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in brief.items()))
