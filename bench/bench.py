@@ -8,6 +8,9 @@ bench/run builds the binary and the objects first, then calls this; see bench/RE
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -28,6 +31,8 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 BUCKET = "bench"
 BIG = "big.mp4"
+SIGNED_DIR = "private/"  # mg-signed: --signed-prefix for this folder; the same object also lies at the root
+LINK_KID = "k1"
 CLIPS = ["sample-faststart.mp4", "sample-moov-at-end.mp4", "sample.webm"]
 MIB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -264,6 +269,15 @@ class System:
         self.broken: str | None = None
 
 
+def sign_link(key: str, secret: bytes, expires: int, kid: str = LINK_KID) -> str:
+    """The query of a signed link, as src/http/signed_link.cpp's canonical_link_string + sign_link make it:
+    HMAC-SHA256 with the raw secret over the canonical string (exact key, no IP binding), base64url unpadded."""
+    canonical = f"mediagate-link-v1\nGET\n{key}\n{expires}\nexact\n"
+    mac = hmac.new(secret, canonical.encode(), hashlib.sha256).digest()
+    sig = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    return f"exp={expires}&kid={kid}&sig={sig}"
+
+
 def log_offset(path: Path | None) -> int:
     return path.stat().st_size if path and path.exists() else 0
 
@@ -390,7 +404,8 @@ class Bench:
         anon_env = {k: v for k, v in rgw_env.items()
                     if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
         mg_anon = Mediagate("mg-s3-anon", self.exe, w, s3, ["--s3-anonymous"], anon_env)
-        mgs = [mg_local, mg_s3, mg_anon, mg_fast]
+        mg_signed = self.make_signed_server()
+        mgs = [mg_local, mg_s3, mg_anon, mg_fast, mg_signed]
         mg_cache = mg_cold = None
         if self.a.cache:
             mg_cache = Mediagate("mg-cache", self.exe, w, s3, ["--cache-dir", str(w / "mg-cache" / "slices"),
@@ -422,6 +437,9 @@ class Bench:
         S["ngx-cache-cold"] = System("ngx-cache-cold", cold_ngx, ngx_url(cports["CACHE_PORT"]), "nginx",
                                      upstream_log=cold_ngx.dir / "cache.log",
                                      restart=lambda: self.restart_empty(cold_ngx, cold_ngx.dir / "cache"))
+        # Issue 12: one server, the same object public (at the root) and private (under SIGNED_DIR, signed links).
+        S["mg-signed-pub"] = System("mg-signed-pub", mg_signed, mg_signed.url, "mediagate")
+        S["mg-signed"] = System("mg-signed", mg_signed, self.signed_url, "mediagate")
         if mg_cache:
             S["mg-cache"] = System("mg-cache", mg_cache, mg_cache.url, "mediagate")
             S["mg-cache-cold"] = System("mg-cache-cold", mg_cold, mg_cold.url, "mediagate",
@@ -429,6 +447,44 @@ class Bench:
         else:
             self.notes.append("slice cache rows skipped: `mediagate serve --help` lists no --cache-dir.")
         log("servers up: " + ", ".join(S))
+
+    def make_signed_server(self) -> Mediagate:
+        """mediagate on local files with a signing key and --signed-prefix SIGNED_DIR; its root holds hard links
+        to the same files at the root and under SIGNED_DIR (local storage refuses symlinks leaving the root)."""
+        root = self.work / "mg-signed" / "root"
+        (root / SIGNED_DIR).mkdir(parents=True, exist_ok=True)
+        for key in [BIG, *CLIPS]:
+            for dst in (root / key, root / SIGNED_DIR / key):
+                if not dst.exists():
+                    try:
+                        os.link(self.media / key, dst)
+                    except OSError:
+                        shutil.copyfile(self.media / key, dst)
+        self.link_secret = os.urandom(32)
+        keys = self.work / "mg-signed" / "signing-keys"
+        fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{LINK_KID} {self.link_secret.hex()}\n")
+        os.chmod(keys, 0o600)
+        return Mediagate("mg-signed", self.exe, self.work, str(root),
+                         ["--signing-keys", str(keys), "--signed-prefix", SIGNED_DIR], dict(os.environ))
+
+    def signed_url(self, key: str) -> str:
+        """A signed link to SIGNED_DIR + KEY on mg-signed, valid for a day (wrk sends the same link each time)."""
+        private = SIGNED_DIR + key
+        query = sign_link(private, self.link_secret, int(time.time()) + 86400)
+        return self.systems["mg-signed"].server.url(private) + "?" + query
+
+    def check_signed(self) -> None:
+        """mg-signed must refuse the private object without a link (else the row measures nothing)."""
+        s = self.systems.get("mg-signed")
+        if not s or s.broken:
+            return
+        status, _, _, _ = self.fetch(s.server.url(SIGNED_DIR + BIG), "bytes=0-1")
+        if status != 403:
+            s.broken = f"the private object answered {status} without a signed link (403 expected)"
+            log(f"{s.name}: {s.broken}")
+            self.notes.append(f"{s.name} skipped: {s.broken}")
 
     def restart_empty(self, server, cache_dir: Path) -> None:
         server.stop()
@@ -463,7 +519,7 @@ class Bench:
     def stream_once(self, url: str) -> dict:
         """One whole-object GET on a new connection, body counted and dropped; for the cold-cache rows."""
         u = urllib.parse.urlsplit(url)
-        host, port, path = u.hostname, u.port, u.path
+        host, port, path = u.hostname, u.port, u.path + (f"?{u.query}" if u.query else "")
         assert host == "127.0.0.1"
         buf = bytearray(1 << 20)
         t0 = time.perf_counter()
@@ -503,6 +559,7 @@ class Bench:
             self.notes.append(f"{s.name} skipped: {s.broken}")
 
     def warm_up(self) -> None:
+        self.check_signed()
         for s in self.systems.values():
             self.check(s)
             if s.broken:
@@ -622,7 +679,8 @@ class Bench:
             rec["failed"] = f"{type(e).__name__}: {e}"
             log(f"{workload} {variant} {s.name} rep {rep}: FAILED {rec['failed']}")
         self.record(rec)
-        brief = {k: rec[k] for k in ("rps", "MBps", "p50_ms", "p99_ms", "upstream_per_req", "rss_per_stream_kib",
+        brief = {k: rec[k] for k in ("rps", "MBps", "p50_ms", "p99_ms", "upstream_per_req", "fast_sent_per_req",
+                                     "rss_per_stream_kib",
                                      "cpu_pct", "errors") if k in rec}
         log(f"{workload} {variant:8} {s.name:15} rep {rep}: " +
             ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in brief.items()))
@@ -706,6 +764,8 @@ class Bench:
             ("w1", "cold-c1", cache_cold),
             ("w2", "c16", base + cache_warm),
             ("w2", "cold-c16", cache_cold),
+            # Issue 12: signed links vs public, the same object on the same server; the order alternates by rep.
+            ("w2", "c16-signed", ["mg-signed-pub", "mg-signed"]),
             ("w3", "c%d" % self.a.seek_conns, base + cache_warm),
             ("w4", "s%d" % self.a.streams, ["mg-local", "ngx-static", "mg-fast", "ngx-fast"] + cache_warm),
             ("w5", "c1", base + cache_warm),
@@ -732,7 +792,10 @@ class Bench:
             t0 = time.monotonic()
             for workload, variant, systems in self.plan():
                 for rep in range(1, self.a.reps + 1):  # interleaved: every system once per repetition
-                    for name in systems:
+                    order = systems
+                    if variant == "c16-signed" and rep % 2 == 0:
+                        order = systems[::-1]  # signed/public pairs: alternate which goes first
+                    for name in order:
                         self.run_one(workload, variant, self.systems[name], rep)
             meta["measure_seconds"] = time.monotonic() - t0
         finally:

@@ -43,10 +43,10 @@ ROWS = [
     ("w2", "cold-c16", "rps", "2. random 64 KiB ranges from an empty cache", "req/s", True, 1, ["slice cache, cold"]),
     ("w2", "cold-c16", "p99_ms", "2. latency p99, from an empty cache", "ms", False, 1, ["slice cache, cold"]),
     ("w3", None, "rps", "3. Chrome seek: bytes=N-, read 1 MiB, close", "req/s", True, 1, WARM),
-    ("w3", None, "upstream_per_req", "3. bytes read from upstream per request", "MiB", False, MIB,
-     ["S3 radosgw", "S3 radosgw, unsigned", "S3 fast upstream", "slice cache, warm"]),
-    ("w3", None, "fast_sent_per_req", "3. bytes the fast upstream sent per request", "MiB", False, MIB,
-     ["S3 fast upstream"]),
+    ("w3", None, "fast_sent_per_req", "3. bytes the upstream sent per request (its own `$bytes_sent` log)", "MiB",
+     False, MIB, ["S3 fast upstream"]),
+    ("w3", None, "upstream_per_req", "3. bytes read from upstream per request (detail: each gateway's own "
+     "counter)", "MiB", False, MIB, ["S3 radosgw", "S3 radosgw, unsigned", "S3 fast upstream", "slice cache, warm"]),
     ("w4", None, "rss_per_stream_kib", "4. slow readers: RSS growth per stream", "KiB", False, 1,
      ["local", "S3 fast upstream", "slice cache, warm"]),
     ("w4", None, "rss_peak_kib", "4. slow readers: peak RSS", "MiB", False, 1024,
@@ -218,10 +218,10 @@ def render(data: dict) -> str:
 
     # Targets of issue 5.
     out.append("## Targets of issue 5\n")
-    out.append("| Target | Figure | mediagate | nginx | ratio | verdict |")
-    out.append("|---|---|---:|---:|---:|---|")
+    out.append("| Target | Figure | mediagate | nginx | ratio | verdict | measure; detail |")
+    out.append("|---|---|---:|---:|---:|---|---|")
 
-    def target(name, w, v, key, mg, ngx, higher=True, scale=1, factor=1.0, figure=""):
+    def target(name, w, v, key, mg, ngx, higher=True, scale=1, factor=1.0, figure="", detail=""):
         a, b = med(values(recs(w, v, mg), key)), med(values(recs(w, v, ngx), key))
         if a is None or b is None:
             verdict = "not measured"
@@ -230,7 +230,14 @@ def render(data: dict) -> str:
             verdict = "met" if ok else "**missed**"
         r = ratio(a, b)
         out.append(f"| {name} | {figure} | {fmt_num(a / scale) if a is not None else 'n/a'} | "
-                   f"{fmt_num(b / scale) if b is not None else 'n/a'} | {r} | {verdict} |")
+                   f"{fmt_num(b / scale) if b is not None else 'n/a'} | {r} | {verdict} | {detail} |")
+
+    def counters(mg, ngx):
+        """Each gateway's own upstream counter (MiB/request), as detail beside an upstream-side verdict."""
+        a, b = med(values(recs("w3", None, mg), "upstream_per_req")), med(values(recs("w3", None, ngx),
+                                                                                   "upstream_per_req"))
+        f = lambda x: fmt_num(x / MIB) if x is not None else "n/a"  # noqa: E731
+        return f"gateways' own counters: mediagate {f(a)}, nginx {f(b)} MiB/request"
 
     target("local ≥ 1.0× nginx static", "w1", "c1", "MBps", "mg-local", "ngx-static", figure="1. 1 conn MB/s")
     target("local ≥ 1.0× nginx static", "w1", "c8", "MBps", "mg-local", "ngx-static", figure="1. 8 conns MB/s")
@@ -241,8 +248,18 @@ def render(data: dict) -> str:
         target(t, "w1", "c8", "MBps", mg, ngx, figure="1. 8 conns MB/s")
         target(t, "w2", "c16", "rps", mg, ngx, figure="2. req/s")
         target(t, "w3", None, "rps", mg, ngx, figure="3. req/s")
-        target(f"S3 ({up}): upstream bytes ≤ nginx", "w3", None, "upstream_per_req", mg, ngx, higher=False,
-               scale=MIB, figure="3. MiB/request")
+        if up == "fast upstream":
+            # What the upstream itself sent: the fast upstream's access log ($bytes_sent, heads included).
+            target(f"S3 ({up}): upstream bytes ≤ nginx", "w3", None, "fast_sent_per_req", mg, ngx, higher=False,
+                   scale=MIB, figure="3. MiB/request the upstream sent",
+                   detail="**upstream-side**: the fast upstream's `$bytes_sent` log; " + counters(mg, ngx))
+        else:
+            # radosgw runs with `debug rgw = 0` and writes no per-request log: no upstream-side figure exists.
+            target(f"S3 ({up}): upstream bytes ≤ nginx", "w3", None, "upstream_per_req", mg, ngx, higher=False,
+                   scale=MIB, figure="3. MiB/request read from upstream",
+                   detail="**gateway-side** (radosgw keeps no per-request log): mediagate's "
+                          "`mediagate_s3_received_bytes_total` (bodies) vs nginx's `$upstream_bytes_received` "
+                          "(heads included)")
     target("warm cache ≥ 1.0× nginx slice+proxy_cache", "w1", "c1", "MBps", "mg-cache", "ngx-cache",
            figure="1. 1 conn MB/s")
     target("warm cache ≥ 1.0× nginx slice+proxy_cache", "w1", "c8", "MBps", "mg-cache", "ngx-cache",
@@ -261,8 +278,28 @@ def render(data: dict) -> str:
         if rs:
             ok = med(rs) <= 48 and max(er or [0]) == 0
             out.append(f"| memory ({label}): ≤ 48 KiB RSS per slow stream, no errors | 4. KiB/stream, errors | "
-                       f"{fmt_num(med(rs))}, {int(max(er or [0]))} errors | | | {'met' if ok else '**missed**'} |")
+                       f"{fmt_num(med(rs))}, {int(max(er or [0]))} errors | | | {'met' if ok else '**missed**'} | |")
     out.append("")
+
+    # Issue 12: signed links against the same object opened publicly, on the same server.
+    sig, pub = recs("w2", "c16-signed", "mg-signed"), recs("w2", "c16-signed", "mg-signed-pub")
+    if sig or pub:
+        out.append("## Signed links (issue 12)\n")
+        out.append("Workload 2 (random 64 KiB ranges, 16 conns) on one mediagate (local files, `--signing-keys`, "
+                   "`--signed-prefix private/`): the same object as `private/big.mp4` through a signed link and as "
+                   "`big.mp4` without one, runs interleaved (the order alternates between repetitions).\n")
+        out.append("| Figure | signed | public | signed / public | target | verdict |")
+        out.append("|---|---:|---:|---:|---|---|")
+        for key, label, higher in (("rps", "req/s ↑", True), ("p50_ms", "p50 ms ↓", False),
+                                   ("p99_ms", "p99 ms ↓", False)):
+            a, b = values(sig, key), values(pub, key)
+            goal = verdict = ""
+            if key == "rps":
+                goal = "≥ 0.97"
+                ma, mb = med(a), med(b)
+                verdict = "not measured" if ma is None or not mb else ("met" if ma / mb >= 0.97 else "**missed**")
+            out.append(f"| 2. {label} | {cell(a, 1)} | {cell(b, 1)} | {ratio(med(a), med(b))} | {goal} | {verdict} |")
+        out.append("")
 
     # Upstreams alone.
     out.append("## The upstreams alone\n")
@@ -345,10 +382,12 @@ Workloads:
 2. `wrk -t2 -c16` with `bench/wrk/ranges.lua`: `Range: bytes=a-(a+65535)` at random offsets; p50/p99 from wrk.
 3. `bench/loadgen.py seek`: {seek_conns} concurrent clients in {seek_procs} processes; each request on a new
    connection asks `Range: bytes=N-` at a random N, reads the head and 1 MiB of body, closes. Upstream bytes per
-   request: mediagate's `mediagate_s3_received_bytes_total` delta (bodies only), nginx's
-   `$upstream_bytes_received` summed from its access log (heads included), divided by the requests started;
-   for the fast upstream also its own `$bytes_sent` log. Counted 1.5 s after the run, so that aborted
-   requests are finished.
+   request, divided by the requests started and counted 1.5 s after the run (aborted requests finished): what
+   the upstream itself sent where the upstream logs it (the fast upstream's `$bytes_sent` access log, heads
+   included), the measure of the fast upstream's "upstream bytes ≤ nginx" verdict; radosgw keeps no
+   per-request log (`debug rgw = 0`), so its rows' verdicts use the gateway-side counters, labelled so. Each
+   gateway's own counter is kept as detail: mediagate's `mediagate_s3_received_bytes_total` delta (bodies
+   only), nginx's `$upstream_bytes_received` summed from its access log (heads included).
 4. `bench/loadgen.py slow`: {streams} connections opened over {ramp} s, each `Range: bytes=N-` read at
    {rate:.0f} kB/s (2 Mbit/s) with a {rcvbuf} KiB receive buffer, held {hold} s. RSS: VmRSS of the mediagate
    process, of the nginx worker processes summed; each run starts from a freshly restarted server (caches on
