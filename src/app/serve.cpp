@@ -65,9 +65,7 @@ int run_server(const serve_config& cfg, const storage_setup& storage,
   if (!cfg.server.access.keys.empty())
     api->lib->set_link_query(
         [policy = cfg.server.access, api = api.get()](const std::string& key) -> std::string {
-          const auto visibility = api->visibility_of(key);
-          if (visibility == "public" || (visibility == "inherit" && !server::needs_signature(policy, key)))
-            return "";
+          if (!server::needs_link(policy, api, key)) return "";
           const http::link_grant grant{key, static_cast<std::int64_t>(std::time(nullptr)) + 3600, false, ""};
           return "?" + http::sign_link(grant, policy.keys.front());
         });

@@ -35,30 +35,33 @@ bool is_api(std::string_view path) { return path.starts_with("/api/"); }
 }  // namespace
 
 bool needs_signature(const access_policy& policy, std::string_view key) {
+  // The longest matching prefix decides; none: the default.
   std::size_t best = 0;
   bool found = false, signed_needed = policy.signed_by_default;
-  for (const auto& p : policy.signed_prefixes)
-    if (key.starts_with(p) && (!found || p.size() > best)) {
-      best = p.size();
-      found = true;
-      signed_needed = true;
-    }
-  for (const auto& p : policy.public_prefixes)
-    if (key.starts_with(p) && (!found || p.size() > best)) {
-      best = p.size();
-      found = true;
-      signed_needed = false;
-    }
+  auto consider = [&](const std::vector<std::string>& prefixes, bool needs) {
+    for (const auto& p : prefixes)
+      if (key.starts_with(p) && (!found || p.size() > best)) {
+        best = p.size();
+        found = true;
+        signed_needed = needs;
+      }
+  };
+  consider(policy.signed_prefixes, true);
+  consider(policy.public_prefixes, false);
   return signed_needed;
 }
 
-bool needs_link(const services& svc, const std::string& key) {
-  if (svc.api) {
-    const auto v = svc.api->visibility_of(key);
+bool needs_link(const access_policy& policy, const api_services* api, const std::string& key) {
+  if (api) {
+    const auto v = api->visibility_of(key);
     if (v == "private") return true;
     if (v == "public") return false;
   }
-  return needs_signature(svc.config.access, key);
+  return needs_signature(policy, key);
+}
+
+bool needs_link(const services& svc, const std::string& key) {
+  return needs_link(svc.config.access, svc.api, key);
 }
 
 std::optional<response> check_link(const request& req, services& svc, std::string_view key) {

@@ -15,6 +15,8 @@ bool needs_signature(const access_policy& policy, std::string_view key);
 
 // Whether `key` needs a link: the item's own visibility when it has one, else the prefix rules.
 bool needs_link(const services& svc, const std::string& key);
+// The same, for code outside a request (the library's probes); `api` may be null.
+bool needs_link(const access_policy& policy, const api_services* api, const std::string& key);
 
 // For a request of `key` that needs a link: nullopt when the link is good, else the 403 (no storage touched).
 std::optional<response> check_link(const request& req, services& svc, std::string_view key);

@@ -6,12 +6,13 @@
 // key file). Run by tests/e2e/run.sh with the other *.test.mjs.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { startServer, waitFor } from './helpers.mjs';
 
 const BIN = process.env.MEDIAGATE_BIN;
 const OUT = path.resolve(process.env.MEDIAGATE_E2E_OUT || '.');
@@ -33,34 +34,6 @@ let base;
 let browser;
 const ids = {};
 const cspErrors = [];
-
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('mediagate did not start within 20 s:\n' + log)), 20000);
-    proc.stderr.on('data', (d) => { log += d; });
-    proc.stdout.on('data', (d) => {
-      log += d;
-      const m = log.match(/mediagate listening on http:\/\/127\.0\.0\.1:(\d+)\//);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]), log: () => log });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`mediagate exited with ${code}:\n${log}`)));
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 60000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function listIds(auth) {
   const r = await fetch(base + '/api/media?per_page=100', { headers: auth ? { Authorization: 'Bearer ' + TOKEN } : {} });

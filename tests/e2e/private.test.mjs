@@ -7,13 +7,14 @@
 // (src/http/signed_link.cpp). Run by tests/e2e/run.sh with the other *.test.mjs (CTest e2e_browsers).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { startServer } from './helpers.mjs';
 import puppeteer from 'puppeteer-core';
 
 const BIN = process.env.MEDIAGATE_BIN;
@@ -61,24 +62,6 @@ function startPageServer() {
   return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({
     srv, origin: `http://127.0.0.1:${srv.address().port}`,
   })));
-}
-
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('mediagate did not start within 20 s:\n' + log)), 20000);
-    proc.stderr.on('data', (d) => { log += d; });
-    proc.stdout.on('data', (d) => {
-      log += d;
-      const m = log.match(/mediagate listening on http:\/\/127\.0\.0\.1:(\d+)\//);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]), log: () => log });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`mediagate exited with ${code}:\n${log}`)));
-  });
 }
 
 before(async () => {
