@@ -93,6 +93,16 @@ def rss_kib(pids: list[int]) -> int:
     return total
 
 
+def open_fds(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            pass
+    return total
+
+
 def cpu_ticks(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -704,13 +714,16 @@ class Bench:
         time.sleep(0.5)
         rss0 = rss_kib(pids)
         mark = s.server.metrics() if s.kind == "mediagate" else {}
-        state = {"ramped": None}
+        state = {"ramped": None, "progress": {}}
         samples: list[int] = []
+        series: list[dict] = []  # the soak's time series: one point every 10 s
         cpu = {}
 
         def on_line(line: str) -> None:
             if line == "ramped":
                 state["ramped"] = time.monotonic()
+            elif line.startswith("progress "):
+                state["progress"] = json.loads(line[len("progress "):])
 
         # Sample from a thread: the loadgen runs as a child and reports "ramped" on stdout.
         import threading
@@ -725,19 +738,30 @@ class Bench:
                     if "t0" in cpu:
                         samples.append(rss_kib(pids))
                         cpu["t1"], cpu["c1"] = time.monotonic(), cpu_ticks(pids)
+                    if a.soak and time.monotonic() >= state.get("next_point", 0):
+                        state["next_point"] = time.monotonic() + 10.0
+                        point = {"t": round(time.monotonic() - state["ramped"], 1), "rss_kib": rss_kib(pids),
+                                 "fds": open_fds(pids), "cpu_ticks": cpu_ticks(pids)}
+                        point.update({"client_" + k: v for k, v in state["progress"].items() if k != "t"})
+                        series.append(point)
                 stop.wait(0.25)
 
         th = threading.Thread(target=sampler, daemon=True)
         th.start()
         try:
-            r = self.loadgen(["slow", s.url(BIG), "--size", str(self.size), "--streams", str(a.streams), "--rate",
-                              str(a.rate), "--ramp", str(a.ramp), "--hold", str(a.hold), "--rcvbuf", str(a.rcvbuf)],
-                             a.ramp + a.hold + 120, on_line)
+            args = ["slow", s.url(BIG), "--size", str(self.size), "--streams", str(a.streams), "--rate",
+                    str(a.rate), "--ramp", str(a.ramp), "--hold", str(a.soak or a.hold), "--rcvbuf", str(a.rcvbuf)]
+            if a.soak:  # viewers come and go: each reads about 8 MB (32 s at 2 Mbit/s), then another starts
+                args += ["--cycle", str(8 * 1000 * 1000)]
+            r = self.loadgen(args, a.ramp + (a.soak or a.hold) + 120, on_line)
         finally:
             stop.set()
             th.join()
         out = dict(r)
         out["rss_idle_kib"] = rss0
+        if a.soak:
+            out["series"] = series
+            out["fds_after"] = open_fds(pids)
         out["rss_peak_kib"] = max(samples) if samples else rss_kib(pids)
         out["rss_per_stream_kib"] = (out["rss_peak_kib"] - rss0) / a.streams
         if "t1" in cpu and cpu["t1"] > cpu["t0"]:
@@ -770,6 +794,8 @@ class Bench:
             ("w4", "s%d" % self.a.streams, ["mg-local", "ngx-static", "mg-fast", "ngx-fast"] + cache_warm),
             ("w5", "c1", base + cache_warm),
         ]
+        if self.a.soak:  # bench/run --soak: only the slow readers, for a long time, on the gateway's own paths
+            plan = [("w4", "soak", [x for x in ("mg-local", "mg-fast", "mg-cache") if x in have])]
         only = set(self.a.only.split(",")) if self.a.only else None
         return [(w, v, [x for x in systems if not self.systems[x].broken]) for w, v, systems in plan
                 if systems and (only is None or w in only)]
@@ -828,6 +854,8 @@ def main() -> None:
                     help="start and warm up every system, print their URLs and pids, keep them up this long, stop")
     ap.add_argument("--quick", action="store_true", help="only recorded in the results (bench/run --quick)")
     ap.add_argument("--only", default="", help="comma-separated workloads to run (w1..w5); default all")
+    ap.add_argument("--soak", type=float, default=0, metavar="SECONDS",
+                    help="run only workload 4 on mediagate's paths for this long, streams cycling (bench/run --soak)")
     a = ap.parse_args()
     b = Bench(a)
 

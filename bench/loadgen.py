@@ -8,6 +8,8 @@
       Slow readers (workload 4): K connections, each `Range: bytes=N-` at a random N, each read at about
       RATE bytes/s (2 Mbit/s = 250,000 B/s) like a playing video. Prints the line "ramped" once every stream
       was opened, then holds for S seconds and reports per-stream rates and errors.
+      With --cycle BYTES (the soak, bench/run --soak) each stream closes after reading about BYTES (0.5-1.5x,
+      at random) and a new one opens at another random offset, so connections keep coming and going.
   loadgen.py ttfb URL [URL...] [--count N]
       Time to first byte at low load (workload 5): N sequential `Range: bytes=0-` requests, one at a time on a
       new connection, over the given URLs in turn; measures connect-to-first-response-byte, reads the body.
@@ -236,7 +238,8 @@ def run_seek_procs(url, size, read, conns, duration, procs) -> dict:
 
 # -- workload 4 ---------------------------------------------------------------------------------------------
 
-def run_slow(url: str, size: int, streams: int, rate: float, ramp: float, hold: float, rcvbuf: int) -> dict:
+def run_slow(url: str, size: int, streams: int, rate: float, ramp: float, hold: float, rcvbuf: int,
+             cycle: int = 0) -> dict:
     host, port, path = parse_url(url)
     addr = (host, port)
     rng = random.Random(os.getpid())
@@ -250,12 +253,17 @@ def run_slow(url: str, size: int, streams: int, rate: float, ramp: float, hold: 
     per_tick = rate * tick
     # Each stream starts far enough from the end that it never reaches it during the run.
     span = int(rate * (ramp + hold + 5) * 1.5) + MIB
+    if cycle:  # streams end and are replaced: each only needs room for its own read
+        span = int(cycle * 1.5) + MIB
     hi = max(0, size - span)
+    cycled = 0
+    gone = [0]  # bytes read by streams that have closed
 
     def open_one():
         n = rng.randint(0, hi)
+        want = int(cycle * rng.uniform(0.5, 1.5)) if cycle else 0
         try:
-            c = Conn(addr, request_bytes(host, port, path, f"bytes={n}-"), 0, rcvbuf)
+            c = Conn(addr, request_bytes(host, port, path, f"bytes={n}-"), want, rcvbuf)
         except OSError:
             errors["connect"] += 1
             return
@@ -265,6 +273,7 @@ def run_slow(url: str, size: int, streams: int, rate: float, ramp: float, hold: 
 
     def drop(c: Conn, why: str):
         errors[why] += 1
+        gone[0] += c.got
         ep.unregister(c.fd)
         del live[c.fd]
         c.sock.close()
@@ -273,6 +282,7 @@ def run_slow(url: str, size: int, streams: int, rate: float, ramp: float, hold: 
     opened = 0
     next_tick = t0
     ramped_at = None
+    next_progress = float("inf")
     hold_start_bytes: dict[int, int] = {}
     hold_end = None
     while True:
@@ -286,9 +296,15 @@ def run_slow(url: str, size: int, streams: int, rate: float, ramp: float, hold: 
             ramped_at = now
             hold_end = now + hold
             hold_start_bytes = {fd: c.got for fd, c in live.items()}
+            next_progress = now + 10.0
             print("ramped", flush=True)
         if hold_end is not None and now >= hold_end:
             break
+        if ramped_at is not None and now >= next_progress:  # for the soak's time series
+            next_progress += 10.0
+            print("progress " + json.dumps({"t": round(now - ramped_at, 1), "alive": len(live),
+                                            "errors": sum(errors.values()), "cycled": cycled,
+                                            "bytes": gone[0] + sum(c.got for c in live.values())}), flush=True)
         if now >= next_tick:
             next_tick += tick
             for c in live.values():
@@ -337,14 +353,27 @@ def run_slow(url: str, size: int, streams: int, rate: float, ramp: float, hold: 
                     continue
                 c.budget = per_tick - extra
                 c.got += extra
+                c.body += extra
                 n = 0
             c.got += n
             c.budget -= n
+            c.body += n
+            if c.want and c.body >= c.want:  # this viewer is done: a new one takes its place
+                ep.unregister(fd)
+                del live[fd]
+                c.sock.close()
+                gone[0] += c.got
+                cycled += 1
+                if hold_end is not None:
+                    open_one()
+                continue
             if c.budget <= 0 and c.registered:
                 ep.modify(fd, 0)
                 c.registered = 0
     elapsed_hold = time.monotonic() - (ramped_at or t0)
-    rates = [(c.got - hold_start_bytes.get(fd, 0)) / elapsed_hold for fd, c in live.items() if fd in hold_start_bytes]
+    # Streams opened after the ramp (a cycled stream's replacement may reuse a descriptor number) have no rate.
+    rates = [(c.got - hold_start_bytes[fd]) / elapsed_hold for fd, c in live.items()
+             if fd in hold_start_bytes and ramped_at is not None and c.opened <= ramped_at]
     total = sum(c.got for c in live.values())
     for c in list(live.values()):
         c.sock.close()
@@ -354,7 +383,7 @@ def run_slow(url: str, size: int, streams: int, rate: float, ramp: float, hold: 
         "error_kinds": errors, "statuses": statuses, "starved": slow, "hold_s": elapsed_hold,
         "ramp_s": (ramped_at or t0) - t0, "rate_target": rate,
         "rate_p50": percentile(rates, 50) or 0.0, "rate_p1": percentile(rates, 1) or 0.0,
-        "aggregate_MBps": sum(rates) / 1e6, "bytes": total,
+        "aggregate_MBps": sum(rates) / 1e6, "bytes": total, "cycled": cycled,
     }
 
 
@@ -431,6 +460,7 @@ def main() -> None:
     p.add_argument("--ramp", type=float, default=2.0)
     p.add_argument("--hold", type=float, default=6.0)
     p.add_argument("--rcvbuf", type=int, default=0, help="SO_RCVBUF of each client socket (0: kernel default)")
+    p.add_argument("--cycle", type=int, default=0, help="close each stream after about this many bytes, open another")
     p = sub.add_parser("ttfb")
     p.add_argument("urls", nargs="+")
     p.add_argument("--count", type=int, default=200)
@@ -438,7 +468,7 @@ def main() -> None:
     if a.mode == "seek":
         res = run_seek_procs(a.url, a.size, a.read, a.conns, a.duration, a.procs)
     elif a.mode == "slow":
-        res = run_slow(a.url, a.size, a.streams, a.rate, a.ramp, a.hold, a.rcvbuf)
+        res = run_slow(a.url, a.size, a.streams, a.rate, a.ramp, a.hold, a.rcvbuf, a.cycle)
     else:
         res = run_ttfb(a.urls, a.count)
     print(json.dumps(res), flush=True)

@@ -158,8 +158,81 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}×"
 
 
+def slope_kib_per_min(points: list[dict]) -> float:
+    """Least-squares slope of RSS over time (KiB per minute)."""
+    if len(points) < 2:
+        return 0.0
+    xs = [p["t"] / 60 for p in points]
+    ys = [p["rss_kib"] for p in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
+
+
+def render_soak(data: dict) -> str:
+    """bench/run --soak: the slow readers held for a long time, viewers coming and going (issue 11)."""
+    meta, records, m = data["meta"], data["records"], data["machine"]
+    args = meta.get("args", {})
+    date = time.strftime("%Y-%m-%d", time.localtime(meta.get("started", time.time())))
+    out = [f"# mediagate soak: {args.get('streams')} slow readers for {args.get('soak'):.0f} s, {date}\n",
+           f"Made by `bench/run --soak {args.get('soak'):.0f}`. Every stream reads `bytes=N-` at "
+           f"{args.get('rate', 0) * 8 / 1e6:.0f} Mbit/s, closes after about 8 MB (0.5-1.5x at random) and is "
+           "replaced by a new one at another random offset, so connections keep opening and closing all along.\n",
+           f"- CPU: {m['cpu']}; `nproc`: {m['nproc']}; {m['memory']}",
+           f"- mediagate `{m['commit']}`, Release build (build-bench/)",
+           f"- Load average before: {meta.get('loadavg_before', '?')}; after: {meta.get('loadavg_after', '?')} "
+           "(other work on the machine slows the client, not the RSS figures)\n",
+           "RSS is the server's resident memory (all its processes). \"Growth\" compares the last sample with the "
+           "one at 60 s, once every stream is open and the first buffers are allocated; the slope is a least-squares "
+           "fit over the samples after 60 s.\n",
+           "| system | RSS at 60 s | RSS at end | peak | growth after 60 s | slope | fds at 60 s / end / after | "
+           "streams replaced | errors | delivered |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        if r.get("workload") != "w4" or r.get("variant") != "soak":
+            continue
+        if "failed" in r:
+            out.append(f"| {r['system']} | failed: {r['failed']} |||||||||")
+            continue
+        pts = r.get("series", [])
+        late = [p for p in pts if p["t"] >= 60] or pts
+        if not late:
+            continue
+        first, last = late[0], late[-1]
+        peak = max(p["rss_kib"] for p in pts)
+        # What the clients received over the hold, from their own byte counts (cycled streams included).
+        sent = [p for p in pts if "client_bytes" in p]
+        delivered = ((sent[-1]["client_bytes"] - sent[0]["client_bytes"]) / (sent[-1]["t"] - sent[0]["t"]) / 1e6
+                     if len(sent) >= 2 and sent[-1]["t"] > sent[0]["t"] else 0.0)
+        growth = last["rss_kib"] - first["rss_kib"]
+        pct = 100.0 * growth / first["rss_kib"] if first["rss_kib"] else 0.0
+        out.append(f"| {r['system']} | {first['rss_kib'] / 1024:.1f} MiB | {last['rss_kib'] / 1024:.1f} MiB | "
+                   f"{peak / 1024:.1f} MiB | {growth / 1024:+.1f} MiB ({pct:+.1f}%) | "
+                   f"{slope_kib_per_min(late):+.0f} KiB/min | {first['fds']} / {last['fds']} / "
+                   f"{r.get('fds_after', '?')} | {r.get('cycled', 0):,} | {r.get('errors', '?')} "
+                   f"{r.get('error_kinds', '')} | {delivered:.0f} MB/s |")
+    out.append("\n## Time series (one row per minute)\n")
+    for r in records:
+        pts = r.get("series", [])
+        if r.get("variant") != "soak" or not pts:
+            continue
+        out.append(f"### {r['system']}\n")
+        out.append("| t (s) | RSS (MiB) | open fds | streams alive | replaced so far | client errors |")
+        out.append("|---|---|---|---|---|---|")
+        shown = -60.0
+        for p in pts:
+            if p["t"] - shown >= 59 or p is pts[-1]:
+                shown = p["t"]
+                out.append(f"| {p['t']:.0f} | {p['rss_kib'] / 1024:.1f} | {p['fds']} | {p.get('client_alive', '?')} | "
+                           f"{p.get('client_cycled', '?')} | {p.get('client_errors', '?')} |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
 def render(data: dict) -> str:
     meta, records, m = data["meta"], data["records"], data["machine"]
+    if meta.get("args", {}).get("soak"):
+        return render_soak(data)
     g = group(records)
     args = meta.get("args", {})
     variants_w3 = {r["variant"] for r in records if r["workload"] == "w3"}
