@@ -89,6 +89,12 @@ void add_timeout_options(CLI::App& cmd, serve_options& o) {
                  "Seconds in-flight responses may take to finish after SIGTERM before they are cut")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd.add_option(
+         "--drain-delay", o.drain_delay,
+         "Seconds after SIGTERM during which /readyz answers 503 while new connections are still served, "
+         "so that a load balancer's health check takes the node out before it stops accepting")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd.add_option("--metrics-token", c.metrics_token,
                  "Token for /metrics (Authorization: Bearer); without one, only loopback clients may read it")
       ->envname("MEDIAGATE_METRICS_TOKEN");
@@ -227,6 +233,7 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
   cfg.server.idle_timeout = from_seconds(o.idle_timeout);
   cfg.server.send_timeout = from_seconds(o.send_timeout);
   cfg.server.drain_timeout = from_seconds(o.drain_timeout);
+  cfg.server.drain_delay = from_seconds(o.drain_delay);
   // S3 streams hold an upstream connection beside the client's, and cached ones a slice file.
   cfg.server.descriptors_per_connection =
       (o.storage.starts_with("s3://") ? 2 : 1) + 1 + (o.cache_dir.empty() ? 0 : 1);

@@ -29,7 +29,7 @@ struct serve_options {
   server::server_config config;  // the fields the CLI fills directly; validation completes the rest
   std::string listen = "127.0.0.1:8080";
   std::string storage = "./media";
-  double header_timeout = 10, idle_timeout = 60, send_timeout = 60, drain_timeout = 30;
+  double header_timeout = 10, idle_timeout = 60, send_timeout = 60, drain_timeout = 30, drain_delay = 0;
   std::string log_level = "info";
   s3_options s3;
   std::string cache_dir, cache_size = "20GiB", cache_slice = "1MiB";

@@ -37,6 +37,7 @@ struct server_config {
   std::vector<std::string> cors_origins;             // origins allowed to read media and the API ("*": any)
   access_policy access;
   std::chrono::milliseconds drain_timeout{30'000};  // SIGTERM: how long in-flight responses may finish
+  std::chrono::milliseconds drain_delay{0};  // SIGTERM: /readyz says 503 this long before accepting stops
   std::string metrics_token;  // /metrics needs "Authorization: Bearer" this; empty: loopback clients only
   // The descriptor budget that sizes the connection cap (set by the CLI from the storage in use).
   std::size_t descriptors_per_connection = 2;  // the socket, a file or an upstream connection

@@ -164,11 +164,27 @@ struct server::impl {
     }
   }
 
-  // SIGTERM/SIGINT: stop accepting, report not ready, let in-flight responses finish (up to the drain
-  // timeout), then stop every loop.
+  // SIGTERM/SIGINT: report not ready at once; after the drain delay (0 by default) stop accepting, let
+  // in-flight responses finish (up to the drain timeout), then stop every loop.
   void begin_drain() {
     if (draining.exchange(true)) return;
     if (drain_hook) drain_hook();
+    if (config.drain_delay.count() > 0) {
+      log->info("draining: /readyz answers 503; still accepting for {} ms", config.drain_delay.count());
+      net::co_spawn(workers.front()->io, stop_accepting_after_delay(), net::detached);
+      return;
+    }
+    stop_accepting();
+  }
+
+  net::awaitable<void> stop_accepting_after_delay() {
+    net::steady_timer timer(workers.front()->io);
+    timer.expires_after(config.drain_delay);
+    co_await timer.async_wait(kTuple);
+    stop_accepting();
+  }
+
+  void stop_accepting() {
     log->info("draining: no new connections; {} open, waiting up to {} ms", stats.active_connections(),
               config.drain_timeout.count());
     for (auto& w : workers)

@@ -272,6 +272,37 @@ class SigtermDrain(HardeningCase):
         self.assertLess(time.monotonic() - signalled, 30)
         self.reap()
 
+    def test_drain_delay_reports_not_ready_while_still_serving(self):
+        """--drain-delay: /readyz turns 503 at once for new connections too (a load balancer's health check
+        opens a new one), media is still served during the delay, then accepting stops."""
+        if self.server.alive():
+            self.server.stop()
+        type(self).start(["--drain-timeout", "10", "--drain-delay", "1.5"])
+        self.assertEqual(self.api.request("GET", "/readyz")[0], 200)
+        self.server.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(0.2)
+        with rawhttp.Connection(self.port, timeout=5) as probe:  # a new connection, within the delay
+            ready = probe.request("GET", "/readyz")
+            self.assertEqual(ready.status, 503, ready.describe())
+            media = probe.request("GET", "/media/big.bin", headers=[("Range", "bytes=0-1023")])
+            self.assertEqual(media.status, 206, media.describe())
+            self.assertEqual(media.body, pattern_data(1024))
+        self.assertLess(time.monotonic() - signalled, 1.5, "the checks above took longer than the delay")
+        refused = False
+        while time.monotonic() - signalled < 6 and not refused:
+            try:
+                with rawhttp.Connection(self.port, timeout=2) as probe:
+                    probe.request("GET", "/readyz")
+                time.sleep(0.05)
+            except (ConnectionRefusedError, ConnectionResetError, rawhttp.ConnectionClosed, rawhttp.ServerHang):
+                refused = True
+        self.assertTrue(refused, "new connections are still served 6 s after SIGTERM with a 1.5 s delay")
+        self.assertGreaterEqual(time.monotonic() - signalled, 1.4, "accepting stopped before the delay ended")
+        self.server.proc.wait(timeout=15)
+        self.assertEqual(self.server.proc.returncode, 0, self.server.output())
+        self.reap()
+
     def test_stalled_client_is_cut_at_drain_timeout(self):
         self.restart("1")
         c = self.connect(rcvbuf=16 * 1024, timeout=30)
