@@ -713,6 +713,7 @@ class Bench:
         pids = s.server.pids()
         time.sleep(0.5)
         rss0 = rss_kib(pids)
+        fds0 = open_fds(pids)
         mark = s.server.metrics() if s.kind == "mediagate" else {}
         state = {"ramped": None, "progress": {}}
         samples: list[int] = []
@@ -761,7 +762,14 @@ class Bench:
         out["rss_idle_kib"] = rss0
         if a.soak:
             out["series"] = series
+            # Every stream's descriptors must be released once the clients left: wait up to 20 s for the
+            # count to come back to where it was before the run.
+            out["fds_before"] = fds0
+            t_gone = time.monotonic()
+            while open_fds(pids) > fds0 + 8 and time.monotonic() - t_gone < 20:
+                time.sleep(0.1)
             out["fds_after"] = open_fds(pids)
+            out["fds_settle_s"] = round(time.monotonic() - t_gone, 2)
         out["rss_peak_kib"] = max(samples) if samples else rss_kib(pids)
         out["rss_per_stream_kib"] = (out["rss_peak_kib"] - rss0) / a.streams
         if "t1" in cpu and cpu["t1"] > cpu["t0"]:

@@ -185,7 +185,7 @@ def render_soak(data: dict) -> str:
            "RSS is the server's resident memory (all its processes). \"Growth\" compares the last sample with the "
            "one at 60 s, once every stream is open and the first buffers are allocated; the slope is a least-squares "
            "fit over the samples after 60 s.\n",
-           "| system | RSS at 60 s | RSS at end | peak | growth after 60 s | slope | fds at 60 s / end / after | "
+           "| system | RSS at 60 s | RSS at end | peak | growth after 60 s | slope | fds before / at 60 s / end / after | "
            "streams replaced | errors | delivered |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
@@ -200,6 +200,7 @@ def render_soak(data: dict) -> str:
             continue
         first, last = late[0], late[-1]
         peak = max(p["rss_kib"] for p in pts)
+        settle = f" ({r['fds_settle_s']} s after the clients left)" if "fds_settle_s" in r else ""
         # What the clients received over the hold, from their own byte counts (cycled streams included).
         sent = [p for p in pts if "client_bytes" in p]
         delivered = ((sent[-1]["client_bytes"] - sent[0]["client_bytes"]) / (sent[-1]["t"] - sent[0]["t"]) / 1e6
@@ -208,9 +209,13 @@ def render_soak(data: dict) -> str:
         pct = 100.0 * growth / first["rss_kib"] if first["rss_kib"] else 0.0
         out.append(f"| {r['system']} | {first['rss_kib'] / 1024:.1f} MiB | {last['rss_kib'] / 1024:.1f} MiB | "
                    f"{peak / 1024:.1f} MiB | {growth / 1024:+.1f} MiB ({pct:+.1f}%) | "
-                   f"{slope_kib_per_min(late):+.0f} KiB/min | {first['fds']} / {last['fds']} / "
-                   f"{r.get('fds_after', '?')} | {r.get('cycled', 0):,} | {r.get('errors', '?')} "
+                   f"{slope_kib_per_min(late):+.0f} KiB/min | {r.get('fds_before', '?')} / {first['fds']} / {last['fds']} / "
+                   f"{r.get('fds_after', '?')}{settle} | {r.get('cycled', 0):,} | {r.get('errors', '?')} "
                    f"{r.get('error_kinds', '')} | {delivered:.0f} MB/s |")
+    out.append("\n\"fds ... after\": the server's open descriptors once the clients closed every stream (waiting up to "
+               "20 s for them to come back to the count before the run). The slice cache keeps up to 256 recently "
+               "used slice files open per event loop for 2 s (like nginx's open_file_cache), closed on a later "
+               "request's sweep, so its count stays above the start until traffic comes again; that is bounded.")
     out.append("\n## Time series (one row per minute)\n")
     for r in records:
         pts = r.get("series", [])
