@@ -225,6 +225,11 @@ class ClusterTest(unittest.TestCase):
             spread[key] = self.node_of(r1)
         counts = {name: list(spread.values()).count(name) for name in ("node1", "node2", "node3")}
         self.assertTrue(all(counts.values()), f"30 objects did not reach every node: {counts}")
+        # /metrics stays off the public side: through HAProxy every client would look like loopback to a node.
+        for target in ("/metrics", "/metrics?x=1", "/%6Detrics"):
+            with rawhttp.Connection(proxy.port, timeout=TIMEOUT) as c:
+                r = c.request("GET", target)
+            self.assertEqual(r.status, 403, f"{target} through HAProxy:\n{r.describe()}")
         self.assert_clean_stops(nodes)
 
     # -- (b) the same validators and bytes from every node
