@@ -13,11 +13,13 @@ void add_access_options(CLI::App& serve, access_options& o) {
       .add_option("--cors-origin", o.cors_origins,
                   "Origins allowed to read media and the API from another site (repeat, or comma-separated; "
                   "'*': any)")
+      ->envname("MEDIAGATE_CORS_ORIGIN")
       ->delimiter(',');
   serve
       .add_option("--access", o.access,
                   "public: media opens without a link unless a prefix says otherwise; "
                   "signed: every object needs a signed link unless a --public-prefix covers it")
+      ->envname("MEDIAGATE_ACCESS")
       ->check(CLI::IsMember({"public", "signed"}))
       ->capture_default_str();
   serve.add_option("--signed-prefix", o.signed_prefixes,

@@ -43,16 +43,21 @@ void add_catalog_option(CLI::App& cmd, serve_options& o) {
 }
 
 void add_log_level_option(CLI::App& cmd, serve_options& o) {
-  cmd.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")->capture_default_str();
+  cmd.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+      ->envname("MEDIAGATE_LOG_LEVEL")
+      ->capture_default_str();
 }
 
 // The listening socket and the limits on what a client may send.
 void add_listen_options(CLI::App& cmd, serve_options& o) {
   auto& c = o.config;
   cmd.add_option("--listen", o.listen, "Address and port to listen on (HOST:PORT; port 0 picks a free one)")
+      ->envname("MEDIAGATE_LISTEN")
       ->capture_default_str();
   add_storage_option(cmd, o);
-  cmd.add_option("--threads", c.threads, "Event loops (0: one per core)")->capture_default_str();
+  cmd.add_option("--threads", c.threads, "Event loops (0: one per core)")
+      ->envname("MEDIAGATE_THREADS")
+      ->capture_default_str();
   cmd.add_option("--cache-control", c.cache_control, "Cache-Control header of media responses ('' for none)")
       ->capture_default_str();
   add_access_options(cmd, o.access);
@@ -66,6 +71,7 @@ void add_listen_options(CLI::App& cmd, serve_options& o) {
       ->check(CLI::Range(8, 10000))
       ->capture_default_str();
   cmd.add_option("--max-connections", c.max_connections, "Open client connections before new ones get 503")
+      ->envname("MEDIAGATE_MAX_CONNECTIONS")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd.add_option("--stream-buffer", c.stream_buffer_bytes, "Buffer per stream for non-file storage, bytes")
@@ -87,6 +93,7 @@ void add_timeout_options(CLI::App& cmd, serve_options& o) {
       ->capture_default_str();
   cmd.add_option("--drain-timeout", o.drain_timeout,
                  "Seconds in-flight responses may take to finish after SIGTERM before they are cut")
+      ->envname("MEDIAGATE_DRAIN_TIMEOUT")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd.add_option(
@@ -99,6 +106,7 @@ void add_timeout_options(CLI::App& cmd, serve_options& o) {
                  "Token for /metrics (Authorization: Bearer); without one, only loopback clients may read it")
       ->envname("MEDIAGATE_METRICS_TOKEN");
   cmd.add_option("--access-log", c.access_log, "Access log: '-' for standard output, 'off', or a file path")
+      ->envname("MEDIAGATE_ACCESS_LOG")
       ->capture_default_str();
   add_log_level_option(cmd, o);
 }
@@ -108,9 +116,11 @@ void add_cache_options(CLI::App& cmd, serve_options& o) {
                  "Directory of the slice cache in front of storage (off when empty)")
       ->envname("MEDIAGATE_CACHE_DIR");
   cmd.add_option("--cache-size", o.cache_size, "Most bytes the slice cache keeps on disk")
+      ->envname("MEDIAGATE_CACHE_SIZE")
       ->capture_default_str();
   cmd.add_option("--cache-slice", o.cache_slice,
                  "Slice size: objects are cached in aligned pieces of this size")
+      ->envname("MEDIAGATE_CACHE_SLICE")
       ->capture_default_str();
   cmd.add_option("--cache-meta-ttl", o.cache_meta_ttl,
                  "Seconds cached metadata is used before asking storage again")
@@ -146,8 +156,10 @@ void add_library_options(CLI::App& cmd, serve_options& o) {
                  "Token for uploads, renames and deletes (Authorization: Bearer); none: writes disabled")
       ->envname("MEDIAGATE_ADMIN_TOKEN");
   cmd.add_option("--max-upload-bytes", o.max_upload, "Largest upload accepted (else 413)")
+      ->envname("MEDIAGATE_MAX_UPLOAD_BYTES")
       ->capture_default_str();
-  cmd.add_flag("--scan-on-start", o.scan_on_start, "Index the storage into the catalog at start-up");
+  cmd.add_flag("--scan-on-start", o.scan_on_start, "Index the storage into the catalog at start-up")
+      ->envname("MEDIAGATE_SCAN_ON_START");
   add_probe_options(cmd, o.library);
 }
 
