@@ -100,6 +100,7 @@ void add_timeout_options(CLI::App& cmd, serve_options& o) {
          "--drain-delay", o.drain_delay,
          "Seconds after SIGTERM during which /readyz answers 503 while new connections are still served, "
          "so that a load balancer's health check takes the node out before it stops accepting")
+      ->envname("MEDIAGATE_DRAIN_DELAY")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd.add_option("--metrics-token", c.metrics_token,
