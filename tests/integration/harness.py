@@ -396,11 +396,11 @@ class Postgres:
         """Rows of a query as text (NULL as None), through psql."""
         db = url.rsplit("/", 1)[1].split("?", 1)[0]
         r = subprocess.run([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "mediagate",
-                            "-d", db, "-AtX", "-F", "\x1f", "-P", "null=\x1e", "-c", sql],
+                            "-d", db, "-AtX", "-F", "\x1f", "-P", "null=<NULL>", "-c", sql],
                            capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             raise RuntimeError(f"psql failed: {r.stderr}")
-        return [[None if v == "\x1e" else v for v in line.split("\x1f")] for line in r.stdout.splitlines()]
+        return [[None if v == "<NULL>" else v for v in line.split("\x1f")] for line in r.stdout.splitlines()]
 
     def stop(self) -> None:
         if self.dir.exists():
