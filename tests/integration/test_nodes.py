@@ -61,6 +61,8 @@ class Nodes(unittest.TestCase):
                 "--signing-keys", str(cls.keys_file), "--ffprobe", str(cls.ffprobe), "--s3-meta-ttl", CACHE_TTL]
         if i > 0:  # node 0 keeps S3 metadata per event loop; the others have a slice cache in front
             args += ["--cache-dir", str(cls.storage.tmp / f"cache-{i}"), "--cache-meta-ttl", CACHE_TTL]
+        else:  # one event loop: every request meets the metadata the first one cached
+            args += ["--threads", "1"]
         return harness.Server(fx, args, name=f"node-{i}")
 
     @classmethod
