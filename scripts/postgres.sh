@@ -3,6 +3,7 @@
 #
 #   scripts/postgres.sh start DIR         fresh cluster under DIR on a free port; writes DIR/env; prints the URL
 #   scripts/postgres.sh stop DIR          stops it at once (pg_ctl stop -m immediate; idempotent)
+#   scripts/postgres.sh restart DIR       starts a stopped cluster again, on the same port, with its data
 #   scripts/postgres.sh createdb DIR NAME a new empty database; prints its URL
 #   scripts/postgres.sh psql DIR [ARGS]   psql on the cluster's database `mediagate`
 #
@@ -25,7 +26,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -42,6 +43,16 @@ as_owner() {
   fi
 }
 
+# Small and fast: no fsync (a test cluster need not survive a machine crash), but every commit is written before
+# it returns (synchronous_commit stays on), so `stop` (immediate) then `restart` loses nothing, as a crash of
+# PostgreSQL alone would not.
+pg_start() {
+  local port=$1
+  as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/run/postgres.log" -w -t 60 \
+    -o "-p $port -k $DIR/run -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200" \
+    start >"$DIR/pg_ctl.log" 2>&1 || die "pg_ctl start failed: $(tail -20 "$DIR/run/postgres.log" 2>/dev/null)"
+}
+
 cmd_start() {
   [[ -x $BIN/initdb ]] || die "$BIN/initdb not found: install postgresql-15 (scripts/install-deps.sh test)"
   mkdir -p "$DIR"
@@ -56,10 +67,7 @@ cmd_start() {
   fi
   as_owner "$BIN/initdb" -D "$DIR/data" -U mediagate --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
     >"$DIR/initdb.log" 2>&1 || die "initdb failed: $(tail -20 "$DIR/initdb.log")"
-  # Small and fast: a test cluster needs no durability across a machine crash.
-  as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/run/postgres.log" -w -t 60 \
-    -o "-p $port -k $DIR/run -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >"$DIR/pg_ctl.log" 2>&1 || die "pg_ctl start failed: $(tail -20 "$DIR/run/postgres.log" 2>/dev/null)"
+  pg_start "$port"
   as_owner "$BIN/createdb" -h 127.0.0.1 -p "$port" -U mediagate mediagate ||
     die "createdb failed: $(tail -20 "$DIR/run/postgres.log")"
   cat >"$DIR/env" <<EOF
@@ -81,6 +89,11 @@ port_of() {
   sed -n 's/^PG_PORT=//p' "$DIR/env"
 }
 
+cmd_restart() {
+  DIR=$(cd "$DIR" && pwd)
+  pg_start "$(port_of)"
+}
+
 cmd_createdb() {
   local name=$1 port
   port=$(port_of)
@@ -96,6 +109,7 @@ shift 2
 case "$command" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  restart) cmd_restart ;;
   createdb)
     [[ $# -eq 1 ]] || usage
     cmd_createdb "$1"

@@ -402,6 +402,13 @@ class Postgres:
             raise RuntimeError(f"psql failed: {r.stderr}")
         return [[None if v == "<NULL>" else v for v in line.split("\x1f")] for line in r.stdout.splitlines()]
 
+    def halt(self) -> None:
+        """Stops the server at once (as a crash would), keeping its data for restart()."""
+        self._script("stop", timeout=60)
+
+    def restart(self) -> None:
+        self._script("restart", timeout=120)
+
     def stop(self) -> None:
         if self.dir.exists():
             try:

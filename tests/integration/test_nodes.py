@@ -12,6 +12,7 @@ makes one row per object and probes each item once (the probe claims in the cata
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import threading
@@ -227,6 +228,68 @@ class Nodes(unittest.TestCase):
         # Every node lists them (the nodes did not scan: they read the shared catalog).
         for node in range(3):
             self.assertTrue(set(keys) <= self.keys_listed(node))
+
+
+class CatalogDown(unittest.TestCase):
+    """A PostgreSQL of its own that goes away and comes back: the API answers 503 with the reason meanwhile,
+    media keep streaming (they do not read the catalog), and both connections (the catalog's and the change
+    listener's) are restored without restarting the node."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.storage = Storage(cls.__name__)
+        cls.storage.put("down/clip.bin", random_bytes(50_000, seed=9))
+        cls.pg = harness.Postgres()
+        cls.catalog = cls.pg.new_database("down")
+        fx = types.SimpleNamespace(tmp=cls.storage.tmp, storage_args=cls.storage.args, server_env=cls.storage.env)
+        cls.node = harness.Server(fx, ["--catalog", cls.catalog, "--access-log", "off", "--admin-token", TOKEN],
+                                  name="node")
+        cls.api = Client(cls.node.port)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.node.stop(check=False)
+        cls.pg.stop()
+        cls.storage.cleanup()
+
+    def listener_up(self) -> str:
+        status, _, body = self.api.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        for line in body.decode().splitlines():
+            if line.startswith("mediagate_catalog_listener_up "):
+                return line.split()[1]
+        self.fail("no mediagate_catalog_listener_up in /metrics")
+
+    def test_the_api_says_503_while_postgres_is_down_and_recovers(self):
+        self.assertEqual(self.api.json("GET", "/api/media")[0], 200)
+        deadline = time.monotonic() + 10
+        while self.listener_up() != "1":
+            self.assertLess(time.monotonic(), deadline, "the change listener never connected")
+            time.sleep(0.05)
+        self.pg.halt()
+        status, headers, body = self.api.request("GET", "/api/media")
+        self.assertEqual(status, 503, body)
+        self.assertIn("catalog is unavailable", json.loads(body)["error"])
+        self.assertIn("retry-after", headers)
+        status, body = self.api.json("PUT", "/api/media/down/new.bin", body=b"x" * 100, token=TOKEN)
+        self.assertEqual(status, 503, body)
+        # Streaming does not need the catalog.
+        status, _, body = self.api.request("GET", media_path("down/clip.bin"))
+        self.assertEqual((status, body), (200, random_bytes(50_000, seed=9)))
+        deadline = time.monotonic() + 10
+        while self.listener_up() != "0":
+            self.assertLess(time.monotonic(), deadline, "the listener did not notice")
+            time.sleep(0.05)
+
+        self.pg.restart()
+        self.assertEqual(self.api.json("GET", "/api/media")[0], 200)
+        status, body = self.api.json("PUT", "/api/media/down/new.bin", body=b"x" * 100, token=TOKEN)
+        self.assertIn(status, (200, 201), body)
+        deadline = time.monotonic() + 15
+        while self.listener_up() != "1":
+            self.assertLess(time.monotonic(), deadline, "the change listener did not reconnect")
+            time.sleep(0.1)
+        self.assertTrue(self.node.alive())
 
 
 if __name__ == "__main__":
