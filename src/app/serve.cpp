@@ -60,8 +60,10 @@ std::unique_ptr<catalog::pg_listener> listen_for_changes(const serve_config& cfg
                                                          const std::shared_ptr<server::api_services>& api,
                                                          const std::shared_ptr<spdlog::logger>& log) {
   if (!api->items->shared()) return nullptr;
-  auto on_change = [changes = storage.changes, api, log](const catalog::item_change& c) {
+  auto on_change = [changes = storage.changes, drop = storage.drop_cached_version, api,
+                    log](const catalog::item_change& c) {
     changes->invalidate(c.key);
+    if (drop && !c.old_etag.empty()) drop(c.key, c.old_etag, c.old_size);
     try {
       auto item = api->items->get_by_key(c.key);
       api->set_visibility(c.key, item ? item->visibility : "inherit");

@@ -89,6 +89,12 @@ std::optional<setup_failure> add_slice_cache(storage_setup& opened, const cache_
   } catch (const std::exception& e) {
     return setup_failure{1, "cannot use --cache-dir " + settings.slices.dir.string() + ": " + e.what()};
   }
+  // Slices are named by the upstream's description (cached_storage), the same for every loop's instance.
+  net::io_context scratch;
+  opened.drop_cached_version = [slices, upstream = opened.factory(scratch)->describe()](
+                                   const std::string& key, const std::string& etag, std::uint64_t size) {
+    slices->drop_object(cache::slice_cache::object_id(upstream, key, etag), size);
+  };
   opened.factory = [inner = opened.factory, slices, metadata, log,
                     changes = opened.changes](net::io_context& io) -> std::shared_ptr<storage::storage> {
     return std::make_shared<cache::cached_storage>(slices, metadata, inner(io), log, changes);

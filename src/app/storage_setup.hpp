@@ -39,6 +39,8 @@ struct storage_setup {
   std::vector<server::metrics_source> metrics;
   // Other nodes' changes to objects (from the shared catalog), which end cached metadata early.
   std::shared_ptr<storage::key_invalidations> changes = std::make_shared<storage::key_invalidations>();
+  // Deletes the slice cache's copy of one version (key, ETag, size) of an object; null without a slice cache.
+  std::function<void(const std::string&, const std::string&, std::uint64_t)> drop_cached_version;
 };
 
 // Why the storage cannot be used, and the exit status that says so (2: the options, 1: the storage).

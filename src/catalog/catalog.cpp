@@ -196,7 +196,11 @@ media_item catalog::upsert(const object_facts& f, std::string_view title) {
       const sql_value id[] = {existing->id};
       const auto back =
           n == 0 ? db_->run("UPDATE items SET missing = 0 WHERE id = $1 AND missing <> 0", id) : 0;
-      if (n + back > 0) db_->notify_change(f.key, existing->etag);
+      // A replaced version is gone (its cached copies may go); an object back from missing is the same one.
+      if (n > 0)
+        db_->notify_change(f.key, existing->etag, existing->size);
+      else if (back > 0)
+        db_->notify_change(f.key, "", 0);
       auto updated = get_where("id", existing->id);
       tx.commit();
       return *updated;
@@ -213,7 +217,7 @@ media_item catalog::upsert(const object_facts& f, std::string_view title) {
         "ON CONFLICT DO NOTHING",
         row);
     if (inserted == 1) {
-      db_->notify_change(f.key, "");
+      db_->notify_change(f.key, "", 0);
       auto item = get_where("id", id);
       tx.commit();
       return *item;
@@ -266,9 +270,9 @@ bool catalog::set_visibility(std::string_view id, std::string_view visibility) {
   std::lock_guard lock(mutex_);
   sql_transaction tx(*db_);
   const sql_value params[] = {std::string(visibility), std::string(id)};
-  auto rows = db_->query("UPDATE items SET visibility = $1 WHERE id = $2 RETURNING key, etag", params);
+  auto rows = db_->query("UPDATE items SET visibility = $1 WHERE id = $2 RETURNING key", params);
   if (rows.empty()) return false;
-  db_->notify_change(rows.front().text(0), rows.front().text(1));
+  db_->notify_change(rows.front().text(0), "", 0);  // the same version: nothing of it is gone
   tx.commit();
   return true;
 }
@@ -285,9 +289,10 @@ bool catalog::set_missing(std::string_view id, bool missing) {
   std::lock_guard lock(mutex_);
   sql_transaction tx(*db_);
   const sql_value params[] = {static_cast<std::int64_t>(missing ? 1 : 0), std::string(id)};
-  auto rows = db_->query("UPDATE items SET missing = $1 WHERE id = $2 RETURNING key, etag", params);
+  auto rows = db_->query("UPDATE items SET missing = $1 WHERE id = $2 RETURNING key, etag, size", params);
   if (rows.empty()) return false;
-  db_->notify_change(rows.front().text(0), rows.front().text(1));
+  db_->notify_change(rows.front().text(0), rows.front().text(1),
+                     static_cast<std::uint64_t>(rows.front().integer(2)));
   tx.commit();
   return true;
 }
@@ -296,9 +301,10 @@ bool catalog::remove(std::string_view id) {
   std::lock_guard lock(mutex_);
   sql_transaction tx(*db_);
   const sql_value params[] = {std::string(id)};
-  auto rows = db_->query("DELETE FROM items WHERE id = $1 RETURNING key, etag", params);
+  auto rows = db_->query("DELETE FROM items WHERE id = $1 RETURNING key, etag, size", params);
   if (rows.empty()) return false;
-  db_->notify_change(rows.front().text(0), rows.front().text(1));
+  db_->notify_change(rows.front().text(0), rows.front().text(1),
+                     static_cast<std::uint64_t>(rows.front().integer(2)));
   tx.commit();
   return true;
 }

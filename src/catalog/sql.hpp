@@ -73,7 +73,9 @@ class sql_connection {
 
   // Inside a transaction: tells the other nodes that share the database, once it commits, that the item
   // with this key changed (PostgreSQL NOTIFY); nothing for SQLite, where no other node caches it.
-  virtual void notify_change(std::string_view key, std::string_view old_etag) = 0;
+  // `old_etag`/`old_size`: the version that is gone (replaced, deleted, vanished), whose cached copies may
+  // go too; "" and 0 when no version is gone (a new key, a visibility change).
+  virtual void notify_change(std::string_view key, std::string_view old_etag, std::uint64_t old_size) = 0;
 
   // Throws this backend's error type (sqlite_error, or a PostgreSQL error) with `message`.
   [[noreturn]] virtual void fail(const std::string& message) const = 0;
@@ -101,11 +103,13 @@ class sql_transaction {
   bool done_ = false;
 };
 
-// The change notification's payload and back: "<old etag>\n<key>" (ETags hold no newline; keys may).
-std::string change_payload(std::string_view key, std::string_view old_etag);
+// The change notification's payload and back: "<old etag>\n<old size>\n<key>" (ETags hold no newline; keys
+// may).
+std::string change_payload(std::string_view key, std::string_view old_etag, std::uint64_t old_size);
 struct item_change {
   std::string key;
-  std::string old_etag;  // the version other nodes may still cache; "" for a new key
+  std::string old_etag;  // the version that is gone, which other nodes may still cache; "" when none is
+  std::uint64_t old_size = 0;
 };
 std::optional<item_change> parse_change_payload(std::string_view payload);
 

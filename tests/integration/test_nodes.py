@@ -98,6 +98,14 @@ class Nodes(unittest.TestCase):
                 self.fail(f"not within {within} s: {what}")
             time.sleep(0.02)
 
+    def metric(self, node: int, name: str) -> float:
+        status, _, body = self.api[node].request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        for line in body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail(f"no {name} in node {node}'s /metrics")
+
     def keys_listed(self, node: int, query: str = "") -> set[str]:
         return {i["key"] for i in self.api[node].items(query)}
 
@@ -131,6 +139,7 @@ class Nodes(unittest.TestCase):
                                                lambda: (r := self.get(node, "shared/replaced.bin"))[0] == 200 and r)
             self.assertEqual(body, old)
             old_etag = headers["etag"]
+        cached_before = self.metric(2, "mediagate_cache_stored_bytes")
         self.put(1, "shared/replaced.bin", new)
         for node in (0, 2):
             def fetch():
@@ -149,6 +158,9 @@ class Nodes(unittest.TestCase):
             self.assertEqual((status, body), (206, new[1500000:1600001]))
             status, _, _ = self.get(node, "shared/replaced.bin", {"Range": "bytes=0-9", "If-Range": old_etag})
             self.assertEqual(status, 200, "If-Range with the old ETag must give the whole new version")
+        # Node 2's slice cache dropped the old version's slices (the notification carries its ETag and size)
+        # and holds the new one's.
+        self.assertEqual(self.metric(2, "mediagate_cache_stored_bytes"), cached_before - len(old) + len(new))
 
     def test_rename_visibility_and_delete_through_one_node_are_seen_by_the_others(self):
         data = random_bytes(100_000, seed=4)

@@ -403,10 +403,17 @@ TEST_P(postgres_test, changes_reach_every_listener_after_commit) {
   EXPECT_TRUE(h.wait([](heard& x) { return x.has("dir/new clip.mp4", ""); }));
   b.upsert({"dir/new clip.mp4", "video/mp4", 2, "\"2\""});  // replaced through another node
   EXPECT_TRUE(h.wait([](heard& x) { return x.has("dir/new clip.mp4", "\"1\""); }));
-  a.set_visibility(item.id, "private");
+  {
+    std::lock_guard lock(h.mutex);
+    for (const auto& c : h.changes)
+      if (c.old_etag == "\"1\"") EXPECT_EQ(c.old_size, 1u);  // the replaced version's size
+  }
+  a.set_visibility(item.id, "private");  // the same version: none is gone
+  EXPECT_TRUE(h.wait([](heard& x) { return x.changes.size() >= 3; }));
+  EXPECT_EQ(h.changes.size(), 3u);
+  EXPECT_EQ(h.changes.back().old_etag, "");
   a.remove(item.id);
-  EXPECT_TRUE(h.wait([](heard& x) { return x.changes.size() >= 4; }));
-  EXPECT_TRUE(h.has("dir/new clip.mp4", "\"2\""));
+  EXPECT_TRUE(h.wait([](heard& x) { return x.has("dir/new clip.mp4", "\"2\""); }));
   // Nothing changed: nothing announced.
   const auto before = listener->received();
   b.upsert({"other.mp4", "video/mp4", 1, "\"1\""});
@@ -417,7 +424,7 @@ TEST_P(postgres_test, changes_reach_every_listener_after_commit) {
   // A rolled-back change is never announced: a failed transaction sends nothing.
   auto conn = db_->connect();
   conn->begin();
-  conn->notify_change("rolled-back.mp4", "");
+  conn->notify_change("rolled-back.mp4", "", 0);
   conn->rollback();
   std::this_thread::sleep_for(200ms);
   EXPECT_FALSE(h.has("rolled-back.mp4", ""));
@@ -472,11 +479,14 @@ TEST(postgres_unavailable, urls_are_recognised_and_redacted) {
             "postgres://u:***@h:5/db?sslmode=require");
   EXPECT_EQ(redact_postgres_url("postgres://u@h:5/db"), "postgres://u@h:5/db");
   EXPECT_EQ(redact_postgres_url("postgres://h:5/db"), "postgres://h:5/db");
-  auto c = parse_change_payload(change_payload("a\nb.mp4", "\"x\""));
+  auto c = parse_change_payload(change_payload("a\nb.mp4", "\"x\"", 5'000'000'000ull));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->key, "a\nb.mp4");
   EXPECT_EQ(c->old_etag, "\"x\"");
+  EXPECT_EQ(c->old_size, 5'000'000'000ull);
   EXPECT_FALSE(parse_change_payload("\n"));
+  EXPECT_FALSE(parse_change_payload("\"x\"\n12z\nkey"));
+  EXPECT_FALSE(parse_change_payload("\"x\"\n12\n"));
 }
 
 INSTANTIATE_TEST_SUITE_P(postgres, postgres_test, testing::Values("postgres"));
