@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -33,9 +34,14 @@ std::string trim_message(std::string m) {
 }
 
 // libpq takes the URL as dbname (expand_dbname); settings before it are defaults the URL can override.
+// Every catalog call blocks an event loop, so nothing may wait for long: connecting takes at most 5 s, a
+// statement at most 15 s, and TCP keepalives notice a peer that vanished (a cut network) within ~25 s rather
+// than the kernel's two hours, which also matters to the listener's idle connection.
 PGconn* connect(const std::string& url) {
-  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* values[] = {"5", "mediagate", url.c_str(), nullptr};
+  const char* keys[] = {"connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", "options",          "dbname",          nullptr};
+  const char* values[] = {"5",         "mediagate", "10", "5", "3", "-c statement_timeout=15000",
+                          url.c_str(), nullptr};
   return PQconnectdbParams(keys, values, 1);
 }
 
@@ -87,13 +93,23 @@ void pg_connection::ensure_connected() {
   if (in_transaction_)  // the transaction died with the connection: the caller's work must fail
     throw catalog_unavailable("lost the connection to the PostgreSQL catalog " + redacted_ +
                               " in a transaction");
+  // After a failed attempt the next waits a little (100 ms, doubling up to 2 s): each call meanwhile fails at
+  // once with the last reason instead of spending a connect timeout of the event loop that made it.
+  const auto now = std::chrono::steady_clock::now();
+  if (now < retry_after_)
+    throw catalog_unavailable("the PostgreSQL catalog " + redacted_ + " is unreachable: " + last_error_);
   if (!conn_)
     conn_ = connect(url_);
   else
     PQreset(conn_);
-  if (PQstatus(conn_) != CONNECTION_OK)
-    throw catalog_unavailable("the PostgreSQL catalog " + redacted_ +
-                              " is unreachable: " + trim_message(PQerrorMessage(conn_)));
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    last_error_ = trim_message(PQerrorMessage(conn_));
+    retry_pause_ =
+        std::clamp(retry_pause_ * 2, std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
+    retry_after_ = std::chrono::steady_clock::now() + retry_pause_;
+    throw catalog_unavailable("the PostgreSQL catalog " + redacted_ + " is unreachable: " + last_error_);
+  }
+  retry_pause_ = std::chrono::milliseconds(0);
   PQsetNoticeProcessor(
       conn_, [](void*, const char*) {}, nullptr);
 }
@@ -134,10 +150,10 @@ pg_connection::result_holder pg_connection::execute(std::string_view sql, std::s
     const bool lost = PQstatus(conn_) != CONNECTION_OK || is_unavailable_state(state);
     const auto message = trim_message(r.res ? PQresultErrorMessage(r.res) : PQerrorMessage(conn_));
     if (lost) {
-      if (attempt == 0 && !in_transaction_) {
-        PQreset(conn_);
-        continue;
-      }
+      // A fresh connection next (even when libpq still thinks this one fine: the server said it is going).
+      PQfinish(conn_);
+      conn_ = nullptr;
+      if (attempt == 0 && !in_transaction_) continue;
       throw catalog_unavailable("the PostgreSQL catalog " + redacted_ + " is unavailable: " + message);
     }
     throw pg_error(

@@ -7,6 +7,7 @@
 // reached). pg_listener is a second connection, on a thread of its own, that LISTENs for the other nodes'
 // changes and hands them to a callback.
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -70,6 +71,9 @@ class pg_connection final : public sql_connection {
   std::string url_, redacted_;
   pg_conn* conn_ = nullptr;
   bool in_transaction_ = false;
+  std::chrono::steady_clock::time_point retry_after_{};
+  std::chrono::milliseconds retry_pause_{0};
+  std::string last_error_;
 };
 
 // Listens on kChangeChannel from a thread of its own. `on_change` gets each change another node (or this

@@ -160,7 +160,8 @@ class Nodes(unittest.TestCase):
             self.assertEqual(status, 200, "If-Range with the old ETag must give the whole new version")
         # Node 2's slice cache dropped the old version's slices (the notification carries its ETag and size)
         # and holds the new one's.
-        self.assertEqual(self.metric(2, "mediagate_cache_stored_bytes"), cached_before - len(old) + len(new))
+        self.assertEqual(self.metric(2, "mediagate_cache_stored_bytes"), cached_before - len(old) + len(new),
+                         self.nodes[2].output(20))
 
     def test_rename_visibility_and_delete_through_one_node_are_seen_by_the_others(self):
         data = random_bytes(100_000, seed=4)
@@ -294,7 +295,13 @@ class CatalogDown(unittest.TestCase):
             time.sleep(0.05)
 
         self.pg.restart()
-        self.assertEqual(self.api.json("GET", "/api/media")[0], 200)
+        # Reconnection attempts are spaced (at most 2 s apart) so that a missing server costs no event loop a
+        # connect timeout per request: the API is back within a few seconds.
+        deadline = time.monotonic() + 10
+        while (status := self.api.json("GET", "/api/media")[0]) != 200:
+            self.assertEqual(status, 503)
+            self.assertLess(time.monotonic(), deadline, "the catalog connection did not come back")
+            time.sleep(0.1)
         status, body = self.api.json("PUT", "/api/media/down/new.bin", body=b"x" * 100, token=TOKEN)
         self.assertIn(status, (200, 201), body)
         deadline = time.monotonic() + 15
