@@ -64,11 +64,15 @@ std::unique_ptr<catalog::pg_listener> listen_for_changes(const serve_config& cfg
                     log](const catalog::item_change& c) {
     changes->invalidate(c.key);
     if (drop && !c.old_etag.empty()) drop(c.key, c.old_etag, c.old_size);
-    try {
-      auto item = api->items->get_by_key(c.key);
-      api->set_visibility(c.key, item ? item->visibility : "inherit");
-    } catch (const std::exception& e) {
-      log->warn("catalog changes: cannot read {} again: {}", c.key, e.what());
+    // Only a visibility change or a delete can change what the server keeps of the item (its visibility
+    // override): a scan that adds thousands of objects costs every node no query per object.
+    if (c.visibility) {
+      try {
+        auto item = api->items->get_by_key(c.key);
+        api->set_visibility(c.key, item ? item->visibility : "inherit");
+      } catch (const std::exception& e) {
+        log->warn("catalog changes: cannot read {} again: {}", c.key, e.what());
+      }
     }
     log->debug("catalog changes: {} changed (was {})", c.key, c.old_etag.empty() ? "new" : c.old_etag);
   };

@@ -198,9 +198,9 @@ media_item catalog::upsert(const object_facts& f, std::string_view title) {
           n == 0 ? db_->run("UPDATE items SET missing = 0 WHERE id = $1 AND missing <> 0", id) : 0;
       // A replaced version is gone (its cached copies may go); an object back from missing is the same one.
       if (n > 0)
-        db_->notify_change(f.key, existing->etag, existing->size);
+        db_->notify_change({f.key, existing->etag, existing->size, false});
       else if (back > 0)
-        db_->notify_change(f.key, "", 0);
+        db_->notify_change({f.key, "", 0, false});
       auto updated = get_where("id", existing->id);
       tx.commit();
       return *updated;
@@ -217,7 +217,7 @@ media_item catalog::upsert(const object_facts& f, std::string_view title) {
         "ON CONFLICT DO NOTHING",
         row);
     if (inserted == 1) {
-      db_->notify_change(f.key, "", 0);
+      db_->notify_change({f.key, "", 0, false});
       auto item = get_where("id", id);
       tx.commit();
       return *item;
@@ -272,7 +272,7 @@ bool catalog::set_visibility(std::string_view id, std::string_view visibility) {
   const sql_value params[] = {std::string(visibility), std::string(id)};
   auto rows = db_->query("UPDATE items SET visibility = $1 WHERE id = $2 RETURNING key", params);
   if (rows.empty()) return false;
-  db_->notify_change(rows.front().text(0), "", 0);  // the same version: nothing of it is gone
+  db_->notify_change({rows.front().text(0), "", 0, true});  // the same version: nothing of it is gone
   tx.commit();
   return true;
 }
@@ -291,8 +291,8 @@ bool catalog::set_missing(std::string_view id, bool missing) {
   const sql_value params[] = {static_cast<std::int64_t>(missing ? 1 : 0), std::string(id)};
   auto rows = db_->query("UPDATE items SET missing = $1 WHERE id = $2 RETURNING key, etag, size", params);
   if (rows.empty()) return false;
-  db_->notify_change(rows.front().text(0), rows.front().text(1),
-                     static_cast<std::uint64_t>(rows.front().integer(2)));
+  db_->notify_change({rows.front().text(0), rows.front().text(1),
+                      static_cast<std::uint64_t>(rows.front().integer(2)), false});
   tx.commit();
   return true;
 }
@@ -303,8 +303,8 @@ bool catalog::remove(std::string_view id) {
   const sql_value params[] = {std::string(id)};
   auto rows = db_->query("DELETE FROM items WHERE id = $1 RETURNING key, etag, size", params);
   if (rows.empty()) return false;
-  db_->notify_change(rows.front().text(0), rows.front().text(1),
-                     static_cast<std::uint64_t>(rows.front().integer(2)));
+  db_->notify_change({rows.front().text(0), rows.front().text(1),
+                      static_cast<std::uint64_t>(rows.front().integer(2)), true});
   tx.commit();
   return true;
 }

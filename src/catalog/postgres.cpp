@@ -209,8 +209,8 @@ void pg_connection::lock_schema() {
   execute("SELECT pg_advisory_xact_lock($1)", {&key, 1});
 }
 
-void pg_connection::notify_change(std::string_view key, std::string_view old_etag, std::uint64_t old_size) {
-  auto payload = change_payload(key, old_etag, old_size);
+void pg_connection::notify_change(const item_change& change) {
+  auto payload = change_payload(change);
   if (payload.size() > kMaxPayload) payload = "\n";
   const sql_value params[] = {std::string(kChangeChannel), std::move(payload)};
   execute("SELECT pg_notify($1, $2)", params);

@@ -59,7 +59,7 @@ class pg_connection final : public sql_connection {
   void commit() override;
   void rollback() noexcept override;
   void lock_schema() override;
-  void notify_change(std::string_view key, std::string_view old_etag, std::uint64_t old_size) override;
+  void notify_change(const item_change& change) override;
   [[noreturn]] void fail(const std::string& message) const override;
   std::string describe() const override { return redacted_; }
 

@@ -37,21 +37,28 @@ double sql_row::real(std::size_t column) const {
   return 0;
 }
 
-std::string change_payload(std::string_view key, std::string_view old_etag, std::uint64_t old_size) {
-  std::string out(old_etag);
+std::string change_payload(const item_change& c) {
+  std::string out = c.visibility ? "v\n" : "-\n";
+  out += c.old_etag;
   out += '\n';
-  out += std::to_string(old_size);
+  out += std::to_string(c.old_size);
   out += '\n';
-  out += key;
+  out += c.key;
   return out;
 }
 
 std::optional<item_change> parse_change_payload(std::string_view payload) {
+  if (payload.size() < 2 || (payload[0] != 'v' && payload[0] != '-') || payload[1] != '\n')
+    return std::nullopt;
+  item_change c;
+  c.visibility = payload[0] == 'v';
+  payload.remove_prefix(2);
   const auto first = payload.find('\n');
   if (first == std::string_view::npos) return std::nullopt;
   const auto second = payload.find('\n', first + 1);
   if (second == std::string_view::npos || second + 1 >= payload.size()) return std::nullopt;
-  item_change c{std::string(payload.substr(second + 1)), std::string(payload.substr(0, first)), 0};
+  c.key = std::string(payload.substr(second + 1));
+  c.old_etag = std::string(payload.substr(0, first));
   const auto size = payload.substr(first + 1, second - first - 1);
   const auto [end, ec] = std::from_chars(size.data(), size.data() + size.size(), c.old_size);
   if (ec != std::errc() || end != size.data() + size.size()) return std::nullopt;

@@ -47,6 +47,19 @@ struct sql_row {
   double real(std::size_t column) const;
 };
 
+// A change to an item that other nodes may have cached, as announced to them (sql_connection::notify_change).
+struct item_change {
+  std::string key;
+  std::string old_etag;  // the version that is gone, which other nodes may still cache; "" when none is
+  std::uint64_t old_size = 0;
+  bool visibility = false;  // the item's visibility may have changed (set, or the item deleted)
+};
+
+// The notification's payload and back: "<v or ->\n<old etag>\n<old size>\n<key>" (ETags hold no newline;
+// keys may).
+std::string change_payload(const item_change& change);
+std::optional<item_change> parse_change_payload(std::string_view payload);
+
 enum class sql_dialect { sqlite, postgres };
 
 // One connection. Not thread-safe: the catalog serialises its use.
@@ -74,8 +87,9 @@ class sql_connection {
   // Inside a transaction: tells the other nodes that share the database, once it commits, that the item
   // with this key changed (PostgreSQL NOTIFY); nothing for SQLite, where no other node caches it.
   // `old_etag`/`old_size`: the version that is gone (replaced, deleted, vanished), whose cached copies may
-  // go too; "" and 0 when no version is gone (a new key, a visibility change).
-  virtual void notify_change(std::string_view key, std::string_view old_etag, std::uint64_t old_size) = 0;
+  // go too; "" and 0 when no version is gone (a new key, a visibility change). Only changes marked
+  // `visibility` make the other nodes read the item's visibility again.
+  virtual void notify_change(const item_change& change) = 0;
 
   // Throws this backend's error type (sqlite_error, or a PostgreSQL error) with `message`.
   [[noreturn]] virtual void fail(const std::string& message) const = 0;
@@ -102,15 +116,5 @@ class sql_transaction {
   sql_connection& c_;
   bool done_ = false;
 };
-
-// The change notification's payload and back: "<old etag>\n<old size>\n<key>" (ETags hold no newline; keys
-// may).
-std::string change_payload(std::string_view key, std::string_view old_etag, std::uint64_t old_size);
-struct item_change {
-  std::string key;
-  std::string old_etag;  // the version that is gone, which other nodes may still cache; "" when none is
-  std::uint64_t old_size = 0;
-};
-std::optional<item_change> parse_change_payload(std::string_view payload);
 
 }  // namespace mediagate::catalog

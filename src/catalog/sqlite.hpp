@@ -117,7 +117,7 @@ class sqlite_connection final : public sql_connection {
   void commit() override;
   void rollback() noexcept override;
   void lock_schema() override {}
-  void notify_change(std::string_view, std::string_view, std::uint64_t) override {}
+  void notify_change(const item_change&) override {}
   [[noreturn]] void fail(const std::string& message) const override;
   std::string describe() const override { return path_; }
   database& db() { return *db_; }

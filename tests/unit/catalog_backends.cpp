@@ -410,8 +410,14 @@ TEST_P(postgres_test, changes_reach_every_listener_after_commit) {
   }
   a.set_visibility(item.id, "private");  // the same version: none is gone
   EXPECT_TRUE(h.wait([](heard& x) { return x.changes.size() >= 3; }));
-  EXPECT_EQ(h.changes.size(), 3u);
-  EXPECT_EQ(h.changes.back().old_etag, "");
+  {
+    std::lock_guard lock(h.mutex);
+    ASSERT_EQ(h.changes.size(), 3u);
+    EXPECT_FALSE(h.changes[0].visibility);  // a new key
+    EXPECT_FALSE(h.changes[1].visibility);  // a replacement
+    EXPECT_EQ(h.changes[2].old_etag, "");
+    EXPECT_TRUE(h.changes[2].visibility);
+  }
   a.remove(item.id);
   EXPECT_TRUE(h.wait([](heard& x) { return x.has("dir/new clip.mp4", "\"2\""); }));
   // Nothing changed: nothing announced.
@@ -424,7 +430,7 @@ TEST_P(postgres_test, changes_reach_every_listener_after_commit) {
   // A rolled-back change is never announced: a failed transaction sends nothing.
   auto conn = db_->connect();
   conn->begin();
-  conn->notify_change("rolled-back.mp4", "", 0);
+  conn->notify_change({"rolled-back.mp4", "", 0, false});
   conn->rollback();
   std::this_thread::sleep_for(200ms);
   EXPECT_FALSE(h.has("rolled-back.mp4", ""));
@@ -479,14 +485,20 @@ TEST(postgres_unavailable, urls_are_recognised_and_redacted) {
             "postgres://u:***@h:5/db?sslmode=require");
   EXPECT_EQ(redact_postgres_url("postgres://u@h:5/db"), "postgres://u@h:5/db");
   EXPECT_EQ(redact_postgres_url("postgres://h:5/db"), "postgres://h:5/db");
-  auto c = parse_change_payload(change_payload("a\nb.mp4", "\"x\"", 5'000'000'000ull));
+  auto c = parse_change_payload(change_payload({"a\nb.mp4", "\"x\"", 5'000'000'000ull, true}));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->key, "a\nb.mp4");
   EXPECT_EQ(c->old_etag, "\"x\"");
   EXPECT_EQ(c->old_size, 5'000'000'000ull);
+  EXPECT_TRUE(c->visibility);
+  auto plain = parse_change_payload(change_payload({"k", "", 0, false}));
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->visibility);
+  EXPECT_EQ(plain->key, "k");
   EXPECT_FALSE(parse_change_payload("\n"));
-  EXPECT_FALSE(parse_change_payload("\"x\"\n12z\nkey"));
-  EXPECT_FALSE(parse_change_payload("\"x\"\n12\n"));
+  EXPECT_FALSE(parse_change_payload("-\n\"x\"\n12z\nkey"));
+  EXPECT_FALSE(parse_change_payload("-\n\"x\"\n12\n"));
+  EXPECT_FALSE(parse_change_payload("x\n\"x\"\n12\nkey"));
 }
 
 INSTANTIATE_TEST_SUITE_P(postgres, postgres_test, testing::Values("postgres"));
