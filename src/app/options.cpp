@@ -37,7 +37,9 @@ void add_storage_option(CLI::App& cmd, serve_options& o) {
 }
 
 void add_catalog_option(CLI::App& cmd, serve_options& o) {
-  cmd.add_option("--catalog", o.library.catalog, "Media catalog: sqlite:PATH")
+  cmd.add_option("--catalog", o.library.catalog,
+                 "Media catalog: sqlite:PATH (one node), or postgres://USER@HOST:PORT/DB?sslmode=... "
+                 "for several nodes that share it (PASSWORD from PGPASSWORD or ~/.pgpass)")
       ->envname("MEDIAGATE_CATALOG")
       ->capture_default_str();
 }

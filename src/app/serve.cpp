@@ -11,7 +11,9 @@
 #include "app/reopenable_sink.hpp"
 #include "app/scan.hpp"
 #include "app/storage_setup.hpp"
+#include "catalog/catalog.hpp"
 #include "catalog/library.hpp"
+#include "catalog/postgres.hpp"
 #include "http/signed_link.hpp"
 #include "server/access.hpp"
 #include "server/api_setup.hpp"
@@ -51,12 +53,61 @@ access_log make_access_log(const std::string& target) {
   return made;
 }
 
+// Nodes that share a PostgreSQL catalog hear each other's changes (uploads, replacements, deletes,
+// visibility): this node's cached metadata of the key goes at once, not after its TTL. Null for SQLite.
+std::unique_ptr<catalog::pg_listener> listen_for_changes(const serve_config& cfg,
+                                                         const storage_setup& storage,
+                                                         const std::shared_ptr<server::api_services>& api,
+                                                         const std::shared_ptr<spdlog::logger>& log) {
+  if (!api->items->shared()) return nullptr;
+  auto on_change = [changes = storage.changes, drop = storage.drop_cached_version, api,
+                    log](const catalog::item_change& c) {
+    changes->invalidate(c.key);
+    if (drop && !c.old_etag.empty()) drop(c.key, c.old_etag, c.old_size);
+    // Only a visibility change or a delete can change what the server keeps of the item (its visibility
+    // override): a scan that adds thousands of objects costs every node no query per object.
+    if (c.visibility) {
+      try {
+        auto item = api->items->get_by_key(c.key);
+        api->set_visibility(c.key, item ? item->visibility : "inherit");
+      } catch (const std::exception& e) {
+        log->warn("catalog changes: cannot read {} again: {}", c.key, e.what());
+      }
+    }
+    log->debug("catalog changes: {} changed (was {})", c.key, c.old_etag.empty() ? "new" : c.old_etag);
+  };
+  auto on_reset = [changes = storage.changes, api, log] {
+    changes->invalidate_all();
+    try {
+      api->replace_visibilities(api->items->visibility_overrides());
+    } catch (const std::exception& e) {
+      log->warn("catalog changes: cannot read the visibility overrides again: {}", e.what());
+    }
+  };
+  auto listener = std::make_unique<catalog::pg_listener>(cfg.library.catalog, std::move(on_change),
+                                                         std::move(on_reset), log);
+  listener->start();
+  return listener;
+}
+
 // Binds, starts the library and serves until a signal (or, for `scan`, the end of the scan) stops the server.
 int run_server(const serve_config& cfg, const storage_setup& storage,
                const std::shared_ptr<server::api_services>& api, const std::shared_ptr<spdlog::logger>& log,
                const access_log& access) {
   server::server srv(cfg.server, storage.factory, log, access.log);
   for (const auto& source : storage.metrics) srv.add_metrics_source(source);
+  auto listener = listen_for_changes(cfg, storage, api, log);
+  if (listener)
+    srv.add_metrics_source([l = listener.get()] {
+      return "# HELP mediagate_catalog_changes_total Change notifications received from the shared catalog.\n"
+             "# TYPE mediagate_catalog_changes_total counter\n"
+             "mediagate_catalog_changes_total " +
+             std::to_string(l->received()) +
+             "\n# HELP mediagate_catalog_listener_up 1 while the change listener is connected.\n"
+             "# TYPE mediagate_catalog_listener_up gauge\n"
+             "mediagate_catalog_listener_up " +
+             std::string(l->connected() ? "1" : "0") + "\n";
+    });
   srv.set_api(api);
   if (access.reopen) srv.on_reload(access.reopen);
   // Probes read media through this server: they end when it starts draining, not after.

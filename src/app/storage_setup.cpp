@@ -46,8 +46,10 @@ std::variant<storage_setup, setup_failure> open_s3(const serve_config& cfg, spdl
   // With the slice cache in front, metadata is cached (and revalidated) there, once for all loops.
   if (cfg.cache) setup.meta_ttl = std::chrono::milliseconds(0);
   storage_setup opened;
-  opened.factory = [setup](net::io_context& io) -> std::shared_ptr<storage::storage> {
-    return std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl);
+  opened.factory = [setup,
+                    changes = opened.changes](net::io_context& io) -> std::shared_ptr<storage::storage> {
+    return std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl, 3,
+                                                 changes);
   };
   opened.metrics.push_back([counters = setup.counters] { return counters->render(); });
   log.info("serving s3://{}/{} from {}", setup.where.bucket, setup.where.prefix,
@@ -87,9 +89,15 @@ std::optional<setup_failure> add_slice_cache(storage_setup& opened, const cache_
   } catch (const std::exception& e) {
     return setup_failure{1, "cannot use --cache-dir " + settings.slices.dir.string() + ": " + e.what()};
   }
-  opened.factory = [inner = opened.factory, slices, metadata,
-                    log](net::io_context& io) -> std::shared_ptr<storage::storage> {
-    return std::make_shared<cache::cached_storage>(slices, metadata, inner(io), log);
+  // Slices are named by the upstream's description (cached_storage), the same for every loop's instance.
+  net::io_context scratch;
+  opened.drop_cached_version = [slices, upstream = opened.factory(scratch)->describe()](
+                                   const std::string& key, const std::string& etag, std::uint64_t size) {
+    slices->drop_object(cache::slice_cache::object_id(upstream, key, etag), size);
+  };
+  opened.factory = [inner = opened.factory, slices, metadata, log,
+                    changes = opened.changes](net::io_context& io) -> std::shared_ptr<storage::storage> {
+    return std::make_shared<cache::cached_storage>(slices, metadata, inner(io), log, changes);
   };
   opened.metrics.push_back([slices] { return slices->render_metrics(); });
   return std::nullopt;

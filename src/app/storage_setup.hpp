@@ -13,6 +13,7 @@
 #include "app/options.hpp"
 #include "s3/s3_client.hpp"
 #include "server/server.hpp"
+#include "storage/key_invalidations.hpp"
 #include "storage/s3_storage.hpp"
 
 namespace mediagate::app {
@@ -36,6 +37,10 @@ std::shared_ptr<s3::client> make_client(boost::asio::io_context& io, const s3_se
 struct storage_setup {
   server::storage_factory factory;
   std::vector<server::metrics_source> metrics;
+  // Other nodes' changes to objects (from the shared catalog), which end cached metadata early.
+  std::shared_ptr<storage::key_invalidations> changes = std::make_shared<storage::key_invalidations>();
+  // Deletes the slice cache's copy of one version (key, ETag, size) of an object; null without a slice cache.
+  std::function<void(const std::string&, const std::string&, std::uint64_t)> drop_cached_version;
 };
 
 // Why the storage cannot be used, and the exit status that says so (2: the options, 1: the storage).

@@ -270,18 +270,28 @@ class cache_reader final : public st::range_reader {
 }  // namespace
 
 cached_storage::cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> meta,
-                               std::shared_ptr<st::storage> upstream, std::shared_ptr<spdlog::logger> log)
+                               std::shared_ptr<st::storage> upstream, std::shared_ptr<spdlog::logger> log,
+                               std::shared_ptr<const st::key_invalidations> changes)
     : cache_(std::move(cache)),
       meta_(std::move(meta)),
       upstream_(std::move(upstream)),
       log_(std::move(log)),
-      upstream_id_(upstream_->describe()) {}
+      upstream_id_(upstream_->describe()),
+      changes_(std::move(changes)) {}
 
 std::string cached_storage::describe() const { return "slice cache in front of " + upstream_id_; }
 
 net::awaitable<result<object_meta>> cached_storage::stat(std::string key) {
   const auto cache_key = meta_key(key);
+  const auto generation = changes_ ? changes_->generation() : 0;
   auto cached = meta_->lookup(cache_key);
+  if (cached.what != metadata_cache::state::missing && changes_ &&
+      changes_->changed_since(key, cached.generation)) {
+    // Another node replaced or deleted the object since this entry was read: not even stale-if-error may
+    // serve it (its slices are of the old ETag).
+    meta_->forget(cache_key);
+    cached = {};
+  }
   if (cached.what == metadata_cache::state::fresh) co_return cached.meta;
   if (cached.what == metadata_cache::state::stale) {
     cache_->counters().stale_served.fetch_add(1, std::memory_order_relaxed);
@@ -289,7 +299,7 @@ net::awaitable<result<object_meta>> cached_storage::stat(std::string key) {
   }
   auto fresh = co_await upstream_->stat(key);
   if (fresh) {
-    meta_->store(cache_key, *fresh);
+    meta_->store(cache_key, *fresh, generation);
     co_return fresh;
   }
   const auto code = fresh.err().code;

@@ -4,6 +4,7 @@
 // written to disk while they stream to the client; concurrent misses of a slice wait for one fetch.
 #include <memory>
 
+#include "storage/key_invalidations.hpp"
 #include "storage/storage.hpp"
 
 namespace spdlog {
@@ -19,8 +20,10 @@ class metadata_cache;
 class cached_storage final : public st::storage {
  public:
   // `meta` caches the upstream's metadata for every loop (HeadObject answers with stale-if-error).
+  // `changes`: other nodes' writes and deletes (null: this node is the only writer).
   cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> meta,
-                 std::shared_ptr<st::storage> upstream, std::shared_ptr<spdlog::logger> log);
+                 std::shared_ptr<st::storage> upstream, std::shared_ptr<spdlog::logger> log,
+                 std::shared_ptr<const st::key_invalidations> changes = nullptr);
 
   boost::asio::awaitable<st::result<st::object_meta>> stat(std::string key) override;
   boost::asio::awaitable<st::result<std::unique_ptr<st::range_reader>>> open(std::string key,
@@ -42,6 +45,7 @@ class cached_storage final : public st::storage {
   std::shared_ptr<st::storage> upstream_;
   std::shared_ptr<spdlog::logger> log_;
   std::string upstream_id_;
+  std::shared_ptr<const st::key_invalidations> changes_;
 };
 
 }  // namespace mediagate::cache

@@ -12,18 +12,19 @@ metadata_cache::lookup_result metadata_cache::lookup(const std::string& key) con
   if (it == entries_.end()) return {};
   const auto& e = it->second;
   const auto age = now - e.fetched;
-  if (age < config_.ttl) return {state::fresh, e.meta};
+  if (age < config_.ttl) return {state::fresh, e.meta, e.generation};
   // Storage failed moments ago: serve stale at once instead of making every viewer wait for retries.
-  if (now < e.retry_after && age < config_.stale_limit) return {state::stale, e.meta};
-  return {state::expired, e.meta};
+  if (now < e.retry_after && age < config_.stale_limit) return {state::stale, e.meta, e.generation};
+  return {state::expired, e.meta, e.generation};
 }
 
-void metadata_cache::store(const std::string& key, const storage::object_meta& meta) {
+void metadata_cache::store(const std::string& key, const storage::object_meta& meta,
+                           std::uint64_t generation) {
   const auto now = now_();
   std::lock_guard lock(mutex_);
   if (entries_.size() >= config_.max_entries) entries_.clear();
   auto& e = entries_[key];
-  e = {meta, now};
+  e = {meta, now, {}, generation};
   e.meta.pinned.reset();  // kept for a TTL: must not hold the backend's file open
 }
 

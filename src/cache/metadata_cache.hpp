@@ -4,6 +4,7 @@
 // an error, and storage is asked again only after another `ttl`, so that viewers do not each wait for the
 // failing storage's retries. The clock is injected. Thread-safe.
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,11 +33,13 @@ class metadata_cache {
   };
   struct lookup_result {
     state what = state::missing;
-    storage::object_meta meta;  // set unless missing
+    storage::object_meta meta;     // set unless missing
+    std::uint64_t generation = 0;  // what store() was given (storage::key_invalidations)
   };
   lookup_result lookup(const std::string& key) const;
 
-  void store(const std::string& key, const storage::object_meta& meta);
+  // `generation`: storage::key_invalidations' generation read before storage was asked (0 without one).
+  void store(const std::string& key, const storage::object_meta& meta, std::uint64_t generation = 0);
   void forget(const std::string& key);
   // Storage could not answer for `key`: the cached entry with its age when it is still within the stale
   // limit (and storage is then not asked again for a TTL), else nullopt.
@@ -53,6 +56,7 @@ class metadata_cache {
     storage::object_meta meta;
     std::chrono::steady_clock::time_point fetched;
     std::chrono::steady_clock::time_point retry_after{};  // storage failed: ask it again only after this
+    std::uint64_t generation = 0;
   };
 
   const metadata_cache_config config_;

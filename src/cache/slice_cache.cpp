@@ -133,6 +133,21 @@ void slice_cache::drop_slice(const std::string& key, const fs::path& path) {
   fs::remove(path, ec);
 }
 
+std::size_t slice_cache::drop_object(const std::string& object, std::uint64_t size) {
+  // Bounded: a huge object with few slices cached is not worth millions of lookups on the listener's thread
+  // (what is left ages out by LRU, and can never be served: its ETag is gone).
+  const auto slices =
+      std::min<std::uint64_t>((size + config_.slice_bytes - 1) / config_.slice_bytes, 1u << 16);
+  std::size_t dropped = 0;
+  for (std::uint64_t i = 0; i < slices; ++i) {
+    const auto key = slice_key(object, i);
+    if (!index_.contains(key)) continue;
+    drop_slice(key, slice_path(object, i));
+    ++dropped;
+  }
+  return dropped;
+}
+
 std::optional<slice_handle> slice_cache::lookup(const std::string& object, std::uint64_t index,
                                                 std::uint64_t length) {
   const auto key = slice_key(object, index);

@@ -83,6 +83,10 @@ class slice_cache {
   // Releases a claim without a slice (fetch failed or was abandoned); waiters retry.
   void release(const std::string& object, std::uint64_t index);
 
+  // Deletes every cached slice of `object` (an object_id) of `size` bytes: another node replaced or deleted
+  // that version, so no request will ask for it again. The number of slices deleted.
+  std::size_t drop_object(const std::string& object, std::uint64_t size);
+
   std::uint64_t stored_bytes() const;
   std::string render_metrics() const;
 

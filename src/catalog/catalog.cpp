@@ -6,8 +6,11 @@
 #include <ctime>
 #include <memory>
 #include <random>
+#include <stdexcept>
 
 #include "catalog/migrations.hpp"
+#include "catalog/postgres.hpp"
+#include "catalog/sqlite.hpp"
 
 namespace mediagate::catalog {
 namespace {
@@ -16,7 +19,7 @@ constexpr std::string_view kColumns =
     "id, key, title, content_type, size, etag, created, missing, duration, width, height, poster_key, "
     "probed_etag, probe_error, visibility";
 
-media_item read_item(const statement& s) {
+media_item read_item(const sql_row& s) {
   media_item m;
   m.id = s.text(0);
   m.key = s.text(1);
@@ -47,6 +50,24 @@ std::string like_contains(std::string_view text) {
   return out;
 }
 
+// SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does the same (and more: any letter's case).
+std::string like_operator(const sql_connection& db) {
+  return db.dialect() == sql_dialect::postgres ? "ILIKE" : "LIKE";
+}
+
+std::unique_ptr<sql_connection> open_connection(const std::string& url) {
+  if (is_postgres_url(url)) return std::make_unique<pg_connection>(url);
+  auto path = sqlite_path_from_url(url);
+  if (!path)
+    throw std::invalid_argument("the catalog must be sqlite:PATH, a file path or postgres://..., not '" +
+                                url + "'");
+  auto db = std::make_unique<sqlite_connection>(*path);
+  sqlite3_busy_timeout(db->db().handle(), 5000);  // another process writing: wait for it rather than fail
+  db->exec("PRAGMA journal_mode = WAL");
+  db->exec("PRAGMA synchronous = NORMAL");  // WAL + NORMAL: durable across crashes of the process
+  return db;
+}
+
 }  // namespace
 
 id_source random_ids() {
@@ -74,26 +95,27 @@ std::optional<std::string> sqlite_path_from_url(std::string_view url) {
   return std::string(url);
 }
 
-catalog::catalog(const std::string& path, id_source ids, std::function<std::int64_t()> now)
-    : db_(path), path_(path), ids_(std::move(ids)), now_(std::move(now)) {
+catalog::catalog(const std::string& url, id_source ids, std::function<std::int64_t()> now)
+    : db_(open_connection(url)), path_(url), ids_(std::move(ids)), now_(std::move(now)) {
   if (!now_) now_ = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
-  sqlite3_busy_timeout(db_.handle(), 5000);  // another process writing: wait for it rather than fail
-  db_.exec("PRAGMA journal_mode = WAL");
-  db_.exec("PRAGMA synchronous = NORMAL");  // WAL + NORMAL: durable across crashes of the process
-  migrate(db_);
+  migrate(*db_);
 }
+
+catalog::~catalog() = default;
+
+std::string catalog::describe() const { return db_->describe(); }
 
 int catalog::schema_version() {
   std::lock_guard lock(mutex_);
-  return mediagate::catalog::schema_version(db_);
+  return mediagate::catalog::schema_version(*db_);
 }
 
 std::optional<media_item> catalog::get_where(std::string_view column, std::string_view value) {
-  auto s =
-      db_.prepare("SELECT " + std::string(kColumns) + " FROM items WHERE " + std::string(column) + " = ?");
-  s.bind(1, value);
-  if (!s.step()) return std::nullopt;
-  return read_item(s);
+  const sql_value params[] = {std::string(value)};
+  auto rows = db_->query(
+      "SELECT " + std::string(kColumns) + " FROM items WHERE " + std::string(column) + " = $1", params);
+  if (rows.empty()) return std::nullopt;
+  return read_item(rows.front());
 }
 
 std::optional<media_item> catalog::get(std::string_view id) {
@@ -107,146 +129,184 @@ std::optional<media_item> catalog::get_by_key(std::string_view key) {
 }
 
 list_page catalog::list(const list_query& q) {
-  std::string where = " WHERE 1";
-  if (!q.include_missing) where += " AND missing = 0";
-  if (!q.kind.empty()) where += " AND content_type LIKE ? ESCAPE '\\'";
-  if (!q.title_contains.empty()) where += " AND title LIKE ? ESCAPE '\\'";
-  auto bind_filters = [&](statement& s) {
-    int i = 1;
-    if (!q.kind.empty()) s.bind(i++, like_contains(q.kind + "/").substr(1));  // "video/%"
-    if (!q.title_contains.empty()) s.bind(i++, like_contains(q.title_contains));
-    return i;
-  };
   std::lock_guard lock(mutex_);
+  const auto like = " " + like_operator(*db_) + " ";
+  std::vector<sql_value> params;
+  std::string where = " WHERE 1 = 1";
+  if (!q.include_missing) where += " AND missing = 0";
+  if (!q.kind.empty()) {
+    params.emplace_back(like_contains(q.kind + "/").substr(1));  // "video/%"
+    where += " AND content_type" + like + "$" + std::to_string(params.size()) + " ESCAPE '\\'";
+  }
+  if (!q.title_contains.empty()) {
+    params.emplace_back(like_contains(q.title_contains));
+    where += " AND title" + like + "$" + std::to_string(params.size()) + " ESCAPE '\\'";
+  }
   list_page out;
   const auto page = std::max<std::size_t>(q.page, 1);
   if (q.visible) {
     // Which items a client may see depends on rules outside the database (prefixes): filter every match here.
-    auto s = db_.prepare("SELECT " + std::string(kColumns) + " FROM items" + where +
-                         " ORDER BY created DESC, key");
-    bind_filters(s);
+    auto rows = db_->query(
+        "SELECT " + std::string(kColumns) + " FROM items" + where + " ORDER BY created DESC, key", params);
     const auto skip = (page - 1) * q.per_page;
-    while (s.step()) {
-      auto item = read_item(s);
+    for (const auto& row : rows) {
+      auto item = read_item(row);
       if (!q.visible(item)) continue;
       if (out.total >= skip && out.items.size() < q.per_page) out.items.push_back(std::move(item));
       ++out.total;
     }
     return out;
   }
-  auto count = db_.prepare("SELECT COUNT(*) FROM items" + where);
-  bind_filters(count);
-  count.step();
-  out.total = static_cast<std::uint64_t>(count.integer(0));
-  auto s = db_.prepare("SELECT " + std::string(kColumns) + " FROM items" + where +
-                       " ORDER BY created DESC, key LIMIT ? OFFSET ?");
-  const int next = bind_filters(s);
-  s.bind(next, static_cast<std::int64_t>(q.per_page));
-  s.bind(next + 1, static_cast<std::int64_t>((page - 1) * q.per_page));
-  while (s.step()) out.items.push_back(read_item(s));
+  auto count = db_->query("SELECT COUNT(*) FROM items" + where, params);
+  out.total = count.empty() ? 0 : static_cast<std::uint64_t>(count.front().integer(0));
+  const auto n = params.size();
+  params.emplace_back(static_cast<std::int64_t>(q.per_page));
+  params.emplace_back(static_cast<std::int64_t>((page - 1) * q.per_page));
+  auto rows = db_->query("SELECT " + std::string(kColumns) + " FROM items" + where +
+                             " ORDER BY created DESC, key LIMIT $" + std::to_string(n + 1) + " OFFSET $" +
+                             std::to_string(n + 2),
+                         params);
+  for (const auto& row : rows) out.items.push_back(read_item(row));
   return out;
 }
 
 std::vector<media_item> catalog::all() {
   std::lock_guard lock(mutex_);
   std::vector<media_item> out;
-  auto s = db_.prepare("SELECT " + std::string(kColumns) + " FROM items ORDER BY key");
-  while (s.step()) out.push_back(read_item(s));
+  for (const auto& row : db_->query("SELECT " + std::string(kColumns) + " FROM items ORDER BY key"))
+    out.push_back(read_item(row));
   return out;
 }
 
 media_item catalog::upsert(const object_facts& f, std::string_view title) {
   std::lock_guard lock(mutex_);
-  transaction tx(db_);
-  if (auto existing = get_where("key", f.key)) {
-    if (existing->etag != f.etag) {
-      db_.prepare(
-             "UPDATE items SET etag = ?, size = ?, content_type = ?, missing = 0, duration = NULL, width = "
-             "NULL, "
-             "height = NULL, probed_etag = NULL WHERE id = ?")
-          .bind(1, f.etag)
-          .bind(2, static_cast<std::int64_t>(f.size))
-          .bind(3, f.content_type)
-          .bind(4, existing->id)
-          .run();
-    } else if (existing->missing) {
-      db_.prepare("UPDATE items SET missing = 0 WHERE id = ?").bind(1, existing->id).run();
-    }
-    auto updated = get_where("id", existing->id);
-    tx.commit();
-    return *updated;
-  }
+  sql_transaction tx(*db_);
   const std::string name = title.empty() ? title_from_key(f.key) : std::string(title);
   for (int attempt = 0;; ++attempt) {
-    const auto id = ids_();
-    auto s = db_.prepare(
-        "INSERT INTO items (id, key, title, content_type, size, etag, created) VALUES (?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (id) DO NOTHING");
-    s.bind(1, id)
-        .bind(2, f.key)
-        .bind(3, name)
-        .bind(4, f.content_type)
-        .bind(5, static_cast<std::int64_t>(f.size));
-    s.bind(6, f.etag).bind(7, now_());
-    s.run();
-    if (db_.changes() == 1) {
-      auto inserted = get_where("id", id);
+    if (auto existing = get_where("key", f.key)) {
+      // Conditional updates: of several nodes that record the same change, one changes the row and the
+      // others find nothing left to do (and announce nothing).
+      const sql_value changed[] = {f.etag, static_cast<std::int64_t>(f.size), f.content_type, existing->id};
+      const auto n = db_->run(
+          "UPDATE items SET etag = $1, size = $2, content_type = $3, missing = 0, duration = NULL, width = "
+          "NULL, "
+          "height = NULL, probed_etag = NULL, probe_owner = NULL, probe_claimed_at = NULL "
+          "WHERE id = $4 AND etag <> $1",
+          changed);
+      const sql_value id[] = {existing->id};
+      const auto back =
+          n == 0 ? db_->run("UPDATE items SET missing = 0 WHERE id = $1 AND missing <> 0", id) : 0;
+      // A replaced version is gone (its cached copies may go); an object back from missing is the same one.
+      if (n > 0)
+        db_->notify_change({f.key, existing->etag, existing->size, false});
+      else if (back > 0)
+        db_->notify_change({f.key, "", 0, false});
+      auto updated = get_where("id", existing->id);
       tx.commit();
-      return *inserted;
+      return *updated;
     }
-    if (attempt >= 8) throw sqlite_error(0, "could not find an unused item id");
+    // No conflict target: a clash on the id (a random id taken) and on the key (another process or node
+    // inserted it since the SELECT above) both do nothing, and the loop looks again. PostgreSQL's ON CONFLICT
+    // waits for the other transaction's commit, so the next SELECT sees its row.
+    const auto id = ids_();
+    const sql_value row[] = {id,     f.key, name, f.content_type, static_cast<std::int64_t>(f.size),
+                             f.etag, now_()};
+    const auto inserted = db_->run(
+        "INSERT INTO items (id, key, title, content_type, size, etag, created) VALUES ($1, $2, $3, $4, $5, "
+        "$6, $7) "
+        "ON CONFLICT DO NOTHING",
+        row);
+    if (inserted == 1) {
+      db_->notify_change({f.key, "", 0, false});
+      auto item = get_where("id", id);
+      tx.commit();
+      return *item;
+    }
+    if (attempt >= 8) db_->fail("could not find an unused item id");
   }
 }
 
 bool catalog::set_probe(std::string_view id, std::string_view etag, const probe_facts& f) {
   std::lock_guard lock(mutex_);
-  auto s = db_.prepare(
-      "UPDATE items SET duration = ?, width = ?, height = ?, poster_key = ?, probe_error = ?, "
-      "probed_etag = etag WHERE id = ? AND etag = ?");
-  s.bind(1, f.duration).bind(2, f.width).bind(3, f.height);
-  if (f.poster_key.empty())
-    s.bind_null(4);
-  else
-    s.bind(4, f.poster_key);
-  if (f.error.empty())
-    s.bind_null(5);
-  else
-    s.bind(5, f.error);
-  s.bind(6, id).bind(7, etag);
-  s.run();
-  return db_.changes() == 1;
+  const sql_value params[] = {
+      sql_opt(f.duration),       sql_opt(f.width), sql_opt(f.height), sql_text_or_null(f.poster_key),
+      sql_text_or_null(f.error), std::string(id),  std::string(etag)};
+  return db_->run(
+             "UPDATE items SET duration = $1, width = $2, height = $3, poster_key = $4, probe_error = $5, "
+             "probed_etag = etag, probe_owner = NULL, probe_claimed_at = NULL WHERE id = $6 AND etag = $7",
+             params) == 1;
+}
+
+bool catalog::claim_probe(std::string_view id, std::string_view etag, std::string_view owner,
+                          std::int64_t stale_after) {
+  std::lock_guard lock(mutex_);
+  const auto now = now_();
+  const sql_value params[] = {std::string(owner), now, std::string(id), std::string(etag), now - stale_after};
+  // One statement, so that it is atomic on both databases: of two processes that claim at once, the second
+  // finds the first one's claim (PostgreSQL re-checks the WHERE clause on the row the first one updated).
+  return db_->run(
+             "UPDATE items SET probe_owner = $1, probe_claimed_at = $2 WHERE id = $3 AND etag = $4 AND "
+             "missing = 0 "
+             "AND (probed_etag IS NULL OR probed_etag <> etag) "
+             "AND (probe_owner IS NULL OR probe_owner = $1 OR probe_claimed_at IS NULL OR probe_claimed_at < "
+             "$5)",
+             params) == 1;
+}
+
+void catalog::release_probe(std::string_view id, std::string_view owner) {
+  std::lock_guard lock(mutex_);
+  const sql_value params[] = {std::string(id), std::string(owner)};
+  db_->run("UPDATE items SET probe_owner = NULL, probe_claimed_at = NULL WHERE id = $1 AND probe_owner = $2",
+           params);
 }
 
 bool catalog::set_title(std::string_view id, std::string_view title) {
   std::lock_guard lock(mutex_);
-  db_.prepare("UPDATE items SET title = ? WHERE id = ?").bind(1, title).bind(2, id).run();
-  return db_.changes() == 1;
+  const sql_value params[] = {std::string(title), std::string(id)};
+  return db_->run("UPDATE items SET title = $1 WHERE id = $2", params) == 1;
 }
 
 bool catalog::set_visibility(std::string_view id, std::string_view visibility) {
   std::lock_guard lock(mutex_);
-  db_.prepare("UPDATE items SET visibility = ? WHERE id = ?").bind(1, visibility).bind(2, id).run();
-  return db_.changes() == 1;
+  sql_transaction tx(*db_);
+  const sql_value params[] = {std::string(visibility), std::string(id)};
+  auto rows = db_->query("UPDATE items SET visibility = $1 WHERE id = $2 RETURNING key", params);
+  if (rows.empty()) return false;
+  db_->notify_change({rows.front().text(0), "", 0, true});  // the same version: nothing of it is gone
+  tx.commit();
+  return true;
 }
 
 std::vector<std::pair<std::string, std::string>> catalog::visibility_overrides() {
   std::lock_guard lock(mutex_);
   std::vector<std::pair<std::string, std::string>> out;
-  auto s = db_.prepare("SELECT key, visibility FROM items WHERE visibility != 'inherit'");
-  while (s.step()) out.emplace_back(s.text(0), s.text(1));
+  for (const auto& row : db_->query("SELECT key, visibility FROM items WHERE visibility <> 'inherit'"))
+    out.emplace_back(row.text(0), row.text(1));
   return out;
 }
 
 bool catalog::set_missing(std::string_view id, bool missing) {
   std::lock_guard lock(mutex_);
-  db_.prepare("UPDATE items SET missing = ? WHERE id = ?").bind(1, missing ? 1 : 0).bind(2, id).run();
-  return db_.changes() == 1;
+  sql_transaction tx(*db_);
+  const sql_value params[] = {static_cast<std::int64_t>(missing ? 1 : 0), std::string(id)};
+  auto rows = db_->query("UPDATE items SET missing = $1 WHERE id = $2 RETURNING key, etag, size", params);
+  if (rows.empty()) return false;
+  db_->notify_change({rows.front().text(0), rows.front().text(1),
+                      static_cast<std::uint64_t>(rows.front().integer(2)), false});
+  tx.commit();
+  return true;
 }
 
 bool catalog::remove(std::string_view id) {
   std::lock_guard lock(mutex_);
-  db_.prepare("DELETE FROM items WHERE id = ?").bind(1, id).run();
-  return db_.changes() == 1;
+  sql_transaction tx(*db_);
+  const sql_value params[] = {std::string(id)};
+  auto rows = db_->query("DELETE FROM items WHERE id = $1 RETURNING key, etag, size", params);
+  if (rows.empty()) return false;
+  db_->notify_change({rows.front().text(0), rows.front().text(1),
+                      static_cast<std::uint64_t>(rows.front().integer(2)), true});
+  tx.commit();
+  return true;
 }
 
 }  // namespace mediagate::catalog

@@ -1,6 +1,7 @@
 #include "catalog/library.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -47,7 +48,11 @@ library::library(std::shared_ptr<catalog> cat, storage_maker make_storage, probe
     : cat_(std::move(cat)),
       make_storage_(std::move(make_storage)),
       tools_(std::move(tools)),
-      log_(std::move(log)) {}
+      log_(std::move(log)) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  owner_ = std::string(host) + ":" + std::to_string(::getpid()) + ":" + random_ids()();
+}
 
 library::~library() { stop(); }
 
@@ -169,6 +174,14 @@ void library::do_probe(worker& w, const std::string& id) {
     cat_->set_probe(id, item->etag, {});
     return;
   }
+  // Several processes (nodes sharing a PostgreSQL catalog, or `mediagate scan` beside a server) may want
+  // this probe at once: the one whose claim lands probes, the others go on. A claim outlives a prober that
+  // died only until every run it could make (ffprobe, then ffmpeg for the poster) had timed out.
+  const auto stale_after = std::chrono::duration_cast<std::chrono::seconds>(tools_.timeout * 2).count() + 30;
+  if (!cat_->claim_probe(id, item->etag, owner_, stale_after)) {
+    log_->debug("probe of {} ({}) is claimed by another process", item->key, id);
+    return;
+  }
   const auto started = std::chrono::steady_clock::now();
   auto input = media_url_ + http::encode_key_for_url(item->key);
   if (link_query_) input += link_query_(item->key);  // private media: the server wants a signed link
@@ -176,7 +189,10 @@ void library::do_probe(worker& w, const std::string& id) {
   std::string error;
   bool cancelled = false;
   auto info = probe_media(tools_, input, item->content_type, error, &cancel_, &cancelled);
-  if (cancelled) return;  // shutting down: says nothing about the file, so it is probed at the next start
+  if (cancelled) {  // shutting down: says nothing about the file, so it is probed at the next start
+    cat_->release_probe(id, owner_);
+    return;
+  }
   // ffprobe succeeds on bytes its demuxer merely tolerates (a text file read as JPEG): no picture, no sound
   // is a failure too.
   if (info && kind == "image" && !info->width) {
@@ -202,7 +218,10 @@ void library::do_probe(worker& w, const std::string& id) {
   if (kind == "video" && info->has_video) {
     const double at = facts.duration ? std::min(2.0, *facts.duration / 4) : 0.0;
     auto jpeg = make_poster(tools_, input, info->format, at, error, &cancel_);
-    if (cancel_.cancelled()) return;  // as above: the next start makes the poster
+    if (cancel_.cancelled()) {  // as above: the next start makes the poster
+      cat_->release_probe(id, owner_);
+      return;
+    }
     if (jpeg.empty()) {
       log_->warn("poster of {} ({}) failed: {}", item->key, id, error);
     } else {

@@ -55,6 +55,8 @@ class library {
   std::optional<scan_report> wait_idle();
 
   catalog& items() { return *cat_; }
+  // This process's name in probe claims (catalog::claim_probe): host, pid and a random part.
+  const std::string& owner() const { return owner_; }
 
  private:
   struct worker {
@@ -72,6 +74,7 @@ class library {
   probe_tools tools_;
   std::shared_ptr<spdlog::logger> log_;
   std::string media_url_;
+  std::string owner_;
   std::function<std::string(const std::string&)> link_query_;
   process_canceller cancel_;  // ends running probes at stop()
 

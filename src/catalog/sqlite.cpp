@@ -103,6 +103,21 @@ std::int64_t statement::integer(int column) const { return sqlite3_column_int64(
 
 double statement::real(int column) const { return sqlite3_column_double(stmt_, column); }
 
+int statement::columns() const { return sqlite3_column_count(stmt_); }
+
+sql_value statement::value(int column) const {
+  switch (sqlite3_column_type(stmt_, column)) {
+    case SQLITE_NULL:
+      return std::monostate{};
+    case SQLITE_INTEGER:
+      return integer(column);
+    case SQLITE_FLOAT:
+      return real(column);
+    default:
+      return text(column);
+  }
+}
+
 transaction::transaction(database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
 
 transaction::~transaction() {
@@ -113,5 +128,75 @@ void transaction::commit() {
   db_.exec("COMMIT");
   done_ = true;
 }
+
+}  // namespace mediagate::catalog
+
+namespace mediagate::catalog {
+namespace {
+
+// "$12" → "?12": SQLite's numbered parameters. The catalog's SQL has no '$' anywhere else.
+std::string sqlite_placeholders(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size());
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    const bool numbered = sql[i] == '$' && i + 1 < sql.size() && sql[i + 1] >= '0' && sql[i + 1] <= '9';
+    out += numbered ? '?' : sql[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+sqlite_connection::sqlite_connection(const std::string& path)
+    : owned_(std::make_unique<database>(path)), db_(owned_.get()), path_(path) {}
+
+sqlite_connection::sqlite_connection(database& db) : db_(&db), path_("sqlite") {}
+
+void sqlite_connection::exec(std::string_view script) { db_->exec(script); }
+
+statement sqlite_connection::prepare_bound(std::string_view sql, std::span<const sql_value> params) {
+  auto s = db_->prepare(sqlite_placeholders(sql));
+  int index = 1;
+  for (const auto& p : params) {
+    if (const auto* text = std::get_if<std::string>(&p))
+      s.bind(index, std::string_view(*text));
+    else if (const auto* i = std::get_if<std::int64_t>(&p))
+      s.bind(index, *i);
+    else if (const auto* d = std::get_if<double>(&p))
+      s.bind(index, *d);
+    else
+      s.bind_null(index);
+    ++index;
+  }
+  return s;
+}
+
+std::vector<sql_row> sqlite_connection::query(std::string_view sql, std::span<const sql_value> params) {
+  auto s = prepare_bound(sql, params);
+  std::vector<sql_row> rows;
+  while (s.step()) {
+    sql_row row;
+    const int n = s.columns();
+    row.values.reserve(static_cast<std::size_t>(n));
+    for (int c = 0; c < n; ++c) row.values.push_back(s.value(c));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::int64_t sqlite_connection::run(std::string_view sql, std::span<const sql_value> params) {
+  prepare_bound(sql, params).run();
+  return db_->changes();
+}
+
+void sqlite_connection::begin() { db_->exec("BEGIN IMMEDIATE"); }
+
+void sqlite_connection::commit() { db_->exec("COMMIT"); }
+
+void sqlite_connection::rollback() noexcept {
+  sqlite3_exec(db_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void sqlite_connection::fail(const std::string& message) const { throw sqlite_error(0, message); }
 
 }  // namespace mediagate::catalog

@@ -2,10 +2,13 @@
 // Thin RAII wrappers over SQLite's C API: one owner per sqlite3* and per prepared statement, errors as
 // exceptions that carry SQLite's message (they mean a broken or full disk, never bad user input).
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+
+#include "catalog/sql.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -78,6 +81,8 @@ class statement {
   std::string text(int column) const;
   std::int64_t integer(int column) const;
   double real(int column) const;
+  int columns() const;
+  sql_value value(int column) const;  // in the column's storage class
 
  private:
   const database* db_;
@@ -96,6 +101,33 @@ class transaction {
  private:
   database& db_;
   bool done_ = false;
+};
+
+// The catalog's view of a SQLite database (sql.hpp): $N placeholders become ?N.
+class sqlite_connection final : public sql_connection {
+ public:
+  explicit sqlite_connection(const std::string& path);  // opens (creates) the file
+  explicit sqlite_connection(database& db);             // uses an open database (migration tests)
+
+  sql_dialect dialect() const override { return sql_dialect::sqlite; }
+  void exec(std::string_view script) override;
+  std::vector<sql_row> query(std::string_view sql, std::span<const sql_value> params) override;
+  std::int64_t run(std::string_view sql, std::span<const sql_value> params) override;
+  void begin() override;
+  void commit() override;
+  void rollback() noexcept override;
+  void lock_schema() override {}
+  void notify_change(const item_change&) override {}
+  [[noreturn]] void fail(const std::string& message) const override;
+  std::string describe() const override { return path_; }
+  database& db() { return *db_; }
+
+ private:
+  statement prepare_bound(std::string_view sql, std::span<const sql_value> params);
+
+  std::unique_ptr<database> owned_;
+  database* db_;
+  std::string path_;
 };
 
 }  // namespace mediagate::catalog

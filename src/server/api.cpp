@@ -12,6 +12,7 @@
 #include "catalog/catalog.hpp"
 #include "catalog/library.hpp"
 #include "catalog/scan.hpp"
+#include "catalog/sql.hpp"
 #include "http/media_key.hpp"
 #include "http/signed_link.hpp"
 #include "http/token.hpp"
@@ -43,21 +44,15 @@ response method_not_allowed(const request& req, std::string_view methods) {
   return r;
 }
 
-// Runs a catalog operation; its failure's message, or nullopt.
+// Runs a catalog operation; the answer to give when it failed, or nullopt.
 template <class F>
-std::optional<std::string> catalog_call(F&& f) {
+std::optional<response> catalog_call(const request& req, services& svc, F&& f) {
   try {
     f();
     return std::nullopt;
   } catch (const std::exception& e) {
-    return std::string(e.what());
+    return catalog_failure(req, svc, e);
   }
-}
-
-// Catalog failures are not the client's fault: a 500 with the reason in the log, not in the answer.
-response catalog_failure(const request& req, services& svc, const std::string& what) {
-  svc.log.error("{}: catalog failed: {}", req.peer, what);
-  return json_error(500, "the catalog failed: see the server log");
 }
 
 // The listing's query (page, per_page, type, q, missing); an error message when a parameter is bad.
@@ -94,8 +89,8 @@ response list_items(const request& req, services& svc) {
   if (!is_admin(*svc.api, req))
     q.visible = [&svc](const catalog::media_item& item) { return !needs_link(svc, item.key); };
   catalog::list_page page;
-  if (auto failed = catalog_call([&] { page = svc.api->items->list(q); }))
-    return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call(req, svc, [&] { page = svc.api->items->list(q); }))
+    return std::move(*failed);
   json::array items;
   for (const auto& item : page.items) items.push_back(item_json(item));
   json::object body;
@@ -152,13 +147,13 @@ net::awaitable<response> patch_item(const request& req, services& svc, std::stri
   if (auto* refused = std::get_if<response>(&parsed)) co_return std::move(*refused);
   const auto& change = std::get<item_change>(parsed);
   std::optional<catalog::media_item> item;
-  if (auto failed = catalog_call([&] {
+  if (auto failed = catalog_call(req, svc, [&] {
         bool found = true;
         if (change.title) found = svc.api->items->set_title(id, *change.title);
         if (found && change.visibility) found = svc.api->items->set_visibility(id, *change.visibility);
         if (found) item = svc.api->items->get(id);
       }))
-    co_return catalog_failure(req, svc, *failed);
+    co_return std::move(*failed);
   if (!item) co_return json_error(404, "no item with id " + id);
   if (change.visibility) svc.api->set_visibility(item->key, item->visibility);
   auto r = json_response(200, api_json_text(item_json(*item)));
@@ -189,8 +184,8 @@ net::awaitable<response> make_link(const request& req, services& svc, const std:
     }
   }
   std::optional<catalog::media_item> item;
-  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); }))
-    co_return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call(req, svc, [&] { item = svc.api->items->get(id); }))
+    co_return std::move(*failed);
   if (!item) co_return json_error(404, "no item with id " + id);
   http::link_grant grant{item->key, static_cast<std::int64_t>(std::time(nullptr)) + ttl, false, ip};
   const auto query = http::sign_link(grant, keys.front());
@@ -206,8 +201,8 @@ net::awaitable<response> make_link(const request& req, services& svc, const std:
 
 net::awaitable<response> delete_item(const request& req, services& svc, std::string id) {
   std::optional<catalog::media_item> item;
-  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); }))
-    co_return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call(req, svc, [&] { item = svc.api->items->get(id); }))
+    co_return std::move(*failed);
   if (!item) co_return json_error(404, "no item with id " + id);
   // The object first: if storage refuses, the row stays and the client can try again.
   auto removed = co_await svc.store.remove(item->key);
@@ -220,8 +215,7 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
     if (!poster)
       svc.log.warn("{}: cannot delete poster {}: {}", req.peer, item->poster_key, poster.err().message);
   }
-  if (auto failed = catalog_call([&] { svc.api->items->remove(id); }))
-    co_return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call(req, svc, [&] { svc.api->items->remove(id); })) co_return std::move(*failed);
   svc.api->set_visibility(item->key, "inherit");
   svc.log.info("{}: deleted {} ({})", req.peer, item->key, id);
   json::object body;
@@ -231,8 +225,8 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
 
 response get_item(const request& req, services& svc, const std::string& id) {
   std::optional<catalog::media_item> item;
-  if (auto failed = catalog_call([&] { item = svc.api->items->get(id); }))
-    return catalog_failure(req, svc, *failed);
+  if (auto failed = catalog_call(req, svc, [&] { item = svc.api->items->get(id); }))
+    return std::move(*failed);
   if (!item || (needs_link(svc, item->key) && !is_admin(*svc.api, req)))
     return json_error(404, "no item with id " + id);
   return json_response(200, api_json_text(item_json(*item)));
@@ -286,8 +280,8 @@ net::awaitable<response> serve_view(const request& req, services& svc, std::stri
   const std::string id(rest);
   std::optional<catalog::media_item> item;
   if (is_item_id(id)) {
-    if (auto failed = catalog_call([&] { item = svc.api->items->get(id); }))
-      co_return catalog_failure(req, svc, *failed);
+    if (auto failed = catalog_call(req, svc, [&] { item = svc.api->items->get(id); }))
+      co_return std::move(*failed);
   }
   if (!item) co_return text_response(404, "no item with this id");
   // A private item's object and poster open with a link signed for the item's key (checked first: without
@@ -312,12 +306,30 @@ response text_method_not_allowed(const request& req) {
 
 bool is_admin(const api_services& api, const request& req) { return !check_admin(api, req); }
 
+response catalog_failure(const request& req, services& svc, const std::exception& e) {
+  svc.log.error("{}: catalog failed: {}", req.peer, e.what());
+  // PostgreSQL down or unreachable: the client may try again, and the reason (no password in it) says what an
+  // operator must look at. Other failures are not the client's business: the reason goes to the log only.
+  if (dynamic_cast<const catalog::catalog_unavailable*>(&e))
+    return json_error(503, "the catalog is unavailable, try again later: " + std::string(e.what()),
+                      {{"Retry-After", "5"}});
+  return json_error(500, "the catalog failed: see the server log");
+}
+
 void api_services::set_visibility(const std::string& key, const std::string& visibility) {
   std::lock_guard lock(visibility_mutex);
   if (visibility == "inherit")
     visibility_by_key.erase(key);
   else
     visibility_by_key[key] = visibility;
+}
+
+void api_services::replace_visibilities(const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::unordered_map<std::string, std::string> fresh;
+  for (const auto& [key, visibility] : overrides)
+    if (visibility != "inherit") fresh[key] = visibility;
+  std::lock_guard lock(visibility_mutex);
+  visibility_by_key.swap(fresh);
 }
 
 std::string api_services::visibility_of(const std::string& key) const {

@@ -1,9 +1,10 @@
 #pragma once
 // The library's HTTP surface: the JSON API under /api/, uploads, /v/{id} and the web page (GET /, /ui/*).
-// Handlers run on the event loops; the catalog is synchronous (SQLite answers in microseconds) and
-// thread-safe; probing runs on the library's own thread.
+// Handlers run on the event loops; the catalog is synchronous (SQLite answers in microseconds, PostgreSQL in
+// one round trip) and thread-safe; probing runs on the library's own threads.
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -11,6 +12,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "server/request.hpp"
 #include "server/response.hpp"
@@ -55,6 +58,8 @@ struct api_services {
   std::unordered_map<std::string, std::string> visibility_by_key;
   void set_visibility(const std::string& key, const std::string& visibility);
   std::string visibility_of(const std::string& key) const;  // "inherit" when not overridden
+  // Replaces every override (the catalog's visibility_overrides(), read again after changes were missed).
+  void replace_visibilities(const std::vector<std::pair<std::string, std::string>>& overrides);
 };
 
 // The response when the request's path belongs to the library (nullopt otherwise, for the router to go on).
@@ -66,6 +71,10 @@ boost::asio::awaitable<std::optional<response>> route_api(const request& req, se
 // configured, 401 when it is missing or wrong).
 std::optional<response> check_admin(const api_services& api, const request& req);
 bool is_admin(const api_services& api, const request& req);
+
+// The answer when a catalog call threw `e` (logged): 503 with the reason when the catalog cannot be reached
+// (catalog_unavailable: PostgreSQL down), else 500 with the reason in the log only.
+response catalog_failure(const request& req, services& svc, const std::exception& e);
 
 // Uploads: PUT /api/media/<key> (raw body) and POST /api/media (multipart/form-data).
 boost::asio::awaitable<response> handle_put_upload(const request& req, services& svc, std::string key);

@@ -11,11 +11,8 @@ namespace mediagate::server {
 
 std::shared_ptr<api_services> make_api(const library_options& o, storage_factory storage,
                                        std::shared_ptr<spdlog::logger> log) {
-  auto path = catalog::sqlite_path_from_url(o.catalog);
-  if (!path)
-    throw std::runtime_error("--catalog must be sqlite:PATH (or a file path), not '" + o.catalog + "'");
   auto api = std::make_shared<api_services>();
-  api->items = std::make_shared<catalog::catalog>(*path);
+  api->items = std::make_shared<catalog::catalog>(o.catalog);
   for (const auto& [key, visibility] : api->items->visibility_overrides())
     api->set_visibility(key, visibility);
   catalog::probe_tools tools;
@@ -26,8 +23,8 @@ std::shared_ptr<api_services> make_api(const library_options& o, storage_factory
   api->lib = std::make_shared<catalog::library>(api->items, std::move(storage), tools, log);
   api->admin_token = o.admin_token;
   api->max_upload_bytes = o.max_upload_bytes;
-  log->info("catalog {} (schema version {}); uploads {}", *path, api->items->schema_version(),
-            o.admin_token.empty() ? "disabled (no --admin-token)" : "enabled");
+  log->info("catalog {} (schema version {}); uploads {}", api->items->describe(),
+            api->items->schema_version(), o.admin_token.empty() ? "disabled (no --admin-token)" : "enabled");
   return api;
 }
 

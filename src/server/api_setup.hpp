@@ -12,7 +12,7 @@
 namespace mediagate::server {
 
 struct library_options {
-  std::string catalog = "sqlite:./mediagate.db";  // "sqlite:PATH" or a path
+  std::string catalog = "sqlite:./mediagate.db";  // "sqlite:PATH", a path, or "postgres://USER@HOST:PORT/DB"
   std::string admin_token;                        // empty: writes refused
   std::uint64_t max_upload_bytes = 10ull << 30;
   std::string ffprobe = "ffprobe", ffmpeg = "ffmpeg";

@@ -90,8 +90,10 @@ response upload_done(const request& req, services& svc, const std::string& key, 
     item = svc.api->items->upsert({key, type, meta.size, meta.etag}, title);
   } catch (const std::exception& e) {
     // The object is stored but has no row: a later scan adds it.
-    svc.log.error("{}: upload of {} stored, but the catalog failed: {}", req.peer, key, e.what());
-    return json_error(500, "the object was stored but the catalog failed: see the server log");
+    svc.log.error("{}: upload of {} stored, but the catalog failed", req.peer, key);
+    auto r = catalog_failure(req, svc, e);
+    r.close = true;
+    return r;
   }
   if (svc.api->lib) svc.api->lib->request_probe(item.id);
   svc.log.info("{}: uploaded {} ({} bytes, {}) as {} in {:.0f} ms", req.peer, key, meta.size, type, item.id,
@@ -311,8 +313,7 @@ net::awaitable<response> handle_put_upload(const request& req, services& svc, st
   try {
     existed = svc.api->items->get_by_key(key).has_value();
   } catch (const std::exception& e) {
-    svc.log.error("{}: catalog failed: {}", req.peer, e.what());
-    auto r = json_error(500, "the catalog failed: see the server log");
+    auto r = catalog_failure(req, svc, e);
     r.close = true;
     co_return r;
   }
@@ -343,8 +344,7 @@ net::awaitable<response> handle_form_upload(const request& req, services& svc) {
   try {
     key = co_await unused_key(svc, key_from_filename(*head->file.filename), reservation);
   } catch (const std::exception& e) {
-    svc.log.error("{}: catalog failed: {}", req.peer, e.what());
-    auto r = json_error(500, "the catalog failed: see the server log");
+    auto r = catalog_failure(req, svc, e);
     r.close = true;
     co_return r;
   }

@@ -148,8 +148,13 @@ std::optional<s3_location> parse_s3_url(std::string_view url) {
 }
 
 s3_storage::s3_storage(std::shared_ptr<s3::client> client, s3_location where,
-                       std::chrono::milliseconds meta_ttl, int max_resumes)
-    : client_(std::move(client)), where_(std::move(where)), meta_ttl_(meta_ttl), max_resumes_(max_resumes) {}
+                       std::chrono::milliseconds meta_ttl, int max_resumes,
+                       std::shared_ptr<const key_invalidations> changes)
+    : client_(std::move(client)),
+      where_(std::move(where)),
+      meta_ttl_(meta_ttl),
+      max_resumes_(max_resumes),
+      changes_(std::move(changes)) {}
 
 std::string s3_storage::describe() const {
   return "s3://" + where_.bucket + "/" + where_.prefix + " at " +
@@ -158,8 +163,10 @@ std::string s3_storage::describe() const {
 
 net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
   const auto now = std::chrono::steady_clock::now();
+  const auto generation = changes_ ? changes_->generation() : 0;
   if (auto it = meta_cache_.find(key); it != meta_cache_.end()) {
-    if (it->second.expires > now) co_return it->second.meta;
+    const bool changed = changes_ && changes_->changed_since(key, it->second.generation);
+    if (it->second.expires > now && !changed) co_return it->second.meta;
     meta_cache_.erase(it);
   }
   s3::request_spec spec;
@@ -180,7 +187,7 @@ net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
   meta.content_type = res.header("content-type");
   if (meta_ttl_.count() > 0) {
     if (meta_cache_.size() >= kMetaCacheMax) meta_cache_.clear();
-    meta_cache_[key] = {meta, now + meta_ttl_};
+    meta_cache_[key] = {meta, now + meta_ttl_, generation};
   }
   co_return meta;
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "storage/key_invalidations.hpp"
 #include "storage/storage.hpp"
 
 namespace mediagate::s3 {
@@ -24,8 +25,9 @@ std::optional<s3_location> parse_s3_url(std::string_view url);
 
 class s3_storage final : public storage {
  public:
+  // `changes`: other nodes' writes and deletes, which end cached metadata early (null: none).
   s3_storage(std::shared_ptr<s3::client> client, s3_location where, std::chrono::milliseconds meta_ttl,
-             int max_resumes = 3);
+             int max_resumes = 3, std::shared_ptr<const key_invalidations> changes = nullptr);
 
   boost::asio::awaitable<result<object_meta>> stat(std::string key) override;
   boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
@@ -45,12 +47,14 @@ class s3_storage final : public storage {
   struct cached_meta {
     object_meta meta;
     std::chrono::steady_clock::time_point expires;
+    std::uint64_t generation = 0;
   };
   std::shared_ptr<s3::client> client_;
   s3_location where_;
   std::chrono::milliseconds meta_ttl_;
   int max_resumes_;
   std::unordered_map<std::string, cached_meta> meta_cache_;  // per event loop: no locking
+  std::shared_ptr<const key_invalidations> changes_;
 };
 
 }  // namespace mediagate::storage

@@ -4,6 +4,9 @@ The same tests run against two storage backends, chosen by MEDIAGATE_TEST_STORAG
   local (default)  the server serves a temporary directory (--storage DIR)
   s3               the same files in a fresh bucket of a radosgw (--storage s3://BUCKET); see S3Backend
 The binary comes from MEDIAGATE_BIN (default <repo>/build/mediagate).
+The suites that use the catalog run on SQLite or on PostgreSQL, chosen by MEDIAGATE_TEST_CATALOG:
+  sqlite (default) a file per server
+  postgres         a fresh database per server in one PostgreSQL 15 the suite starts; see postgres()
 
 Media made by ffmpeg are cached under <repo>/.cache/integration-fixtures/<hash of the recipes> (or
 MEDIAGATE_TEST_CACHE), so that reruns only copy files.
@@ -41,6 +44,9 @@ REPO = Path(__file__).resolve().parents[2]
 STORAGE_MODE = os.environ.get("MEDIAGATE_TEST_STORAGE", "local")
 if STORAGE_MODE not in ("local", "s3"):
     raise SystemExit(f"MEDIAGATE_TEST_STORAGE must be local or s3, not {STORAGE_MODE!r}")
+CATALOG_MODE = os.environ.get("MEDIAGATE_TEST_CATALOG", "sqlite")
+if CATALOG_MODE not in ("sqlite", "postgres"):
+    raise SystemExit(f"MEDIAGATE_TEST_CATALOG must be sqlite or postgres, not {CATALOG_MODE!r}")
 
 # A last resort against a hang that no socket deadline catches: dump every thread's stack and exit.
 faulthandler.dump_traceback_later(int(os.environ.get("MEDIAGATE_TEST_WATCHDOG", "600")), exit=True)
@@ -352,6 +358,81 @@ class S3Backend:
                 self.s3util.delete_bucket(bucket, client=self.client)
             except Exception as e:  # best effort: the cluster is thrown away anyway
                 print(f"harness: could not delete bucket {bucket}: {e}", file=sys.stderr)
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------------
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class Postgres:
+    """One PostgreSQL 15 for the whole test process (scripts/postgres.sh: initdb + pg_ctl into a temporary
+    directory, 127.0.0.1 only), stopped at exit. Each server gets a database of its own (new_database)."""
+
+    def __init__(self) -> None:
+        # Directly under /tmp: the server runs as `postgres` and must reach its directory (a mkdtemp parent is 0700).
+        self.dir = Path(tempfile.mkdtemp(prefix="mediagate-pg-", dir="/tmp"))
+        self._script("start", timeout=120)
+        env = _read_env_file(self.dir / "env")
+        self.url = env["MEDIAGATE_TEST_PG_URL"]
+        self.port = int(env["PG_PORT"])
+        self._count = 0
+        atexit.register(self.stop)
+
+    def _script(self, *args: str, timeout: float) -> str:
+        r = subprocess.run([str(REPO / "scripts" / "postgres.sh"), args[0], str(self.dir), *args[1:]],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"scripts/postgres.sh {' '.join(args)} failed:\n{r.stdout}{r.stderr}")
+        return r.stdout.strip()
+
+    def new_database(self, hint: str = "db") -> str:
+        """A new empty database; its URL."""
+        self._count += 1
+        name = re.sub(r"[^a-z0-9_]", "_", f"{hint.lower()}_{os.getpid()}_{self._count}")[:60]
+        return self._script("createdb", name, timeout=60)
+
+    def query(self, url: str, sql: str) -> list[list[Optional[str]]]:
+        """Rows of a query as text (NULL as None), through psql."""
+        db = url.rsplit("/", 1)[1].split("?", 1)[0]
+        r = subprocess.run([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "mediagate",
+                            "-d", db, "-AtX", "-F", "\x1f", "-P", "null=<NULL>", "-c", sql],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr}")
+        return [[None if v == "<NULL>" else v for v in line.split("\x1f")] for line in r.stdout.splitlines()]
+
+    def halt(self) -> None:
+        """Stops the server at once (as a crash would), keeping its data for restart()."""
+        self._script("stop", timeout=60)
+
+    def restart(self) -> None:
+        self._script("restart", timeout=120)
+
+    def stop(self) -> None:
+        if self.dir.exists():
+            try:
+                self._script("stop", timeout=60)
+            finally:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_postgres: Optional[Postgres] = None
+
+
+def postgres() -> Postgres:
+    """The test process's PostgreSQL, started on first use."""
+    global _postgres
+    if _postgres is None:
+        _postgres = Postgres()
+    return _postgres
+
+
+def new_catalog(tmp: Path, hint: str = "catalog") -> str:
+    """The --catalog of a new, empty catalog in the mode of MEDIAGATE_TEST_CATALOG."""
+    if CATALOG_MODE == "postgres":
+        return postgres().new_database(hint)
+    return f"sqlite:{tmp / f'{hint}-{uuid.uuid4().hex[:6]}.db'}"
 
 
 # -- the server process ----------------------------------------------------------------------------------

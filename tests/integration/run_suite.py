@@ -1,6 +1,6 @@
 """Runs integration test modules the way CTest does: in a clean environment, and failing on a skip in CI.
 
-    /usr/bin/python3 run_suite.py --bin BUILD/mediagate [--storage local|s3] test_module ...
+    /usr/bin/python3 run_suite.py --bin BUILD/mediagate [--storage local|s3] [--catalog sqlite|postgres] test_module ...
 
 Every inherited MEDIAGATE_* variable is dropped first, except the knobs that change where or how verbosely the
 suites run but never what they test (KEPT below); MEDIAGATE_BIN and MEDIAGATE_TEST_STORAGE are then set from
@@ -31,6 +31,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bin", required=True, help="the mediagate binary to test")
     p.add_argument("--storage", choices=("local", "s3"), help="MEDIAGATE_TEST_STORAGE for harness.py")
+    p.add_argument("--catalog", choices=("sqlite", "postgres"), help="MEDIAGATE_TEST_CATALOG for harness.py")
     p.add_argument("modules", nargs="+")
     args = p.parse_args()
 
@@ -42,6 +43,8 @@ def main() -> int:
     os.environ["MEDIAGATE_BIN"] = str(Path(args.bin).resolve())
     if args.storage:
         os.environ["MEDIAGATE_TEST_STORAGE"] = args.storage
+    if args.catalog:
+        os.environ["MEDIAGATE_TEST_CATALOG"] = args.catalog
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     suite = unittest.TestSuite()

@@ -97,8 +97,8 @@ class Storage:
 
 def start_server(storage: Storage, args: list[str], name: str) -> harness.Server:
     fx = types.SimpleNamespace(tmp=storage.tmp, storage_args=storage.args, server_env=storage.env)
-    catalog = storage.tmp / f"catalog-{uuid.uuid4().hex[:6]}.db"
-    return harness.Server(fx, ["--catalog", f"sqlite:{catalog}", "--access-log", "off", *args], name=name)
+    catalog = harness.new_catalog(storage.tmp)  # SQLite or PostgreSQL (MEDIAGATE_TEST_CATALOG)
+    return harness.Server(fx, ["--catalog", catalog, "--access-log", "off", *args], name=name)
 
 
 class Client:
@@ -563,7 +563,7 @@ class ScanCommand(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.storage = Storage(cls.__name__)
-        cls.catalog = cls.storage.tmp / "scan.db"
+        cls.catalog = harness.new_catalog(cls.storage.tmp, "scan")
         cache = harness.build_cache()
         for key, source in SEED_MEDIA.items():
             cls.storage.put(key, (cache / source).read_bytes())
@@ -576,17 +576,20 @@ class ScanCommand(unittest.TestCase):
 
     def scan(self) -> str:
         env = dict(os.environ, **self.storage.env)
-        r = subprocess.run([str(harness.binary()), "scan", *self.storage.args, "--catalog", f"sqlite:{self.catalog}"],
+        r = subprocess.run([str(harness.binary()), "scan", *self.storage.args, "--catalog", self.catalog],
                            capture_output=True, text=True, timeout=180, env=env, cwd=self.storage.tmp)
         harness.assert_clean_exit(self, r)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         return r.stdout.strip().splitlines()[-1]
 
     def rows(self) -> dict[str, tuple]:
+        sql = "SELECT key, id, etag, missing, duration, poster_key FROM items"
+        if harness.CATALOG_MODE == "postgres":
+            return {r[0]: (r[1], r[2], int(r[3]), None if r[4] is None else float(r[4]), r[5])
+                    for r in harness.postgres().query(self.catalog, sql)}
         import sqlite3
-        with sqlite3.connect(self.catalog) as db:
-            return {r[0]: r[1:] for r in db.execute(
-                "SELECT key, id, etag, missing, duration, poster_key FROM items")}
+        with sqlite3.connect(self.catalog.removeprefix("sqlite:")) as db:
+            return {r[0]: r[1:] for r in db.execute(sql)}
 
     def test_scan_is_idempotent(self):
         self.assertEqual(self.scan(), "scan: 4 added, 0 changed, 0 missing, 0 unchanged")

@@ -105,6 +105,27 @@ const std::string kObject =
 
 // -- object ids -----------------------------------------------------------------------------------------
 
+// Another node replaced an object: every cached slice of the old version goes, files included; other
+// versions and objects stay.
+TEST(slice_cache, drop_object_deletes_one_version) {
+  temp_dir dir;
+  auto cache = open_cache(config_for(dir.path()));
+  const auto old_version = slice_cache::object_id("s3://b", "k.mp4", "\"1\"");
+  const auto new_version = slice_cache::object_id("s3://b", "k.mp4", "\"2\"");
+  put_slice(*cache, old_version, 0, pattern_bytes(1000, 1));
+  put_slice(*cache, old_version, 2, pattern_bytes(500, 2));  // the last slice of a 2500-byte object
+  put_slice(*cache, new_version, 0, pattern_bytes(1000, 3));
+  EXPECT_EQ(cache->stored_bytes(), 2500u);
+  EXPECT_EQ(cache->drop_object(old_version, 2500), 2u);
+  EXPECT_FALSE(cache->lookup(old_version, 0, 1000));
+  EXPECT_FALSE(cache->lookup(old_version, 2, 500));
+  EXPECT_FALSE(fs::exists(slice_file(dir.path(), old_version, 0)));
+  EXPECT_FALSE(fs::exists(slice_file(dir.path(), old_version, 2)));
+  EXPECT_TRUE(cache->lookup(new_version, 0, 1000));
+  EXPECT_EQ(cache->stored_bytes(), 1000u);
+  EXPECT_EQ(cache->drop_object(old_version, 2500), 0u);
+}
+
 TEST(slice_cache, object_id_names_one_version_of_one_object) {
   const auto a = slice_cache::object_id("store", "key", "\"e1\"");
   EXPECT_EQ(a.size(), 32u);
