@@ -111,7 +111,7 @@ http::request_view request_view_of(const request& req, const list_validators& li
 }
 
 // The headers every media response gets beside the plan's.
-void add_media_headers(http::header_list& h, const services& svc, std::string_view type) {
+void add_media_headers(http::header_list& h, std::string_view type) {
   h.emplace_back("X-Content-Type-Options", "nosniff");
   if (!renders_inline(type)) {
     h.emplace_back("Content-Security-Policy", "sandbox");
@@ -167,7 +167,7 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
     options.limits.max_ranges = svc.config.max_ranges;
     if (multi) options.boundary = boundary;
     auto plan = http::plan_response(view, {meta->size, meta->etag, meta->last_modified, *type}, options);
-    add_media_headers(plan.headers, svc, *type);
+    add_media_headers(plan.headers, *type);
 
     auto body = std::make_unique<media_body>();
     body->what = key;
