@@ -93,6 +93,22 @@ def rss_kib(pids: list[int]) -> int:
     return total
 
 
+def start_radosgw(rgw_dir: Path) -> dict[str, str]:
+    """Starts a one-host radosgw (scripts/radosgw.sh) in `rgw_dir`; returns the environment it exports."""
+    log("starting radosgw (one-host Ceph cluster, memstore)")
+    env = dict(os.environ, RGW_DEBUG="0", RGW_MEMSTORE_BYTES=str(4 << 30))
+    out = subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "start", str(rgw_dir)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
+    if out.returncode != 0:
+        raise RuntimeError(f"radosgw did not start: {out.stderr}")
+    exported = {}
+    for line in (rgw_dir / "env").read_text().splitlines():
+        m = re.match(r"export (\w+)=(.*)", line)
+        if m:
+            exported[m.group(1)] = m.group(2)
+    return exported
+
+
 def open_fds(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -328,16 +344,7 @@ class Bench:
     # -- set-up --
 
     def start_rgw(self) -> None:
-        log("starting radosgw (one-host Ceph cluster, memstore)")
-        env = dict(os.environ, RGW_DEBUG="0", RGW_MEMSTORE_BYTES=str(4 << 30))
-        out = subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "start", str(self.rgw_dir)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
-        if out.returncode != 0:
-            raise RuntimeError(f"radosgw did not start: {out.stderr}")
-        for line in (self.rgw_dir / "env").read_text().splitlines():
-            m = re.match(r"export (\w+)=(.*)", line)
-            if m:
-                self.rgw_env[m.group(1)] = m.group(2)
+        self.rgw_env = start_radosgw(self.rgw_dir)
         self.rgw_port = int(self.rgw_env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
         log(f"radosgw on 127.0.0.1:{self.rgw_port}")
 

@@ -35,7 +35,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
-from bench import Mediagate, Proc, free_port, log  # noqa: E402
+from bench import Mediagate, Proc, free_port, log, start_radosgw  # noqa: E402
 
 BUCKET = "cluster"
 PREFIX = "/media/obj-"
@@ -84,16 +84,7 @@ class ClusterBench:
         self.rows: list[dict] = []
 
     def start_rgw(self) -> None:
-        log("starting radosgw (one-host Ceph cluster, memstore)")
-        env = dict(os.environ, RGW_DEBUG="0", RGW_MEMSTORE_BYTES=str(4 << 30))
-        out = subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "start", str(self.rgw_dir)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
-        if out.returncode != 0:
-            raise RuntimeError(f"radosgw did not start: {out.stderr}")
-        for line in (self.rgw_dir / "env").read_text().splitlines():
-            m = re.match(r"export (\w+)=(.*)", line)
-            if m:
-                self.rgw_env[m.group(1)] = m.group(2)
+        self.rgw_env = start_radosgw(self.rgw_dir)
 
     def stop_rgw(self) -> None:
         if (self.rgw_dir / "env").exists():

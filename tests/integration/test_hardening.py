@@ -228,6 +228,17 @@ class SigtermDrain(HardeningCase):
             self.server.stop()
         type(self).start(["--drain-timeout", drain_timeout])
 
+    def refused_within(self, signalled: float, seconds: float) -> bool:
+        """True once a new connection is refused, trying until `seconds` after `signalled`."""
+        while time.monotonic() - signalled < seconds:
+            try:
+                with rawhttp.Connection(self.port, timeout=2) as probe:
+                    probe.request("GET", "/readyz")
+                time.sleep(0.05)
+            except (ConnectionRefusedError, ConnectionResetError, rawhttp.ConnectionClosed, rawhttp.ServerHang):
+                return True
+        return False
+
     def reap(self) -> None:
         """The server exited on the test's own SIGTERM: collect it (the harness would call that exiting by
         itself) and check its output for sanitizer reports."""
@@ -247,15 +258,7 @@ class SigtermDrain(HardeningCase):
         self.server.proc.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         # New connections are refused once accepting stopped.
-        refused = False
-        while time.monotonic() - signalled < 5 and not refused:
-            try:
-                with rawhttp.Connection(self.port, timeout=2) as probe:
-                    probe.request("GET", "/readyz")
-                time.sleep(0.05)
-            except (ConnectionRefusedError, ConnectionResetError, rawhttp.ConnectionClosed, rawhttp.ServerHang):
-                refused = True
-        self.assertTrue(refused, "new connections are still served 5 s after SIGTERM")
+        self.assertTrue(self.refused_within(signalled, 5), "new connections are still served 5 s after SIGTERM")
         # The slow reader goes on and gets every byte.
         received = MIB
         while received < self.SIZE:
@@ -289,15 +292,8 @@ class SigtermDrain(HardeningCase):
             self.assertEqual(media.status, 206, media.describe())
             self.assertEqual(media.body, pattern_data(1024))
         self.assertLess(time.monotonic() - signalled, 1.5, "the checks above took longer than the delay")
-        refused = False
-        while time.monotonic() - signalled < 6 and not refused:
-            try:
-                with rawhttp.Connection(self.port, timeout=2) as probe:
-                    probe.request("GET", "/readyz")
-                time.sleep(0.05)
-            except (ConnectionRefusedError, ConnectionResetError, rawhttp.ConnectionClosed, rawhttp.ServerHang):
-                refused = True
-        self.assertTrue(refused, "new connections are still served 6 s after SIGTERM with a 1.5 s delay")
+        self.assertTrue(self.refused_within(signalled, 6),
+                        "new connections are still served 6 s after SIGTERM with a 1.5 s delay")
         self.assertGreaterEqual(time.monotonic() - signalled, 1.4, "accepting stopped before the delay ended")
         self.server.proc.wait(timeout=15)
         self.assertEqual(self.server.proc.returncode, 0, self.server.output())
