@@ -406,7 +406,9 @@ TEST_P(postgres_test, changes_reach_every_listener_after_commit) {
   {
     std::lock_guard lock(h.mutex);
     for (const auto& c : h.changes)
-      if (c.old_etag == "\"1\"") EXPECT_EQ(c.old_size, 1u);  // the replaced version's size
+      if (c.old_etag == "\"1\"") {
+        EXPECT_EQ(c.old_size, 1u);  // the replaced version's size
+      }
   }
   a.set_visibility(item.id, "private");  // the same version: none is gone
   EXPECT_TRUE(h.wait([](heard& x) { return x.changes.size() >= 3; }));
