@@ -285,14 +285,20 @@ std::vector<std::pair<std::string, std::string>> catalog::visibility_overrides()
   return out;
 }
 
+namespace {
+// Tells the other nodes about a row a statement changed: `row` is its "RETURNING key, etag, size".
+void notify_gone_version(sql_connection& db, const sql_row& row, bool removed) {
+  db.notify_change({row.text(0), row.text(1), static_cast<std::uint64_t>(row.integer(2)), removed});
+}
+}  // namespace
+
 bool catalog::set_missing(std::string_view id, bool missing) {
   std::lock_guard lock(mutex_);
   sql_transaction tx(*db_);
   const sql_value params[] = {static_cast<std::int64_t>(missing ? 1 : 0), std::string(id)};
   auto rows = db_->query("UPDATE items SET missing = $1 WHERE id = $2 RETURNING key, etag, size", params);
   if (rows.empty()) return false;
-  db_->notify_change({rows.front().text(0), rows.front().text(1),
-                      static_cast<std::uint64_t>(rows.front().integer(2)), false});
+  notify_gone_version(*db_, rows.front(), false);
   tx.commit();
   return true;
 }
@@ -303,8 +309,7 @@ bool catalog::remove(std::string_view id) {
   const sql_value params[] = {std::string(id)};
   auto rows = db_->query("DELETE FROM items WHERE id = $1 RETURNING key, etag, size", params);
   if (rows.empty()) return false;
-  db_->notify_change({rows.front().text(0), rows.front().text(1),
-                      static_cast<std::uint64_t>(rows.front().integer(2)), true});
+  notify_gone_version(*db_, rows.front(), true);
   tx.commit();
   return true;
 }

@@ -268,15 +268,21 @@ class ClusterTest(unittest.TestCase):
         self.check_same_everywhere(nodes)
         self.assert_clean_stops(nodes)
 
-    # -- (c) kill -9 mid-stream, resume elsewhere with If-Range
-
-    def test_resume_on_another_node_after_kill_9(self) -> None:
+    def stream_big_through_proxy(self):
+        """Starts the cluster and a GET of the big object through HAProxy; returns the nodes, the proxy, the
+        connection and its 200 response head (the body not read yet)."""
         nodes, proxy = self.start_cluster()
         conn = rawhttp.Connection(proxy.port, timeout=TIMEOUT, rcvbuf=256 * 1024)
         self.addCleanup(conn.close)
         conn.send_request("GET", media(BIG_KEY))
         head = conn.read_head()
         self.assertEqual(head.status, 200, head.describe())
+        return nodes, proxy, conn, head
+
+    # -- (c) kill -9 mid-stream, resume elsewhere with If-Range
+
+    def test_resume_on_another_node_after_kill_9(self) -> None:
+        nodes, proxy, conn, head = self.stream_big_through_proxy()
         self.assertEqual(head.header("content-length"), str(BIG_SIZE))
         etag = head.header("etag")
         victim = nodes[int(self.node_of(head)[len("node"):]) - 1]
@@ -319,12 +325,7 @@ class ClusterTest(unittest.TestCase):
     # -- (d) SIGTERM: out of the pool before it stops, its stream finishes
 
     def test_sigterm_leaves_the_pool_and_finishes_its_stream(self) -> None:
-        nodes, proxy = self.start_cluster()
-        conn = rawhttp.Connection(proxy.port, timeout=TIMEOUT, rcvbuf=256 * 1024)
-        self.addCleanup(conn.close)
-        conn.send_request("GET", media(BIG_KEY))
-        head = conn.read_head()
-        self.assertEqual(head.status, 200, head.describe())
+        nodes, proxy, conn, head = self.stream_big_through_proxy()
         draining = nodes[int(self.node_of(head)[len("node"):]) - 1]
         check = harness.PatternCheck(0)
         check(conn.read_exact(MIB))
