@@ -31,6 +31,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bin", required=True, help="the mediagate binary to test")
     p.add_argument("--storage", choices=("local", "s3"), help="MEDIAGATE_TEST_STORAGE for harness.py")
+    p.add_argument("--scheme", choices=("http", "https"), help="MEDIAGATE_TEST_SCHEME for harness.py: https "
+                   "gives every server a test certificate and every rawhttp connection TLS")
     p.add_argument("modules", nargs="+")
     args = p.parse_args()
 
@@ -42,6 +44,8 @@ def main() -> int:
     os.environ["MEDIAGATE_BIN"] = str(Path(args.bin).resolve())
     if args.storage:
         os.environ["MEDIAGATE_TEST_STORAGE"] = args.storage
+    if args.scheme:
+        os.environ["MEDIAGATE_TEST_SCHEME"] = args.scheme
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     suite = unittest.TestSuite()
