@@ -135,6 +135,27 @@ void add_cache_options(CLI::App& cmd, serve_options& o) {
       ->capture_default_str();
 }
 
+// HTTPS: the certificate pair, where it is spoken, and redirects from plain HTTP.
+void add_tls_options(CLI::App& cmd, serve_options& o) {
+  auto& t = o.config.tls;
+  cmd.add_option(
+         "--tls-cert", t.cert,
+         "PEM certificate chain (server certificate first): --listen speaks HTTPS, or --listen-tls does; "
+         "reloaded on SIGHUP and when the file changes")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--tls-key", t.key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  cmd.add_option("--tls-ocsp", t.ocsp,
+                 "DER OCSP response stapled for clients that ask (reloaded with the pair)")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--listen-tls", o.listen_tls, "HOST:PORT for HTTPS beside a plain HTTP --listen");
+  cmd.add_flag("--redirect-http", t.redirect_http,
+               "With --listen-tls: the plain --listen answers every request with a redirect to HTTPS");
+  cmd.add_option("--tls-reload-interval", o.tls_reload_interval,
+                 "Seconds between checks of the certificate files for a change (0: only SIGHUP reloads)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
 // How media are probed (serve and scan alike).
 void add_probe_options(CLI::App& cmd, server::library_options& o) {
   cmd.add_option("--probe-timeout", o.probe_timeout,
@@ -186,6 +207,27 @@ std::chrono::milliseconds from_seconds(double seconds) {
   return std::chrono::milliseconds(static_cast<long>(seconds * 1000));
 }
 
+// Checks the TLS options and fills the --listen-tls address; the problem, if any.
+std::optional<std::string> tls_problem(const serve_options& o, server::server_config& cfg) {
+  auto& t = cfg.tls;
+  if (t.cert.empty() != t.key.empty()) return "--tls-cert and --tls-key go together";
+  if (t.cert.empty() && (!o.listen_tls.empty() || !t.ocsp.empty() || t.redirect_http))
+    return "--listen-tls, --tls-ocsp and --redirect-http need --tls-cert and --tls-key";
+  if (t.redirect_http && o.listen_tls.empty())
+    return "--redirect-http needs --listen-tls (the plain --listen then redirects to it)";
+  if (!o.listen_tls.empty()) {
+    server::server_config tls_address;
+    if (!parse_listen(o.listen_tls, tls_address))
+      return "--listen-tls must be HOST:PORT, got '" + o.listen_tls + "'";
+    t.separate_listener = true;
+    t.listen_host = tls_address.listen_host;
+    t.listen_port = tls_address.listen_port;
+  }
+  t.handshake_timeout = from_seconds(o.header_timeout);
+  t.reload_poll = from_seconds(o.tls_reload_interval);
+  return std::nullopt;
+}
+
 // Why --cache-dir may not be used beside this storage and catalog (see cache::placement_problem), if so.
 std::optional<std::string> cache_dir_problem(const serve_options& o) {
   std::optional<std::filesystem::path> media, catalog_file;
@@ -215,6 +257,7 @@ void add_serve_options(CLI::App& cmd, serve_options& o) {
   add_s3_options(cmd, o.s3);
   add_cache_options(cmd, o);
   add_library_options(cmd, o);
+  add_tls_options(cmd, o);
 }
 
 void add_scan_options(CLI::App& cmd, serve_options& o) {
@@ -242,6 +285,7 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
   cfg.server = o.config;
   if (auto problem = apply_access_options(o.access, cfg.server); !problem.empty()) return problem;
   if (!parse_listen(o.listen, cfg.server)) return "--listen must be HOST:PORT, got '" + o.listen + "'";
+  if (auto problem = tls_problem(o, cfg.server)) return *problem;
   // Before anything touches a disk: a cache overlapping the media or the catalog is refused outright.
   if (auto problem = o.cache_dir.empty() ? std::nullopt : cache_dir_problem(o)) return *problem;
   cfg.server.header_timeout = from_seconds(o.header_timeout);

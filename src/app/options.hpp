@@ -37,6 +37,8 @@ struct serve_options {
   server::library_options library;
   access_options access;
   std::string max_upload = "10GiB";
+  std::string listen_tls;  // --listen-tls HOST:PORT: HTTPS beside a plain --listen
+  double tls_reload_interval = 5;
   bool scan_on_start = false;
   bool scan_only = false;  // `mediagate scan`: index the storage through a private server, then exit
 };

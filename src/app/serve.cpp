@@ -121,13 +121,23 @@ int run_server(const serve_config& cfg, const storage_setup& storage,
           return "?" + http::sign_link(grant, policy.keys.front());
         });
   const auto port = srv.bind();
-  server::start_library(*api, cfg.server.listen_host, port, cfg.scan_on_start || cfg.scan_only);
+  const auto library_host = srv.library_port() == port ? cfg.server.listen_host : std::string("127.0.0.1");
+  server::start_library(*api, library_host, srv.library_port(), cfg.scan_on_start || cfg.scan_only);
   int exit_code = 0;
   std::thread scan_waiter;
-  if (cfg.scan_only)
+  if (cfg.scan_only) {
     scan_waiter = wait_for_scan(*api, srv, exit_code);
-  else
-    std::printf("mediagate listening on http://%s:%u/\n", cfg.server.listen_host.c_str(), port);
+  } else {
+    const auto& tls = cfg.server.tls;
+    if (tls.enabled() && !tls.separate_listener) {
+      std::printf("mediagate listening on https://%s:%u/\n", cfg.server.listen_host.c_str(), port);
+    } else {
+      std::printf("mediagate listening on http://%s:%u/%s\n", cfg.server.listen_host.c_str(), port,
+                  tls.redirect_http ? " (redirects to https)" : "");
+      if (tls.separate_listener)
+        std::printf("mediagate listening on https://%s:%u/\n", tls.listen_host.c_str(), srv.tls_port());
+    }
+  }
   std::fflush(stdout);
   srv.run();
   if (scan_waiter.joinable()) scan_waiter.join();

@@ -20,6 +20,19 @@ struct access_policy {
   std::string cache_control = "private, max-age=3600";  // for responses to signed requests
 };
 
+// HTTPS (server/tls.hpp). With a certificate, --listen speaks TLS; with --listen-tls as well, --listen stays
+// plain HTTP beside it (redirecting to HTTPS with --redirect-http).
+struct tls_config {
+  std::string cert, key, ocsp;  // PEM full chain, PEM key, DER OCSP response (optional); cert empty: no TLS
+  bool separate_listener = false;  // --listen-tls given
+  std::string listen_host;
+  std::uint16_t listen_port = 0;
+  bool redirect_http = false;  // the plain listener answers 308 to https://
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds reload_poll{5'000};  // how often the files are checked for a change
+  bool enabled() const { return !cert.empty(); }
+};
+
 struct server_config {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
@@ -43,6 +56,7 @@ struct server_config {
   std::size_t descriptors_per_connection = 2;  // the socket, a file or an upstream connection
   std::size_t descriptors_per_loop = 48;       // upstream pool, open-file tables
   std::size_t spare_descriptors = 64;          // logs, the catalog, probes, listening sockets
+  tls_config tls;
 };
 
 }  // namespace mediagate::server

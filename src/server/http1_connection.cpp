@@ -8,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -16,8 +17,10 @@
 #include <boost/beast/http/read.hpp>
 #include <cerrno>
 #include <ctime>
+#include <type_traits>
 
 #include "http/http_date.hpp"
+#include "http/https_redirect.hpp"
 #include "http/media_key.hpp"
 #include "http/response_head.hpp"
 #include "http/signed_link.hpp"
@@ -41,6 +44,11 @@ constexpr std::uint64_t kWholeRangeMax = 128u << 10;  // ranges up to this size 
 constexpr std::size_t kLingerBytes = 16u << 20;
 constexpr std::chrono::milliseconds kLingerTime{2000};
 
+// Every function that moves bytes takes the stream it moves them on: the connection's socket, or the TLS
+// stream over it. Zero-copy (sendfile) and the non-blocking first write are for plain TCP only.
+template <class Stream>
+constexpr bool is_plain = std::is_same_v<Stream, tcp::socket>;
+
 std::string http_date_now() {
   thread_local std::time_t cached_second = 0;
   thread_local std::string cached;
@@ -53,24 +61,28 @@ std::string http_date_now() {
 }
 
 // Writes all of `head` then `body` before the send deadline; false when the client is gone or too slow.
-net::awaitable<bool> write_all(connection& c, const server_config& cfg, std::string_view head,
+template <class Stream>
+net::awaitable<bool> write_all(connection& c, Stream& s, const server_config& cfg, std::string_view head,
                                std::span<const char> body = {}) {
   c.set_deadline(cfg.send_timeout);
   std::array<net::const_buffer, 2> parts = {net::buffer(head), net::buffer(body.data(), body.size())};
-  // First a non-blocking send of everything: an asynchronous write that completes at once still costs a
-  // trip through the event loop (a posted completion and an epoll_wait), measured on every small response.
-  boost::system::error_code ec;
-  std::size_t sent = c.socket.write_some(parts, ec);
-  if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
-  c.bytes_written += sent;
-  if (sent == head.size() + body.size()) co_return true;
-  // The socket buffer is full: wait for the client to take the rest.
-  for (auto& part : parts) {
-    const auto skip = std::min(sent, part.size());
-    part += skip;
-    sent -= skip;
+  if constexpr (is_plain<Stream>) {
+    // First a non-blocking send of everything: an asynchronous write that completes at once still costs a
+    // trip through the event loop (a posted completion and an epoll_wait), measured on every small response.
+    // (Not over TLS: a synchronous SSL_write on a non-blocking socket could leave a record half sent.)
+    boost::system::error_code ec;
+    std::size_t sent = s.write_some(parts, ec);
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
+    c.bytes_written += sent;
+    if (sent == head.size() + body.size()) co_return true;
+    // The socket buffer is full: wait for the client to take the rest.
+    for (auto& part : parts) {
+      const auto skip = std::min(sent, part.size());
+      part += skip;
+      sent -= skip;
+    }
   }
-  auto [wec, n] = co_await net::async_write(c.socket, parts, kTuple);
+  auto [wec, n] = co_await net::async_write(s, parts, kTuple);
   c.bytes_written += n;
   co_return !wec && !c.timed_out;
 }
@@ -128,15 +140,18 @@ void limit_unsent(connection& c, std::size_t chunk) {
   ::setsockopt(c.socket.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &low_water, sizeof low_water);
 }
 
-// Moves one range from the reader to the socket: file chunks by sendfile, others through one buffer per
-// connection, refilled only once the client took the previous one (bounded memory, backpressure).
-// `pending` holds bytes to send first (the response head, multipart framing).
-net::awaitable<bool> send_range(connection& c, services& svc, storage::range_reader& reader,
+// Moves one range from the reader to the socket: file chunks by sendfile (plain TCP), others through one
+// buffer per connection, refilled only once the client took the previous one (bounded memory,
+// backpressure). Over TLS every byte goes through that buffer. `pending` holds bytes to send first (the
+// response head, multipart framing).
+template <class Stream>
+net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage::range_reader& reader,
                                 std::uint64_t length, std::string& pending, const std::string& what) {
-  if (reader.needs_buffer()) size_stream_buffer(c, svc.config.stream_buffer_bytes, length);
+  if (reader.needs_buffer() || !is_plain<Stream>)
+    size_stream_buffer(c, svc.config.stream_buffer_bytes, length);
   std::uint64_t sent = 0;
   while (length > 0) {
-    auto got = co_await reader.next(c.stream_buffer, true);
+    auto got = co_await reader.next(c.stream_buffer, is_plain<Stream>);
     if (!got || got->bytes == 0 || got->bytes > length) {
       if (!got)
         svc.log.warn("{}: storage failed mid-response for {} after {} bytes of a range: {}", c.peer, what,
@@ -144,12 +159,17 @@ net::awaitable<bool> send_range(connection& c, services& svc, storage::range_rea
       co_return false;
     }
     if (got->file) {
-      if (!co_await write_all(c, svc.config, pending)) co_return false;
-      pending.clear();
-      if (!co_await send_file_region(c, svc.config, *got->file, got->bytes)) co_return false;
+      if constexpr (is_plain<Stream>) {
+        if (!co_await write_all(c, s, svc.config, pending)) co_return false;
+        pending.clear();
+        if (!co_await send_file_region(c, svc.config, *got->file, got->bytes)) co_return false;
+      } else {
+        co_return false;  // asked for bytes, not a file region
+      }
     } else {
       limit_unsent(c, svc.config.stream_buffer_bytes);
-      if (!co_await write_all(c, svc.config, pending, {c.stream_buffer.data(), got->bytes})) co_return false;
+      if (!co_await write_all(c, s, svc.config, pending, {c.stream_buffer.data(), got->bytes}))
+        co_return false;
       pending.clear();
     }
     length -= got->bytes;
@@ -161,7 +181,9 @@ net::awaitable<bool> send_range(connection& c, services& svc, storage::range_rea
 
 // The body of a planned response after its head (in `pending`): literal framing and ranges, in order.
 // Once the head is out, a failure can only be signalled by closing the connection.
-net::awaitable<bool> send_media(connection& c, services& svc, media_body& body, std::string pending) {
+template <class Stream>
+net::awaitable<bool> send_media(connection& c, Stream& s, services& svc, media_body& body,
+                                std::string pending) {
   auto reader = std::move(body.first);
   bool first = true;
   for (const auto& segment : body.segments) {
@@ -177,10 +199,11 @@ net::awaitable<bool> send_media(connection& c, services& svc, media_body& body, 
       reader = std::move(*opened);
     }
     first = false;
-    if (!co_await send_range(c, svc, *reader, segment.range->length(), pending, body.what)) co_return false;
+    if (!co_await send_range(c, s, svc, *reader, segment.range->length(), pending, body.what))
+      co_return false;
     reader.reset();
   }
-  co_return pending.empty() || co_await write_all(c, svc.config, pending);
+  co_return pending.empty() || co_await write_all(c, s, svc.config, pending);
 }
 
 // What happened to one request, for the access log and the keep-alive decision.
@@ -188,29 +211,33 @@ struct request_outcome {
   unsigned status = 0;
   std::uint64_t body_bytes = 0;  // what the kernel accepted of the body, also when the client left early
   bool close = false;            // the connection must close after this response (or was already broken)
+  bool close_quietly = false;    // the response could not be written: nothing to linger for
 };
 
-net::awaitable<request_outcome> write_response(connection& c, services& svc, response r, bool head_only,
-                                               bool close) {
+template <class Stream>
+net::awaitable<request_outcome> write_response(connection& c, Stream& s, services& svc, response r,
+                                               bool head_only, bool close) {
   close = close || r.close;
   auto head = serialize_response_head(r, close);
   const auto head_size = head.size();
   const auto before = c.bytes_written;
   bool ok = false;
   if (r.media)
-    ok = co_await send_media(c, svc, *r.media, std::move(head));
+    ok = co_await send_media(c, s, svc, *r.media, std::move(head));
   else
-    ok = co_await write_all(c, svc.config, head,
+    ok = co_await write_all(c, s, svc.config, head,
                             head_only ? std::span<const char>() : std::span<const char>(r.body));
   const auto written = c.bytes_written - before;
-  co_return request_outcome{r.status, written > head_size ? written - head_size : 0, close || !ok};
+  co_return request_outcome{r.status, written > head_size ? written - head_size : 0, close || !ok, !ok};
 }
 
 // The request body as handlers read it: a deadline per read (a client that stops sending is dropped), the
 // handler's limit on the total, and "100 Continue" sent when an HTTP/1.1 client waits for it.
+template <class Stream>
 class h1_body final : public request_body {
  public:
-  h1_body(connection& c, const server_config& cfg, parser_type& parser) : c_(c), cfg_(cfg), parser_(parser) {
+  h1_body(connection& c, Stream& s, const server_config& cfg, parser_type& parser)
+      : c_(c), s_(s), cfg_(cfg), parser_(parser) {
     // RFC 9110 §10.1.1: a server ignores 100-continue in an HTTP/1.0 request.
     expect_continue_ = parser.get().version() >= 11 &&
                        http::iequals(http::trim_ows(parser.get()[bhttp::field::expect]), "100-continue");
@@ -219,7 +246,7 @@ class h1_body final : public request_body {
   net::awaitable<result<std::size_t>> read(std::span<char> buf) override {
     if (expect_continue_ && !parser_.is_done()) {
       expect_continue_ = false;
-      if (!co_await write_all(c_, cfg_, "HTTP/1.1 100 Continue\r\n\r\n")) co_return gone("");
+      if (!co_await write_all(c_, s_, cfg_, "HTTP/1.1 100 Continue\r\n\r\n")) co_return gone("");
     }
     while (!parser_.is_done()) {
       auto& body = parser_.get().body();
@@ -227,7 +254,7 @@ class h1_body final : public request_body {
       body.size = buf.size();
       body.more = true;
       c_.set_deadline(cfg_.idle_timeout);
-      auto [ec, n] = co_await bhttp::async_read_some(c_.socket, c_.buffer, parser_, kTuple);
+      auto [ec, n] = co_await bhttp::async_read_some(s_, c_.buffer, parser_, kTuple);
       if (ec == bhttp::error::need_buffer) ec = {};
       if (c_.timed_out) co_return gone("timed out");
       if (ec) {
@@ -251,6 +278,7 @@ class h1_body final : public request_body {
     return {errc::client_gone, "the client stopped sending the body" + (why.empty() ? "" : ": " + why)};
   }
   connection& c_;
+  Stream& s_;
   const server_config& cfg_;
   parser_type& parser_;
   std::uint64_t limit_ = 0;
@@ -261,14 +289,15 @@ class h1_body final : public request_body {
 // After an early answer to a request whose body we did not read (413, 405), reads and drops what the client
 // still sends for a moment, so that its TCP stack sees our response rather than a reset from closing with
 // unread data.
-net::awaitable<void> linger(connection& c) {
+template <class Stream>
+net::awaitable<void> linger(connection& c, Stream& s) {
   boost::system::error_code ignored;
   c.socket.shutdown(tcp::socket::shutdown_send, ignored);  // the client sees the end of our answer at once
   std::vector<char> scratch(64 * 1024);
   std::size_t total = 0;
   c.set_deadline(kLingerTime);
   while (total < kLingerBytes) {
-    auto [ec, n] = co_await c.socket.async_read_some(net::buffer(scratch), kTuple);
+    auto [ec, n] = co_await s.async_read_some(net::buffer(scratch), kTuple);
     if (ec || c.timed_out) break;
     total += n;
   }
@@ -310,7 +339,7 @@ std::optional<response> head_error_response(connection& c, services& svc, const 
     return text_response(431, "request header fields too large");
   }
   if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-      ec == net::error::operation_aborted || !got_some)
+      ec == net::error::operation_aborted || ec == net::ssl::error::stream_truncated || !got_some)
     return std::nullopt;
   svc.log.info("{}: malformed request ({}): 400", c.peer, ec.message());
   return text_response(400, "bad request: " + ec.message());
@@ -358,15 +387,27 @@ void log_access(connection_context& ctx, const connection& c, const request& req
                        out.body_bytes, seconds * 1000);
 }
 
+// --redirect-http: the same target on the HTTPS port, for a Host that is a plain host name or address.
+response redirect_response(const request& req, std::uint16_t port) {
+  if (auto location = http::https_location(req["Host"], req.target, port))
+    return make_response(308, "text/plain", "moved to " + *location + "\n",
+                         {{"Location", *location}, {"Cache-Control", "no-store"}});
+  return text_response(400,
+                       "bad request: this address answers over HTTPS only, and the Host header is unusable");
+}
+
 // Answers one request whose head has been read.
-net::awaitable<request_outcome> serve_one(connection& c, connection_context& ctx, parser_type& parser) {
+template <class Stream>
+net::awaitable<request_outcome> serve_one(connection& c, Stream& s, connection_context& ctx,
+                                          parser_type& parser) {
   auto& svc = ctx.svc;
   const auto started = clock::now();
-  h1_body body(c, svc.config, parser);
+  h1_body<Stream> body(c, s, svc.config, parser);
   const auto req = make_request(parser, c, body);
   const bool keep_alive = parser.get().keep_alive();
   std::optional<response> r = check_head(parser, svc.config);
   const bool refused = r.has_value();
+  if (!r && c.redirect_port != 0) r = redirect_response(req, c.redirect_port);
   if (!r) {
     try {
       r = co_await handle_request(req, svc);
@@ -378,10 +419,10 @@ net::awaitable<request_outcome> serve_one(connection& c, connection_context& ctx
   }
   // A body the handler did not read to its end: answer, then close (after a linger, so the answer is seen).
   const bool body_left = !parser.is_done();
-  auto out = co_await write_response(c, svc, std::move(*r), req.head(),
+  auto out = co_await write_response(c, s, svc, std::move(*r), req.head(),
                                      refused || body_left || !keep_alive || ctx.draining);
   c.clear_deadline();
-  if (body_left && out.status >= 400 && req.has_body()) co_await linger(c);
+  if (body_left && out.status >= 400 && req.has_body()) co_await linger(c, s);
   const double seconds = std::chrono::duration<double>(clock::now() - started).count();
   svc.stats.record_request(out.status, out.body_bytes, seconds);
   log_access(ctx, c, req, out, seconds);
@@ -424,55 +465,91 @@ void close_if_idle(connection& c) {
   c.socket.close(ignored);
 }
 
-net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_context& ctx) {
+namespace {
+
+// Requests and responses on one connection until it closes (keep-alive, pipelining), on `s`.
+template <class Stream>
+net::awaitable<void> serve_requests(connection& c, Stream& s, connection_context& ctx) {
   auto& svc = ctx.svc;
   const auto& cfg = svc.config;
+  bool first_request = true;
+  while (true) {
+    c.awaiting_request = true;
+    if (ctx.draining) break;
+    if (!first_request && c.buffer.size() == 0) {
+      // Keep-alive: wait for the next request's first bytes; an idle connection is closed quietly. A read,
+      // not async_wait: Asio re-arms epoll (epoll_ctl) for every wait, but not for a read.
+      c.set_deadline(cfg.idle_timeout);
+      auto [wait_ec, got] = co_await s.async_read_some(c.buffer.prepare(kFirstRead), kTuple);
+      if (wait_ec || c.timed_out || got == 0) break;
+      c.buffer.commit(got);
+    }
+    first_request = false;
+    c.set_deadline(cfg.header_timeout);  // slowloris: the whole header must arrive within this time
+    parser_type parser;
+    parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+    parser.body_limit(boost::none);  // the handler that reads a body sets its limit (request_body)
+    auto [read_ec, n] = co_await bhttp::async_read_header(s, c.buffer, parser, kTuple);
+    c.clear_deadline();
+    c.awaiting_request = false;
+    if (!read_ec && c.requests++ == 0)
+      ctx.fresh.fetch_sub(1, std::memory_order_relaxed);  // the header is in: handlers and storage waits
+                                                          // have deadlines of their own
+    if (read_ec) {
+      if (auto r = head_error_response(c, svc, parser, read_ec)) {
+        auto out = co_await write_response(c, s, svc, std::move(*r), false, true);
+        svc.stats.record_request(out.status, out.body_bytes, 0);
+        // Over TLS a client still sending a head that is too long cannot finish its write once the
+        // connection is reset, and loses our answer with it: read and drop the rest for a moment first.
+        if (!is_plain<Stream> && !out.close_quietly && out.status != 408) co_await linger(c, s);
+      }
+      break;
+    }
+    // Nothing more buffered (no pipelined request): give the read buffer back while the response streams,
+    // which can take hours for a video; the next request's read allocates it again.
+    if (c.buffer.size() == 0 && parser.is_done()) c.buffer.shrink_to_fit();
+    const auto out = co_await serve_one(c, s, ctx, parser);
+    if (out.close) break;
+  }
+}
+
+// The TLS handshake within the handshake deadline; false (counted, logged at debug) when it failed.
+net::awaitable<bool> handshake(connection& c, services& svc) {
+  c.set_deadline(svc.config.tls.handshake_timeout);
+  auto [ec] = co_await c.tls->async_handshake(net::ssl::stream_base::server, kTuple);
+  c.clear_deadline();
+  if (!ec && !c.timed_out) {
+    svc.stats.tls_handshake(metrics::handshake::ok);
+    co_return true;
+  }
+  svc.stats.tls_handshake(c.timed_out ? metrics::handshake::timed_out : metrics::handshake::failed);
+  svc.log.debug("{}: TLS handshake {}: {}", c.peer, c.timed_out ? "timed out" : "failed", ec.message());
+  co_return false;
+}
+
+}  // namespace
+
+net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_context& ctx) {
+  auto& svc = ctx.svc;
   svc.stats.connection_opened();
   ctx.open.insert(c.get());
   ctx.fresh.fetch_add(1, std::memory_order_relaxed);
   prepare_socket(*c);
 
-  bool first_request = true;
+  bool tls_open = false;  // the handshake completed: a close_notify is owed at the end
   try {
-    while (true) {
-      c->awaiting_request = true;
-      if (ctx.draining) break;
-      if (!first_request && c->buffer.size() == 0) {
-        // Keep-alive: wait for the next request's first bytes; an idle connection is closed quietly. A read,
-        // not async_wait: Asio re-arms epoll (epoll_ctl) for every wait, but not for a read.
-        c->set_deadline(cfg.idle_timeout);
-        auto [wait_ec, got] = co_await c->socket.async_read_some(c->buffer.prepare(kFirstRead), kTuple);
-        if (wait_ec || c->timed_out || got == 0) break;
-        c->buffer.commit(got);
-      }
-      first_request = false;
-      c->set_deadline(cfg.header_timeout);  // slowloris: the whole header must arrive within this time
-      parser_type parser;
-      parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
-      parser.body_limit(boost::none);  // the handler that reads a body sets its limit (request_body)
-      auto [read_ec, n] = co_await bhttp::async_read_header(c->socket, c->buffer, parser, kTuple);
-      c->clear_deadline();
-      c->awaiting_request = false;
-      if (!read_ec && c->requests++ == 0)
-        ctx.fresh.fetch_sub(1, std::memory_order_relaxed);  // the header is in: handlers and storage waits
-                                                            // have deadlines of their own
-      if (read_ec) {
-        if (auto r = head_error_response(*c, svc, parser, read_ec)) {
-          auto out = co_await write_response(*c, svc, std::move(*r), false, true);
-          svc.stats.record_request(out.status, out.body_bytes, 0);
-        }
-        break;
-      }
-      // Nothing more buffered (no pipelined request): give the read buffer back while the response streams,
-      // which can take hours for a video; the next request's read allocates it again.
-      if (c->buffer.size() == 0 && parser.is_done()) c->buffer.shrink_to_fit();
-      const auto out = co_await serve_one(*c, ctx, parser);
-      if (out.close) break;
+    if (!c->tls) {
+      co_await serve_requests(*c, c->socket, ctx);
+    } else if (co_await handshake(*c, svc)) {
+      tls_open = true;
+      co_await serve_requests(*c, *c->tls, ctx);
     }
   } catch (const std::exception& e) {
     svc.log.error("{}: connection failed: {}", c->peer, e.what());
   }
   boost::system::error_code ignored;
+  // TLS: one non-blocking attempt to send close_notify (never waiting for the client's).
+  if (tls_open && c->socket.is_open() && !c->timed_out) c->tls->shutdown(ignored);
   c->socket.shutdown(tcp::socket::shutdown_send, ignored);
   c->socket.close(ignored);
   c->timer.cancel();

@@ -1,9 +1,11 @@
 #pragma once
-// Internal to src/server: one HTTP/1.1 client connection. It alone reads, frames, writes, applies deadlines
-// and limits, counts and logs; what to answer comes from handle_request (server/router.hpp).
+// Internal to src/server: one HTTP/1.1 client connection, over plain TCP or TLS. It alone reads, frames,
+// writes, applies deadlines and limits, counts and logs; what to answer comes from handle_request
+// (server/router.hpp).
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
@@ -24,6 +26,7 @@ namespace mediagate::server {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using clock = std::chrono::steady_clock;
+using tls_stream = net::ssl::stream<tcp::socket&>;
 
 struct connection;
 
@@ -49,6 +52,10 @@ struct connection {
   void clear_deadline() { deadline = clock::time_point::max(); }
 
   tcp::socket socket;
+  std::shared_ptr<net::ssl::context>
+      tls_context;                  // what `tls` was made with (its callbacks' data live in it)
+  std::unique_ptr<tls_stream> tls;  // a TLS listener's connection (run_session does the handshake)
+  std::uint16_t redirect_port = 0;  // --redirect-http: every request is sent to https on this port
   net::steady_timer timer;
   clock::time_point deadline = clock::time_point::max();
   bool timed_out = false;

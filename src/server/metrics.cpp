@@ -61,6 +61,12 @@ std::string metrics::render() const {
     out += "mediagate_signed_link_refusals_total{reason=\"" + std::string(reason) + "\"} " +
            std::to_string(link_refusals_[i].load(std::memory_order_relaxed)) + "\n";
   }
+  out += "# HELP mediagate_tls_handshakes_total TLS handshakes, by result.\n";
+  out += "# TYPE mediagate_tls_handshakes_total counter\n";
+  constexpr const char* kHandshakeResults[] = {"ok", "failed", "timeout"};
+  for (std::size_t i = 0; i < tls_handshakes_.size(); ++i)
+    out += "mediagate_tls_handshakes_total{result=\"" + std::string(kHandshakeResults[i]) + "\"} " +
+           std::to_string(tls_handshakes_[i].load(std::memory_order_relaxed)) + "\n";
   return out;
 }
 

@@ -24,6 +24,12 @@ class metrics {
         1, std::memory_order_relaxed);
   }
 
+  // TLS handshakes: completed, failed (not TLS, no common version or cipher, broken), timed out.
+  enum class handshake { ok, failed, timed_out };
+  void tls_handshake(handshake outcome) {
+    tls_handshakes_[static_cast<std::size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
+  }
+
   // Counters of other parts (storage, cache) render themselves after these.
   std::string render() const;
 
@@ -35,6 +41,7 @@ class metrics {
   std::array<std::atomic<std::uint64_t>, 8> link_refusals_{};  // by http::link_verdict
   std::array<std::atomic<std::uint64_t>, kDurationBuckets.size()> duration_buckets_{};
   std::atomic<std::uint64_t> duration_count_{0};
+  std::array<std::atomic<std::uint64_t>, 3> tls_handshakes_{};  // by handshake
   std::atomic<std::uint64_t> duration_sum_us_{0};
 };
 

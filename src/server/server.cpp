@@ -18,6 +18,7 @@
 
 #include "server/http1_connection.hpp"
 #include "server/metrics.hpp"
+#include "server/tls.hpp"
 #include "storage/storage.hpp"
 
 namespace mediagate::server {
@@ -72,7 +73,15 @@ connection* oldest_fresh(connection_context& ctx) {
   return oldest;
 }
 
+// What a listening socket speaks: HTTP, HTTPS, or only redirects to HTTPS (--redirect-http).
+enum class listener_kind { plain, tls, redirect };
+
 }  // namespace
+
+struct listener {
+  std::unique_ptr<tcp::acceptor> acceptor;
+  listener_kind kind = listener_kind::plain;
+};
 
 struct worker {
   worker(const server_config& cfg, metrics& m, spdlog::logger& log, spdlog::logger* access,
@@ -82,9 +91,10 @@ struct worker {
   std::shared_ptr<storage::storage> store;
   services svc;
   connection_context context;
-  // This loop's handle on the listening socket (a dup of one descriptor): whichever loop is free takes the
-  // next connection, and the connection stays on the loop that accepted it (no hand-over between threads).
-  std::unique_ptr<tcp::acceptor> acceptor;
+  // This loop's handles on the listening sockets (each a dup of one descriptor): whichever loop is free takes
+  // the next connection, and the connection stays on the loop that accepted it (no hand-over between
+  // threads). The first is --listen's; then --listen-tls's and the library's loopback one, if any.
+  std::vector<listener> listeners;
   rate_limited_log accept_errors, refusals;
   std::atomic<std::size_t> evictions_pending{0};  // asked by other loops, not yet run
 };
@@ -96,15 +106,18 @@ struct server::impl {
   std::shared_ptr<spdlog::logger> access_log;
   metrics stats;
   std::vector<metrics_source> metrics_sources;
+  std::unique_ptr<tls_store> tls;  // with a certificate; outlives the workers' connections (declared before)
   std::vector<std::unique_ptr<worker>> workers;
   std::shared_ptr<api_services> api;
   std::size_t connection_cap = 0;
   std::atomic<bool> draining{false};
   std::function<void()> reload;
   std::function<void()> drain_hook;
+  std::uint16_t tls_port = 0, library_port = 0;
 
-  // Over the cap: make room by closing a connection that never sent a request, else a short 503.
-  bool make_room(worker& w, tcp::socket& socket) {
+  // Over the cap: make room by closing a connection that never sent a request, else a short 503 (plain
+  // HTTP; a TLS connection is closed before its handshake, which would cost more than the answer is worth).
+  bool make_room(worker& w, tcp::socket& socket, bool plain) {
     if (static_cast<std::size_t>(stats.active_connections()) < connection_cap) return true;
     if (auto* idle = oldest_fresh(w.context)) {
       close_if_idle(*idle);
@@ -132,7 +145,7 @@ struct server::impl {
     const auto message = serialize_response_head(busy, true) + busy.body;
     boost::system::error_code ignored;
     socket.non_blocking(true, ignored);
-    socket.write_some(net::buffer(message), ignored);
+    if (plain) socket.write_some(net::buffer(message), ignored);
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
     w.refusals.note([&](std::uint64_t n) {
@@ -141,8 +154,8 @@ struct server::impl {
     return false;
   }
 
-  net::awaitable<void> accept_loop(worker& w) {
-    auto& acceptor = *w.acceptor;
+  net::awaitable<void> accept_loop(worker& w, listener& l) {
+    auto& acceptor = *l.acceptor;
     net::steady_timer backoff(w.io);
     while (acceptor.is_open()) {
       auto [ec, socket] = co_await acceptor.async_accept(kTuple);
@@ -157,8 +170,14 @@ struct server::impl {
         co_await backoff.async_wait(kTuple);
         continue;
       }
-      if (!make_room(w, socket)) continue;
+      if (!make_room(w, socket, l.kind != listener_kind::tls)) continue;
       auto conn = std::make_shared<connection>(std::move(socket));
+      if (l.kind == listener_kind::tls) {
+        conn->tls_context = tls->current();
+        conn->tls = std::make_unique<tls_stream>(conn->socket, *conn->tls_context);
+      } else if (l.kind == listener_kind::redirect) {
+        conn->redirect_port = tls_port;
+      }
       net::co_spawn(w.io, run_watchdog(conn), net::detached);
       net::co_spawn(w.io, run_session(conn, w.context), net::detached);
     }
@@ -190,12 +209,45 @@ struct server::impl {
     for (auto& w : workers)
       net::post(w->io, [w = w.get()] {
         boost::system::error_code ignored;
-        if (w->acceptor) w->acceptor->close(ignored);
+        for (auto& l : w->listeners) l.acceptor->close(ignored);
         w->context.draining = true;
         for (auto* c : std::vector<connection*>(w->context.open.begin(), w->context.open.end()))
           close_if_idle(*c);
       });
     net::co_spawn(workers.front()->io, wait_drained(), net::detached);
+  }
+
+  // A listening socket on every loop (the first binds, the others take a dup of its descriptor); its port.
+  std::uint16_t add_listener(const std::string& host, std::uint16_t port, listener_kind kind) {
+    auto& first = *workers.front();
+    tcp::endpoint endpoint(net::ip::make_address(host), port);
+    auto acceptor = std::make_unique<tcp::acceptor>(first.io);
+    acceptor->open(endpoint.protocol());
+    acceptor->set_option(tcp::acceptor::reuse_address(true));
+    acceptor->bind(endpoint);
+    acceptor->listen(net::socket_base::max_listen_connections);
+    const int native = acceptor->native_handle();
+    const auto bound = acceptor->local_endpoint().port();
+    first.listeners.push_back({std::move(acceptor), kind});
+    for (std::size_t i = 1; i < workers.size(); ++i) {
+      auto& w = *workers[i];
+      const int fd = ::dup(native);
+      if (fd < 0) throw std::system_error(errno, std::generic_category(), "dup of the listening socket");
+      auto dup = std::make_unique<tcp::acceptor>(w.io);
+      dup->assign(endpoint.protocol(), fd);
+      w.listeners.push_back({std::move(dup), kind});
+    }
+    return bound;
+  }
+
+  // The certificate files are checked every few seconds; a change reloads them (as SIGHUP does).
+  net::awaitable<void> watch_certificate() {
+    net::steady_timer timer(workers.front()->io);
+    while (!draining.load()) {
+      timer.expires_after(config.tls.reload_poll);
+      co_await timer.async_wait(kTuple);
+      if (!draining.load()) tls->reload_if_changed();
+    }
   }
 
   net::awaitable<void> wait_drained() {
@@ -218,6 +270,10 @@ server::server(server_config config, storage_factory storage, std::shared_ptr<sp
   impl_->factory = std::move(storage);
   impl_->log = std::move(log);
   impl_->access_log = std::move(access_log);
+  if (impl_->config.tls.enabled())
+    impl_->tls = std::make_unique<tls_store>(
+        tls_files{impl_->config.tls.cert, impl_->config.tls.key, impl_->config.tls.ocsp},
+        alpn_list{"http/1.1"}, *impl_->log);
   unsigned threads =
       impl_->config.threads ? impl_->config.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i)
@@ -263,23 +319,26 @@ void server::on_reload(std::function<void()> reload) { impl_->reload = std::move
 void server::on_drain(std::function<void()> drain) { impl_->drain_hook = std::move(drain); }
 
 std::uint16_t server::bind() {
-  auto& first = *impl_->workers.front();
-  const auto address = net::ip::make_address(impl_->config.listen_host);
-  tcp::endpoint endpoint(address, impl_->config.listen_port);
-  first.acceptor = std::make_unique<tcp::acceptor>(first.io);
-  first.acceptor->open(endpoint.protocol());
-  first.acceptor->set_option(tcp::acceptor::reuse_address(true));
-  first.acceptor->bind(endpoint);
-  first.acceptor->listen(net::socket_base::max_listen_connections);
-  for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
-    auto& w = *impl_->workers[i];
-    const int fd = ::dup(first.acceptor->native_handle());
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "dup of the listening socket");
-    w.acceptor = std::make_unique<tcp::acceptor>(w.io);
-    w.acceptor->assign(endpoint.protocol(), fd);
-  }
-  return first.acceptor->local_endpoint().port();
+  const auto& cfg = impl_->config;
+  auto kind = listener_kind::plain;
+  if (cfg.tls.enabled() && !cfg.tls.separate_listener)
+    kind = listener_kind::tls;
+  else if (cfg.tls.redirect_http)
+    kind = listener_kind::redirect;
+  const auto port = impl_->add_listener(cfg.listen_host, cfg.listen_port, kind);
+  if (kind == listener_kind::tls) impl_->tls_port = port;
+  if (cfg.tls.separate_listener)
+    impl_->tls_port = impl_->add_listener(cfg.tls.listen_host, cfg.tls.listen_port, listener_kind::tls);
+  // The library's probes read media over plain HTTP on loopback: when --listen does not serve it, a
+  // listener of their own on 127.0.0.1 (a port chosen by the kernel).
+  impl_->library_port =
+      kind == listener_kind::plain ? port : impl_->add_listener("127.0.0.1", 0, listener_kind::plain);
+  return port;
 }
+
+std::uint16_t server::tls_port() const { return impl_->tls_port; }
+
+std::uint16_t server::library_port() const { return impl_->library_port; }
 
 void server::run() {
   auto& first = *impl_->workers.front();
@@ -297,11 +356,14 @@ void server::run() {
     if (ec) return;
     impl_->log->info("SIGHUP: reopening log files");
     if (impl_->reload) impl_->reload();
+    if (impl_->tls) impl_->tls->reload("SIGHUP");
     hangup.async_wait(on_hangup);
   };
   hangup.async_wait(on_hangup);
   for (auto& w : impl_->workers)
-    if (w->acceptor) net::co_spawn(w->io, impl_->accept_loop(*w), net::detached);
+    for (auto& l : w->listeners) net::co_spawn(w->io, impl_->accept_loop(*w, l), net::detached);
+  if (impl_->tls && impl_->config.tls.reload_poll.count() > 0)
+    net::co_spawn(first.io, impl_->watch_certificate(), net::detached);
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
     auto* w = impl_->workers[i].get();

@@ -1,5 +1,6 @@
 #pragma once
-// The HTTP server: one listening socket, one event loop per thread, connections spread round-robin.
+// The HTTP server: its listening sockets (HTTP, HTTPS), one event loop per thread, connections spread
+// round-robin.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -38,10 +39,14 @@ class server {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  // Binds and listens; returns the bound port (the configured one, or the one chosen for port 0).
+  // Binds and listens; returns the bound port of --listen (the configured one, or the one chosen for port 0).
   std::uint16_t bind();
+  // After bind(): the HTTPS port (0 without TLS), and the plain HTTP port on which the library's probes
+  // read media (--listen's, or a loopback one when --listen speaks TLS or only redirects).
+  std::uint16_t tls_port() const;
+  std::uint16_t library_port() const;
   // Runs every event loop until SIGINT/SIGTERM or stop() has drained them; returns when all have finished.
-  // SIGHUP calls the reload function (reopen log files).
+  // SIGHUP calls the reload function (reopen log files) and reloads the TLS certificate.
   void run();
   // Stops accepting, answers what is in flight (up to drain_timeout), then stops. Thread-safe.
   void stop();

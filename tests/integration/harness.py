@@ -8,6 +8,9 @@ The suites that use the catalog run on SQLite or on PostgreSQL, chosen by MEDIAG
   sqlite (default) a file per server
   postgres         a fresh database per server in one PostgreSQL 15 the suite starts; see postgres()
 
+MEDIAGATE_TEST_SCHEME=https runs the same tests over HTTPS: every server gets a certificate of a test CA made
+here (tlsutil.py) and every rawhttp connection speaks TLS trusting that CA.
+
 Media made by ffmpeg are cached under <repo>/.cache/integration-fixtures/<hash of the recipes> (or
 MEDIAGATE_TEST_CACHE), so that reruns only copy files.
 """
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Optional
 
 import rawhttp
+import tlsutil
 
 REPO = Path(__file__).resolve().parents[2]
 STORAGE_MODE = os.environ.get("MEDIAGATE_TEST_STORAGE", "local")
@@ -47,6 +51,9 @@ if STORAGE_MODE not in ("local", "s3"):
 CATALOG_MODE = os.environ.get("MEDIAGATE_TEST_CATALOG", "sqlite")
 if CATALOG_MODE not in ("sqlite", "postgres"):
     raise SystemExit(f"MEDIAGATE_TEST_CATALOG must be sqlite or postgres, not {CATALOG_MODE!r}")
+SCHEME = os.environ.get("MEDIAGATE_TEST_SCHEME", "http")
+if SCHEME not in ("http", "https"):
+    raise SystemExit(f"MEDIAGATE_TEST_SCHEME must be http or https, not {SCHEME!r}")
 
 # A last resort against a hang that no socket deadline catches: dump every thread's stack and exit.
 faulthandler.dump_traceback_later(int(os.environ.get("MEDIAGATE_TEST_WATCHDOG", "600")), exit=True)
@@ -221,6 +228,12 @@ class Fixtures:
 
         self.mode = STORAGE_MODE
         self.server_env: dict[str, str] = {}
+        self.tls_args: list[str] = []  # given to every server in the HTTPS runs
+        if SCHEME == "https":
+            self.ca = tlsutil.TestCA(self.tmp / "ca")
+            pair = self.ca.issue()
+            self.tls_args = ["--tls-cert", str(pair.cert), "--tls-key", str(pair.key)]
+            rawhttp.TLS_CONTEXT = self.ca.client_context()
         if self.mode == "local":
             self.storage_args = ["--storage", str(self.root)]
             self.secret_dir_name = SECRET_DIR  # `../mg-secret/secret.txt` from the root
@@ -457,7 +470,7 @@ def assert_clean_exit(case: unittest.TestCase, r: subprocess.CompletedProcess) -
     case.assertEqual(reports, [], f"{shlex.join(map(str, r.args))}: sanitizer reports:\n{out[-3000:]}")
 
 
-LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(r"listening on https?://127\.0\.0\.1:(\d+)")
 _servers: list["Server"] = []
 
 
@@ -474,15 +487,20 @@ class Server:
     """A running `mediagate serve` on a free port; stdout and stderr are collected line by line."""
 
     def __init__(self, fx: Fixtures, extra_args=(), name: str = "server", inherit_env: bool = True,
-                 preexec=None) -> None:
+                 preexec=None, client_tls=None) -> None:
         """inherit_env=False: the server's environment is fx.server_env alone (no keys of this process).
-        preexec: also run in the child before exec (e.g. to set resource limits)."""
+        preexec: also run in the child before exec (e.g. to set resource limits).
+        client_tls: the ssl.SSLContext of the harness's own requests (health checks) when the server's
+        --listen speaks TLS outside the HTTPS runs; rawhttp.TLS_CONTEXT otherwise."""
+        self.client_tls = client_tls
+        self.tls_port: Optional[int] = None  # --listen-tls's port
         exe = binary()
         if not exe.is_file():
             raise RuntimeError(f"server binary {exe} does not exist: build it or set MEDIAGATE_BIN")
         self.name = name
         self.cwd = Path(tempfile.mkdtemp(prefix="run-", dir=fx.tmp))
-        self.args = [str(exe), "serve", "--listen", "127.0.0.1:0", *fx.storage_args, *extra_args]
+        tls_args = [] if "--tls-cert" in extra_args else fx.tls_args
+        self.args = [str(exe), "serve", "--listen", "127.0.0.1:0", *fx.storage_args, *tls_args, *extra_args]
         self.lines: list[tuple[str, str]] = []  # (stream, line)
         self._cond = threading.Condition()
         self._exited_by_itself = False  # the process had ended before stop() was called
@@ -500,6 +518,11 @@ class Server:
             t.start()
         try:
             self.port = self._wait_for_port(20.0)
+            if "--listen-tls" in self.args:
+                line = self.wait_for_line(r"listening on https://127\.0\.0\.1:(\d+)", 5.0)
+                if line is None:
+                    raise RuntimeError(f"no https listening line; output:\n{self.output()}")
+                self.tls_port = int(re.search(r":(\d+)/", line).group(1))
             self._wait_for_health(20.0)
         except BaseException:
             self.stop(check=False)  # the error raised says why, with the output
@@ -546,6 +569,12 @@ class Server:
                                f"{timeout}s ({state}); output:\n{self.output()}")
         return int(LISTENING.search(line).group(1))
 
+    def _health_address(self) -> tuple[int, object]:
+        """(port, tls) of the harness's own requests: --listen, unless it only redirects to --listen-tls."""
+        if self.tls_port is None:
+            return self.port, self.client_tls
+        return (self.tls_port, self.client_tls) if "--redirect-http" in self.args else (self.port, False)
+
     def _wait_for_health(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last = "no answer"
@@ -553,7 +582,7 @@ class Server:
             if self.proc.poll() is not None:
                 break
             try:
-                with rawhttp.Connection(self.port, timeout=2.0) as c:
+                with rawhttp.Connection(self._health_address()[0], timeout=2.0, tls=self._health_address()[1]) as c:
                     r = c.request("GET", "/healthz")
                 if r.status == 200:
                     return
@@ -574,7 +603,7 @@ class Server:
         deadline = time.monotonic() + 3.0
         while True:
             try:
-                with rawhttp.Connection(self.port, timeout=5.0) as c:
+                with rawhttp.Connection(self._health_address()[0], timeout=5.0, tls=self._health_address()[1]) as c:
                     r = c.request("GET", "/healthz")
             except (OSError, AssertionError) as e:
                 return f"GET /healthz failed: {e}"

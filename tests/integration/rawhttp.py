@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import re
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from typing import Callable, Optional
 
 DEFAULT_TIMEOUT = 10.0
 MAX_HEAD = 256 * 1024
+# When set (the HTTPS runs of the suites: harness.py), every Connection speaks TLS with this context, unless
+# it is given a context (or tls=False) of its own.
+TLS_CONTEXT: Optional[ssl.SSLContext] = None
 
 
 class ServerHang(AssertionError):
@@ -73,7 +77,8 @@ class Connection:
     """One client connection with a read buffer, so that pipelined responses can be read one by one."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = DEFAULT_TIMEOUT,
-                 rcvbuf: Optional[int] = None):
+                 rcvbuf: Optional[int] = None, tls=None):
+        """tls: an ssl.SSLContext, False for plain TCP, or None for TLS_CONTEXT (plain when unset)."""
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -92,6 +97,16 @@ class Connection:
         except OSError:
             self.sock.close()
             raise
+        context = TLS_CONTEXT if tls is None else (tls or None)
+        if context is not None:
+            try:
+                self.sock = context.wrap_socket(self.sock, server_hostname=host)
+            except socket.timeout:
+                self.sock.close()
+                raise ServerHang(f"TLS handshake with {host}:{port} timed out after {timeout}s") from None
+            except OSError:
+                self.sock.close()
+                raise
 
     # -- sending --------------------------------------------------------------------------------------
 
@@ -129,7 +144,7 @@ class Connection:
         except socket.timeout:
             raise ServerHang(f"timed out after {self.timeout}s {what}; received so far: "
                              f"{bytes(self.buf[:200])!r}") from None
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
             self.eof = True
             return False
         finally:
@@ -275,7 +290,7 @@ class Connection:
                 chunk = self.sock.recv(1 << 16)
             except socket.timeout:
                 return False, bytes(got)
-            except (ConnectionResetError, BrokenPipeError):
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
                 self.eof = True
                 break
             finally:

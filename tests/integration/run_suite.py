@@ -32,6 +32,8 @@ def main() -> int:
     p.add_argument("--bin", required=True, help="the mediagate binary to test")
     p.add_argument("--storage", choices=("local", "s3"), help="MEDIAGATE_TEST_STORAGE for harness.py")
     p.add_argument("--catalog", choices=("sqlite", "postgres"), help="MEDIAGATE_TEST_CATALOG for harness.py")
+    p.add_argument("--scheme", choices=("http", "https"), help="MEDIAGATE_TEST_SCHEME for harness.py: https "
+                   "gives every server a test certificate and every rawhttp connection TLS")
     p.add_argument("modules", nargs="+")
     args = p.parse_args()
 
@@ -45,6 +47,8 @@ def main() -> int:
         os.environ["MEDIAGATE_TEST_STORAGE"] = args.storage
     if args.catalog:
         os.environ["MEDIAGATE_TEST_CATALOG"] = args.catalog
+    if args.scheme:
+        os.environ["MEDIAGATE_TEST_SCHEME"] = args.scheme
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     suite = unittest.TestSuite()

@@ -3,6 +3,7 @@
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 import unittest
@@ -130,7 +131,8 @@ class MethodsAndEndpoints(MediagateTestCase):
         conn = self.connect()
         r = conn.request("POST", media_target("clip.mp4"), body=b"x" * 1000)
         self.assertEqual(r.status, 405, r.describe())
-        if not conn.is_closed_by_peer(0.2):
+        # (Over TLS a Python client sees the close of a connection without close_notify about 0.2 s late.)
+        if not conn.is_closed_by_peer(1.0 if harness.SCHEME == "https" else 0.2):
             # The request body must have been read (or the connection closed), never parsed as a request.
             self.assert_full(self.get("image.png", conn=conn), "image.png")
 
@@ -441,20 +443,26 @@ class ConnectionCap(MediagateTestCase):
         try:
             for c in conns:
                 self.assert_full(self.get("image.png", conn=c), "image.png")
-            sixth = rawhttp.Connection(self.port, timeout=3)
             try:
+                sixth = rawhttp.Connection(self.port, timeout=3)
+            except (ssl.SSLError, ConnectionResetError):
+                # Over TLS a refused connection is closed before the handshake: no 503 can be said.
+                self.assertEqual(harness.SCHEME, "https", "the 6th plain connection failed to connect")
+                sixth = None
+            if sixth is not None:
                 try:
-                    sixth.send_request("GET", media_target("image.png"))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-                closed, data = sixth.wait_for_close(3)
-                if data:
-                    self.assertRegex(data[:20], rb"^HTTP/1\.[01] 503 ",
-                                     f"the 6th connection must get 503 or be closed: {data[:300]!r}")
-                else:
-                    self.assertTrue(closed, "the 6th connection got neither 503 nor a close within 3 s")
-            finally:
-                sixth.close()
+                    try:
+                        sixth.send_request("GET", media_target("image.png"))
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    closed, data = sixth.wait_for_close(3)
+                    if data:
+                        self.assertRegex(data[:20], rb"^HTTP/1\.[01] 503 ",
+                                         f"the 6th connection must get 503 or be closed: {data[:300]!r}")
+                    else:
+                        self.assertTrue(closed, "the 6th connection got neither 503 nor a close within 3 s")
+                finally:
+                    sixth.close()
             for c in conns:
                 self.assert_full(self.get("image.png", conn=c), "image.png")
         finally:
