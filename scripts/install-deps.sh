@@ -8,7 +8,7 @@ build=(cmake g++ make pkg-config libboost1.81-dev libboost-json1.81-dev libcli11
 test=(clang-format libgtest-dev libgmock-dev googletest libbenchmark-dev python3 python3-botocore
       ceph-mon ceph-osd radosgw ceph-common chromium firefox-esr libavcodec59 procps psmisc
       clang-16 libfuzzer-16-dev libclang-rt-16-dev llvm-16)
-bench=(nginx-light wrk libbenchmark-dev python3)
+bench=(nginx-light libnginx-mod-http-lua wrk libbenchmark-dev python3)
 
 wanted=("${build[@]}")
 for group in "$@"; do
