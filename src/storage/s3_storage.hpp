@@ -28,6 +28,7 @@ class s3_storage final : public storage {
              int max_resumes = 3);
 
   boost::asio::awaitable<result<object_meta>> stat(std::string key) override;
+  boost::asio::awaitable<result<stat_and_reader>> stat_and_open(std::string key, read_hint hint) override;
   boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
                                                                      http::byte_range range) override;
   boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) override;
@@ -46,6 +47,8 @@ class s3_storage final : public storage {
     object_meta meta;
     std::chrono::steady_clock::time_point expires;
   };
+  void remember(const std::string& key, const object_meta& meta);
+
   std::shared_ptr<s3::client> client_;
   s3_location where_;
   std::chrono::milliseconds meta_ttl_;
