@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -13,6 +15,7 @@
 #include "cache/metadata_cache.hpp"
 #include "cache/slice_cache.hpp"
 #include "cache/slice_math.hpp"
+#include "storage/sniff.hpp"
 
 namespace mediagate::cache {
 namespace st = mediagate::storage;
@@ -135,6 +138,8 @@ class cache_reader final : public st::range_reader {
       }
       cache_->counters().bytes_from_upstream.fetch_add(*n, std::memory_order_relaxed);
       store(std::span<const char>(buf.data(), *n), cur);
+      if (fetch_pos_ == 0 && on_head_)
+        std::exchange(on_head_, nullptr)(std::span<const char>(buf.data(), *n));
       const auto first = fetch_pos_;
       fetch_pos_ += *n;
       if (fetch_pos_ > slice_last) next_slice(cur);
@@ -176,7 +181,52 @@ class cache_reader final : public st::range_reader {
       caching_ = false;
       co_return opened.err();
     }
-    fetch_ = std::move(*opened);
+    fetch_started(std::move(*opened), from);
+    co_return true;
+  }
+
+ public:
+  // Takes over a read of `fetched` that storage started together with the metadata (stat_and_open), when
+  // it begins at the slice of pos_ and that slice is ours to fetch: it then fills the slices it covers.
+  // False (and the read is dropped) when the slices are cached already or being fetched by another request.
+  bool adopt_fetch(std::unique_ptr<st::range_reader> fetched, http::byte_range fetched_range) {
+    const auto idx = pos_ / slice_;
+    if (fetched_range.first != idx * slice_) return false;
+    if (cache_->claim(object_, idx, [] {}) != slice_cache::claim_outcome::claimed) return false;
+    const auto end = extend_run(idx);
+    // Whole slices only: the run ends with the last slice the read covers completely.
+    auto covered = fetched_range.last / slice_;  // >= idx: the read starts at slice idx
+    if (slice_bounds(covered, meta_.size, slice_).last > fetched_range.last) {
+      if (covered == idx) {
+        for (auto i = idx; i <= end; ++i) cache_->release(object_, i);
+        return false;
+      }
+      --covered;
+    }
+    for (auto i = covered + 1; i <= end; ++i) cache_->release(object_, i);
+    run_first_ = idx;
+    run_last_ = std::min(end, covered);
+    if (!fetched->end_at(slice_bounds(run_last_, meta_.size, slice_).last)) {
+      for (auto i = run_first_; i <= run_last_; ++i) cache_->release(object_, i);
+      return false;
+    }
+    caching_ = true;
+    fetch_started(std::move(fetched), fetched_range.first);
+    return true;
+  }
+
+  // Called with the first bytes of the object when this reader fetches them from storage.
+  void on_head(std::function<void(std::span<const char>)> f) { on_head_ = std::move(f); }
+
+  bool end_at(std::uint64_t last) override {
+    if (last < pos_ || last > last_) return false;
+    last_ = last;
+    return true;
+  }
+
+ private:
+  void fetch_started(std::unique_ptr<st::range_reader> fetched, std::uint64_t from) {
+    fetch_ = std::move(fetched);
     fetch_pos_ = from;
     cache_->counters().upstream_requests.fetch_add(1, std::memory_order_relaxed);
     if (caching_) {
@@ -184,7 +234,6 @@ class cache_reader final : public st::range_reader {
       writer_ = cache_->begin(object_, run_first_, slice_bounds(run_first_, meta_.size, slice_).length());
       if (!writer_) stop_caching(run_first_ + 1);
     }
-    co_return true;
   }
 
   void store(std::span<const char> data, std::uint64_t cur) {
@@ -265,7 +314,41 @@ class cache_reader final : public st::range_reader {
   std::uint64_t run_last_ = 0;
   bool caching_ = false;
   std::unique_ptr<slice_writer> writer_;
+  std::function<void(std::span<const char>)> on_head_;
 };
+
+// The most an index prefetch reads (a moov box of hours of video is a few MiB).
+constexpr std::uint64_t kMaxIndexPrefetch = 16 << 20;
+
+// Reads `range` into the cache in the background (no client): the slices a player is about to ask for.
+net::awaitable<void> prefetch(std::unique_ptr<cache_reader> reader) {
+  std::vector<char> buf(256 * 1024);
+  while (true) {
+    auto c = co_await reader->next(buf, false);
+    if (!c || c->bytes == 0) break;
+  }
+  co_await reader->finish(buf);
+}
+
+// A player that finds no index (moov) at the start of an MP4 asks for it at the end next: when the first
+// bytes of an object come from storage and say the index follows the media, its slices are fetched into the
+// cache at once, while the player is still reading the head, so that its next request finds them here.
+void watch_head(cache_reader& reader, std::shared_ptr<slice_cache> cache,
+                std::shared_ptr<metadata_cache> metadata, std::shared_ptr<st::storage> upstream,
+                const std::string& key, const object_meta& meta, const std::string& object,
+                const std::string& mkey, net::any_io_executor ex) {
+  reader.on_head([cache, metadata, upstream, key, meta, object, mkey, ex](std::span<const char> head) {
+    const auto index = st::mp4_index_after_media(head, meta.size);
+    if (!index || meta.size - *index > kMaxIndexPrefetch) return;
+    const auto slice = cache->config().slice_bytes;
+    const auto idx = *index / slice;
+    if (cache->lookup(object, idx, slice_bounds(idx, meta.size, slice).length())) return;  // here already
+    cache->counters().index_prefetches.fetch_add(1, std::memory_order_relaxed);
+    auto r = std::make_unique<cache_reader>(cache, metadata, upstream, key, object, meta,
+                                            http::byte_range{*index, meta.size - 1}, mkey);
+    net::co_spawn(ex, prefetch(std::move(r)), net::detached);
+  });
+}
 
 }  // namespace
 
@@ -317,12 +400,54 @@ net::awaitable<result<object_meta>> cached_storage::stat(std::string key) {
   co_return fresh;
 }
 
+// A cold object (no metadata here) costs one round trip to storage instead of two: the metadata comes with
+// a GET of the whole slices around the hinted range, which fill the cache while they stream to the client.
+net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::string key,
+                                                                          st::read_hint hint) {
+  const auto cache_key = meta_key(key);
+  if (meta_->lookup(cache_key).what != metadata_cache::state::missing || hint.first > (1ULL << 60))
+    co_return co_await storage::stat_and_open(key, hint);  // stat(): revalidation, stale-if-error
+  if (!meta_->begin_first_read(cache_key)) co_return co_await storage::stat_and_open(key, hint);
+  struct end_first_read {
+    metadata_cache& m;
+    const std::string& key;
+    ~end_first_read() { m.end_first_read(key); }
+  } guard{*meta_, cache_key};
+  const auto slice = cache_->config().slice_bytes;
+  const auto max_run = std::max<std::uint64_t>(cache_->config().max_run_slices, 1);
+  const auto first_idx = hint.first / slice;
+  auto last_idx = first_idx + max_run - 1;
+  if (hint.last) last_idx = std::min(last_idx, *hint.last / slice);
+  auto found = co_await upstream_->stat_and_open(key, {first_idx * slice, (last_idx + 1) * slice - 1});
+  if (!found) {
+    if (found.err().code == errc::not_found) meta_->forget(cache_key);
+    co_return found.err();
+  }
+  meta_->store(cache_key, found->meta);
+  st::stat_and_reader out{found->meta, nullptr, {}};
+  const auto size = found->meta.size;
+  if (!found->reader || hint.first >= size) co_return out;
+  const http::byte_range range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
+  auto reader = std::make_unique<cache_reader>(cache_, meta_, upstream_, key,
+                                               slice_cache::object_id(upstream_id_, key, found->meta.etag),
+                                               found->meta, range, cache_key);
+  auto ex = co_await net::this_coro::executor;
+  watch_head(*reader, cache_, meta_, upstream_, key, found->meta,
+             slice_cache::object_id(upstream_id_, key, found->meta.etag), cache_key, ex);
+  if (!reader->adopt_fetch(std::move(found->reader), found->range)) co_return out;
+  out.reader = std::move(reader);
+  out.range = range;
+  co_return out;
+}
+
 net::awaitable<result<std::unique_ptr<st::range_reader>>> cached_storage::open(std::string key,
                                                                                object_meta meta,
                                                                                http::byte_range range) {
   auto object = slice_cache::object_id(upstream_id_, key, meta.etag);
-  auto reader = std::make_unique<cache_reader>(cache_, meta_, upstream_, key, std::move(object), meta, range,
-                                               meta_key(key));
+  auto reader =
+      std::make_unique<cache_reader>(cache_, meta_, upstream_, key, object, meta, range, meta_key(key));
+  auto ex = co_await net::this_coro::executor;
+  watch_head(*reader, cache_, meta_, upstream_, key, meta, object, meta_key(key), ex);
   auto ready = co_await reader->ensure_source();
   if (!ready) {
     if (ready.err().code == errc::changed) meta_->forget(meta_key(key));

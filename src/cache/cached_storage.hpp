@@ -26,6 +26,8 @@ class cached_storage final : public st::storage {
                  std::shared_ptr<const st::key_invalidations> changes = nullptr);
 
   boost::asio::awaitable<st::result<st::object_meta>> stat(std::string key) override;
+  boost::asio::awaitable<st::result<st::stat_and_reader>> stat_and_open(std::string key,
+                                                                        st::read_hint hint) override;
   boost::asio::awaitable<st::result<std::unique_ptr<st::range_reader>>> open(std::string key,
                                                                              st::object_meta meta,
                                                                              http::byte_range range) override;

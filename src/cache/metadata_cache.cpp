@@ -42,6 +42,16 @@ std::optional<metadata_cache::stale_entry> metadata_cache::on_failure(const std:
   return stale_entry{it->second.meta, now - it->second.fetched};
 }
 
+bool metadata_cache::begin_first_read(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  return first_reads_.insert(key).second;
+}
+
+void metadata_cache::end_first_read(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  first_reads_.erase(key);
+}
+
 std::size_t metadata_cache::size() const {
   std::lock_guard lock(mutex_);
   return entries_.size();

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "cache/clock.hpp"
 #include "storage/storage.hpp"
@@ -51,6 +52,12 @@ class metadata_cache {
 
   std::size_t size() const;
 
+  // One first read at a time per key: true when the caller may fetch `key`'s metadata together with its
+  // first bytes (and must call end_first_read); false when another request does so now (the caller then
+  // asks for the metadata alone, and the slices' own claims make it wait for that fetch's bytes).
+  bool begin_first_read(const std::string& key);
+  void end_first_read(const std::string& key);
+
  private:
   struct entry {
     storage::object_meta meta;
@@ -63,6 +70,7 @@ class metadata_cache {
   const clock_fn now_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, entry> entries_;
+  std::unordered_set<std::string> first_reads_;
 };
 
 }  // namespace mediagate::cache

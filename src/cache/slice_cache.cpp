@@ -268,6 +268,9 @@ std::string slice_cache::render_metrics() const {
          counters_.write_errors.load());
   metric("mediagate_cache_stale_served_total", "counter",
          "Objects served with stale metadata while storage failed.", counters_.stale_served.load());
+  metric("mediagate_cache_index_prefetches_total", "counter",
+         "MP4 indexes (moov after the media) fetched into the cache before the player asked.",
+         counters_.index_prefetches.load());
   metric("mediagate_cache_stored_bytes", "gauge", "Bytes of slices on disk.", counters_.bytes_stored.load());
   return out;
 }

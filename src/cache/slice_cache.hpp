@@ -51,6 +51,7 @@ struct cache_counters {
   std::atomic<std::uint64_t> write_errors{0};
   std::atomic<std::uint64_t> stale_served{0};
   std::atomic<std::uint64_t> bytes_stored{0};
+  std::atomic<std::uint64_t> index_prefetches{0};  // moov boxes after the media, fetched ahead of the player
 };
 
 class slice_cache {

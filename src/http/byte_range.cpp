@@ -91,4 +91,19 @@ range_result parse_range(std::string_view header, std::uint64_t size, const rang
   return result;
 }
 
+std::optional<range_spec_hint> single_range_spec(std::string_view header) {
+  header = trim_ows(header);
+  const auto eq = header.find('=');
+  if (eq == std::string_view::npos || !iequals(trim_ows(header.substr(0, eq)), "bytes")) return std::nullopt;
+  std::optional<range_spec> only;
+  for (auto element : split_list(header.substr(eq + 1))) {
+    if (element.empty()) continue;
+    if (only) return std::nullopt;  // several ranges
+    only = parse_spec(element);
+    if (!only) return std::nullopt;
+  }
+  if (!only || !only->first) return std::nullopt;  // none, or a suffix range
+  return range_spec_hint{*only->first, only->last};
+}
+
 }  // namespace mediagate::http

@@ -2,6 +2,7 @@
 // Byte ranges of a representation (RFC 9110 §14.1.2): parsing the Range header against a known size.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -35,5 +36,14 @@ struct range_limits {
 // whose sum exceeds the size and too many ranges are answered with the whole representation (200) so that
 // a request never amplifies into more bytes than the object (RFC 9110 §14.2, "Range" security notes).
 range_result parse_range(std::string_view header, std::uint64_t size, const range_limits& limits = {});
+
+// The one range of a Range header of the form bytes=first-last or bytes=first- (last empty), read before
+// the size is known (to start fetching it together with the metadata); nullopt for anything else: several
+// ranges, a suffix range, another unit, invalid syntax. The plan still decides what is sent.
+struct range_spec_hint {
+  std::uint64_t first = 0;
+  std::optional<std::uint64_t> last;
+};
+std::optional<range_spec_hint> single_range_spec(std::string_view header);
 
 }  // namespace mediagate::http

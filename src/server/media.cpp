@@ -119,6 +119,18 @@ void add_media_headers(http::header_list& h, std::string_view type) {
   }
 }
 
+// What to read together with the metadata, when the answer will most likely carry a body: GET with at most
+// one plain range (bytes=N-, bytes=N-M; none: bytes=0-). Not for revalidations (If-None-Match or
+// If-Modified-Since usually end in 304, for which the metadata alone is one round trip already).
+std::optional<storage::read_hint> read_hint_for(const request& req, const http::request_view& view) {
+  if (req.verb != method::get) return std::nullopt;
+  if (view.conditions.if_none_match || view.conditions.if_modified_since) return std::nullopt;
+  if (!view.range) return storage::read_hint{0, std::nullopt};
+  auto spec = http::single_range_spec(*view.range);
+  if (!spec) return std::nullopt;
+  return storage::read_hint{spec->first, spec->last};
+}
+
 }  // namespace
 
 response storage_error_response(const request& req, services& svc, std::string_view what, const error& err) {
@@ -152,9 +164,20 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
   // Only a request with several ranges can get a multipart answer; the others skip making a boundary.
   const bool multi = view.range && view.range->find(',') != std::string_view::npos;
   const auto boundary = multi ? make_boundary(svc) : std::string();
+  const auto hint = read_hint_for(req, view);
   for (int attempt = 0;; ++attempt) {
-    auto meta = co_await svc.store.stat(key);
-    if (!meta) co_return storage_error_response(req, svc, key, meta.err());
+    // One round trip to a remote store for a cold GET: the metadata and (speculatively) the hinted range.
+    storage::stat_and_reader found;
+    if (hint) {
+      auto r = co_await svc.store.stat_and_open(key, *hint);
+      if (!r) co_return storage_error_response(req, svc, key, r.err());
+      found = std::move(*r);
+    } else {
+      auto r = co_await svc.store.stat(key);
+      if (!r) co_return storage_error_response(req, svc, key, r.err());
+      found.meta = std::move(*r);
+    }
+    const auto* meta = &found.meta;
     auto type = co_await choose_content_type(svc, key, *meta);
     if (!type) {
       if (type.err().code == errc::changed && attempt == 0) continue;  // replaced since stat: plan once more
@@ -175,7 +198,16 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
     const auto first_range =
         std::find_if(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range; });
     if (first_range != plan.body.end()) {
-      auto opened = co_await svc.store.open(key, *meta, *first_range->range);
+      // The read started with the metadata serves the plan only when it begins where the plan's first
+      // range does and can stop where it ends; otherwise it is dropped (its read cancelled) unused.
+      const auto want = *first_range->range;
+      if (found.reader && found.range.first == want.first && want.last <= found.range.last &&
+          found.reader->end_at(want.last)) {
+        body->first = std::move(found.reader);
+        co_return planned_response(std::move(plan), std::move(body));
+      }
+      found.reader.reset();
+      auto opened = co_await svc.store.open(key, *meta, want);
       if (!opened) {
         // Replaced between stat and open: the backends forgot the old metadata, so plan once more.
         if (opened.err().code == errc::changed && attempt == 0) continue;

@@ -79,6 +79,19 @@ class s3_range_reader final : public range_reader {
     co_return true;
   }
 
+  // Takes over an answer that stat_and_open() already checked, for range_ (skipping `skip` bytes first when
+  // the store sent the whole object).
+  void adopt(std::unique_ptr<s3::response> response, std::uint64_t skip) {
+    response_ = std::move(response);
+    skip_ = skip;
+  }
+
+  bool end_at(std::uint64_t last) override {
+    if (last < next_ || last > range_.last) return false;
+    range_.last = last;  // the rest of a longer answer is dropped with its connection: at most one body
+    return true;
+  }
+
   net::awaitable<result<chunk>> next(std::span<char> buf, bool) override {
     while (true) {
       if (next_ > range_.last) co_return chunk{};
@@ -131,6 +144,34 @@ class s3_range_reader final : public range_reader {
   std::unique_ptr<s3::response> response_;
 };
 
+// "bytes FIRST-LAST/SIZE" → {FIRST, LAST, SIZE}; nullopt for anything else (an unknown size included).
+struct content_range {
+  std::uint64_t first, last, size;
+};
+std::optional<content_range> parse_content_range(std::string_view v) {
+  if (!v.starts_with("bytes ")) return std::nullopt;
+  v.remove_prefix(6);
+  const auto dash = v.find('-'), slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
+  auto first = http::parse_decimal(v.substr(0, dash));
+  auto last = http::parse_decimal(v.substr(dash + 1, slash - dash - 1));
+  auto size = http::parse_decimal(v.substr(slash + 1));
+  if (!first || !last || !size || *last < *first || *last >= *size) return std::nullopt;
+  return content_range{*first, *last, *size};
+}
+
+// The metadata in an answer's headers; an error when the ETag is missing or weak.
+result<object_meta> meta_of(const s3::response& res, std::uint64_t size) {
+  object_meta meta;
+  meta.etag = res.header("etag");
+  if (meta.etag.size() < 2 || meta.etag.front() != '"' || meta.etag.back() != '"')
+    return error{errc::upstream_unavailable, "storage answered without a strong ETag"};
+  meta.size = size;
+  meta.last_modified = http::parse_http_date(res.header("last-modified")).value_or(0);
+  meta.content_type = res.header("content-type");
+  return meta;
+}
+
 }  // namespace
 
 std::optional<s3_location> parse_s3_url(std::string_view url) {
@@ -176,20 +217,72 @@ net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
   if (!r) co_return r.err();
   auto& res = **r;
   if (res.status() != 200) co_return error_from(res.status(), {}, where_, key, *client_);
-  object_meta meta;
   auto length = res.content_length();
-  meta.etag = res.header("etag");
-  auto etag = meta.etag;
-  if (!length || etag.size() < 2 || etag.front() != '"' || etag.back() != '"')
-    co_return error{errc::upstream_unavailable, "storage answered HEAD without a length or a strong ETag"};
-  meta.size = *length;
-  meta.last_modified = http::parse_http_date(res.header("last-modified")).value_or(0);
-  meta.content_type = res.header("content-type");
-  if (meta_ttl_.count() > 0) {
-    if (meta_cache_.size() >= kMetaCacheMax) meta_cache_.clear();
-    meta_cache_[key] = {meta, now + meta_ttl_, generation};
-  }
+  if (!length) co_return error{errc::upstream_unavailable, "storage answered HEAD without a length"};
+  auto meta = meta_of(res, *length);
+  if (!meta) co_return meta.err();
+  remember(key, *meta, generation);
   co_return meta;
+}
+
+// `generation` is the invalidations' generation read before the request that gave `meta` was sent.
+void s3_storage::remember(const std::string& key, const object_meta& meta, std::uint64_t generation) {
+  if (meta_ttl_.count() <= 0) return;
+  if (meta_cache_.size() >= kMetaCacheMax) meta_cache_.clear();
+  meta_cache_[key] = {meta, std::chrono::steady_clock::now() + meta_ttl_, generation};
+}
+
+bool s3_storage::known(const std::string& key) const {
+  auto it = meta_cache_.find(key);
+  if (it == meta_cache_.end() || it->second.expires <= std::chrono::steady_clock::now()) return false;
+  return !(changes_ && changes_->changed_since(key, it->second.generation));
+}
+
+// One GET instead of a HEAD and then a GET: its Content-Range gives the size, the ETag, date and type come
+// with it, and its body is the hinted range (checked exactly as open() checks its answers).
+net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
+  if (known(key)) co_return co_await storage::stat_and_open(key, hint);  // open() is the only round trip left
+  const auto generation = changes_ ? changes_->generation() : 0;
+  s3::request_spec spec;
+  spec.key = where_.prefix + key;
+  const auto last = hint.last ? std::to_string(*hint.last) : std::string();
+  spec.headers = {{"range", "bytes=" + std::to_string(hint.first) + "-" + last}};
+  auto r = co_await client_->send(spec);
+  if (!r) co_return r.err();
+  auto& res = **r;
+  const auto status = res.status();
+  if (status == 416 || status == 200) {
+    // 416: empty, or the hint starts past the end, and the answer gives no size. 200: the store ignored the
+    // range, so its length is only its word for the size: ask HEAD, and read ranges as open() does.
+    if (status == 416)
+      (void)co_await res.read_all(64 * 1024);  // a short error document: keeps the connection
+    r->reset();                                // a whole object: dropped with its connection
+    co_return co_await storage::stat_and_open(key, hint);
+  }
+  if (status != 206) {
+    auto body = co_await res.read_all(64 * 1024);
+    co_return error_from(status, body ? *body : std::string(), where_, key, *client_);
+  }
+  const auto length = res.content_length();
+  const auto cr = parse_content_range(res.header("content-range"));
+  if (!cr || !length || *length != cr->last - cr->first + 1)
+    co_return error{errc::upstream_unavailable,
+                    "storage answered a range with Content-Range '" + res.header("content-range") + "'"};
+  auto meta = meta_of(res, cr->size);
+  if (!meta) co_return meta.err();
+  remember(key, *meta, generation);
+  stat_and_reader out{*meta, nullptr, {}};
+  // The reader, when the answer holds exactly what the hint asked for (clamped to the size).
+  const auto size = meta->size;
+  if (size == 0 || hint.first >= size) co_return out;
+  const http::byte_range want{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
+  if (cr->first != want.first || cr->last != want.last) co_return out;
+  auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
+                                                  [this, key] { meta_cache_.erase(key); });
+  reader->adopt(std::move(*r), 0);
+  out.reader = std::move(reader);
+  out.range = want;
+  co_return out;
 }
 
 net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::string key, object_meta meta,

@@ -30,6 +30,7 @@ class s3_storage final : public storage {
              int max_resumes = 3, std::shared_ptr<const key_invalidations> changes = nullptr);
 
   boost::asio::awaitable<result<object_meta>> stat(std::string key) override;
+  boost::asio::awaitable<result<stat_and_reader>> stat_and_open(std::string key, read_hint hint) override;
   boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
                                                                      http::byte_range range) override;
   boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) override;
@@ -49,6 +50,9 @@ class s3_storage final : public storage {
     std::chrono::steady_clock::time_point expires;
     std::uint64_t generation = 0;
   };
+  void remember(const std::string& key, const object_meta& meta, std::uint64_t generation);
+  bool known(const std::string& key) const;  // cached metadata, fresh and not invalidated
+
   std::shared_ptr<s3::client> client_;
   s3_location where_;
   std::chrono::milliseconds meta_ttl_;

@@ -39,4 +39,30 @@ std::string sniff_content_type(std::span<const char> head) {
   return std::string(t);
 }
 
+std::optional<std::uint64_t> mp4_index_after_media(std::span<const char> head, std::uint64_t size) {
+  auto be = [&](std::size_t at, int bytes) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(head[at + i]);
+    return v;
+  };
+  std::uint64_t at = 0;
+  for (int boxes = 0; boxes < 64 && at + 8 <= head.size(); ++boxes) {
+    const auto pos = static_cast<std::size_t>(at);
+    const std::string_view type(head.data() + pos + 4, 4);
+    if (boxes == 0 && type != "ftyp") return std::nullopt;  // not an MP4 (or not one we know the start of)
+    if (type == "moov") return std::nullopt;                // the index comes first
+    std::uint64_t box = be(pos, 4), header = 8;
+    if (box == 1) {  // a 64-bit size follows the type
+      if (pos + 16 > head.size()) return std::nullopt;
+      box = be(pos + 8, 8);
+      header = 16;
+    }
+    if (box == 0) return std::nullopt;  // the box runs to the end of the file: no index after it
+    if (box < header || box > size - at) return std::nullopt;
+    if (type == "mdat") return at + box < size ? std::optional<std::uint64_t>(at + box) : std::nullopt;
+    at += box;
+  }
+  return std::nullopt;
+}
+
 }  // namespace mediagate::storage

@@ -69,6 +69,11 @@ class range_reader {
   // False when every chunk can come from a file, so that the caller need not allocate a buffer for it.
   virtual bool needs_buffer() const { return true; }
 
+  // Makes the range end at `last` instead (a reader opened speculatively, before the plan was known, for
+  // more than the plan asks): true when the reader delivers exactly up to `last` from now on. Only before
+  // the first next(); false when the reader cannot (the caller then opens another one).
+  virtual bool end_at(std::uint64_t /*last*/) { return false; }
+
   // Convenience: the next bytes copied into `buf` (0 at the end).
   boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) {
     auto c = co_await next(buf, false);
@@ -78,6 +83,21 @@ class range_reader {
 };
 
 using mediagate::body_source;
+
+// A read to start together with the metadata, before the response is planned: bytes=first-last, or
+// bytes=first- (to the end) when last is empty.
+struct read_hint {
+  std::uint64_t first = 0;
+  std::optional<std::uint64_t> last;
+};
+
+// What stat_and_open() found: the metadata and, when the backend could start it in the same round trip,
+// a reader of `range` (what the hint asked for, clamped to the object) for that same version.
+struct stat_and_reader {
+  object_meta meta;
+  std::unique_ptr<range_reader> reader;  // null when none was started
+  http::byte_range range;
+};
 
 class storage {
  public:
@@ -89,6 +109,15 @@ class storage {
   virtual boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key,
                                                                              object_meta meta,
                                                                              http::byte_range range) = 0;
+  // stat(), and perhaps (when that costs no extra round trip to storage) a reader of the hinted range
+  // started with it, so that a cold request waits for one answer from a remote store instead of two. The
+  // caller plans with the metadata and uses the reader only for exactly what the plan asks for (end_at());
+  // otherwise it drops it, which cancels the read.
+  virtual boost::asio::awaitable<result<stat_and_reader>> stat_and_open(std::string key, read_hint /*hint*/) {
+    auto meta = co_await stat(std::move(key));
+    if (!meta) co_return meta.err();
+    co_return stat_and_reader{std::move(*meta), nullptr, {}};
+  }
   // Every object whose key starts with `prefix`, in key order.
   virtual boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) = 0;
   // Stores the bytes of `source` at `key`, all or nothing: until the source ends, nothing is visible at

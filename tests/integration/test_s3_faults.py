@@ -635,6 +635,118 @@ class RadosgwFaults(unittest.TestCase):
              f"{done['mediagate_active_connections']:.0f}")
         self.assertIsNone(self.server.health_problem())
 
+    # -- 5b. round trips to S3 per cold request (issue 15) ----------------------------------------------
+
+    def test_5b_s3_requests_per_cold_request(self) -> None:
+        """A cold GET costs one S3 request: the metadata comes with the ranged GET (Content-Range gives the
+        size), whose body is the planned range when it is what the plan asks for, with exact bytes both to
+        the client and from S3. Other plans drop that read and ask again, never sending an unplanned byte."""
+        size = 3 * MIB + 12345
+        data = random.Random(SEED + 515).randbytes(size)
+        cache_dir = self.tmp / "cache-5b"
+        cached = self.start_server(["--cache-dir", str(cache_dir), "--cache-slice", "1MiB"], "cache-5b")
+        counter = iter(range(1000))
+
+        def cold_key() -> str:
+            key = f"cold/{uuid.uuid4().hex[:8]}-{next(counter)}.mp4"
+            self.rgw.put(self.bucket, key, data, "video/mp4")
+            return key
+
+        def measure(port: int, key: str, headers, method: str = "GET") -> tuple[Fetched, dict[str, float]]:
+            before = settle(port)
+            f = fetch(port, method, target(key), headers)
+            after = settle(port)
+            names = ("requests", "get_requests", "head_requests", "received_bytes")
+            return f, {n: after[f"mediagate_s3_{n}_total"] - before[f"mediagate_s3_{n}_total"] for n in names}
+
+        def check(port, key, headers, status, first, last, requests, received, what, method="GET"):
+            f, d = measure(port, key, headers, method)
+            note(f"{what}: {d['requests']:.0f} S3 requests ({d['get_requests']:.0f} GET, "
+                 f"{d['head_requests']:.0f} HEAD), {d['received_bytes']:.0f} bytes from S3")
+            expected = data[first:last + 1] if method == "GET" and status in (200, 206) else b""
+            compare_body = method == "HEAD" or status in (200, 206, 304)
+            self.assertEqual(f.status, status, f"{what}: {f.describe()}")
+            self.assertTrue(f.complete, f"{what}: {f.describe()}")
+            if status == 206:
+                self.assertEqual(f.header("content-range"), f"bytes {first}-{last}/{size}", what)
+            if compare_body:
+                self.assertTrue(bytes(f.body) == expected, f"{what}: wrong bytes:\n{f.describe()}")
+            self.assertEqual(d["requests"], requests, f"{what}: S3 requests {d}")
+            if received is not None:
+                self.assertEqual(d["received_bytes"], received, f"{what}: bytes from S3 {d}")
+            return f
+
+        port = self.port
+        n = size - 1
+        # Cold: one GET, exactly the planned bytes from S3.
+        check(port, cold_key(), [("Range", "bytes=0-1")], 206, 0, 1, 1, 2, "cold bytes=0-1 (Safari's probe)")
+        check(port, cold_key(), [("Range", f"bytes={MIB}-")], 206, MIB, n, 1, size - MIB, "cold bytes=1MiB-")
+        check(port, cold_key(), [("Range", "bytes=100-199")], 206, 100, 199, 1, 100, "cold bytes=100-199")
+        check(port, cold_key(), [("Range", f"bytes=100-{size + 5}")], 206, 100, n, 1, size - 100,
+              "cold bytes=100-(past the end)")
+        key = cold_key()
+        check(port, key, [], 200, 0, n, 1, size, "cold GET without Range")
+        # Warm metadata: one GET too.
+        check(port, key, [("Range", "bytes=5-9")], 206, 5, 9, 1, 5, "metadata cached, bytes=5-9")
+        # Plans that need something else: the metadata (and, for a body, a second GET of the planned bytes).
+        check(port, cold_key(), [("Range", "bytes=-100")], 206, size - 100, n, 2, 100, "cold suffix bytes=-100")
+        # (S3's 416 gives no size: a HEAD follows; the bytes from S3 are its short error document.)
+        check(port, cold_key(), [("Range", f"bytes={size + 10}-")], 416, 0, -1, 2, None, "cold bytes past the end")
+        check(port, cold_key(), [("If-None-Match", "*")], 304, 0, -1, 1, 0, "cold If-None-Match: *")
+        # Two ranges (multipart bodies are checked by test_http_rules; here the count and the bytes from S3):
+        f, d = measure(port, cold_key(), [("Range", "bytes=0-1,10-19")])
+        self.assertEqual((f.status, d["requests"], d["received_bytes"]), (206, 3, 12), f"two ranges: {d}")
+        # If-Range that does not match: the plan is the whole object; the read of bytes=N- is dropped unused
+        # (its connection closed, so S3 bytes are bounded) and the client gets exactly the whole object.
+        f = check(port, cold_key(), [("Range", f"bytes={MIB}-"), ("If-Range", '"another"')], 200, 0, n, 2,
+                  None, "cold If-Range mismatch")
+        self.assertEqual(f.header("content-range"), None)
+        # HEAD: the metadata only.
+        check(port, cold_key(), [], 200, 0, -1, 1, 0, "cold HEAD", method="HEAD")
+
+        # Through the slice cache: one GET of whole slices for a cold object, the client's bytes exact.
+        cport = cached.port
+        check(cport, cold_key(), [("Range", "bytes=0-1")], 206, 0, 1, 1, MIB, "cache, cold bytes=0-1")
+        key = cold_key()
+        check(cport, key, [("Range", f"bytes={MIB + 10}-")], 206, MIB + 10, n, 1, size - MIB,
+              "cache, cold bytes=1MiB+10-")
+        check(cport, key, [("Range", f"bytes={MIB + 10}-")], 206, MIB + 10, n, 0, 0, "cache, warm bytes=1MiB+10-")
+        check(cport, key, [("Range", "bytes=0-1")], 206, 0, 1, 1, MIB, "cache, metadata warm, slice 0 cold")
+
+        # An MP4 whose index (moov) follows the media: the cache fetches the index as soon as the first bytes
+        # show where it is, so the player's next request (for the moov) costs no S3 request. A fast-start MP4
+        # gets no such fetch.
+        def box(kind: bytes, body: bytes) -> bytes:
+            return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+        rnd = random.Random(SEED + 516)
+        mdat = box(b"mdat", rnd.randbytes(2 * MIB + 777))
+        moov = box(b"moov", rnd.randbytes(100_000))
+        ftyp = box(b"ftyp", b"isom\0\0\2\0isomiso2avc1mp41")
+        for layout, body, prefetches in (("moov at end", ftyp + box(b"free", b"") + mdat + moov, 1),
+                                         ("fast start", ftyp + moov + mdat, 0)):
+            key = f"cold/{uuid.uuid4().hex[:8]}.mp4"
+            self.rgw.put(self.bucket, key, body, "video/mp4")
+            index = body.index(b"moov") - 4
+            m0 = settle(cport)
+            f = fetch(cport, "GET", target(key), [("Range", "bytes=0-1")])
+            self.assertEqual((f.status, bytes(f.body)), (206, body[:2]), f.describe())
+            m1 = settle(cport)
+            started = m1["mediagate_cache_index_prefetches_total"] - m0["mediagate_cache_index_prefetches_total"]
+            requests = m1["mediagate_s3_requests_total"] - m0["mediagate_s3_requests_total"]
+            f = fetch(cport, "GET", target(key), [("Range", f"bytes={index}-")])
+            m2 = settle(cport)
+            self.assertEqual((f.status, f.header("content-range")), (206, f"bytes {index}-{len(body) - 1}/{len(body)}"))
+            self.assertTrue(bytes(f.body) == body[index:], f"{layout}: wrong bytes for the index")
+            later = m2["mediagate_s3_requests_total"] - m1["mediagate_s3_requests_total"]
+            note(f"cache, {layout}: bytes=0-1 -> {requests:.0f} S3 requests ({started:.0f} index prefetch); "
+                 f"then the moov (bytes={index}-) -> {later:.0f} S3 requests")
+            # (fast start: the moov is in slice 0, which the first request cached, but the range runs on into
+            # slices nobody fetched yet)
+            self.assertEqual((started, requests, later), (prefetches, 1 + prefetches, 1 - prefetches), layout)
+        self.assertIsNone(cached.health_problem())
+        self.assertIsNone(self.server.health_problem())
+
     # -- 6. awkward keys, the empty object, content types ---------------------------------------------------
 
     def test_6_keys_empty_object_and_types(self) -> None:
@@ -813,8 +925,9 @@ class MisbehavingStore(unittest.TestCase):
         gets = upstream.gets("obj.mp4")
         etag = FakeUpstream.etag(self.data)
         self.assertEqual([(g.headers.get("range"), g.headers.get("if-match")) for g in gets],
-                         [("bytes=1000-200999", etag), ("bytes=101000-200999", etag), ("bytes=151000-200999", etag)],
-                         "each resume must start at the next byte and carry If-Match")
+                         [("bytes=1000-200999", None), ("bytes=101000-200999", etag), ("bytes=151000-200999", etag)],
+                         "the first GET brings the metadata (no HEAD before it: it names the version); each resume "
+                         "must start at the next byte and carry If-Match")
         # A whole-object GET (200) is resumed too.
         upstream.script.append("drop")
         f = fetch(server.port, "GET", target("obj.mp4"))

@@ -357,5 +357,31 @@ TEST(token, parse_decimal) {
   EXPECT_EQ(parse_decimal("١"), std::nullopt);  // ARABIC-INDIC DIGIT ONE
 }
 
+// The range read together with the metadata, before the size is known: one plain range, nothing else.
+TEST(single_range_spec, plain_ranges_only) {
+  auto hint =
+      [](std::string_view h) -> std::optional<std::pair<std::uint64_t, std::optional<std::uint64_t>>> {
+    auto r = single_range_spec(h);
+    if (!r) return std::nullopt;
+    return std::pair{r->first, r->last};
+  };
+  using P = std::pair<std::uint64_t, std::optional<std::uint64_t>>;
+  EXPECT_EQ(hint("bytes=0-1"), (P{0, 1}));
+  EXPECT_EQ(hint("bytes=0-"), (P{0, std::nullopt}));
+  EXPECT_EQ(hint("bytes=1048576-"), (P{1048576, std::nullopt}));
+  EXPECT_EQ(hint(" BYTES = 5 - 9 "), (P{5, 9}));
+  EXPECT_EQ(hint("bytes=5-9,"), (P{5, 9}));  // empty list elements are skipped, as parse_range does
+  EXPECT_EQ(hint("bytes=18446744073709551615-"), (P{18446744073709551615ULL, std::nullopt}));
+  EXPECT_EQ(hint("bytes=-500"), std::nullopt);  // suffix: the first byte depends on the size
+  EXPECT_EQ(hint("bytes=0-1,5-9"), std::nullopt);
+  EXPECT_EQ(hint("bytes=9-5"), std::nullopt);
+  EXPECT_EQ(hint("bytes=a-"), std::nullopt);
+  EXPECT_EQ(hint("bytes=18446744073709551616-"), std::nullopt);
+  EXPECT_EQ(hint("items=0-1"), std::nullopt);
+  EXPECT_EQ(hint("bytes="), std::nullopt);
+  EXPECT_EQ(hint("bytes 0-1"), std::nullopt);
+  EXPECT_EQ(hint(""), std::nullopt);
+}
+
 }  // namespace
 }  // namespace mediagate::http

@@ -1,0 +1,167 @@
+"""An S3 across a network, on loopback: Debian's nginx with its Lua module in front of radosgw, adding a fixed
+delay before every request is passed on and capping each connection's response rate (DESIGN.md "An S3
+across a network"; this kernel has no netem). Used by tests (properties that depend on round trips) and by
+bench/ (time to first frame, seeks).
+
+    shaped = ShapedS3(work_dir, upstream_port=rgw_port, delay_ms=30, rate="80m")
+    shaped.start()          # shaped.endpoint -> "http://127.0.0.1:PORT"
+    ...
+    shaped.stop()
+
+Run by hand: python3 tests/integration/shaped_s3.py DIR RGW_PORT [DELAY_MS] [RATE]  (Ctrl-C stops it).
+
+Needs: nginx (nginx-light) and libnginx-mod-http-lua (Debian 12); the Host header is passed through, so
+SigV4 signatures made for the proxy's address verify at radosgw.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODULES = Path("/usr/lib/nginx/modules")
+
+CONF = """\
+load_module {modules}/ndk_http_module.so;
+load_module {modules}/ngx_http_lua_module.so;
+{user}
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  # When each request ended (s), how long it took, and what it was: for counting S3 requests per action.
+  log_format shaped '$msec $request_time $request_method $uri "$http_range" $status $body_bytes_sent';
+  access_log {dir}/access.log shaped buffer=4k flush=100ms;
+  client_body_temp_path {dir}/tmp/body;
+  proxy_temp_path {dir}/tmp/proxy;
+  fastcgi_temp_path {dir}/tmp/fastcgi;
+  uwsgi_temp_path {dir}/tmp/uwsgi;
+  scgi_temp_path {dir}/tmp/scgi;
+  client_max_body_size 0;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  tcp_nodelay on;
+  upstream s3 {{
+    server 127.0.0.1:{upstream_port};
+    keepalive 64;
+  }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      # The network's round trip: every request waits this long before it is passed on.
+      access_by_lua_block {{ ngx.sleep({delay}) }}
+      # One connection's bandwidth; limit_rate acts only on buffered proxied responses.
+      limit_rate {rate};
+      proxy_buffering on;
+      proxy_max_temp_file_size 0;
+      proxy_buffer_size 16k;
+      proxy_buffers 32 64k;
+      proxy_busy_buffers_size 256k;
+      proxy_request_buffering off;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_pass http://s3;
+    }}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ShapedS3:
+    def __init__(self, work: Path, upstream_port: int, delay_ms: float = 30, rate: str = "80m",
+                 port: int | None = None) -> None:
+        self.dir = Path(work)
+        self.upstream_port = upstream_port
+        self.delay_ms = delay_ms
+        self.rate = rate
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def access_log(self) -> Path:
+        return self.dir / "access.log"
+
+    def requests(self) -> list[dict]:
+        """The requests logged so far: start and end (epoch seconds), method, uri, range, status, body bytes."""
+        out = []
+        if not self.access_log.exists():
+            return out
+        for line in self.access_log.read_text(errors="replace").splitlines():
+            parts = line.split(" ")
+            if len(parts) < 7:
+                continue
+            end, took = float(parts[0]), float(parts[1])
+            out.append({"start": end - took, "end": end, "method": parts[2], "uri": parts[3],
+                        "range": parts[4].strip('"'), "status": int(parts[5]), "bytes": int(parts[6])})
+        return out
+
+    def start(self, timeout: float = 10) -> None:
+        for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(CONF.format(modules=MODULES, dir=self.dir, port=self.port,
+                                    upstream_port=self.upstream_port, delay=self.delay_ms / 1000.0,
+                                    rate=self.rate, user="user root;" if os.geteuid() == 0 else ""))
+        with open(self.dir / "stdout.log", "wb") as out:
+            self.proc = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(self.dir / "error.log")],
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"shaped S3 (nginx) exited: {self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"shaped S3 (nginx) did not listen on {self.port}: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        parts = []
+        for name in ("error.log", "stdout.log"):
+            p = self.dir / name
+            if p.exists():
+                parts.append(p.read_text(errors="replace")[-2000:])
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # fast shutdown; the master waits for its worker
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        print(__doc__.split("\n\n")[2], file=sys.stderr)
+        sys.exit(2)
+    shaped = ShapedS3(Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 30,
+                      sys.argv[4] if len(sys.argv) > 4 else "80m")
+    shaped.start()
+    print(shaped.endpoint, flush=True)
+    try:
+        shaped.proc.wait()
+    except KeyboardInterrupt:
+        shaped.stop()
