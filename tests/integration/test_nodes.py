@@ -25,9 +25,10 @@ import harness
 from test_api import TOKEN, Client, Storage, random_bytes
 from test_private_media import write_keys
 
-# Long enough that a test passing within SEEN_WITHIN can only be the notification's doing.
+# CACHE_TTL is far above SEEN_WITHIN, so a change seen within SEEN_WITHIN can only be the notification's doing;
+# SEEN_WITHIN is not a speed limit (a loaded 2-core CI machine may take a second or more).
 CACHE_TTL = "60"
-SEEN_WITHIN = 1.0
+SEEN_WITHIN = 10.0
 
 
 def media_path(key: str) -> str:
