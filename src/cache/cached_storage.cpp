@@ -418,12 +418,14 @@ net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::s
   const auto first_idx = hint.first / slice;
   auto last_idx = first_idx + max_run - 1;
   if (hint.last) last_idx = std::min(last_idx, *hint.last / slice);
-  auto found = co_await upstream_->stat_and_open(key, {first_idx * slice, (last_idx + 1) * slice - 1});
+  const auto generation = changes_ ? changes_->generation() : 0;
+  const st::read_hint whole_slices{first_idx * slice, (last_idx + 1) * slice - 1};
+  auto found = co_await upstream_->stat_and_open(key, whole_slices);
   if (!found) {
     if (found.err().code == errc::not_found) meta_->forget(cache_key);
     co_return found.err();
   }
-  meta_->store(cache_key, found->meta);
+  meta_->store(cache_key, found->meta, generation);
   st::stat_and_reader out{found->meta, nullptr, {}};
   const auto size = found->meta.size;
   if (!found->reader || hint.first >= size) co_return out;
