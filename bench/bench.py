@@ -1,6 +1,5 @@
 #!/usr/bin/python3
-"""The measurement part of bench/run (stdlib only; workload 6 also uses python3-h2 and Debian's h2load): starts
-the systems, runs workloads 1-6, writes raw results.
+"""The measurement part of bench/run (stdlib only): starts the systems, runs workloads 1-5, writes raw results.
 
 bench/run builds the binary and the objects first, then calls this; see bench/README.md. Everything listens on
 127.0.0.1; every load loop is bounded in time; every process started here is stopped here, by pid.
@@ -35,14 +34,8 @@ BIG = "big.mp4"
 SIGNED_DIR = "private/"  # mg-signed: --signed-prefix for this folder; the same object also lies at the root
 LINK_KID = "k1"
 CLIPS = ["sample-faststart.mp4", "sample-moov-at-end.mp4", "sample.webm"]
-POSTERS = 50  # workload 6: a page of posters, small images fetched at once over one HTTP/2 connection
 MIB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# The client context trusting workload 6's test CA (None until its servers start): HTTPS URLs of the bench's
-# own servers are fetched with it.
-TLS_CONTEXT: list = [None]
 
 
 def log(msg: str) -> None:
@@ -197,7 +190,6 @@ class Mediagate:
         self.env = env
         self.proc: Proc | None = None
         self.port = 0
-        self.scheme = "https" if "--tls-cert" in extra else "http"
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +203,7 @@ class Mediagate:
         while True:
             with open(logfile, "rb") as f:
                 f.seek(offset)
-                m = re.search(rb"mediagate listening on https?://127\.0\.0\.1:(\d+)/", f.read())
+                m = re.search(rb"mediagate listening on http://127\.0\.0\.1:(\d+)/", f.read())
             if m:
                 self.port = int(m.group(1))
                 return
@@ -229,11 +221,10 @@ class Mediagate:
         return [self.proc.pid]
 
     def url(self, key: str) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}/media/{key}"
+        return f"http://127.0.0.1:{self.port}/media/{key}"
 
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"{self.scheme}://127.0.0.1:{self.port}/metrics", timeout=10,
-                                    context=TLS_CONTEXT[0]) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
             text = r.read().decode()
         out = {}
         for line in text.splitlines():
@@ -472,44 +463,7 @@ class Bench:
                                         restart=lambda: self.restart_empty(mg_cold, mg_cold.dir / "slices"))
         else:
             self.notes.append("slice cache rows skipped: `mediagate serve --help` lists no --cache-dir.")
-        self.start_tls_servers()
         log("servers up: " + ", ".join(S))
-
-    def start_tls_servers(self) -> None:
-        """Workload 6 (issue 13): mediagate with --tls-cert/--tls-key and nginx `listen ... ssl http2` with the same
-        certificate of a test CA, over one directory: big.mp4 and POSTERS small images (a page of posters)."""
-        import ssl
-
-        import tlsutil  # tests/integration: the openssl CLI makes the CA
-
-        w = self.work
-        ca = tlsutil.TestCA(w / "tls-ca")
-        pair = ca.issue()
-        self.tls_cafile = ca.cert
-        TLS_CONTEXT[0] = ssl.create_default_context(cafile=str(ca.cert))
-        root = w / "tls-root"
-        (root / "posters").mkdir(parents=True, exist_ok=True)
-        if not (root / BIG).exists():
-            try:
-                os.link(self.media / BIG, root / BIG)
-            except OSError:
-                shutil.copyfile(self.media / BIG, root / BIG)
-        rnd = __import__("random").Random(13)
-        for i in range(POSTERS):  # JPEG-sized bodies (12-40 KB); only their bytes travel, nothing decodes them
-            p = root / "posters" / f"p{i:02d}.jpg"
-            if not p.exists():
-                p.write_bytes(b"\xff\xd8\xff\xe0" + rnd.randbytes(rnd.randint(12_000, 40_000)))
-        self.tls_root = root
-        port = free_port()
-        ngx = Nginx("nginx-tls", w, HERE / "nginx" / "tls.conf.in",
-                    {"TLS_PORT": port, "ROOT": root, "CERT": pair.cert, "KEY": pair.key}, [port])
-        mg = Mediagate("mg-tls", self.exe, w, str(root), ["--tls-cert", str(pair.cert), "--tls-key", str(pair.key)],
-                       dict(os.environ))
-        for srv in (ngx, mg):
-            srv.start()
-            self.servers.append(srv)
-        self.systems["mg-tls"] = System("mg-tls", mg, mg.url, "mediagate")
-        self.systems["ngx-tls"] = System("ngx-tls", ngx, lambda key: f"https://127.0.0.1:{port}/media/{key}", "nginx")
 
     def make_signed_server(self) -> Mediagate:
         """mediagate on local files with a signing key and --signed-prefix SIGNED_DIR; its root holds hard links
@@ -573,8 +527,7 @@ class Bench:
         req = urllib.request.Request(url, headers={"Range": range_value} if range_value else {})
         t0 = time.perf_counter()
         try:
-            ctx = TLS_CONTEXT[0] if url.startswith("https:") else None
-            with urllib.request.urlopen(req, timeout=60, context=ctx) as r:
+            with urllib.request.urlopen(req, timeout=60) as r:
                 body = r.read() if limit is None else r.read(limit)
                 return r.status, dict(r.headers), body, time.perf_counter() - t0
         except urllib.error.HTTPError as e:
@@ -588,8 +541,6 @@ class Bench:
         buf = bytearray(1 << 20)
         t0 = time.perf_counter()
         s = socket.create_connection((host, port), timeout=60)
-        if u.scheme == "https":
-            s = TLS_CONTEXT[0].wrap_socket(s, server_hostname=host)
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
         got = 0
         head = b""
@@ -738,8 +689,6 @@ class Bench:
                     rec["fast_sent_per_req"] = rec["fast_sent_bytes"] / started
             elif workload == "w4":
                 rec.update(self.slow_readers(s))
-            elif workload == "w6":
-                rec.update(self.tls_run(variant, s))
             elif workload == "w5":
                 r = self.loadgen(["ttfb", *[s.url(c) for c in CLIPS], "--count", str(a.ttfb_count)], 300)
                 rec.update(r)
@@ -752,87 +701,6 @@ class Bench:
                                      "cpu_pct", "errors") if k in rec}
         log(f"{workload} {variant:8} {s.name:15} rep {rep}: " +
             ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in brief.items()))
-
-    def h2load(self, s: System, args: list[str], duration: float) -> dict:
-        """h2load (Debian nghttp2-client) against S for DURATION s: req/s, MB/s, mean latency, failures."""
-        cmd = ["h2load", "-t2", "-D", str(max(1, round(duration))), "--warm-up-time", "1", *args]
-        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=duration + 60)
-        text = out.stdout
-        fin = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s, ([\d.]+)([KMG]?)B/s", text)
-        req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
-                        r"(\d+) errored", text)
-        lat = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text)
-        proto = re.search(r"Application protocol: (\S+)", text)
-        if proto and proto.group(1) != "h2":
-            raise RuntimeError(f"the server negotiated {proto.group(1)}, not h2")
-        if not fin or not req or int(req.group(4)) == 0:
-            tail = "; ".join(l for l in text.splitlines() if l.strip())[-400:]
-            raise RuntimeError(f"h2load got no answer ({out.returncode}): {tail}")
-        scale = {"": 1e-6, "K": 1e-3, "M": 1.0, "G": 1e3}[fin.group(3)]
-
-        def ms(v: str) -> float:
-            return float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1e3 if v.endswith("us") else float(
-                v[:-1]) * 1e3
-
-        return {"rps": float(fin.group(1)), "MBps": float(fin.group(2)) * scale,
-                "mean_ms": ms(lat.group(3)) if lat else None, "requests": int(req.group(4)),
-                "errors": int(req.group(5)) + int(req.group(6))}
-
-    def tls_run(self, variant: str, s: System) -> dict:
-        a = self.a
-        if variant == "h1-c1":  # one large object over HTTP/1.1 + TLS (wrk speaks TLS, no ALPN: HTTP/1.1)
-            url = s.url(BIG).replace("/media/", "/bulk/") if s.kind == "nginx" else s.url(BIG)  # tls.conf.in
-            return self.wrk(url, 1, "full.lua", [], a.duration_w1)
-        if variant == "h1-c16":
-            return self.wrk(s.url(BIG), 16, "ranges.lua", [str(self.size), "65536"], a.duration)
-        if variant == "h2-ranges":  # many streams per connection: 4 connections x 32 streams
-            return self.h2load(s, ["-c4", "-m32", "-H", "range: bytes=1000003-1065538", s.url(BIG)], a.duration)
-        if variant == "h2-posters":  # a page of POSTERS images at once on one connection, 4 such pages at a time
-            uris = self.work / "posters.txt"
-            uris.write_text("".join(s.url(f"posters/p{i:02d}.jpg") + "\n" for i in range(POSTERS)))
-            r = self.h2load(s, ["-c4", f"-m{POSTERS}", "-i", str(uris)], a.duration)
-            r["pages_per_s"] = r["rps"] / POSTERS
-            return r
-        if variant == "h2-slow":  # memory per stalled h2 stream
-            return self.slow_h2(s)
-        raise ValueError(variant)
-
-    def slow_h2(self, s: System) -> dict:
-        a = self.a
-        self.fresh(s)
-        pids = s.server.pids()
-        time.sleep(0.5)
-        rss0 = rss_kib(pids)
-        streams = a.h2_conns * a.h2_streams
-        cmd = ["/usr/bin/python3", str(HERE / "h2slow.py"), s.url(BIG), "--conns", str(a.h2_conns), "--streams",
-               str(a.h2_streams), "--size", str(self.size), "--hold", str(a.hold), "--cafile", str(self.tls_cafile)]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        peak = rss0
-        last = None
-        try:
-            for line in p.stdout:
-                line = line.strip()
-                if line == "ramped":
-                    t_end = time.monotonic() + a.hold - 0.5
-                    while time.monotonic() < t_end:
-                        peak = max(peak, rss_kib(pids))
-                        time.sleep(0.25)
-                elif line.startswith("{"):
-                    last = json.loads(line)
-            p.wait(30)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        if last is None:
-            raise RuntimeError(f"h2slow failed: {p.stderr.read()[-800:]}")
-        if last["answered"] == 0:  # no stream stalled inside the server: the figure would measure nothing
-            raise RuntimeError(f"no h2 stream was answered: {last['errors']}")
-        out = {"h2slow": last, "rss_idle_kib": rss0, "rss_peak_kib": peak,
-               "rss_per_stream_kib": (peak - rss0) / streams, "streams": streams,
-               "errors": last["failed"] + last["reset"]}
-        time.sleep(1.0)
-        return out
 
     def fresh(self, s: System) -> None:
         """Restarts the server of S (caches on disk stay) and warms it lightly: a process keeps the memory
@@ -940,12 +808,6 @@ class Bench:
             ("w3", "c%d" % self.a.seek_conns, base + cache_warm),
             ("w4", "s%d" % self.a.streams, ["mg-local", "ngx-static", "mg-fast", "ngx-fast"] + cache_warm),
             ("w5", "c1", base + cache_warm),
-            # Issue 13: HTTPS, the same certificate and directory for both.
-            ("w6", "h1-c1", ["mg-tls", "ngx-tls"]),
-            ("w6", "h1-c16", ["mg-tls", "ngx-tls"]),
-            ("w6", "h2-ranges", ["mg-tls", "ngx-tls"]),
-            ("w6", "h2-posters", ["mg-tls", "ngx-tls"]),
-            ("w6", "h2-slow", ["mg-tls", "ngx-tls"]),
         ]
         if self.a.soak:  # bench/run --soak: only the slow readers, for a long time, on the gateway's own paths
             plan = [("w4", "soak", [x for x in ("mg-local", "mg-fast", "mg-cache") if x in have])]
@@ -1006,9 +868,7 @@ def main() -> None:
     ap.add_argument("--serve-only", type=float, default=0, metavar="SECONDS",
                     help="start and warm up every system, print their URLs and pids, keep them up this long, stop")
     ap.add_argument("--quick", action="store_true", help="only recorded in the results (bench/run --quick)")
-    ap.add_argument("--only", default="", help="comma-separated workloads to run (w1..w6); default all")
-    ap.add_argument("--h2-conns", type=int, default=10, help="workload 6: connections of stalled h2 streams")
-    ap.add_argument("--h2-streams", type=int, default=100, help="workload 6: stalled streams per connection")
+    ap.add_argument("--only", default="", help="comma-separated workloads to run (w1..w5); default all")
     ap.add_argument("--soak", type=float, default=0, metavar="SECONDS",
                     help="run only workload 4 on mediagate's paths for this long, streams cycling (bench/run --soak)")
     a = ap.parse_args()

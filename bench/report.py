@@ -379,37 +379,6 @@ def render(data: dict) -> str:
             out.append(f"| 2. {label} | {cell(a, 1)} | {cell(b, 1)} | {ratio(med(a), med(b))} | {goal} | {verdict} |")
         out.append("")
 
-    # Issue 13: HTTPS and HTTP/2, the same certificate and directory for both servers.
-    if any(r["workload"] == "w6" for r in records):
-        out.append("## HTTPS and HTTP/2 (issue 13)\n")
-        out.append("mediagate `--tls-cert/--tls-key` vs nginx `listen ... ssl http2` with the same test-CA certificate "
-                   "(EC P-256) and directory; TLS 1.3 as negotiated by both. Median of the runs, all runs in brackets.\n")
-        out.append("| Figure | mediagate | nginx | mediagate / nginx | target | verdict |")
-        out.append("|---|---:|---:|---:|---|---|")
-        tls_rows = [  # variant, key, label, higher is better, scale, target ratio (None: no target)
-            ("h1-c1", "MBps", "6. HTTP/1.1 + TLS, large object, 1 conn, MB/s ↑ (wrk)", True, 1, 0.9),
-            ("h1-c16", "rps", "6. HTTP/1.1 + TLS, random 64 KiB ranges, 16 conns, req/s ↑ (wrk)", True, 1, None),
-            ("h1-c16", "p99_ms", "6. HTTP/1.1 + TLS, ranges p99 ms ↓", False, 1, None),
-            ("h2-ranges", "rps", "6. h2, a 64 KiB range, 4 conns × 32 streams, req/s ↑ (h2load)", True, 1, 1.0),
-            ("h2-ranges", "mean_ms", "6. h2, 64 KiB range, mean ms ↓", False, 1, None),
-            ("h2-posters", "pages_per_s", "6. h2, pages of 50 posters at once, 4 conns, pages/s ↑ (h2load)", True, 1,
-             None),
-            ("h2-slow", "rss_per_stream_kib", "6. h2, RSS per stalled stream, KiB ↓", False, 1, None),
-        ]
-        for v, key, label, higher, scale, goal in tls_rows:
-            a, b = values(recs("w6", v, "mg-tls"), key), values(recs("w6", v, "ngx-tls"), key)
-            ma, mb = med(a), med(b)
-            verdict = target_text = ""
-            if goal is not None:
-                target_text = f"≥ {goal:.1f}× nginx"
-                verdict = "not measured" if ma is None or not mb else ("met" if ma / mb >= goal else "**missed**")
-            if v == "h2-slow":
-                target_text = "≤ 64 KiB"
-                verdict = "not measured" if ma is None else ("met" if ma <= 64 else "**missed**")
-            out.append(f"| {label} | {cell(a, scale)} | {cell(b, scale)} | {ratio(ma, mb)} | {target_text} | "
-                       f"{verdict} |")
-        out.append("")
-
     # Upstreams alone.
     out.append("## The upstreams alone\n")
     out.append("| Workload | radosgw | fast upstream (nginx, files) |")
@@ -505,15 +474,6 @@ Workloads:
    reset or ended connections and non-206 answers; starved: streams under 80% of the rate over the hold.
 5. `bench/loadgen.py ttfb`: {ttfb} sequential requests, each on a new connection, `Range: bytes=0-` on the clips in
    turn; time from connect to the first response byte; the body is read to the end.
-
-6. HTTPS (issue 13): mediagate and nginx (`listen ... ssl http2`, `http2_max_concurrent_streams 128`) on the same
-   certificate and a directory with `big.mp4` and 50 poster-sized files (12-40 KB). HTTP/1.1 + TLS: `wrk` (no ALPN)
-   as in workloads 1 and 2; nginx's large-object row reads through `output_buffers 2 256k` (its default 2 x 32k
-   halves its rate without sendfile), its other rows keep the default. h2: `h2load -t2 -D S` (Debian
-   nghttp2-client; a run that does not negotiate h2 fails): one 64 KiB range on 4 connections × 32 streams, and
-   the 50 posters as one page per connection (`-m50`, 4 connections). Stalled streams: `bench/h2slow.py` (python3-h2)
-   opens 10 connections × 100 streams of `bytes=N-` and never returns flow-control credit; RSS growth ÷ streams
-   as in workload 4.
 
 The clients share the 2 CPUs with the servers (and radosgw, and the fast upstream), as on any single-host
 benchmark; every system meets the same clients.
