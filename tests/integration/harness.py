@@ -499,7 +499,7 @@ class Server:
             raise RuntimeError(f"server binary {exe} does not exist: build it or set MEDIAGATE_BIN")
         self.name = name
         self.cwd = Path(tempfile.mkdtemp(prefix="run-", dir=fx.tmp))
-        tls_args = [] if "--tls-cert" in extra_args else fx.tls_args
+        tls_args = [] if "--tls-cert" in extra_args else getattr(fx, "tls_args", [])
         self.args = [str(exe), "serve", "--listen", "127.0.0.1:0", *fx.storage_args, *tls_args, *extra_args]
         self.lines: list[tuple[str, str]] = []  # (stream, line)
         self._cond = threading.Condition()
