@@ -702,7 +702,11 @@ net::awaitable<void> serve(std::shared_ptr<connection> c, Stream& s, connection_
         core->session, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
     if (rv >= 0) return true;
     svc.log.debug("{}: HTTP/2 connection error: {}", c->peer, nghttp2_strerror(static_cast<int>(rv)));
-    if (rv == NGHTTP2_ERR_FLOODED) svc.stats.h2_refusal();
+    const bool abuse = rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+    if (abuse) svc.stats.h2_refusal();
+    // nghttp2 queued a GOAWAY for protocol errors it found in frames; not for floods: one says why.
+    nghttp2_session_terminate_session(core->session,
+                                      abuse ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     core->flush_and_close = true;
     return false;
   };
