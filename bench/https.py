@@ -278,6 +278,10 @@ def main() -> None:
         def add(row: str, name: str, value) -> None:
             rows.setdefault(row, {}).setdefault(name, []).append(value)
 
+        # First, on fresh processes: RSS growth is only meaningful before the load runs left freed heap behind.
+        for name, s in servers.items():
+            log(f"{name}: 400 slow h2 streams")
+            add("slow_streams", name, slow_streams(s))
         rnd = random.Random(2026)
         for run in range(a.runs):
             first = rnd.randrange(0, size - 65536)
@@ -293,9 +297,6 @@ def main() -> None:
                 add("h2_posters", name, r)
                 log(f"run {run + 1}: {name}: h1+TLS large object")
                 add("h1_tls_large", name, {"mb_s": curl_speed(f"{base}/media/{BIG}")})
-        for name, s in servers.items():
-            log(f"{name}: 400 slow h2 streams")
-            add("slow_streams", name, slow_streams(s))
     finally:
         for s in servers.values():
             s.stop()
@@ -319,7 +320,8 @@ def main() -> None:
     lines = [
         f"# HTTPS and HTTP/2: mediagate beside nginx 1.22 ({date})",
         "",
-        "One run of `bench/run --https` (bench/https.py) on this machine: 2 cores shared with two other engineers' "
+        f"One run of bench/https.py (`bench/run --https` runs it) with {a.exe}, on this machine: 2 cores shared "
+        "with two other engineers' "
         "builds and the lead's test runs while it ran, so the figures are noisy; clients (h2load, curl, Python) run "
         "on the same 2 cores as the servers. Same certificate (P-256, self-signed), same files; nginx "
         "`listen ... ssl http2`, worker_processes 2, sendfile, tcp_nopush off; mediagate --threads 2. "
@@ -339,7 +341,8 @@ def main() -> None:
         f"Failed or errored h2load requests: {json.dumps(failed)}. Raw figures: {a.out.with_suffix('.json').name}.",
         "",
         "h2load sends the same headers on every request of a run, so a run's ranges all start at one random offset "
-        "(a new one per run); both servers read the object from the page cache either way.",
+        "(a new one per run); both servers read the object from the page cache either way. The slow streams are "
+        "measured first, on fresh processes (after the load runs, freed heap hides growth).",
     ]
     a.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

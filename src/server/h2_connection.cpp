@@ -437,8 +437,8 @@ void log_access(h2_core& core, const request& req, unsigned status, std::uint64_
                             log_escape(req["Range"]), status, bytes, seconds * 1000);
 }
 
-// Waits for the end of the response (its last frame written, or the stream closed). False when the client
-// took nothing for the send timeout (the stream is then reset).
+// Waits for the end of the response (its last frame written, or the stream closed); resets the stream when
+// the client took nothing for the send timeout (a window that never opens).
 net::awaitable<void> await_end(h2_core& core, h2_stream& st) {
   while (!st.closed && !st.response_sent && !core.dead) {
     const auto before = st.sent;
