@@ -154,6 +154,13 @@ void add_tls_options(CLI::App& cmd, serve_options& o) {
                  "Seconds between checks of the certificate files for a change (0: only SIGHUP reloads)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd.add_flag("--h2c", o.config.h2.cleartext,
+               "Also speak HTTP/2 with prior knowledge (cleartext, no upgrade) on the plain --listen, e.g. "
+               "behind a load balancer; HTTPS listeners offer h2 by ALPN in any case");
+  cmd.add_option("--h2-max-concurrent-streams", o.config.h2.max_concurrent_streams,
+                 "HTTP/2 streams a client may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS)")
+      ->check(CLI::Range(1u, 100000u))
+      ->capture_default_str();
 }
 
 // How media are probed (serve and scan alike).

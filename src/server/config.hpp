@@ -33,6 +33,15 @@ struct tls_config {
   bool enabled() const { return !cert.empty(); }
 };
 
+// HTTP/2 (server/h2_connection.hpp): offered by ALPN on every TLS listener; --h2c adds prior-knowledge
+// cleartext h2 on the plain listener. The header-list limit is max_header_bytes, as for HTTP/1.1.
+struct h2_config {
+  bool cleartext = false;                      // --h2c
+  std::uint32_t max_concurrent_streams = 128;  // SETTINGS_MAX_CONCURRENT_STREAMS
+  std::uint32_t stream_window = 128 * 1024;    // what one stream's upload may have in flight (buffered)
+  std::uint32_t connection_window = 1 << 20;   // the same for all of a connection's streams together
+};
+
 struct server_config {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
@@ -57,6 +66,7 @@ struct server_config {
   std::size_t descriptors_per_loop = 48;       // upstream pool, open-file tables
   std::size_t spare_descriptors = 64;          // logs, the catalog, probes, listening sockets
   tls_config tls;
+  h2_config h2;
 };
 
 }  // namespace mediagate::server

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <type_traits>
 
@@ -25,6 +27,7 @@
 #include "http/response_head.hpp"
 #include "http/signed_link.hpp"
 #include "http/token.hpp"
+#include "server/h2_connection.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
 #include "storage/storage.hpp"
@@ -49,6 +52,8 @@ constexpr std::chrono::milliseconds kLingerTime{2000};
 template <class Stream>
 constexpr bool is_plain = std::is_same_v<Stream, tcp::socket>;
 
+}  // namespace
+
 std::string http_date_now() {
   thread_local std::time_t cached_second = 0;
   thread_local std::string cached;
@@ -59,6 +64,8 @@ std::string http_date_now() {
   }
   return cached;
 }
+
+namespace {
 
 // Writes all of `head` then `body` before the send deadline; false when the client is gone or too slow.
 template <class Stream>
@@ -303,6 +310,8 @@ net::awaitable<void> linger(connection& c, Stream& s) {
   }
 }
 
+}  // namespace
+
 // Log fields come from the client: quotes, backslashes, control and non-ASCII bytes are escaped, so that a
 // field can never forge another.
 std::string log_escape(std::string_view s) {
@@ -322,6 +331,8 @@ std::string log_escape(std::string_view s) {
   }
   return out;
 }
+
+namespace {
 
 // The answer to a request head that could not be read, if it deserves one (not a quiet close).
 std::optional<response> head_error_response(connection& c, services& svc, const parser_type& parser,
@@ -387,6 +398,8 @@ void log_access(connection_context& ctx, const connection& c, const request& req
                        out.body_bytes, seconds * 1000);
 }
 
+}  // namespace
+
 // --redirect-http: the same target on the HTTPS port, for a Host that is a plain host name or address.
 response redirect_response(const request& req, std::uint16_t port) {
   if (auto location = http::https_location(req["Host"], req.target, port))
@@ -395,6 +408,8 @@ response redirect_response(const request& req, std::uint16_t port) {
   return text_response(400,
                        "bad request: this address answers over HTTPS only, and the Host header is unusable");
 }
+
+namespace {
 
 // Answers one request whose head has been read.
 template <class Stream>
@@ -459,6 +474,10 @@ net::awaitable<void> run_watchdog(std::shared_ptr<connection> c) {
 }
 
 void close_if_idle(connection& c) {
+  if (c.drain) {
+    c.drain();
+    return;
+  }
   if (!c.awaiting_request) return;
   boost::system::error_code ignored;
   c.socket.cancel(ignored);
@@ -527,6 +546,38 @@ net::awaitable<bool> handshake(connection& c, services& svc) {
   co_return false;
 }
 
+// The protocol the TLS handshake chose by ALPN is HTTP/2.
+bool negotiated_h2(tls_stream& s) {
+  const unsigned char* name = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(s.native_handle(), &name, &length);
+  return length == 2 && std::memcmp(name, "h2", 2) == 0;
+}
+
+// --h2c: reads the first bytes of a plain connection into its buffer until they either are the HTTP/2
+// preface (1) or cannot be (0: HTTP/1.1, whose parser takes the buffer as it is); -1 when the client left
+// or was too slow.
+net::awaitable<int> sniff_preface(connection& c, const server_config& cfg) {
+  c.set_deadline(cfg.header_timeout);
+  int verdict = -1;
+  while (true) {
+    const std::string_view got(static_cast<const char*>(c.buffer.data().data()), c.buffer.size());
+    if (!starts_h2_preface(got)) {
+      verdict = 0;
+      break;
+    }
+    if (got.size() >= kH2Preface.size()) {
+      verdict = 1;
+      break;
+    }
+    auto [ec, n] = co_await c.socket.async_read_some(c.buffer.prepare(kFirstRead), kTuple);
+    if (ec || c.timed_out || n == 0) break;
+    c.buffer.commit(n);
+  }
+  c.clear_deadline();
+  co_return verdict;
+}
+
 }  // namespace
 
 net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_context& ctx) {
@@ -539,10 +590,20 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
   bool tls_open = false;  // the handshake completed: a close_notify is owed at the end
   try {
     if (!c->tls) {
-      co_await serve_requests(*c, c->socket, ctx);
+      int h2 = 0;
+      if (svc.config.h2.cleartext && c->redirect_port == 0) h2 = co_await sniff_preface(*c, svc.config);
+      if (h2 == 1) {
+        const std::string_view preread(static_cast<const char*>(c->buffer.data().data()), c->buffer.size());
+        co_await serve_h2(c, c->socket, ctx, preread);
+      } else if (h2 == 0) {
+        co_await serve_requests(*c, c->socket, ctx);
+      }
     } else if (co_await handshake(*c, svc)) {
       tls_open = true;
-      co_await serve_requests(*c, *c->tls, ctx);
+      if (negotiated_h2(*c->tls))
+        co_await serve_h2(c, *c->tls, ctx, {});
+      else
+        co_await serve_requests(*c, *c->tls, ctx);
     }
   } catch (const std::exception& e) {
     svc.log.error("{}: connection failed: {}", c->peer, e.what());

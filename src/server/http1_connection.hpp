@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -67,6 +68,8 @@ struct connection {
   bool awaiting_request = true;     // between requests (or before the first): nothing in flight
   std::uint64_t requests = 0;       // requests whose head arrived
   clock::time_point opened_at = clock::now();
+  // An HTTP/2 connection: how close_if_idle ends it (GOAWAY, its open streams finish). Null for HTTP/1.1.
+  std::function<void()> drain;
 };
 
 net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_context& ctx);
@@ -77,5 +80,12 @@ void close_if_idle(connection& c);
 
 // The status line and header fields of `r` (with Date, Server and, when `close`, Connection: close).
 std::string serialize_response_head(const response& r, bool close);
+
+// Shared with server/h2_connection.cpp: the Date of now (cached per second), a log field with quotes and
+// control bytes escaped, and the answer of a --redirect-http listener.
+std::string http_date_now();
+std::string log_escape(std::string_view s);
+struct request;
+response redirect_response(const request& req, std::uint16_t port);
 
 }  // namespace mediagate::server

@@ -67,6 +67,14 @@ std::string metrics::render() const {
   for (std::size_t i = 0; i < tls_handshakes_.size(); ++i)
     out += "mediagate_tls_handshakes_total{result=\"" + std::string(kHandshakeResults[i]) + "\"} " +
            std::to_string(tls_handshakes_[i].load(std::memory_order_relaxed)) + "\n";
+  append_metric(out, "mediagate_h2_connections_total", "counter", "HTTP/2 connections.",
+                h2_connections_.load());
+  append_metric(out, "mediagate_h2_streams_total", "counter", "HTTP/2 requests (streams).",
+                h2_streams_.load());
+  append_metric(out, "mediagate_h2_stream_resets_total", "counter",
+                "HTTP/2 streams the client reset before their response ended.", h2_resets_.load());
+  append_metric(out, "mediagate_h2_refusals_total", "counter",
+                "HTTP/2 streams refused or connections closed for abuse or stalls.", h2_refusals_.load());
   return out;
 }
 

@@ -30,6 +30,13 @@ class metrics {
     tls_handshakes_[static_cast<std::size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
   }
 
+  // HTTP/2: connections, streams (requests), streams the client reset before their response ended, and
+  // streams refused or connections closed for abuse (floods, rapid reset, stalls).
+  void h2_connection() { h2_connections_.fetch_add(1, std::memory_order_relaxed); }
+  void h2_stream() { h2_streams_.fetch_add(1, std::memory_order_relaxed); }
+  void h2_stream_reset() { h2_resets_.fetch_add(1, std::memory_order_relaxed); }
+  void h2_refusal() { h2_refusals_.fetch_add(1, std::memory_order_relaxed); }
+
   // Counters of other parts (storage, cache) render themselves after these.
   std::string render() const;
 
@@ -43,6 +50,7 @@ class metrics {
   std::atomic<std::uint64_t> duration_count_{0};
   std::array<std::atomic<std::uint64_t>, 3> tls_handshakes_{};  // by handshake
   std::atomic<std::uint64_t> duration_sum_us_{0};
+  std::atomic<std::uint64_t> h2_connections_{0}, h2_streams_{0}, h2_resets_{0}, h2_refusals_{0};
 };
 
 }  // namespace mediagate::server

@@ -273,7 +273,7 @@ server::server(server_config config, storage_factory storage, std::shared_ptr<sp
   if (impl_->config.tls.enabled())
     impl_->tls = std::make_unique<tls_store>(
         tls_files{impl_->config.tls.cert, impl_->config.tls.key, impl_->config.tls.ocsp},
-        alpn_list{"http/1.1"}, *impl_->log);
+        alpn_list{"h2", "http/1.1"}, *impl_->log);
   unsigned threads =
       impl_->config.threads ? impl_->config.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i)

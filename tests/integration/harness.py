@@ -10,6 +10,8 @@ The suites that use the catalog run on SQLite or on PostgreSQL, chosen by MEDIAG
 
 MEDIAGATE_TEST_SCHEME=https runs the same tests over HTTPS: every server gets a certificate of a test CA made
 here (tlsutil.py) and every rawhttp connection speaks TLS trusting that CA.
+MEDIAGATE_TEST_SCHEME=h2 runs them over HTTP/2: the same certificates, and every rawhttp connection negotiates h2
+by ALPN and speaks it through h2client.py (HTTP/1.1 bytes in and out, one stream per request).
 
 Media made by ffmpeg are cached under <repo>/.cache/integration-fixtures/<hash of the recipes> (or
 MEDIAGATE_TEST_CACHE), so that reruns only copy files.
@@ -52,8 +54,8 @@ CATALOG_MODE = os.environ.get("MEDIAGATE_TEST_CATALOG", "sqlite")
 if CATALOG_MODE not in ("sqlite", "postgres"):
     raise SystemExit(f"MEDIAGATE_TEST_CATALOG must be sqlite or postgres, not {CATALOG_MODE!r}")
 SCHEME = os.environ.get("MEDIAGATE_TEST_SCHEME", "http")
-if SCHEME not in ("http", "https"):
-    raise SystemExit(f"MEDIAGATE_TEST_SCHEME must be http or https, not {SCHEME!r}")
+if SCHEME not in ("http", "https", "h2"):
+    raise SystemExit(f"MEDIAGATE_TEST_SCHEME must be http, https or h2, not {SCHEME!r}")
 
 # A last resort against a hang that no socket deadline catches: dump every thread's stack and exit.
 faulthandler.dump_traceback_later(int(os.environ.get("MEDIAGATE_TEST_WATCHDOG", "600")), exit=True)
@@ -229,11 +231,14 @@ class Fixtures:
         self.mode = STORAGE_MODE
         self.server_env: dict[str, str] = {}
         self.tls_args: list[str] = []  # given to every server in the HTTPS runs
-        if SCHEME == "https":
+        if SCHEME in ("https", "h2"):
             self.ca = tlsutil.TestCA(self.tmp / "ca")
             pair = self.ca.issue()
             self.tls_args = ["--tls-cert", str(pair.cert), "--tls-key", str(pair.key)]
             rawhttp.TLS_CONTEXT = self.ca.client_context()
+            if SCHEME == "h2":
+                rawhttp.TLS_CONTEXT.set_alpn_protocols(["h2"])
+                rawhttp.H2 = True
         if self.mode == "local":
             self.storage_args = ["--storage", str(self.root)]
             self.secret_dir_name = SECRET_DIR  # `../mg-secret/secret.txt` from the root

@@ -23,6 +23,9 @@ MAX_HEAD = 256 * 1024
 # When set (the HTTPS runs of the suites: harness.py), every Connection speaks TLS with this context, unless
 # it is given a context (or tls=False) of its own.
 TLS_CONTEXT: Optional[ssl.SSLContext] = None
+# The HTTP/2 runs (run_suite.py --scheme h2): every TLS connection negotiates h2 by ALPN and speaks it through
+# h2client.Session, which translates the HTTP/1.1 bytes the tests write and read.
+H2 = False
 
 
 class ServerHang(AssertionError):
@@ -107,11 +110,21 @@ class Connection:
             except OSError:
                 self.sock.close()
                 raise
+        self.h2 = None
+        if H2 and context is not None:
+            import h2client  # python3-h2, only for the HTTP/2 runs
+
+            if self.sock.selected_alpn_protocol() != "h2":
+                raise ProtocolError(f"the server did not negotiate h2 by ALPN: {self.sock.selected_alpn_protocol()}")
+            self.h2 = h2client.Session(self.sock, f"{host}:{port}")
 
     # -- sending --------------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
         try:
+            if self.h2 is not None:
+                self.h2.send(data)
+                return
             self.sock.sendall(data)
         except socket.timeout:
             raise ServerHang(f"sending {len(data)} bytes timed out after {self.timeout}s "
@@ -140,7 +153,7 @@ class Connection:
                 raise ServerHang(f"timed out {what}")
             self.sock.settimeout(min(left, self.timeout))
         try:
-            chunk = self.sock.recv(1 << 20)
+            chunk = self.h2.fill() if self.h2 is not None else self.sock.recv(1 << 20)
         except socket.timeout:
             raise ServerHang(f"timed out after {self.timeout}s {what}; received so far: "
                              f"{bytes(self.buf[:200])!r}") from None
@@ -287,7 +300,7 @@ class Connection:
                 return False, bytes(got)
             self.sock.settimeout(left)
             try:
-                chunk = self.sock.recv(1 << 16)
+                chunk = self.h2.fill() if self.h2 is not None else self.sock.recv(1 << 16)
             except socket.timeout:
                 return False, bytes(got)
             except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError):

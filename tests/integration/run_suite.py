@@ -32,8 +32,9 @@ def main() -> int:
     p.add_argument("--bin", required=True, help="the mediagate binary to test")
     p.add_argument("--storage", choices=("local", "s3"), help="MEDIAGATE_TEST_STORAGE for harness.py")
     p.add_argument("--catalog", choices=("sqlite", "postgres"), help="MEDIAGATE_TEST_CATALOG for harness.py")
-    p.add_argument("--scheme", choices=("http", "https"), help="MEDIAGATE_TEST_SCHEME for harness.py: https "
-                   "gives every server a test certificate and every rawhttp connection TLS")
+    p.add_argument("--scheme", choices=("http", "https", "h2"), help="MEDIAGATE_TEST_SCHEME for harness.py: "
+                   "https gives every server a test certificate and every rawhttp connection TLS; h2 speaks HTTP/2 "
+                   "over that TLS (h2client.py)")
     p.add_argument("modules", nargs="+")
     args = p.parse_args()
 
