@@ -9,6 +9,7 @@
 #include <boost/asio/use_future.hpp>
 #include <chrono>
 
+#include "catalog/thumbnails.hpp"
 #include "http/media_key.hpp"
 
 namespace mediagate::catalog {
@@ -42,6 +43,12 @@ net::awaitable<storage::result<storage::object_meta>> write_bytes(std::shared_pt
 }
 
 }  // namespace
+
+net::awaitable<void> remove_thumbnails(storage::storage& store, std::string id) {
+  // By key, every sprite a plan can have: a listing would walk a local library and skips hidden names.
+  constexpr auto max_rows = (kMaxThumbnails + thumbnail_plan::per_row - 1) / thumbnail_plan::per_row;
+  for (std::size_t row = 0; row < max_rows; ++row) (void)co_await store.remove(thumbnail_key(id, row));
+}
 
 library::library(std::shared_ptr<catalog> cat, storage_maker make_storage, probe_tools tools,
                  std::shared_ptr<spdlog::logger> log)
@@ -233,16 +240,48 @@ void library::do_probe(worker& w, const std::string& id) {
         log_->warn("cannot store poster {}: {}", poster_key, written.err().message);
     }
   }
+  // Seek thumbnails: all sprites or none (the web page and players find them through /v/{id}/thumbs.vtt).
+  std::size_t thumbnail_rows = 0;
+  if (kind == "video" && info->has_video) {
+    run_here(w.io,
+             remove_thumbnails(*w.store, id));  // an earlier version's, which the new duration may not cover
+    if (auto plan = plan_thumbnails(facts.duration)) {
+      for (std::size_t row = 0; row < plan->rows(); ++row) {
+        auto jpeg = make_thumbnail_row(tools_, input, info->format, plan->times(row), error, &cancel_);
+        bool stored = false;
+        if (!jpeg.empty()) {
+          auto written =
+              run_here(w.io, write_bytes(w.store, thumbnail_key(id, row), "image/jpeg", std::move(jpeg)));
+          stored = static_cast<bool>(written);
+          if (!written) error = written.err().message;
+        }
+        if (!stored) {
+          if (!cancel_.cancelled()) log_->warn("thumbnails of {} ({}) failed: {}", item->key, id, error);
+          run_here(w.io, remove_thumbnails(*w.store, id));
+          break;
+        }
+        thumbnail_rows = row + 1;
+      }
+      if (cancel_.cancelled()) {  // as above: the next start makes them
+        cat_->release_probe(id, owner_);
+        return;
+      }
+      if (thumbnail_rows != plan->rows()) thumbnail_rows = 0;
+    }
+  }
   if (!cat_->set_probe(id, item->etag, facts)) {
-    // Deleted or changed meanwhile: a poster made for it now belongs to nothing.
-    if (!facts.poster_key.empty() && !cat_->get(id)) run_here(w.io, w.store->remove(facts.poster_key));
+    // Deleted or changed meanwhile: a poster and thumbnails made for it now belong to nothing.
+    if (!cat_->get(id)) {
+      if (!facts.poster_key.empty()) run_here(w.io, w.store->remove(facts.poster_key));
+      if (thumbnail_rows) run_here(w.io, remove_thumbnails(*w.store, id));
+    }
     return;
   }
   const auto ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-  log_->info("probed {} ({}): {:.2f} s, {}x{}{} ({:.0f} ms)", item->key, id, facts.duration.value_or(0),
+  log_->info("probed {} ({}): {:.2f} s, {}x{}{}{} ({:.0f} ms)", item->key, id, facts.duration.value_or(0),
              facts.width.value_or(0), facts.height.value_or(0), facts.poster_key.empty() ? "" : ", poster",
-             ms);
+             thumbnail_rows ? ", thumbnails" : "", ms);
 }
 
 }  // namespace mediagate::catalog

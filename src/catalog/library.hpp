@@ -3,6 +3,7 @@
 // size, posters). A few worker threads (probe_tools::workers), each with its own event loop and its own
 // storage instance, take the jobs in order, so that neither the blocking ffprobe/ffmpeg runs nor the scans
 // ever hold up a request, and one probe that waits until its deadline does not hold up the others.
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
 #include <deque>
@@ -25,6 +26,9 @@ class logger;
 namespace mediagate::catalog {
 
 using storage_maker = std::function<std::shared_ptr<storage::storage>(boost::asio::io_context&)>;
+
+// Removes the seek-thumbnail sprites of item `id` from `store` (an item deleted, or probed anew).
+boost::asio::awaitable<void> remove_thumbnails(storage::storage& store, std::string id);
 
 class library {
  public:

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <utility>
 
+#include "catalog/thumbnails.hpp"
+
 namespace mediagate::catalog {
 namespace {
 
@@ -170,20 +172,21 @@ std::optional<probe_info> probe_media(const probe_tools& tools, const std::strin
   return info;
 }
 
-std::string make_poster(const probe_tools& tools, const std::string& input, std::string_view format,
-                        double at, std::string& error, const process_canceller* cancel) {
-  if (!is_probe_format(format)) {
-    error = "no poster from format '" + std::string(format) + "'";
-    return {};
-  }
-  char name[] = "/tmp/mediagate-poster-XXXXXX";
+namespace {
+
+// Runs the ffmpeg command line `args_for(output)` that writes one JPEG to a temporary `output`, and returns
+// the JPEG; empty with `error` set on failure.
+template <class ArgsFor>
+std::string run_to_jpeg(const probe_tools& tools, ArgsFor args_for, std::string& error,
+                        const process_canceller* cancel) {
+  char name[] = "/tmp/mediagate-frame-XXXXXX";
   const int fd = ::mkstemp(name);
   if (fd < 0) {
-    error = "cannot create a temporary file for the poster";
+    error = "cannot create a temporary file for the picture";
     return {};
   }
   ::close(fd);
-  auto r = run_process(poster_args(tools, input, format, at, name), tools.timeout, cancel);
+  auto r = run_process(args_for(std::string(name)), tools.timeout, cancel);
   std::string jpeg;
   if (r.ok()) {
     std::ifstream in(name, std::ios::binary);
@@ -196,6 +199,31 @@ std::string make_poster(const probe_tools& tools, const std::string& input, std:
   }
   ::unlink(name);
   return jpeg;
+}
+
+}  // namespace
+
+std::string make_poster(const probe_tools& tools, const std::string& input, std::string_view format,
+                        double at, std::string& error, const process_canceller* cancel) {
+  if (!is_probe_format(format)) {
+    error = "no poster from format '" + std::string(format) + "'";
+    return {};
+  }
+  return run_to_jpeg(
+      tools, [&](const std::string& out) { return poster_args(tools, input, format, at, out); }, error,
+      cancel);
+}
+
+std::string make_thumbnail_row(const probe_tools& tools, const std::string& input, std::string_view format,
+                               const std::vector<double>& times, std::string& error,
+                               const process_canceller* cancel) {
+  if (!is_probe_format(format) || times.empty()) {
+    error = "no thumbnails from format '" + std::string(format) + "'";
+    return {};
+  }
+  return run_to_jpeg(
+      tools, [&](const std::string& out) { return thumbnail_row_args(tools, input, format, times, out); },
+      error, cancel);
 }
 
 }  // namespace mediagate::catalog

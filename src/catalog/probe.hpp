@@ -82,4 +82,9 @@ std::optional<probe_info> probe_media(const probe_tools& tools, const std::strin
 std::string make_poster(const probe_tools& tools, const std::string& input, std::string_view format,
                         double at, std::string& error, const process_canceller* cancel = nullptr);
 
+// One sprite of seek thumbnails (thumbnails.hpp): a frame at each of `times`, side by side; empty on failure.
+std::string make_thumbnail_row(const probe_tools& tools, const std::string& input, std::string_view format,
+                               const std::vector<double>& times, std::string& error,
+                               const process_canceller* cancel = nullptr);
+
 }  // namespace mediagate::catalog

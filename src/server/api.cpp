@@ -13,6 +13,8 @@
 #include "catalog/library.hpp"
 #include "catalog/scan.hpp"
 #include "catalog/sql.hpp"
+#include "catalog/thumbnails.hpp"
+#include "common/crypto.hpp"
 #include "http/media_key.hpp"
 #include "http/signed_link.hpp"
 #include "http/token.hpp"
@@ -215,6 +217,7 @@ net::awaitable<response> delete_item(const request& req, services& svc, std::str
     if (!poster)
       svc.log.warn("{}: cannot delete poster {}: {}", req.peer, item->poster_key, poster.err().message);
   }
+  if (item->kind() == "video") co_await catalog::remove_thumbnails(svc.store, item->id);
   if (auto failed = catalog_call(req, svc, [&] { svc.api->items->remove(id); })) co_return std::move(*failed);
   svc.api->set_visibility(item->key, "inherit");
   svc.log.info("{}: deleted {} ({})", req.peer, item->key, id);
@@ -270,12 +273,50 @@ net::awaitable<response> handle_media_api(const request& req, services& svc, std
   co_return method_not_allowed(req, "GET, HEAD, PUT, PATCH, DELETE");
 }
 
-// /v/{id} streams the item's object, /v/{id}/poster its poster: the same code and rules as /media/.
+// /v/{id}/thumbs.vtt: the WebVTT track of the item's seek thumbnails, made from its probed duration when the
+// probe stored the sprites (thumbnails.hpp); its image URLs carry the request's query (a private item's
+// link).
+net::awaitable<response> serve_thumbnails_vtt(const request& req, services& svc,
+                                              const catalog::media_item& item) {
+  const auto plan = catalog::plan_thumbnails(item.duration);
+  if (!plan || item.kind() != "video") co_return text_response(404, "this item has no thumbnails");
+  auto first = co_await svc.store.stat(catalog::thumbnail_key(item.id, 0));
+  if (!first) {
+    if (first.err().code == errc::not_found) co_return text_response(404, "this item has no thumbnails");
+    co_return storage_error_response(req, svc, "thumbnails", first.err());
+  }
+  const auto query = req.query.empty() ? std::string() : "?" + std::string(req.query);
+  auto vtt = catalog::thumbnails_vtt(*plan, "", query);
+  const auto etag = "\"" + sha256_hex(item.etag + "\n" + first->etag + "\n" + vtt).substr(0, 32) + "\"";
+  http::header_list headers{{"Cache-Control", "no-cache"}};
+  co_return conditional_bytes(req, etag, "text/vtt; charset=utf-8", std::move(vtt), std::move(headers));
+}
+
+// "thumbs-N.jpg" -> N, when N is a sprite a plan can have.
+std::optional<std::size_t> thumbnail_row(std::string_view name) {
+  if (!name.starts_with("thumbs-") || !name.ends_with(".jpg")) return std::nullopt;
+  name = name.substr(7, name.size() - 11);
+  if (name.size() != 1 || name[0] < '0' || name[0] > '9') return std::nullopt;
+  const std::size_t row = name[0] - '0';
+  if (row * catalog::thumbnail_plan::per_row >= catalog::kMaxThumbnails) return std::nullopt;
+  return row;
+}
+
+// /v/{id} streams the item's object, /v/{id}/poster its poster, /v/{id}/thumbs.vtt and thumbs-N.jpg its seek
+// thumbnails: the same code and rules as /media/.
 net::awaitable<response> serve_view(const request& req, services& svc, std::string_view rest) {
-  bool poster = false;
+  bool poster = false, vtt = false;
+  std::optional<std::size_t> sprite;
   if (rest.ends_with("/poster")) {
     poster = true;
     rest.remove_suffix(7);
+  } else if (rest.ends_with("/thumbs.vtt")) {
+    vtt = true;
+    rest.remove_suffix(11);
+  } else if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+    sprite = thumbnail_row(rest.substr(slash + 1));
+    if (!sprite) co_return text_response(404, "no such resource of an item");
+    rest = rest.substr(0, slash);
   }
   const std::string id(rest);
   std::optional<catalog::media_item> item;
@@ -291,8 +332,10 @@ net::awaitable<response> serve_view(const request& req, services& svc, std::stri
     if (auto denied = check_link(req, svc, item->key)) co_return std::move(*denied);
   }
   if (poster && item->poster_key.empty()) co_return text_response(404, "this item has no poster");
+  if (vtt) co_return co_await serve_thumbnails_vtt(req, svc, *item);
   auto key = item->key;
   if (poster) key = item->poster_key;
+  if (sprite) key = catalog::thumbnail_key(item->id, *sprite);
   co_return co_await serve_media_key(req, svc, std::move(key), link_needed);
 }
 

@@ -85,5 +85,9 @@ boost::asio::awaitable<result<std::string>> read_small_body(const request& req, 
 
 // The web page's assets: "/" and "/ui/<name>".
 response serve_ui_asset(const request& req, std::string_view name);
+// A resource made in memory with a strong `etag` (sent with it): If-None-Match gives 304, If-Match 412, else
+// 200 with `bytes` (HEAD: the head only).
+response conditional_bytes(const request& req, const std::string& etag, std::string_view content_type,
+                           std::string bytes, http::header_list headers = {});
 
 }  // namespace mediagate::server

@@ -10,7 +10,6 @@ response serve_ui_asset(const request& req, std::string_view name) {
   const auto* a = ui::find_asset(name);
   if (!a) return text_response(404, "not found");
   http::header_list headers;
-  headers.emplace_back("ETag", a->etag);
   headers.emplace_back("Cache-Control", "no-cache");
   if (name.ends_with(".html")) {
     // The page loads only its own files; media, posters and the API are on this origin too.
@@ -19,14 +18,21 @@ response serve_ui_asset(const request& req, std::string_view name) {
                          "style-src 'self'; script-src 'self'; frame-ancestors 'none'");
     headers.emplace_back("Referrer-Policy", "same-origin");
   }
-  // Entity tags only: the assets carry no Last-Modified, so date validators have nothing to compare with.
+  return conditional_bytes(req, a->etag, a->content_type, std::string(a->bytes), std::move(headers));
+}
+
+response conditional_bytes(const request& req, const std::string& etag, std::string_view content_type,
+                           std::string bytes, http::header_list headers) {
+  headers.emplace_back("ETag", etag);
+  // Entity tags only: these resources carry no Last-Modified, so date validators have nothing to compare
+  // with.
   http::conditional_headers conditions;
   const auto if_none_match = req.list_field("If-None-Match");
   const auto if_match = req.list_field("If-Match");
   if (if_none_match) conditions.if_none_match = *if_none_match;
   if (if_match) conditions.if_match = *if_match;
   const auto m = req.head() ? http::method::head : http::method::get;
-  switch (http::evaluate_preconditions(m, conditions, {a->etag, 0})) {
+  switch (http::evaluate_preconditions(m, conditions, {etag, 0})) {
     case http::precondition_outcome::not_modified: {
       response r;
       r.status = 304;
@@ -38,7 +44,7 @@ response serve_ui_asset(const request& req, std::string_view name) {
     case http::precondition_outcome::proceed:
       break;
   }
-  return make_response(200, a->content_type, std::string(a->bytes), std::move(headers));
+  return make_response(200, content_type, std::move(bytes), std::move(headers));
 }
 
 }  // namespace mediagate::server

@@ -314,6 +314,7 @@ async function showItem(id) {
       const link = await mintLink(item.id, PLAY_TTL);
       src.src = link.path;
       src.poster = item.poster ? item.poster + '?' + linkQuery(link) : null;
+      src.query = '?' + linkQuery(link);
       src.url = link.url;
     }
   } catch (e) {
@@ -351,12 +352,80 @@ async function showItem(id) {
     error.hidden = false;
   });
   stage.append(media);
+  if (item.kind === 'video') addSeekThumbnails(media, item, src.query || '', seq);
   showFacts(item);
   $('#embed-code').value = embedSnippet(item, src);
   $('#download').href = src.src;
   showItemAdmin(item, src.need);
   $('#download').setAttribute('download', item.key.split('/').pop());
   $('#main').focus();
+}
+
+// ---------------------------------------------------------------- seek thumbnails
+
+// The cues of a thumbnails WebVTT track: [{start, end, url, x, y, w, h}], image URLs resolved against the track's.
+function parseThumbnailsVtt(text, base) {
+  const seconds = (t) => t.split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
+  const cues = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length - 1; i++) {
+    const m = lines[i].match(/^([\d:.]+)\s+-->\s+([\d:.]+)/);
+    if (!m) continue;
+    const [ref, frag] = lines[i + 1].split('#xywh=');
+    const xywh = (frag || '').split(',').map(Number);
+    if (!ref || xywh.length !== 4 || xywh.some(Number.isNaN)) continue;
+    cues.push({ start: seconds(m[1]), end: seconds(m[2]), url: new URL(ref, base).href,
+                x: xywh[0], y: xywh[1], w: xywh[2], h: xywh[3] });
+  }
+  return cues;
+}
+
+// A strip under the video: hovering shows the frame at that time (from /v/{id}/thumbs.vtt), a click seeks there.
+// Items without thumbnails (404) keep the native controls only.
+async function addSeekThumbnails(media, item, query, seq) {
+  const url = new URL(item.url + '/thumbs.vtt' + query, location.href).href;
+  let cues;
+  try {
+    const r = await fetch(url);
+    if (!r.ok) return;
+    cues = parseThumbnailsVtt(await r.text(), url);
+  } catch { return; }
+  if (seq !== state.seq || !cues.length) return;
+  const duration = cues[cues.length - 1].end;
+  const played = el('div', { class: 'scrub-played' });
+  const preview = el('div', { class: 'scrub-preview', hidden: true });
+  const label = el('span', { class: 'scrub-time' });
+  preview.append(label);
+  const strip = el('div', { id: 'scrub', class: 'scrub', role: 'slider', tabindex: '0', 'aria-label': 'Seek',
+                            'aria-valuemin': '0', 'aria-valuemax': String(Math.round(duration)) }, played, preview);
+  const timeAt = (ev) => {
+    const box = strip.getBoundingClientRect();
+    return box.width > 0 ? Math.min(Math.max((ev.clientX - box.left) / box.width, 0), 1) * duration : 0;
+  };
+  strip.addEventListener('mousemove', (ev) => {
+    const t = timeAt(ev);
+    const cue = cues.find((c) => t >= c.start && t < c.end) || cues[cues.length - 1];
+    preview.style.backgroundImage = `url("${cue.url}")`;
+    preview.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
+    preview.style.width = cue.w + 'px';
+    preview.style.height = cue.h + 'px';
+    const box = strip.getBoundingClientRect();
+    preview.style.left = Math.min(Math.max(ev.clientX - box.left - cue.w / 2, 0), box.width - cue.w) + 'px';
+    preview.dataset.cue = String(cues.indexOf(cue));
+    label.textContent = formatDuration(t);
+    preview.hidden = false;
+  });
+  strip.addEventListener('mouseleave', () => { preview.hidden = true; });
+  strip.addEventListener('click', (ev) => { media.currentTime = timeAt(ev); });
+  strip.addEventListener('keydown', (ev) => {
+    const step = ev.key === 'ArrowRight' ? 5 : ev.key === 'ArrowLeft' ? -5 : 0;
+    if (step) { media.currentTime = Math.min(Math.max(media.currentTime + step, 0), duration); ev.preventDefault(); }
+  });
+  media.addEventListener('timeupdate', () => {
+    played.style.width = Math.min(media.currentTime / duration, 1) * 100 + '%';
+    strip.setAttribute('aria-valuenow', String(Math.round(media.currentTime)));
+  });
+  media.after(strip);
 }
 
 function showLibrary() {

@@ -137,6 +137,39 @@ function browserSuite(name, kind, launch) {
       });
     }
 
+    test('the seek strip shows thumbnails from /v/{id}/thumbs.vtt and a click on it seeks', async () => {
+      const key = Object.keys(CLIPS)[0];
+      await p.goto(base + '/');
+      await p.waitFor(() => document.body.dataset.libraryLoaded === 'true');
+      await p.evaluate((id) => { location.hash = '#/item/' + id; }, ids[key]);
+      await p.waitFor(() => document.querySelector('#scrub') && document.querySelector('#player-media').readyState >= 1);
+      const r = await p.evaluate(async () => {
+        const strip = document.querySelector('#scrub');
+        const media = document.querySelector('#player-media');
+        const box = strip.getBoundingClientRect();
+        const at = (f) => ({ clientX: box.left + box.width * f, clientY: box.top + box.height / 2, bubbles: true });
+        strip.dispatchEvent(new MouseEvent('mousemove', at(0.75)));
+        const preview = strip.querySelector('.scrub-preview');
+        const url = getComputedStyle(preview).backgroundImage.replace(/^url\("?|"?\)$/g, '');
+        const img = new Image();
+        img.src = url;
+        await img.decode();
+        const shown = { hidden: preview.hidden, url, pos: preview.style.backgroundPosition, cue: preview.dataset.cue,
+                        label: preview.textContent, w: img.naturalWidth, h: img.naturalHeight };
+        strip.dispatchEvent(new MouseEvent('click', at(0.5)));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return { ...shown, time: media.currentTime, duration: media.duration };
+      });
+      results.push(`${name}: seek strip: tile ${r.cue} at ${r.pos} of ${r.w}x${r.h}, click seeked to ${r.time.toFixed(2)} s`);
+      assert.equal(r.hidden, false);
+      assert.match(r.url, /\/v\/[A-Za-z0-9]+\/thumbs-0\.jpg$/);
+      assert.equal(r.cue, '3');  // 7.5 s of 10: the tile of 6-8 s
+      assert.equal(r.pos, '-480px 0px');
+      assert.equal(r.label, '0:07');
+      assert.deepEqual([r.w, r.h], [800, 90]);
+      assert.ok(Math.abs(r.time - r.duration / 2) < 0.6, `the click seeked to ${r.time}`);
+    });
+
     test(`a seek in ${SEEK_CLIP} is a new Range request answered 206 from the right offset`, async () => {
       const size = fs.statSync(path.join(tmp, 'media', SEEK_CLIP)).size;
       await checkSeekOverNetwork(p, { base, proxy, id: ids[SEEK_CLIP], size }, (summary) => {

@@ -31,6 +31,34 @@ SEED_MEDIA = {"clip.mp4": "clip.mp4", "clip-nofaststart.mp4": "clip-nofaststart.
               "pics/image.jpg": "image.jpg"}
 
 
+def parse_vtt(text: str) -> list[tuple[float, float, str]]:
+    """(start, end, text) of each cue of a WebVTT file."""
+    def seconds(t: str) -> float:
+        h, m, rest = t.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(rest)
+
+    assert text.startswith("WEBVTT\n"), text[:40]
+    cues = []
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if " --> " in line:
+            start, end = line.split(" --> ")
+            cues.append((seconds(start), seconds(end), lines[i + 1]))
+    return cues
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment."""
+    assert data.startswith(b"\xff\xd8"), "not a JPEG"
+    i = 2
+    while i + 9 < len(data):
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        i += 2 + length
+    raise AssertionError("no start-of-frame segment")
+
+
 class Storage:
     """A fresh directory or bucket for one test class, and what is in it."""
 
@@ -253,6 +281,38 @@ class LibraryApi(ApiCase):
         status, body = self.api.json("GET", f"/api/media/{item['id']}")
         self.assertEqual((status, body["key"], body["size"]), (200, "clip.webm", len(expected)))
 
+    def test_seek_thumbnails(self):
+        items = {i["key"]: i for i in self.api.wait_probed(len(SEED_MEDIA)) if i["key"] in SEED_MEDIA}
+        for key in ("clip.mp4", "clip-nofaststart.mp4", "clip.webm"):
+            item = items[key]
+            vtt_url = f"/v/{item['id']}/thumbs.vtt"
+            status, headers, body = self.api.request("GET", vtt_url)
+            self.assertEqual((status, headers["content-type"]), (200, "text/vtt; charset=utf-8"), body)
+            cues = parse_vtt(body.decode())
+            # One tile per 2 s of a 10 s clip, end to end, each pointing at a tile of a sprite that exists.
+            self.assertEqual(len(cues), 5, body)
+            self.assertEqual(cues[0][0], 0.0)
+            for (_, end, _), (start, _, _) in zip(cues, cues[1:]):
+                self.assertEqual(end, start)
+            self.assertAlmostEqual(cues[-1][1], item["duration"], delta=0.001)
+            self.assertEqual([c[2] for c in cues], [f"thumbs-0.jpg#xywh={160 * i},0,160,90" for i in range(5)])
+            status, headers, sprite = self.api.request("GET", f"/v/{item['id']}/thumbs-0.jpg")
+            self.assertEqual((status, headers["content-type"]), (200, "image/jpeg"))
+            self.assertEqual(jpeg_size(sprite), (800, 90), key)  # 5 tiles of 160 x 90 side by side
+            # Validators: a strong ETag, 304 on If-None-Match; the sprite keeps /media/'s rules (ranges).
+            self.assertRegex(headers["etag"], r'^"[^"]+"$')
+            status, vtt_headers, _ = self.api.request("GET", vtt_url)
+            status, _, _ = self.api.request("GET", vtt_url, headers={"If-None-Match": vtt_headers["etag"]})
+            self.assertEqual(status, 304)
+            status, headers, part = self.api.request("GET", f"/v/{item['id']}/thumbs-0.jpg",
+                                                     headers={"Range": "bytes=0-1"})
+            self.assertEqual((status, part), (206, b"\xff\xd8"))
+            for missing in ("thumbs-1.jpg", "thumbs-6.jpg", "thumbs-x.jpg", "thumbs-0.png", "other"):
+                self.assertEqual(self.api.request("GET", f"/v/{item['id']}/{missing}")[0], 404, missing)
+        # Pictures and unknown items have none.
+        self.assertEqual(self.api.request("GET", f"/v/{items['pics/image.jpg']['id']}/thumbs.vtt")[0], 404)
+        self.assertEqual(self.api.request("GET", "/v/NoSuchItem0/thumbs.vtt")[0], 404)
+
     def test_list_filters_and_pages(self):
         self.api.wait_probed(len(SEED_MEDIA))
         status, body = self.api.json("GET", "/api/media?type=image")
@@ -426,12 +486,13 @@ class LibraryApi(ApiCase):
             time.sleep(0.2)
             item = self.api.json("GET", f"/api/media/{item['id']}")[1]
         self.assertIsNotNone(item["poster"], "no poster was made")
-        poster_keys = [k for k in self.storage.keys() if item["id"] in k]
-        self.assertEqual(len(poster_keys), 1, self.storage.keys())
+        # The poster and the one sprite of seek thumbnails of a 10 s clip.
+        made = sorted(k for k in self.storage.keys() if item["id"] in k)
+        self.assertEqual(made, [f".posters/{item['id']}-thumbs-0.jpg", f".posters/{item['id']}.jpg"])
         status, body = self.api.json("DELETE", f"/api/media/{item['id']}", token=TOKEN)
         self.assertEqual((status, body), (200, {"deleted": item["id"]}))
         self.assertNotIn(name, self.storage.keys())
-        self.assertNotIn(poster_keys[0], self.storage.keys())
+        self.assertEqual([k for k in self.storage.keys() if item["id"] in k], [])
         self.assertEqual(self.api.json("GET", f"/api/media/{item['id']}")[0], 404)
         self.assertEqual(self.api.request("GET", item["url"])[0], 404)
 

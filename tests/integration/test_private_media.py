@@ -630,6 +630,21 @@ class ViewOfPrivateItems(unittest.TestCase):
         self.assertEqual(r.status, 200, r.describe())
         self.assertTrue(r.body.startswith(b"\xff\xd8"), "the poster is not a JPEG")
 
+    def test_private_seek_thumbnails_open_with_the_link_and_carry_it(self):
+        private = self.items()["private/clip.mp4"]
+        vtt = f"/v/{private['id']}/thumbs.vtt"
+        self.assertEqual(self.get(vtt).status, 403)
+        self.assertEqual(self.get(f"/v/{private['id']}/thumbs-0.jpg").status, 403)
+        query = mint("private/clip.mp4")
+        r = self.get(vtt + "?" + query)
+        self.assertEqual(r.status, 200, r.describe())
+        # Every image URL of the track carries the same link, so that a player can open the sprites.
+        refs = {line.split("#")[0] for line in r.body.decode().splitlines() if "#xywh=" in line}
+        self.assertEqual(refs, {"thumbs-0.jpg?" + query})
+        r = self.get(f"/v/{private['id']}/thumbs-0.jpg?" + query)
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertTrue(r.body.startswith(b"\xff\xd8"), "the sprite is not a JPEG")
+
 
 class StartUp(unittest.TestCase):
     """Key files and access options that the server refuses before it listens (exit status 2 and why)."""
