@@ -36,6 +36,11 @@ def rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+def memory_slack(pid: int) -> int:
+    """How much RSS bounds are widened: an ASan build keeps freed memory in its quarantine (256 MB by default)."""
+    return 8 if "libasan" in Path(f"/proc/{pid}/maps").read_text() else 1
+
+
 class RawH2:
     """Frames written as bytes; the server's frames parsed from its bytes (type, flags, stream, payload)."""
 
@@ -156,7 +161,8 @@ class H2Attacks(MediagateTestCase):
         frames = c.until_closed(10)
         self.assertTrue(c.closed, f"the connection survived {sent} rapid resets")
         self.assertIsNotNone(goaway_code(frames), "closed without GOAWAY")
-        self.assertLess(rss(self.server.proc.pid) - before, 64 * MIB, "memory after the rapid resets")
+        slack = memory_slack(self.server.proc.pid)
+        self.assertLess(rss(self.server.proc.pid) - before, 64 * MIB * slack, "memory after the rapid resets")
         self.assert_others_served("a rapid reset")
 
     def test_continuation_flood(self):
@@ -192,7 +198,8 @@ class H2Attacks(MediagateTestCase):
         frames = c.until_closed(10)
         self.assertTrue(c.closed, f"the connection survived {total} {what} frames")
         self.assertLess(total, 1_000_000, f"all {total} {what} frames were taken")
-        self.assertLess(rss(self.server.proc.pid) - before, 64 * MIB, f"memory after the {what} flood")
+        slack = memory_slack(self.server.proc.pid)
+        self.assertLess(rss(self.server.proc.pid) - before, 64 * MIB * slack, f"memory after the {what} flood")
         self.assert_others_served(f"a {what} flood")
 
     def test_settings_flood(self):
@@ -222,7 +229,8 @@ class H2Attacks(MediagateTestCase):
         self.assertTrue(responses or goaway_code(frames) is not None, f"no answer to the bomb: {frames}")
         if responses:
             self.assertEqual(dict(responses[0])[":status"], "431")
-        self.assertLess(rss(self.server.proc.pid) - before, 32 * MIB, "memory after the HPACK bomb")
+        slack = memory_slack(self.server.proc.pid)
+        self.assertLess(rss(self.server.proc.pid) - before, 32 * MIB * slack, "memory after the HPACK bomb")
         self.assert_others_served("an HPACK bomb")
 
     def test_zero_window_stall(self):
@@ -240,7 +248,8 @@ class H2Attacks(MediagateTestCase):
                     resets.add(sid)
         self.assertEqual(len(resets), 20, f"streams reset after the send timeout: {sorted(resets)}")
         self.assertGreaterEqual(time.monotonic() - started, 1.5, "reset before the send timeout")
-        self.assertLess(rss(self.server.proc.pid) - before, 32 * MIB, "memory of 20 stalled streams")
+        slack = memory_slack(self.server.proc.pid)
+        self.assertLess(rss(self.server.proc.pid) - before, 32 * MIB * slack, "memory of 20 stalled streams")
         # The window opens now: a new stream on the same connection is served.
         c.send(WindowUpdateFrame(0, window_increment=1 << 20).serialize())
         c.send(SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 65535}).serialize())
