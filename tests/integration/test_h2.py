@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import unittest
 from typing import Optional
@@ -239,11 +240,14 @@ class H2Streams(MediagateTestCase):
             self.assertLess(time.monotonic(), deadline, f"the reset stream never ended: {after}")
             time.sleep(0.05)
         sent = after["mediagate_http_response_bytes_total"] - before["mediagate_http_response_bytes_total"]
+        print(f"h2: a stream reset after {len(c.streams[sid].body)} bytes had {sent:.0f} bytes handed to it",
+              file=sys.stderr)
         self.assertLess(sent, 2 * MIB, "bytes handed to the reset stream")
         if self.fx.mode == "s3":
             time.sleep(0.5)
             settled = metric_values(self.port)
             fetched = settled["mediagate_s3_received_bytes_total"] - before["mediagate_s3_received_bytes_total"]
+            print(f"h2: {fetched:.0f} bytes read from S3 for that stream (object: {harness.BIG_SIZE})", file=sys.stderr)
             self.assertLess(fetched, 16 * MIB, f"S3 bytes read for a stream reset after 32 KiB of {harness.BIG_SIZE}")
             time.sleep(0.5)
             self.assertEqual(metric_values(self.port)["mediagate_s3_received_bytes_total"],
