@@ -115,6 +115,7 @@ struct h2_core : std::enable_shared_from_this<h2_core> {
   bool idle() const { return streams.empty() && live_handlers == 0; }
   void handler_finished() {
     --live_handlers;
+    if (dead) writer_stopped.cancel();  // serve() waits for the last stream before the connection ends
     if (idle()) {
       idle_since = clock::now();
       conn->awaiting_request = true;
@@ -780,6 +781,12 @@ net::awaitable<void> serve(std::shared_ptr<connection> c, Stream& s, connection_
     core->writer_stopped.expires_at(clock::time_point::max());
   }
   core->stop();
+  // Streams stop at their next step (a storage read in flight finishes first): the connection counts as open
+  // until then, so that draining waits for them and nothing outlives what it uses.
+  while (core->live_handlers > 0) {
+    core->writer_stopped.expires_at(clock::time_point::max());
+    co_await core->writer_stopped.async_wait(kTuple);
+  }
   c->drain = nullptr;
 }
 
