@@ -1,6 +1,6 @@
 """HTTP/2 attacks against a real socket (issue 13), as nginx and Envoy bound them since 2023: rapid reset
 (CVE-2023-44487), CONTINUATION floods, SETTINGS and PING floods from a client that reads nothing, an HPACK bomb, and
-zero-window stalls. Raw frames (hyperframe and hpack, which python3-h2 brings), no client-side checks.
+zero-window stalls (of a stream, of a connection). Raw frames (hyperframe and hpack, which python3-h2 brings), no client-side checks.
 
 Each case: the attacker's connection is closed or its streams bounded, the server's memory stays bounded (RSS), and
 a normal client on another connection is served at once afterwards. Runs with --scheme h2 (ctest -R integration_h2).
@@ -257,6 +257,19 @@ class H2Attacks(MediagateTestCase):
         got = [f for f in c.frames(3) if f[2] == 41]
         self.assertTrue(any(t == DATA for t, _, _, _ in got), f"no DATA once the window opened: {got}")
         self.assert_others_served("zero-window stalls")
+
+    def test_zero_connection_window_closes_the_connection(self):
+        """Streams may take 1 MiB each, but the connection's window never opens past its first 65,535 bytes: after
+        the send timeout the connection gets GOAWAY (FLOW_CONTROL_ERROR) and is closed."""
+        c = self.raw(window=1 << 20)
+        started = time.monotonic()
+        c.send(c.get(1, harness.media_target("big.bin")) + c.get(3, harness.media_target("big100.bin")))
+        frames = c.until_closed(15)
+        self.assertTrue(c.closed, "the connection stayed open with its window shut")
+        self.assertGreaterEqual(time.monotonic() - started, 1.5, "closed before the send timeout")
+        self.assertEqual(goaway_code(frames), 3, "GOAWAY with FLOW_CONTROL_ERROR")
+        self.assertLessEqual(sum(len(p) for t, _, _, p in frames if t == DATA), 65_535)
+        self.assert_others_served("a connection window that never opened")
 
 
 if __name__ == "__main__":
