@@ -272,7 +272,8 @@ def main() -> None:
                     "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
 
-    servers = {"mediagate": start_mediagate(a.exe, work, media, cert, key), "nginx": start_nginx(work, media, cert, key)}
+    servers = {"mediagate": start_mediagate(a.exe, work, media, cert, key),
+               "nginx": start_nginx(work, media, cert, key)}
     rows: dict[str, dict[str, list]] = {}
     try:
         def add(row: str, name: str, value) -> None:

@@ -115,6 +115,7 @@ struct h2_core : std::enable_shared_from_this<h2_core> {
   bool idle() const { return streams.empty() && live_handlers == 0; }
   void handler_finished() {
     --live_handlers;
+    if (dead) writer_stopped.cancel();  // serve() waits for the last stream before the connection ends
     if (idle()) {
       idle_since = clock::now();
       conn->awaiting_request = true;
@@ -282,6 +283,23 @@ void publish(h2_core& core, h2_stream& st) {
   core.wake_writer();
 }
 
+// A stream took nothing for the send timeout. When the connection's own window is shut too, nothing on it
+// can move: GOAWAY and close (every stream's read stops); otherwise only this stream is reset.
+void stalled(h2_core& core, h2_stream& st) {
+  core.svc.stats.h2_refusal();
+  if (nghttp2_session_get_remote_window_size(core.session) <= 0) {
+    core.svc.log.info("{}: HTTP/2 connection window shut for {} ms: closed", core.conn->peer,
+                      core.svc.config.send_timeout.count());
+    nghttp2_session_terminate_session(core.session, NGHTTP2_FLOW_CONTROL_ERROR);
+    core.flush_and_close = true;
+    core.wake_writer();
+    return;
+  }
+  core.svc.log.info("{}: HTTP/2 stream {} took nothing for {} ms: reset", core.conn->peer, st.id,
+                    core.svc.config.send_timeout.count());
+  core.reset(st, NGHTTP2_CANCEL);
+}
+
 // Waits until nghttp2 took every byte of the stream's buffer. False when the stream or connection ended,
 // or when the client's window stayed shut for the send timeout (the stream is then reset).
 net::awaitable<bool> drained(h2_core& core, h2_stream& st) {
@@ -290,10 +308,7 @@ net::awaitable<bool> drained(h2_core& core, h2_stream& st) {
     const auto before = st.sent;
     const bool woken = co_await wait_a_while(st, core.svc.config.send_timeout);
     if (!woken && st.sent == before && st.head < st.tail && !st.closed && !core.dead) {
-      core.svc.log.info("{}: HTTP/2 stream {} took nothing for {} ms: reset", core.conn->peer, st.id,
-                        core.svc.config.send_timeout.count());
-      core.svc.stats.h2_refusal();
-      core.reset(st, NGHTTP2_CANCEL);
+      stalled(core, st);
       co_return false;
     }
   }
@@ -444,10 +459,7 @@ net::awaitable<void> await_end(h2_core& core, h2_stream& st) {
     const auto before = st.sent;
     const bool woken = co_await wait_a_while(st, core.svc.config.send_timeout);
     if (!woken && st.sent == before && !st.closed && !st.response_sent && !core.dead) {
-      core.svc.log.info("{}: HTTP/2 stream {} took nothing for {} ms: reset", core.conn->peer, st.id,
-                        core.svc.config.send_timeout.count());
-      core.svc.stats.h2_refusal();
-      core.reset(st, NGHTTP2_CANCEL);
+      stalled(core, st);
       co_return;
     }
   }
@@ -780,6 +792,12 @@ net::awaitable<void> serve(std::shared_ptr<connection> c, Stream& s, connection_
     core->writer_stopped.expires_at(clock::time_point::max());
   }
   core->stop();
+  // Streams stop at their next step (a storage read in flight finishes first): the connection counts as open
+  // until then, so that draining waits for them and nothing outlives what it uses.
+  while (core->live_handlers > 0) {
+    core->writer_stopped.expires_at(clock::time_point::max());
+    co_await core->writer_stopped.async_wait(kTuple);
+  }
   c->drain = nullptr;
 }
 

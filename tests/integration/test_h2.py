@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import sys
+import tempfile
 import time
 import unittest
+from pathlib import Path
 from typing import Optional
 
 import h2.config
@@ -27,6 +31,7 @@ import h2.settings
 
 import harness
 import rawhttp
+import tlsutil
 from harness import MediagateTestCase
 
 MIB = 1 << 20
@@ -239,11 +244,14 @@ class H2Streams(MediagateTestCase):
             self.assertLess(time.monotonic(), deadline, f"the reset stream never ended: {after}")
             time.sleep(0.05)
         sent = after["mediagate_http_response_bytes_total"] - before["mediagate_http_response_bytes_total"]
+        print(f"h2: a stream reset after {len(c.streams[sid].body)} bytes had {sent:.0f} bytes handed to it",
+              file=sys.stderr)
         self.assertLess(sent, 2 * MIB, "bytes handed to the reset stream")
         if self.fx.mode == "s3":
             time.sleep(0.5)
             settled = metric_values(self.port)
             fetched = settled["mediagate_s3_received_bytes_total"] - before["mediagate_s3_received_bytes_total"]
+            print(f"h2: {fetched:.0f} bytes read from S3 for that stream (object: {harness.BIG_SIZE})", file=sys.stderr)
             self.assertLess(fetched, 16 * MIB, f"S3 bytes read for a stream reset after 32 KiB of {harness.BIG_SIZE}")
             time.sleep(0.5)
             self.assertEqual(metric_values(self.port)["mediagate_s3_received_bytes_total"],
@@ -356,6 +364,38 @@ class H2Lifecycle(unittest.TestCase):
         self.assertEqual(server.proc.wait(timeout=20), 0)
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+    def test_certificate_reload_keeps_an_open_h2_stream(self):
+        """SIGHUP with a new pair while an h2 stream is open: new connections get the new certificate, the open
+        stream goes on to its last byte on the old one."""
+        files = Path(tempfile.mkdtemp(prefix="h2-reload-", dir=self.fx.tmp))
+        first, second = self.fx.ca.issue("h2-reload-1"), self.fx.ca.issue("h2-reload-2")
+        cert, key = files / "cert.pem", files / "key.pem"
+        shutil.copyfile(first.cert, cert)
+        shutil.copyfile(first.key, key)
+        server = self.start(["--tls-cert", str(cert), "--tls-key", str(key), "--tls-reload-interval", "0"], "H2Reload")
+        c = Client(server.port, rawhttp.TLS_CONTEXT)
+        self.addCleanup(c.close)
+        self.assertEqual(tlsutil.peer_serial(c.sock), first.serial)
+        size = 8 * MIB
+        sid = c.request("GET", harness.media_target("big.bin"), [("range", f"bytes=0-{size - 1}")])
+        c.hold.add(sid)
+        c.wait(lambda: len(c.streams[sid].body) > 0, 10, "the first bytes")
+        shutil.copyfile(second.cert, cert)
+        shutil.copyfile(second.key, key)
+        mark = server.line_count()
+        server.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(server.wait_for_line(r"TLS certificate .* loaded \(SIGHUP\)", 5, mark), server.output())
+        fresh = Client(server.port, rawhttp.TLS_CONTEXT)
+        self.addCleanup(fresh.close)
+        self.assertEqual(tlsutil.peer_serial(fresh.sock), second.serial)
+        self.assertEqual(fresh.get(harness.media_target("empty.bin")).status, 200)
+        c.hold.discard(sid)
+        c.conn.acknowledge_received_data(len(c.streams[sid].body), sid)
+        c.flush()
+        c.wait(lambda: c.streams[sid].ended or c.streams[sid].reset is not None, 30, "the open stream")
+        self.assertIsNone(c.streams[sid].reset)
+        self.assertTrue(bytes(c.streams[sid].body) == harness.pattern_bytes(0, size), "the open stream's bytes")
 
     def test_h2c_prior_knowledge_beside_http11(self):
         pair = self.fx.ca.issue("h2c")
