@@ -256,6 +256,11 @@ void add_serve_options(CLI::App& cmd, serve_options& o) {
   add_timeout_options(cmd, o);
   add_s3_options(cmd, o.s3);
   add_cache_options(cmd, o);
+  cmd.add_option("--hls-segment", o.config.hls_segment_seconds,
+                 "Target length in seconds of HLS/DASH segments (each is cut at the next keyframe)")
+      ->envname("MEDIAGATE_HLS_SEGMENT")
+      ->check(CLI::Range(1.0, 60.0))
+      ->capture_default_str();
   add_library_options(cmd, o);
   add_tls_options(cmd, o);
 }

@@ -57,6 +57,10 @@ struct server_config {
   std::size_t descriptors_per_loop = 48;       // upstream pool, open-file tables
   std::size_t spare_descriptors = 64;          // logs, the catalog, probes, listening sockets
   tls_config tls;
+  // HLS and DASH repackaged from MP4 (issue 14).
+  double hls_segment_seconds = 6;                      // target segment length (cut at the next keyframe)
+  std::uint64_t hls_index_cache_bytes = 256ull << 20;  // parsed MP4 indexes kept in memory, per event loop
+  std::uint64_t hls_max_moov_bytes = 64ull << 20;      // a larger moov is refused (422)
 };
 
 }  // namespace mediagate::server
