@@ -23,9 +23,10 @@ struct spliced_layout {
 };
 
 // A reader of `range` of the resource laid out by `layout`, whose runs are read from `key` at version `meta`.
+// Runs separated by at most `max_gap` bytes are read with one storage request (the gap read and dropped).
 std::unique_ptr<storage::range_reader> make_spliced_reader(storage::storage& store, std::string key,
                                                            storage::object_meta meta,
                                                            std::shared_ptr<const spliced_layout> layout,
-                                                           http::byte_range range);
+                                                           http::byte_range range, std::uint64_t max_gap);
 
 }  // namespace mediagate::server
