@@ -18,6 +18,7 @@ import subprocess
 import time
 import unittest
 import urllib.parse
+from typing import Optional
 
 import harness
 import rawhttp
@@ -79,6 +80,61 @@ def packet_problems(expected, got) -> list[str]:
     return problems
 
 
+def box_offsets(data: bytes, path: list[str], start: int = 0, end: Optional[int] = None) -> list[int]:
+    """Offsets of the boxes at `path` (e.g. ["moov", "trak", "mdia", "mdhd"]) in an MP4's bytes."""
+    end = len(data) if end is None else end
+    found, pos = [], start
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8].decode("latin-1")
+        header = 8
+        if size == 1:
+            size, header = int.from_bytes(data[pos + 8:pos + 16], "big"), 16
+        if size < header:
+            break
+        if kind == path[0]:
+            if len(path) == 1:
+                found.append(pos)
+            else:
+                inner = pos + header + (8 if kind == "stsd" else 0)
+                found += box_offsets(data, path[1:], inner, pos + size)
+        pos += size
+    return found
+
+
+def patched(data: bytes, path: list[str], at: int, value: bytes) -> bytes:
+    """`data` with `value` written `at` bytes into the first box at `path`."""
+    pos = box_offsets(data, path)[0] + at
+    return data[:pos] + value + data[pos + len(value):]
+
+
+def hostile_files(clip: bytes) -> dict[str, tuple[bytes, int, str]]:
+    """Broken or hostile MP4s made from a fast-start clip: key -> (bytes, status, reason in the answer)."""
+    trak = ["moov", "trak"]
+    stbl = trak + ["mdia", "minf", "stbl"]
+    u32 = lambda v: v.to_bytes(4, "big")  # noqa: E731
+    return {
+        # stsz claims 2^32-1 samples in a box of a few hundred bytes: refused before anything is allocated
+        "hostile/stsz-count.mp4": (patched(clip, stbl + ["stsz"], 16, u32(0xFFFFFFFF)), 422, "samples"),
+        "hostile/timescale-0.mp4": (patched(clip, trak + ["mdia", "mdhd"], 20, u32(0)), 422, "timescale 0"),
+        # frames of 2^32-1 ticks: 971 days of video, past any movie's length
+        "hostile/stts-absurd.mp4": (patched(clip, stbl + ["stts"], 20, u32(0xFFFFFFFF)), 422, "a duration of"),
+        "hostile/stsc-start.mp4": (patched(clip, stbl + ["stsc"], 16, u32(5)), 422, "stsc"),
+        "hostile/stsc-past-chunks.mp4": (patched(clip, stbl + ["stsc"], 20, u32(100000)), 422, "stsc"),
+        "hostile/stss-zero.mp4": (patched(clip, stbl + ["stss"], 16, u32(0)), 422, "stss names sample 0"),
+        # a box inside moov that claims more than its parent holds, and one smaller than its own header
+        "hostile/trak-past-moov.mp4": (patched(clip, trak, 0, u32(0x7FFFFFFF)), 422, "has size"),
+        "hostile/box-too-small.mp4": (patched(clip, trak + ["tkhd"], 0, u32(3)), 422, "has size"),
+        # the samples lie past the end of what is stored
+        "hostile/truncated.mp4": (clip[:len(clip) // 2], 422, "past the end of the file"),
+        "hostile/moov-past-eof.mp4": (patched(clip, ["moov"], 0, u32(len(clip) * 2)), 422, "runs past the end"),
+        "hostile/no-moov.mp4": (clip[:box_offsets(clip, ["moov"])[0]] + b"\0\0\0\x10free" + b"\0" * 8, 422,
+                                "no moov"),
+        "hostile/text.mp4": (b"this is text, not a movie\n" * 10, 415, "not an MP4"),
+        "hostile/fragmented.mp4": (clip[:32] + u32(16) + b"moof" + b"\0" * 8, 415, "fragmented"),
+    }
+
+
 class HlsTest(unittest.TestCase):
     maxDiff = 4000
 
@@ -90,6 +146,9 @@ class HlsTest(unittest.TestCase):
         for key, source in SOURCES.items():
             cls.sources[key] = cache / source
             cls.storage.put(key, (cache / source).read_bytes())
+        cls.hostile = hostile_files((cache / "clip.mp4").read_bytes())
+        for key, (data, _, _) in cls.hostile.items():
+            cls.storage.put(key, data)
         cls.server = test_api.start_server(cls.storage, ["--scan-on-start"], cls.__name__)
         cls.port = cls.server.port
         cls.base = f"http://127.0.0.1:{cls.port}"
@@ -287,6 +346,27 @@ class HlsTest(unittest.TestCase):
         self.assertTrue(payload[:1024] in source, "the first sample's bytes are not the source's")
         self.assertTrue(payload[-64:] in source, "the last sample's bytes are not the source's")
 
+    def test_mutated_indexes_never_fail_the_server(self) -> None:
+        """Bytes of the moov of a real clip flipped at random: every answer is 200, 404, 415 or 422."""
+        import random
+        rng = random.Random(harness.RANDOM_SEED)
+        clip = self.sources["clip.mp4"].read_bytes()
+        moov = box_offsets(clip, ["moov"])[0]
+        moov_size = int.from_bytes(clip[moov:moov + 4], "big")
+        statuses = {}
+        for n in range(40):
+            data = bytearray(clip)
+            for _ in range(rng.choice((1, 2, 8))):
+                data[rng.randrange(moov + 8, moov + moov_size)] = rng.randrange(256)
+            key = f"mutated/{n}.mp4"
+            self.storage.put(key, bytes(data))
+            for resource in ("master.m3u8", "1.m3u8", "1/init.mp4", "1/seg-1.m4s", "2/seg-0.m4s"):
+                r = self.get(self.hls(key, resource))
+                self.assertIn(r.status, (200, 404, 415, 422), f"{key} {resource}: {r.describe()}")
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+        self.assertTrue(self.server.alive())
+        print(f"  mutated moov answers: {statuses}")
+
     def test_what_is_not_repackaged_says_why(self) -> None:
         for key, status, reason in (("clip.webm", 415, "WebM"), ("image.jpg", 415, "not an MP4")):
             with self.subTest(key=key):
@@ -301,6 +381,12 @@ class HlsTest(unittest.TestCase):
             with self.subTest(target=target):
                 r = self.get(target)
                 self.assertEqual(r.status, status, r.describe())
+        for key, (_, status, reason) in self.hostile.items():
+            with self.subTest(key=key):
+                for resource in ("master.m3u8", "1/seg-0.m4s", "manifest.mpd"):
+                    r = self.get(self.hls(key, resource))
+                    self.assertEqual(r.status, status, r.describe())
+                    self.assertIn(reason, r.body.decode(), r.describe())
         r = self.get(self.hls("clip.mp4", "master.m3u8"), method="DELETE")
         self.assertEqual(r.status, 405)
 
