@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <list>
+#include <mutex>
 #include <unordered_map>
 
 #include "catalog/scan.hpp"
@@ -28,20 +29,24 @@ struct hls_package {
   std::uint64_t bytes = 0;  // roughly what it holds in memory
 };
 
-// The parsed indexes of one event loop, least recently used first out, bounded in bytes.
+// Parsed indexes, least recently used first out, bounded in bytes; shared by the event loops (a mutex held
+// only to look up or insert: parsing happens outside it, so two loops may parse the same index once each).
 struct hls_cache {
+  std::mutex mutex;
   using entry = std::pair<std::string, std::shared_ptr<const hls_package>>;
   std::list<entry> lru;  // most recent first
   std::unordered_map<std::string, std::list<entry>::iterator> by_key;
   std::uint64_t bytes = 0;
 
   std::shared_ptr<const hls_package> get(const std::string& key) {
+    std::lock_guard lock(mutex);
     auto it = by_key.find(key);
     if (it == by_key.end()) return nullptr;
     lru.splice(lru.begin(), lru, it->second);
     return it->second->second;
   }
   void put(const std::string& key, std::shared_ptr<const hls_package> p, std::uint64_t limit) {
+    std::lock_guard lock(mutex);
     if (by_key.count(key)) return;
     bytes += p->bytes;
     lru.emplace_front(key, std::move(p));
@@ -53,6 +58,8 @@ struct hls_cache {
     }
   }
 };
+
+std::shared_ptr<hls_cache> make_hls_cache() { return std::make_shared<hls_cache>(); }
 
 namespace {
 

@@ -8,6 +8,7 @@
 // followed by ranged reads of exactly its samples.
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,9 @@ struct hls_target {
   std::uint64_t segment = 0;
   std::string_view resource;  // what follows the key, e.g. "1/seg-3.m4s"
 };
+
+// The cache of parsed MP4 indexes (thread-safe), shared by every event loop's services.
+std::shared_ptr<hls_cache> make_hls_cache();
 
 // Splits what follows /hls/ into the key and the resource, read from the right; nullopt when it names none.
 std::optional<hls_target> parse_hls_path(std::string_view rest);

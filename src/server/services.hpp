@@ -34,7 +34,8 @@ struct services {
   const std::atomic<bool>* draining = nullptr;  // set once shutting down: /readyz answers 503
   std::mt19937_64 random{std::random_device{}()};
   std::unordered_map<std::string, std::string> sniffed_types;  // key + ETag → type sniffed from its bytes
-  std::shared_ptr<hls_cache> hls;                              // made on the first HLS request
+  std::shared_ptr<hls_cache>
+      hls;  // parsed MP4 indexes, shared by every loop (made here on first use otherwise)
 };
 
 }  // namespace mediagate::server

@@ -11,13 +11,19 @@ Run from tests/integration: /usr/bin/python3 run_suite.py --bin ../../build/medi
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import shlex
+import shutil
+import tempfile
 from fractions import Fraction
 import subprocess
 import time
 import unittest
 import urllib.parse
+from pathlib import Path
 from typing import Optional
 
 import harness
@@ -25,6 +31,47 @@ import rawhttp
 import test_api
 
 FFMPEG = harness.FFMPEG
+# Made here (cached like the harness's fixtures, under .cache/hls-fixtures/<hash of the recipes>): H.265, and two
+# AAC tracks in two languages (alternate renditions).
+_V = ["-f", "lavfi", "-i", "testsrc2=duration=10:size=320x180:rate=30"]
+_A = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10"]
+_A2 = ["-f", "lavfi", "-i", "sine=frequency=880:sample_rate=44100:duration=10"]
+EXTRA_RECIPES = {
+    "hevc.mp4": _V + _A + ["-map", "0:v", "-map", "1:a", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
+                           "keyint=60:min-keyint=60:open-gop=0:scenecut=0:log-level=error", "-tag:v", "hvc1", "-c:a", "aac", "-b:a", "64k",
+                           "-movflags", "+faststart"] + harness._BITEXACT,
+    "two-audio.mp4": _V + _A + _A2 + ["-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset",
+                                      "veryfast", "-g", "60", "-c:a", "aac", "-b:a", "64k",
+                                      "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra"]
+    + harness._BITEXACT,
+}
+
+
+def extra_fixtures() -> Path:
+    recipe = json.dumps({"ffmpeg": harness._ffmpeg_version(), "recipes": EXTRA_RECIPES}, sort_keys=True)
+    base = Path(os.environ.get("MEDIAGATE_TEST_CACHE", harness.REPO / ".cache" / "integration-fixtures"))
+    cache = base.parent / "hls-fixtures" / hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    if (cache / "complete").exists():
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=cache.parent))
+    try:
+        for name, args in EXTRA_RECIPES.items():
+            cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args, str(work / name)]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if r.returncode != 0:
+                raise RuntimeError(f"ffmpeg failed making {name}: {shlex.join(cmd)}\n{r.stderr}")
+        (work / "complete").write_text("ok\n")
+        try:
+            work.rename(cache)
+        except OSError:
+            if not (cache / "complete").exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return cache
+
+
 SOURCES = {"clip.mp4": "clip.mp4", "moov at end/clip.mp4": "clip-nofaststart.mp4", "clip.webm": "clip.webm",
            "image.jpg": "image.jpg"}
 HLS_TYPE = "application/vnd.apple.mpegurl"
@@ -46,7 +93,11 @@ def framemd5(url_or_path: str) -> dict[str, tuple[Fraction, list[list[str]]]]:
         elif line and not line.startswith("#"):
             fields = [f.strip() for f in line.split(",")]
             packets.setdefault(int(fields[0]), []).append(fields[1:])
-    return {types[i]: (bases[i], packets[i]) for i in packets}
+    out, seen = {}, {}
+    for i in sorted(packets):  # audio 1, audio 2, ...: streams of a kind keep their order in both readings
+        seen[types[i]] = seen.get(types[i], 0) + 1
+        out[f"{types[i]} {seen[types[i]]}"] = (bases[i], packets[i])
+    return out
 
 
 def packet_problems(expected, got) -> list[str]:
@@ -146,6 +197,10 @@ class HlsTest(unittest.TestCase):
         for key, source in SOURCES.items():
             cls.sources[key] = cache / source
             cls.storage.put(key, (cache / source).read_bytes())
+        extra = extra_fixtures()
+        for name in EXTRA_RECIPES:
+            cls.sources[name] = extra / name
+            cls.storage.put(name, (extra / name).read_bytes())
         cls.hostile = hostile_files((cache / "clip.mp4").read_bytes())
         for key, (data, _, _) in cls.hostile.items():
             cls.storage.put(key, data)
@@ -233,12 +288,33 @@ class HlsTest(unittest.TestCase):
                 self.assertEqual(video, [6.0, 4.0])
 
     def test_packets_equal_the_source(self) -> None:
-        for key in ("clip.mp4", "moov at end/clip.mp4"):
+        for key in ("clip.mp4", "moov at end/clip.mp4", "hevc.mp4", "two-audio.mp4"):
             with self.subTest(key=key):
                 expected = framemd5(str(self.sources[key]))
-                self.assertEqual(len(expected["video"][1]), 300)  # 10 s at 30 fps
+                self.assertEqual(len(expected["video 1"][1]), 300)  # 10 s at 30 fps
                 got = framemd5(self.base + self.hls(key, "master.m3u8"))
                 self.assertEqual(packet_problems(expected, got), [])
+
+    def test_hevc_and_alternate_audio_renditions(self) -> None:
+        master = self.playlist(self.hls("hevc.mp4", "master.m3u8"))
+        self.assertRegex(master, r'CODECS="hvc1\.1\.6\.L\d+\.[0-9a-f.]+,mp4a\.40\.2"')
+        self.assertIn("RESOLUTION=320x180", master)
+        video = self.check_media_playlist(self.playlist(self.hls("hevc.mp4", "1.m3u8")))
+        self.assertEqual(video, [6.0, 4.0])
+        master = self.playlist(self.hls("two-audio.mp4", "master.m3u8"))
+        media = re.findall(r"^#EXT-X-MEDIA:(.*)$", master, re.M)
+        self.assertEqual(len(media), 2, master)
+        self.assertIn('LANGUAGE="eng",DEFAULT=YES', media[0])
+        self.assertIn('LANGUAGE="fra",DEFAULT=NO', media[1])
+        for line, track in zip(media, ("2", "3")):
+            self.assertIn(f'URI="{track}.m3u8"', line)
+            durations = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", f"{track}.m3u8")))
+            self.assertAlmostEqual(sum(durations), 10.0, delta=0.05)
+        # 44.1 kHz audio is cut at the same times as the video and the 48 kHz track (within one AAC frame).
+        a = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", "2.m3u8")))
+        b = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", "3.m3u8")))
+        self.assertAlmostEqual(a[0], 6.0, delta=1024 / 44100)
+        self.assertAlmostEqual(b[0], 6.0, delta=1024 / 44100)
 
     def test_dash_manifest_over_the_same_segments(self) -> None:
         import xml.etree.ElementTree as ET
@@ -393,3 +469,73 @@ class HlsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def s3_counters(port: int) -> tuple[int, int]:
+    """The server's GetObject requests and body bytes received from S3 so far (/metrics)."""
+    with rawhttp.Connection(port) as conn:
+        text = conn.request("GET", "/metrics").body.decode()
+    gets = int(float(re.search(r"^mediagate_s3_get_requests_total (\S+)$", text, re.M).group(1)))
+    received = int(float(re.search(r"^mediagate_s3_received_bytes_total (\S+)$", text, re.M).group(1)))
+    return gets, received
+
+
+def mdat_payload(segment: bytes) -> int:
+    moof = int.from_bytes(segment[0:4], "big")
+    return int.from_bytes(segment[moof:moof + 4], "big") - 8
+
+
+if harness.STORAGE_MODE == "s3":
+    class HlsS3EconomyTest(unittest.TestCase):
+        """What a segment costs in S3 requests and bytes: cold without a cache, then warm in the slice cache."""
+
+        @classmethod
+        def setUpClass(cls) -> None:
+            cls.storage = test_api.Storage(cls.__name__)
+            cls.storage.put("clip.mp4", (harness.build_cache() / "clip.mp4").read_bytes())
+            cls.cache_dir = cls.storage.tmp / "slice-cache"
+            cls.plain = test_api.start_server(cls.storage, [], cls.__name__ + "-plain")
+            cls.cached = test_api.start_server(cls.storage, ["--cache-dir", str(cls.cache_dir)],
+                                               cls.__name__ + "-cached")
+
+        @classmethod
+        def tearDownClass(cls) -> None:
+            try:
+                for server in (cls.plain, cls.cached):
+                    server.stop()
+            finally:
+                cls.storage.cleanup()
+
+        def fetch(self, port: int, resource: str) -> bytes:
+            with rawhttp.Connection(port) as conn:
+                r = conn.request("GET", f"/hls/clip.mp4/{resource}")
+            self.assertEqual(r.status, 200, r.describe())
+            return r.body
+
+        def test_cold_segment_is_one_read_of_its_region(self) -> None:
+            self.fetch(self.plain.port, "1.m3u8")  # the index: read and kept
+            for resource in ("1/seg-0.m4s", "1/seg-1.m4s"):
+                before = s3_counters(self.plain.port)
+                body = self.fetch(self.plain.port, resource)
+                after = s3_counters(self.plain.port)
+                payload = mdat_payload(body)
+                gets, received = after[0] - before[0], after[1] - before[1]
+                print(f"  figure: cold {resource}: {gets} GET, {received} bytes from S3 for {payload} bytes of "
+                      f"samples ({received / payload:.3f}x; the rest: audio interleaved with the video)")
+                self.assertEqual(gets, 1)
+                # The video's runs and the audio interleaved between them, nothing more: the clip's audio is
+                # 96 kb/s beside ~740 kb/s of video.
+                self.assertGreaterEqual(received, payload)
+                self.assertLessEqual(received, payload * 1.2)
+            # The same segment again: the index is cached, the samples are read again (no slice cache here).
+            before = s3_counters(self.plain.port)
+            self.fetch(self.plain.port, "1/seg-1.m4s")
+            self.assertEqual(s3_counters(self.plain.port)[0] - before[0], 1)
+
+        def test_warm_segment_reads_nothing_from_s3(self) -> None:
+            first = self.fetch(self.cached.port, "1/seg-1.m4s")
+            before = s3_counters(self.cached.port)
+            for resource in ("1/seg-1.m4s", "1.m3u8", "master.m3u8", "1/init.mp4"):
+                self.fetch(self.cached.port, resource)
+            self.assertEqual(self.fetch(self.cached.port, "1/seg-1.m4s"), first)
+            self.assertEqual(s3_counters(self.cached.port), before)
