@@ -18,6 +18,14 @@ std::uint64_t segment_bytes(const track& t, const track_cuts& cuts, std::size_t 
   return total;
 }
 
+// The segments worth listing: a track that ends before the others has empty ones at the end (EXTINF and @d
+// must be positive).
+std::size_t listed_segments(const track_cuts& cuts) {
+  auto n = cuts.segments();
+  while (n > 1 && cuts.dts[n] == cuts.dts[n - 1]) --n;
+  return n;
+}
+
 std::uint64_t average_bitrate(const track& t, const track_cuts& cuts) {
   std::uint64_t bytes = 0;
   for (const auto& s : t.samples) bytes += s.size;
@@ -103,7 +111,7 @@ std::string media_playlist(const movie& m, const segment_index& index, std::size
       "\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"
       "#EXT-X-MAP:URI=\"" +
       id + "/init.mp4\"\n";
-  for (std::size_t n = 0; n < cuts.segments(); ++n) {
+  for (std::size_t n = 0; n < listed_segments(cuts); ++n) {
     out += "#EXTINF:" + seconds_text(cuts.dts[n + 1] - cuts.dts[n], t.timescale) + ",\n";
     out += id + "/seg-" + std::to_string(n) + ".m4s\n";
   }
@@ -180,10 +188,11 @@ std::string dash_manifest(const movie& m, const segment_index& index) {
            id + "/init.mp4\" media=\"" + id +
            "/seg-$Number$.m4s\" startNumber=\"0\">\n          <SegmentTimeline>\n";
     // Runs of equal durations collapse into one S with a repeat count (@r).
-    for (std::size_t n = 0; n < c.segments();) {
+    const auto listed = listed_segments(c);
+    for (std::size_t n = 0; n < listed;) {
       const auto d = c.dts[n + 1] - c.dts[n];
       std::size_t r = 0;
-      while (n + r + 1 < c.segments() && c.dts[n + r + 2] - c.dts[n + r + 1] == d) ++r;
+      while (n + r + 1 < listed && c.dts[n + r + 2] - c.dts[n + r + 1] == d) ++r;
       out += "            <S t=\"" + std::to_string(c.dts[n]) + "\" d=\"" + std::to_string(d) + "\"";
       if (r) out += " r=\"" + std::to_string(r) + "\"";
       out += "/>\n";

@@ -609,6 +609,22 @@ TEST(Mp4Playlist, MasterNamesTheVariantAndTheAudioRenditions) {
       << text;
 }
 
+TEST(Mp4Playlist, ATrackThatEndsEarlyListsNoEmptySegments) {
+  auto a = audio_10s();
+  a.sizes.resize(200);  // 4.3 s of audio beside 10 s of video
+  a.durations.resize(200);
+  auto m = parse({video_10s(), a});
+  ASSERT_TRUE(m) << m.err().message;
+  auto index = cut_segments(*m, 6000);
+  ASSERT_EQ(index.tracks[1].segments(), 2u);  // aligned with the video's
+  auto text = media_playlist(*m, index, 1);
+  EXPECT_NE(text.find("2/seg-0.m4s"), std::string::npos);
+  EXPECT_EQ(text.find("2/seg-1.m4s"), std::string::npos) << text;
+  EXPECT_EQ(text.find("#EXTINF:0.000000"), std::string::npos);
+  auto mpd = dash_manifest(*m, index);
+  EXPECT_EQ(mpd.find(" d=\"0\""), std::string::npos) << mpd;
+}
+
 TEST(Mp4Playlist, DashManifestHasAnExactTimelinePerTrack) {
   auto m = parse({video_10s(), audio_10s()});
   ASSERT_TRUE(m);
