@@ -206,7 +206,8 @@ net::awaitable<response> serve_hls_key(const request& req, services& svc, std::s
     co_return r;
   }
   // parse_hls_path wants something before the resource: any one component stands for the key here.
-  const auto target = parse_hls_path("k/" + std::string(resource));
+  const std::string path = "k/" + std::string(resource);  // outlives `target`, which points into it
+  const auto target = parse_hls_path(path);
   if (!target) co_return text_response(404, "not found");
   auto meta = co_await svc.store.stat(key);
   if (!meta) co_return storage_error_response(req, svc, key, meta.err());
