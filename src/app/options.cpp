@@ -263,6 +263,11 @@ void add_serve_options(CLI::App& cmd, serve_options& o) {
   add_timeout_options(cmd, o);
   add_s3_options(cmd, o.s3);
   add_cache_options(cmd, o);
+  cmd.add_option("--hls-segment", o.config.hls_segment_seconds,
+                 "Target length in seconds of HLS/DASH segments (each is cut at the next keyframe)")
+      ->envname("MEDIAGATE_HLS_SEGMENT")
+      ->check(CLI::Range(1.0, 60.0))
+      ->capture_default_str();
   add_library_options(cmd, o);
   add_tls_options(cmd, o);
 }
@@ -300,6 +305,8 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
   cfg.server.send_timeout = from_seconds(o.send_timeout);
   cfg.server.drain_timeout = from_seconds(o.drain_timeout);
   cfg.server.drain_delay = from_seconds(o.drain_delay);
+  // HLS/DASH segments from S3: the runs of one segment in one GET, however the tracks are interleaved.
+  if (o.storage.starts_with("s3://")) cfg.server.hls_read_gap = 1ull << 20;
   // S3 streams hold an upstream connection beside the client's, and cached ones a slice file.
   cfg.server.descriptors_per_connection =
       (o.storage.starts_with("s3://") ? 2 : 1) + 1 + (o.cache_dir.empty() ? 0 : 1);

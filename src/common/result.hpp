@@ -21,6 +21,8 @@ enum class errc {
   too_large,             // 413: a request body is larger than the limit
   bad_body,              // 400: a request body is malformed (multipart framing, chunked coding)
   client_gone,           // the client stopped sending the body (or timed out): nothing to answer
+  unsupported_media,     // 415: media of a kind this operation does not handle (HLS of a WebM)
+  unprocessable,         // 422: media whose structure is broken or hostile (an MP4 index that lies)
 };
 
 struct error {

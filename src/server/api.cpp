@@ -20,6 +20,7 @@
 #include "http/token.hpp"
 #include "server/access.hpp"
 #include "server/api_json.hpp"
+#include "server/hls.hpp"
 #include "server/media.hpp"
 #include "storage/storage.hpp"
 
@@ -305,6 +306,17 @@ std::optional<std::size_t> thumbnail_row(std::string_view name) {
 // /v/{id} streams the item's object, /v/{id}/poster its poster, /v/{id}/thumbs.vtt and thumbs-N.jpg its seek
 // thumbnails: the same code and rules as /media/.
 net::awaitable<response> serve_view(const request& req, services& svc, std::string_view rest) {
+  // /v/{id}/hls/... and /v/{id}/dash/...: the item's object repackaged (server/hls.hpp).
+  std::string_view hls_resource;
+  bool hls = false;
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    const auto tail = rest.substr(slash);
+    if (tail.starts_with("/hls/") || tail.starts_with("/dash/")) {
+      hls = true;
+      hls_resource = tail.substr(tail.find('/', 1) + 1);
+      rest = rest.substr(0, slash);
+    }
+  }
   bool poster = false, vtt = false;
   std::optional<std::size_t> sprite;
   if (rest.ends_with("/poster")) {
@@ -332,6 +344,7 @@ net::awaitable<response> serve_view(const request& req, services& svc, std::stri
     if (auto denied = check_link(req, svc, item->key)) co_return std::move(*denied);
   }
   if (poster && item->poster_key.empty()) co_return text_response(404, "this item has no poster");
+  if (hls) co_return co_await serve_hls_key(req, svc, item->key, hls_resource, link_needed);
   if (vtt) co_return co_await serve_thumbnails_vtt(req, svc, *item);
   auto key = item->key;
   if (poster) key = item->poster_key;

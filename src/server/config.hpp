@@ -67,6 +67,14 @@ struct server_config {
   std::size_t spare_descriptors = 64;          // logs, the catalog, probes, listening sockets
   tls_config tls;
   h2_config h2;
+  // HLS and DASH repackaged from MP4 (issue 14).
+  double hls_segment_seconds = 6;                      // target segment length (cut at the next keyframe)
+  std::uint64_t hls_index_cache_bytes = 256ull << 20;  // parsed MP4 indexes kept in memory (all loops)
+  std::uint64_t hls_max_moov_bytes = 64ull << 20;      // a larger moov is refused (422)
+  // Sample runs of a segment at most this far apart are fetched with one storage read (the bytes between
+  // them, other tracks' samples, are read and dropped): one request per segment instead of one per run, for a
+  // remote store where each costs a round trip. 0 (local storage): one read per run, each by sendfile.
+  std::uint64_t hls_read_gap = 0;
 };
 
 }  // namespace mediagate::server

@@ -28,6 +28,10 @@ unsigned status_for(errc e) {
       return 400;
     case errc::client_gone:
       return 400;  // for the log: the client is not there to read it
+    case errc::unsupported_media:
+      return 415;
+    case errc::unprocessable:
+      return 422;
   }
   return 500;
 }

@@ -131,6 +131,12 @@ std::optional<storage::read_hint> read_hint_for(const request& req, const http::
   return storage::read_hint{spec->first, spec->last};
 }
 
+// A reader that needs no I/O to open, as a range_opener returns it.
+net::awaitable<result<std::unique_ptr<storage::range_reader>>> ready_reader(
+    std::unique_ptr<storage::range_reader> reader) {
+  co_return std::move(reader);
+}
+
 }  // namespace
 
 response storage_error_response(const request& req, services& svc, std::string_view what, const error& err) {
@@ -217,6 +223,38 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
     }
     co_return planned_response(std::move(plan), std::move(body));
   }
+}
+
+net::awaitable<response> serve_generated(const request& req, services& svc, generated_resource res,
+                                         bool private_link) {
+  if (!req.read_only()) {
+    auto r = text_response(405, "method not allowed: this resource supports GET and HEAD",
+                           {{"Allow", "GET, HEAD"}});
+    r.close = req.has_body();
+    co_return r;
+  }
+  const list_validators lists{req.list_field("If-Match"), req.list_field("If-None-Match")};
+  const auto view = request_view_of(req, lists);
+  const bool multi = view.range && view.range->find(',') != std::string_view::npos;
+  const auto boundary = multi ? make_boundary(svc) : std::string();
+  http::plan_options options;
+  options.cache_control = private_link ? svc.config.access.cache_control : svc.config.cache_control;
+  options.limits.max_ranges = svc.config.max_ranges;
+  if (multi) options.boundary = boundary;
+  const auto size = res.layout->size();
+  auto plan = http::plan_response(view, {size, res.etag, res.meta.last_modified, res.content_type}, options);
+  add_media_headers(plan.headers, res.content_type);
+  auto body = std::make_unique<media_body>();
+  body->what = res.key;
+  body->open = [&store = svc.store, key = res.key, meta = res.meta, layout = res.layout,
+                gap = svc.config.hls_read_gap](http::byte_range r) {
+    return ready_reader(make_spliced_reader(store, key, meta, layout, r, gap));
+  };
+  const auto first_range = std::find_if(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range; });
+  if (first_range != plan.body.end())
+    body->first = make_spliced_reader(svc.store, res.key, res.meta, res.layout, *first_range->range,
+                                      svc.config.hls_read_gap);
+  co_return planned_response(std::move(plan), std::move(body));
 }
 
 }  // namespace mediagate::server

@@ -5,6 +5,7 @@
 #include "http/token.hpp"
 #include "server/access.hpp"
 #include "server/api.hpp"
+#include "server/hls.hpp"
 #include "server/media.hpp"
 #include "server/metrics.hpp"
 
@@ -40,6 +41,10 @@ boost::asio::awaitable<response> route(const request& req, services& svc) {
   if (path.empty() || path.front() != '/')
     co_return text_response(400, "bad request: the target must be an absolute path");
   if (path.starts_with("/media/")) co_return co_await serve_media(req, svc, path.substr(7));
+  if (path.starts_with("/hls/") || path.starts_with("/dash/")) {
+    const auto prefix = path.starts_with("/hls/") ? 5 : 6;  // bound first: GCC 12 and ?: in co_await
+    co_return co_await serve_hls(req, svc, path.substr(prefix));
+  }
   if (svc.api) {  // the library: JSON API, uploads, /v/{id} and the web page
     if (auto r = co_await route_api(req, svc)) co_return std::move(*r);
   }

@@ -16,6 +16,7 @@
 #include <system_error>
 #include <thread>
 
+#include "server/hls.hpp"
 #include "server/http1_connection.hpp"
 #include "server/metrics.hpp"
 #include "server/tls.hpp"
@@ -281,6 +282,9 @@ server::server(server_config config, storage_factory storage, std::shared_ptr<sp
                                                       impl_->access_log.get(), impl_->metrics_sources,
                                                       impl_->factory));
   for (auto& w : impl_->workers) w->svc.draining = &impl_->draining;
+  // One cache of parsed MP4 indexes for every loop: an index is read and parsed once, whichever loop asks.
+  const auto hls = make_hls_cache();
+  for (auto& w : impl_->workers) w->svc.hls = hls;
   // The connection cap fits the descriptor budget: each connection may hold a few descriptors (its socket,
   // an open file or an upstream connection, a cache file), beside what every loop keeps (upstream pools,
   // open-file tables) and a spare for the logs, the catalog and probes.

@@ -4,7 +4,8 @@
 
 const $ = (sel) => document.querySelector(sel);
 const PER_PAGE = 48;
-const state = { page: 1, pages: 0, q: '', type: '', info: null, pollTimer: 0, polls: 0, current: null, seq: 0 };
+const state = { page: 1, pages: 0, q: '', type: '', info: null, pollTimer: 0, polls: 0, current: null, seq: 0,
+  hls: null };
 // Lifetimes of private links (seconds) and their names; playback on this page uses its own link.
 const TTLS = { 3600: '1 hour', 86400: '1 day', 604800: '7 days' };
 const PLAY_TTL = 6 * 3600;
@@ -39,6 +40,50 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const c of children) if (c != null) e.append(c);
   return e;
+}
+
+// Streaming mode of the player, kept in this browser: 'progressive' (the file itself, with ranges) or 'hls' (the
+// server repackages MP4 into HLS on the fly: /v/{id}/hls/master.m3u8), played by hls.js (embedded: /ui/
+// hls.light.min.js, hls.js 1.7.4 from npm) through Media Source Extensions, or natively where the browser has it.
+const STREAM_KEY = 'mediagate.stream';
+function streamMode() {
+  try { return localStorage.getItem(STREAM_KEY) === 'hls' ? 'hls' : 'progressive'; } catch (e) { return 'progressive'; }
+}
+function canStreamHls(item, src) {
+  return item.kind === 'video' && !src.need && /^video\/(mp4|quicktime)$/.test(item.content_type || '');
+}
+let hlsScript = null;
+function loadHls() {
+  if (window.Hls) return Promise.resolve(window.Hls);
+  if (!hlsScript) {
+    hlsScript = new Promise((resolve, reject) => {
+      const s = el('script', { src: '/ui/hls.light.min.js' });
+      s.addEventListener('load', () => resolve(window.Hls));
+      s.addEventListener('error', () => { hlsScript = null; reject(new Error('hls.js did not load')); });
+      document.head.append(s);
+    });
+  }
+  return hlsScript;
+}
+// Plays `url` (a master playlist) in `video`: hls.js where MSE is there, else the browser's own HLS.
+async function attachHls(video, url, onError) {
+  const Hls = await loadHls().catch(() => null);
+  if (Hls && Hls.isSupported()) {
+    // No worker: the page's CSP allows scripts from this origin only, not from blob: URLs.
+    const hls = new Hls({ enableWorker: false });
+    hls.on(Hls.Events.ERROR, (_, data) => { if (data.fatal) onError(data.type + ': ' + data.details); });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    video.dataset.stream = 'hls.js';
+    return hls;
+  }
+  if (video.canPlayType('application/vnd.apple.mpegurl')) {
+    video.src = url;
+    video.dataset.stream = 'native-hls';
+    return null;
+  }
+  onError('this browser plays neither HLS nor Media Source Extensions');
+  return null;
 }
 
 function toast(message) {
@@ -298,6 +343,7 @@ async function showItem(id) {
   clearTimeout(state.pollTimer);
   const stage = $('#stage');
   const error = $('#player-error');
+  stopHls();
   stage.replaceChildren();
   error.hidden = true;
   $('#item-admin').hidden = true;
@@ -336,9 +382,20 @@ async function showItem(id) {
   document.title = item.title + ' \u2013 mediagate';
   $('#player-title').textContent = item.title;
   let media;
+  const hls = canStreamHls(item, src) && streamMode() === 'hls';
   if (item.kind === 'video') {
-    media = el('video', { id: 'player-media', src: src.src, controls: true, playsinline: true, preload: 'auto',
-                          poster: src.poster, 'aria-label': item.title });
+    media = el('video', { id: 'player-media', src: hls ? null : src.src, controls: true, playsinline: true,
+                          preload: 'auto', poster: src.poster, 'aria-label': item.title });
+    if (hls) {
+      const showError = (why) => {
+        error.textContent = 'HLS playback failed: ' + why;
+        error.hidden = false;
+      };
+      state.hls = await attachHls(media, src.src.replace(/\?.*$/, '') + '/hls/master.m3u8', showError);
+      if (seq !== state.seq) return;
+    } else {
+      media.dataset.stream = 'progressive';
+    }
   } else if (item.kind === 'audio') {
     media = el('audio', { id: 'player-media', src: src.src, controls: true, preload: 'auto', 'aria-label': item.title });
   } else if (item.kind === 'image') {
@@ -428,7 +485,13 @@ async function addSeekThumbnails(media, item, query, seq) {
   media.after(strip);
 }
 
+function stopHls() {
+  if (state.hls) state.hls.destroy();
+  state.hls = null;
+}
+
 function showLibrary() {
+  stopHls();
   const media = $('#player-media');
   if (media && media.pause) media.pause();
   $('#stage').replaceChildren();
@@ -621,6 +684,11 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('#upload-cancel').onclick = () => $('#upload-dialog').close();
   $('#upload-dialog').addEventListener('close', () => { $('#upload-cancel').onclick = () => $('#upload-dialog').close(); });
   $('#copy-embed').addEventListener('click', copyEmbed);
+  $('#stream-mode').value = streamMode();
+  $('#stream-mode').addEventListener('change', () => {
+    try { localStorage.setItem(STREAM_KEY, $('#stream-mode').value); } catch (e) { /* private browsing */ }
+    if (state.current) showItem(state.current.id);
+  });
   $('#rename').addEventListener('click', renameItem);
   $('#delete').addEventListener('click', deleteItem);
   $('#admin-toggle').addEventListener('click', toggleAdmin);

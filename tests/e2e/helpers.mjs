@@ -222,3 +222,49 @@ export async function checkSeekOverNetwork(p, { base, proxy, id, size }, report 
   assert.ok(far.length >= 1, `no Range request past the middle of the file after the seek:\n${all}`);
   assert.ok(far.some((e) => e.bytes > 0), 'the seek request got no bytes');
 }
+
+// Issue 14: opens item ID from the library page at BASE (through PROXY) with the player's HLS mode, plays it with
+// hls.js, seeks to 7 s and checks that it keeps playing with no error, that every request went to
+// /v/{id}/hls/ and was answered 200 or 304, and that the seek fetched SEEKSEGMENT (e.g. '1/seg-1.m4s').
+// REPORT gets a summary before the assertions.
+export async function checkHlsPlayback(p, { base, proxy, id, duration, seekSegment }, report = () => {}) {
+  await p.goto(base + '/');
+  await p.waitFor(() => document.body.dataset.libraryLoaded === 'true');
+  await p.evaluate(() => localStorage.setItem('mediagate.stream', 'hls'));
+  const start = proxy.log.length;
+  await p.evaluate((i) => { location.hash = '#/item/' + i; }, id);
+  await p.waitFor(() => {
+    const v = document.querySelector('#player-media');
+    return v && v.dataset.stream && v.readyState >= 1;
+  });
+  const stream = await p.evaluate(() => document.querySelector('#player-media').dataset.stream);
+  let r;
+  try {
+    r = await p.evaluate(playAndSeek, 7);
+  } catch (e) {
+    report(`FAILED (${e.message.split('\n')[0]})`);
+    throw e;
+  }
+  const requests = proxy.log.slice(start).filter((e) => e.url.startsWith(`/v/${id}`));
+  const segments = requests.filter((e) => /\/seg-\d+\.m4s$/.test(e.url));
+  report(`${stream}: played to ${r.beforeSeek.toFixed(2)} s, seeked to ${r.afterSeek.toFixed(2)} s, ` +
+    `then ${r.later.toFixed(2)} s; duration ${r.duration.toFixed(2)} s; ${segments.length} segment requests`);
+  assert.equal(stream, 'hls.js');
+  assert.ok(r.afterSeek >= 6.5 && r.afterSeek <= 7.5, `seek landed at ${r.afterSeek}`);
+  assert.ok(r.later > r.afterSeek + 0.5, 'playback went on after the seek');
+  assert.equal(r.paused, false);
+  assert.equal(r.error, null);
+  assert.deepEqual(r.errors, []);
+  assert.ok(Math.abs(r.duration - duration) < 0.3, `duration ${r.duration}`);
+  const shownError = await p.evaluate(() => (document.querySelector('#player-error').hidden
+    ? null : document.querySelector('#player-error').textContent));
+  assert.equal(shownError, null);
+  assert.ok(requests.length > 0);
+  for (const e of requests) {
+    assert.match(e.url, new RegExp(`^/v/${id}/hls/(master\\.m3u8|\\d+\\.m3u8|\\d+/init\\.mp4|\\d+/seg-\\d+\\.m4s)$`),
+      `request for ${e.url}`);
+    assert.ok(e.status === 200 || e.status === 304, `${e.url}: ${e.status}`);
+  }
+  assert.ok(segments.some((e) => e.url.endsWith('/' + seekSegment)), segments.map((e) => e.url).join(' '));
+  await p.evaluate(() => localStorage.removeItem('mediagate.stream'));
+}

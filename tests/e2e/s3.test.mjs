@@ -11,8 +11,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, BROWSERS, SEEK_ARGS, SEEK_CLIP, adapter, checkSeekOverNetwork, ffmpeg, startRecordingProxy, startServer,
-  waitForItems } from './helpers.mjs';
+import { BIN, BROWSERS, SEEK_ARGS, SEEK_CLIP, adapter, checkHlsPlayback, checkSeekOverNetwork, ffmpeg,
+  startRecordingProxy, startServer, waitForItems } from './helpers.mjs';
 
 const RADOSGW_SH = process.env.MEDIAGATE_RADOSGW_SH;
 const BUCKET = 'mediagate-e2e-' + crypto.randomBytes(6).toString('hex');
@@ -24,6 +24,9 @@ let s3env;  // the variables radosgw.sh wrote to DIR/env
 let server;
 let proxy;
 let id;
+let cached;  // a second server on the same bucket with a slice cache, for HLS (issue 14)
+let cachedProxy;
+let cachedId;
 const results = [];
 
 // radosgw.sh writes its output to a file: a pipe could be held open by the daemons it starts.
@@ -110,11 +113,17 @@ before(async () => {
     '--scan-on-start', '--access-log', 'off'], env);
   proxy = await startRecordingProxy(server.port);
   ({ [SEEK_CLIP]: id } = await waitForItems(proxy.base, 1));
+  cached = await startServer(['--storage', `s3://${BUCKET}`, '--catalog', `sqlite:${path.join(tmp, 'cached.db')}`,
+    '--scan-on-start', '--access-log', 'off', '--cache-dir', path.join(tmp, 'slice-cache')], env);
+  cachedProxy = await startRecordingProxy(cached.port);
+  ({ [SEEK_CLIP]: cachedId } = await waitForItems(cachedProxy.base, 1));
 });
 
 after(() => {
   if (proxy) proxy.close();
   if (server) server.proc.kill('SIGTERM');
+  if (cachedProxy) cachedProxy.close();
+  if (cached) cached.proc.kill('SIGTERM');
   stopCluster();
   if (tmp && !clusterDir) fs.rmSync(tmp, { recursive: true, force: true });  // kept when a daemon may live on
   console.log('\ne2e results (S3 storage):\n' + results.map((r) => '  ' + r).join('\n'));
@@ -134,6 +143,14 @@ for (const { name, kind, launch } of BROWSERS) {
       await checkSeekOverNetwork(p, { base: proxy.base, proxy, id, size }, (summary) => {
         results.push(`${name}: ${summary}`);
       });
+    });
+
+    // The 40 s clip with a keyframe a second: 6 s segments, and the seek to 7 s needs 1/seg-1.m4s.
+    test(`plays ${SEEK_CLIP} as HLS from S3 through the slice cache, seeks to 7 s`, async () => {
+      const page = await browser.newPage();
+      const p = adapter(kind, page);
+      await checkHlsPlayback(p, { base: cachedProxy.base, proxy: cachedProxy, id: cachedId, duration: 40,
+        seekSegment: '1/seg-1.m4s' }, (summary) => results.push(`${name}: HLS through the slice cache: ${summary}`));
     });
   });
 }

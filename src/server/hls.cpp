@@ -1,0 +1,274 @@
+#include "server/hls.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include "catalog/scan.hpp"
+#include "common/crypto.hpp"
+#include "http/media_key.hpp"
+#include "mp4/box.hpp"
+#include "mp4/fragment.hpp"
+#include "mp4/locate.hpp"
+#include "mp4/movie.hpp"
+#include "mp4/playlist.hpp"
+#include "mp4/segments.hpp"
+#include "server/access.hpp"
+#include "server/media.hpp"
+#include "storage/storage.hpp"
+
+namespace mediagate::server {
+
+// A parsed MP4 index and its segments, per object version and segment length.
+struct hls_package {
+  mp4::movie movie;
+  mp4::segment_index index;
+  std::uint64_t bytes = 0;  // roughly what it holds in memory
+};
+
+// Parsed indexes, least recently used first out, bounded in bytes; shared by the event loops (a mutex held
+// only to look up or insert: parsing happens outside it, so two loops may parse the same index once each).
+struct hls_cache {
+  std::mutex mutex;
+  using entry = std::pair<std::string, std::shared_ptr<const hls_package>>;
+  std::list<entry> lru;  // most recent first
+  std::unordered_map<std::string, std::list<entry>::iterator> by_key;
+  std::uint64_t bytes = 0;
+
+  std::shared_ptr<const hls_package> get(const std::string& key) {
+    std::lock_guard lock(mutex);
+    auto it = by_key.find(key);
+    if (it == by_key.end()) return nullptr;
+    lru.splice(lru.begin(), lru, it->second);
+    return it->second->second;
+  }
+  void put(const std::string& key, std::shared_ptr<const hls_package> p, std::uint64_t limit) {
+    std::lock_guard lock(mutex);
+    if (by_key.count(key)) return;
+    bytes += p->bytes;
+    lru.emplace_front(key, std::move(p));
+    by_key[key] = lru.begin();
+    while (bytes > limit && lru.size() > 1) {
+      bytes -= lru.back().second->bytes;
+      by_key.erase(lru.back().first);
+      lru.pop_back();
+    }
+  }
+};
+
+std::shared_ptr<hls_cache> make_hls_cache() { return std::make_shared<hls_cache>(); }
+
+namespace {
+
+namespace net = boost::asio;
+
+// Bump when the bytes made for the same source change (it is part of every ETag).
+constexpr std::string_view kFormatVersion = "mediagate-cmaf-1";
+constexpr std::uint64_t kFirstRead = 64 * 1024;
+
+template <class T>
+std::optional<T> number(std::string_view s) {
+  T v{};
+  if (s.empty() || s.size() > 12) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+net::awaitable<result<std::string>> read_bytes(storage::storage& store, const std::string& key,
+                                               const storage::object_meta& meta, std::uint64_t first,
+                                               std::uint64_t count) {
+  std::string out(static_cast<std::size_t>(count), '\0');
+  auto reader = co_await store.open(key, meta, http::byte_range{first, first + count - 1});
+  if (!reader) co_return reader.err();
+  std::size_t got = 0;
+  while (got < out.size()) {
+    auto r = co_await (*reader)->read_some(std::span<char>(out.data() + got, out.size() - got));
+    if (!r) co_return r.err();
+    if (*r == 0) co_return error{errc::upstream_unavailable, "the object ended early: " + key};
+    got += *r;
+  }
+  co_return out;
+}
+
+// Finds moov with ranged reads of box headers, reads it, parses it and cuts the segments.
+net::awaitable<result<std::shared_ptr<const hls_package>>> load_package(services& svc, const std::string& key,
+                                                                        const storage::object_meta& meta,
+                                                                        std::uint32_t target_ms) {
+  if (meta.size < 8)
+    co_return mp4::unsupported("not an MP4 or MOV file (" + std::to_string(meta.size) + " bytes)");
+  std::uint64_t at = 0;
+  auto data = co_await read_bytes(svc.store, key, meta, 0, std::min(meta.size, kFirstRead));
+  if (!data) co_return data.err();
+  for (int reads = 0;; ++reads) {
+    auto step = mp4::locate_moov(mp4::as_bytes(*data), at, meta.size, svc.config.hls_max_moov_bytes);
+    if (!step) co_return step.err();
+    if (step->found) {
+      const auto& loc = *step->found;
+      std::string moov;
+      if (loc.offset >= at && loc.offset + loc.size <= at + data->size()) {
+        moov = data->substr(static_cast<std::size_t>(loc.offset - at), static_cast<std::size_t>(loc.size));
+      } else {
+        auto whole = co_await read_bytes(svc.store, key, meta, loc.offset, loc.size);
+        if (!whole) co_return whole.err();
+        moov = std::move(*whole);
+      }
+      auto movie =
+          mp4::parse_movie(mp4::as_bytes(moov).subspan(static_cast<std::size_t>(loc.header)), meta.size);
+      if (!movie) co_return movie.err();
+      auto p = std::make_shared<hls_package>();
+      p->movie = std::move(*movie);
+      p->index = mp4::cut_segments(p->movie, target_ms);
+      p->bytes = moov.size();
+      for (const auto& t : p->movie.tracks) p->bytes += t.samples.size() * sizeof(mp4::sample);
+      for (const auto& c : p->index.tracks) p->bytes += c.first.size() * 12;
+      co_return std::shared_ptr<const hls_package>(std::move(p));
+    }
+    if (reads >= 16) co_return mp4::unprocessable("moov not found after 16 reads of box headers");
+    at = step->next_read;
+    auto next = co_await read_bytes(svc.store, key, meta, at, std::min(meta.size - at, kFirstRead));
+    if (!next) co_return next.err();
+    data = std::move(next);
+  }
+}
+
+std::string resource_etag(const storage::object_meta& meta, std::uint32_t target_ms,
+                          std::string_view resource) {
+  const auto digest = sha256(meta.etag + '\n' + std::to_string(target_ms) + '\n' + std::string(resource) +
+                             '\n' + std::string(kFormatVersion));
+  return "\"" + hex(std::span<const std::uint8_t>(digest.data(), 16)) + "\"";
+}
+
+}  // namespace
+
+std::optional<hls_target> parse_hls_path(std::string_view rest) {
+  hls_target t;
+  const auto last_slash = rest.rfind('/');
+  if (last_slash == std::string_view::npos || last_slash == 0) return std::nullopt;
+  const auto last = rest.substr(last_slash + 1);
+  auto before = rest.substr(0, last_slash);
+  if (last == "master.m3u8") {
+    t.what = hls_target::kind::master;
+  } else if (last == "manifest.mpd") {
+    t.what = hls_target::kind::mpd;
+  } else if (last.ends_with(".m3u8")) {
+    auto id = number<std::uint32_t>(last.substr(0, last.size() - 5));
+    if (!id) return std::nullopt;
+    t.what = hls_target::kind::playlist;
+    t.track = *id;
+  } else if (last == "init.mp4" || (last.starts_with("seg-") && last.ends_with(".m4s"))) {
+    if (last == "init.mp4") {
+      t.what = hls_target::kind::init;
+    } else {
+      auto n = number<std::uint64_t>(last.substr(4, last.size() - 8));
+      if (!n) return std::nullopt;
+      t.what = hls_target::kind::segment;
+      t.segment = *n;
+    }
+    const auto track_slash = before.rfind('/');
+    if (track_slash == std::string_view::npos || track_slash == 0) return std::nullopt;
+    auto id = number<std::uint32_t>(before.substr(track_slash + 1));
+    if (!id) return std::nullopt;
+    t.track = *id;
+    before = before.substr(0, track_slash);
+  } else {
+    return std::nullopt;
+  }
+  t.key = before;
+  t.resource = rest.substr(before.size() + 1);
+  return t;
+}
+
+net::awaitable<response> serve_hls(const request& req, services& svc, std::string_view rest) {
+  auto target = parse_hls_path(rest);
+  if (!target)
+    co_return text_response(404,
+                            "not found: HLS resources are master.m3u8, <track>.m3u8, "
+                            "<track>/init.mp4 and <track>/seg-<n>.m4s after the key");
+  auto key = http::decode_media_key(target->key);
+  if (!key) co_return text_response(400, "bad request: the media key is not a valid path");
+  if (catalog::has_hidden_component(*key)) co_return text_response(404, "not found");
+  const bool link_needed = needs_link(svc, *key);
+  if (link_needed) {
+    if (auto denied = check_link(req, svc, *key)) co_return std::move(*denied);
+  }
+  co_return co_await serve_hls_key(req, svc, std::move(*key), target->resource, link_needed);
+}
+
+net::awaitable<response> serve_hls_key(const request& req, services& svc, std::string key,
+                                       std::string_view resource, bool private_link) {
+  if (!req.read_only()) {
+    auto r = text_response(405, "method not allowed: HLS supports GET and HEAD", {{"Allow", "GET, HEAD"}});
+    r.close = req.has_body();
+    co_return r;
+  }
+  // parse_hls_path wants something before the resource: any one component stands for the key here.
+  const std::string path = "k/" + std::string(resource);  // outlives `target`, which points into it
+  const auto target = parse_hls_path(path);
+  if (!target) co_return text_response(404, "not found");
+  auto meta = co_await svc.store.stat(key);
+  if (!meta) co_return storage_error_response(req, svc, key, meta.err());
+  const auto target_ms = static_cast<std::uint32_t>(svc.config.hls_segment_seconds * 1000 + 0.5);
+  if (!svc.hls) svc.hls = std::make_shared<hls_cache>();
+  const auto cache_key = key + '\n' + meta->etag + '\n' + std::to_string(target_ms);
+  auto package = svc.hls->get(cache_key);
+  if (!package) {
+    auto loaded = co_await load_package(svc, key, *meta, target_ms);
+    if (!loaded) {
+      const auto& e = loaded.err();
+      if (e.code == errc::unsupported_media || e.code == errc::unprocessable) {
+        svc.log.info("{}: HLS of {}: {}", req.peer, key, e.message);
+        co_return text_response(e.code == errc::unsupported_media ? 415 : 422, e.message,
+                                {{"Cache-Control", "no-store"}});
+      }
+      co_return storage_error_response(req, svc, key, e);
+    }
+    package = *loaded;
+    svc.hls->put(cache_key, package, svc.config.hls_index_cache_bytes);
+  }
+  const auto& movie = package->movie;
+  std::size_t ti = movie.tracks.size();
+  for (std::size_t i = 0; i < movie.tracks.size(); ++i)
+    if (movie.tracks[i].id == target->track) ti = i;
+  auto layout = std::make_shared<spliced_layout>();
+  std::string type;
+  switch (target->what) {
+    case hls_target::kind::master:
+      layout->head = mp4::master_playlist(movie, package->index);
+      type = "application/vnd.apple.mpegurl";
+      break;
+    case hls_target::kind::mpd:
+      layout->head = mp4::dash_manifest(movie, package->index);
+      type = "application/dash+xml";
+      break;
+    case hls_target::kind::playlist:
+      if (ti == movie.tracks.size()) co_return text_response(404, "no such track");
+      layout->head = mp4::media_playlist(movie, package->index, ti);
+      type = "application/vnd.apple.mpegurl";
+      break;
+    case hls_target::kind::init:
+    case hls_target::kind::segment: {
+      if (ti == movie.tracks.size()) co_return text_response(404, "no such track");
+      const auto& t = movie.tracks[ti];
+      type = t.kind == mp4::track_kind::video ? "video/mp4" : "audio/mp4";
+      if (target->what == hls_target::kind::init) {
+        layout->head = mp4::init_segment(movie, t);
+        break;
+      }
+      const auto& cuts = package->index.tracks[ti];
+      if (target->segment >= cuts.segments()) co_return text_response(404, "no such segment");
+      auto seg = mp4::make_media_segment(t, cuts, static_cast<std::size_t>(target->segment));
+      layout->head = std::move(seg.head);
+      for (const auto& r : seg.runs) layout->runs.push_back({r.offset, r.length});
+      break;
+    }
+  }
+  generated_resource res{key, std::move(*meta), std::move(layout), {}, std::move(type)};
+  res.etag = resource_etag(res.meta, target_ms, resource);
+  co_return co_await serve_generated(req, svc, std::move(res), private_link);
+}
+
+}  // namespace mediagate::server

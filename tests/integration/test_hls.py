@@ -1,0 +1,541 @@
+"""HLS repackaged on the fly from stored MP4 (issue 14), over real sockets, with local storage or radosgw.
+
+Each class gets its own directory or bucket (test_api.Storage) and a server with a catalog, so that the same
+resources are checked under /hls/<key>/... and /v/{id}/hls/.... The bit-exactness check: ffmpeg reading
+master.m3u8 through the server and ffmpeg reading the source file give the same packets (`-c copy -f framemd5`:
+timestamps, sizes and an MD5 of every packet), so nothing was re-encoded, dropped or moved.
+
+Run from tests/integration: /usr/bin/python3 run_suite.py --bin ../../build/mediagate --storage local test_hls
+(CTest: integration_hls_local, integration_hls_s3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from fractions import Fraction
+import subprocess
+import time
+import unittest
+import urllib.parse
+from pathlib import Path
+from typing import Optional
+
+import harness
+import rawhttp
+import test_api
+
+FFMPEG = harness.FFMPEG
+# Made here (cached like the harness's fixtures, under .cache/hls-fixtures/<hash of the recipes>): H.265, and two
+# AAC tracks in two languages (alternate renditions).
+_V = ["-f", "lavfi", "-i", "testsrc2=duration=10:size=320x180:rate=30"]
+_A = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10"]
+_A2 = ["-f", "lavfi", "-i", "sine=frequency=880:sample_rate=44100:duration=10"]
+EXTRA_RECIPES = {
+    "hevc.mp4": _V + _A + ["-map", "0:v", "-map", "1:a", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
+                           "keyint=60:min-keyint=60:open-gop=0:scenecut=0:log-level=error", "-tag:v", "hvc1", "-c:a", "aac", "-b:a", "64k",
+                           "-movflags", "+faststart"] + harness._BITEXACT,
+    "two-audio.mp4": _V + _A + _A2 + ["-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset",
+                                      "veryfast", "-g", "60", "-c:a", "aac", "-b:a", "64k",
+                                      "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra"]
+    + harness._BITEXACT,
+}
+
+
+def extra_fixtures() -> Path:
+    recipe = json.dumps({"ffmpeg": harness._ffmpeg_version(), "recipes": EXTRA_RECIPES}, sort_keys=True)
+    base = Path(os.environ.get("MEDIAGATE_TEST_CACHE", harness.REPO / ".cache" / "integration-fixtures"))
+    cache = base.parent / "hls-fixtures" / hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    if (cache / "complete").exists():
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=cache.parent))
+    try:
+        for name, args in EXTRA_RECIPES.items():
+            cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args, str(work / name)]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if r.returncode != 0:
+                raise RuntimeError(f"ffmpeg failed making {name}: {shlex.join(cmd)}\n{r.stderr}")
+        (work / "complete").write_text("ok\n")
+        try:
+            work.rename(cache)
+        except OSError:
+            if not (cache / "complete").exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return cache
+
+
+SOURCES = {"clip.mp4": "clip.mp4", "moov at end/clip.mp4": "clip-nofaststart.mp4", "clip.webm": "clip.webm",
+           "image.jpg": "image.jpg"}
+HLS_TYPE = "application/vnd.apple.mpegurl"
+
+
+def framemd5(url_or_path: str) -> dict[str, tuple[Fraction, list[list[str]]]]:
+    """ffmpeg's packets (`-c copy -f framemd5`) by media type: the stream's time base and, per packet, its
+    dts, pts, duration, size, MD5 (and side data)."""
+    r = subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", url_or_path, "-map", "0", "-c", "copy",
+                        "-f", "framemd5", "-"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise AssertionError(f"ffmpeg -i {url_or_path} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    types, bases, packets = {}, {}, {}
+    for line in r.stdout.splitlines():
+        if line.startswith("#media_type"):
+            types[int(line.split()[1].rstrip(":"))] = line.split()[2]
+        elif line.startswith("#tb"):
+            bases[int(line.split()[1].rstrip(":"))] = Fraction(line.split()[2])
+        elif line and not line.startswith("#"):
+            fields = [f.strip() for f in line.split(",")]
+            packets.setdefault(int(fields[0]), []).append(fields[1:])
+    out, seen = {}, {}
+    for i in sorted(packets):  # audio 1, audio 2, ...: streams of a kind keep their order in both readings
+        seen[types[i]] = seen.get(types[i], 0) + 1
+        out[f"{types[i]} {seen[types[i]]}"] = (bases[i], packets[i])
+    return out
+
+
+def packet_problems(expected, got) -> list[str]:
+    """What differs between two framemd5 readings: every stream must have the same packets (duration, size,
+    MD5: nothing re-encoded, dropped or reordered), and every timestamp must be moved by one offset common to
+    all streams (to within a tick of rounding between time bases): audio and video stay in sync.
+
+    The offset, the skip-samples side data and the last audio packet's duration are ffmpeg's: its HLS and DASH
+    demuxers start the timeline at zero, and its MP4 demuxer applies an audio edit list (the AAC priming at the
+    start, the padding at the end) to a progressive file only, not to a fragmented one, whose init segment
+    carries the same edit list."""
+    problems = []
+    if sorted(expected) != sorted(got):
+        return [f"streams {sorted(got)} instead of {sorted(expected)}"]
+    offsets = []
+    for kind, (base, packets) in expected.items():
+        got_base, got_packets = got[kind]
+        # Duration, size and MD5; the source's last packet may be shorter: its edit list ends inside it.
+        if [p[3:5] for p in packets] != [p[3:5] for p in got_packets] or \
+                [p[2] for p in packets[:-1]] != [p[2] for p in got_packets[:-1]] or \
+                int(packets[-1][2]) * base > int(got_packets[-1][2]) * got_base:
+            problems.append(f"{kind}: {len(got_packets)} packets differ from the source's {len(packets)}")
+            continue
+        for a, b in zip(packets, got_packets):
+            offsets.append(int(b[1]) * got_base - int(a[1]) * base)  # pts
+            offsets.append(int(b[0]) * got_base - int(a[0]) * base)  # dts
+    if offsets and max(offsets) - min(offsets) > Fraction(1, 1000):
+        problems.append(f"timestamps moved by {float(min(offsets))}..{float(max(offsets))} s: not one offset")
+    if offsets and not 0 <= min(offsets) <= Fraction(1, 10):
+        problems.append(f"timestamps moved by {float(min(offsets))} s")
+    return problems
+
+
+def box_offsets(data: bytes, path: list[str], start: int = 0, end: Optional[int] = None) -> list[int]:
+    """Offsets of the boxes at `path` (e.g. ["moov", "trak", "mdia", "mdhd"]) in an MP4's bytes."""
+    end = len(data) if end is None else end
+    found, pos = [], start
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8].decode("latin-1")
+        header = 8
+        if size == 1:
+            size, header = int.from_bytes(data[pos + 8:pos + 16], "big"), 16
+        if size < header:
+            break
+        if kind == path[0]:
+            if len(path) == 1:
+                found.append(pos)
+            else:
+                inner = pos + header + (8 if kind == "stsd" else 0)
+                found += box_offsets(data, path[1:], inner, pos + size)
+        pos += size
+    return found
+
+
+def patched(data: bytes, path: list[str], at: int, value: bytes) -> bytes:
+    """`data` with `value` written `at` bytes into the first box at `path`."""
+    pos = box_offsets(data, path)[0] + at
+    return data[:pos] + value + data[pos + len(value):]
+
+
+def hostile_files(clip: bytes) -> dict[str, tuple[bytes, int, str]]:
+    """Broken or hostile MP4s made from a fast-start clip: key -> (bytes, status, reason in the answer)."""
+    trak = ["moov", "trak"]
+    stbl = trak + ["mdia", "minf", "stbl"]
+    u32 = lambda v: v.to_bytes(4, "big")  # noqa: E731
+    return {
+        # stsz claims 2^32-1 samples in a box of a few hundred bytes: refused before anything is allocated
+        "hostile/stsz-count.mp4": (patched(clip, stbl + ["stsz"], 16, u32(0xFFFFFFFF)), 422, "samples"),
+        "hostile/timescale-0.mp4": (patched(clip, trak + ["mdia", "mdhd"], 20, u32(0)), 422, "timescale 0"),
+        # frames of 2^32-1 ticks: 971 days of video, past any movie's length
+        "hostile/stts-absurd.mp4": (patched(clip, stbl + ["stts"], 20, u32(0xFFFFFFFF)), 422, "a duration of"),
+        "hostile/stsc-start.mp4": (patched(clip, stbl + ["stsc"], 16, u32(5)), 422, "stsc"),
+        "hostile/stsc-past-chunks.mp4": (patched(clip, stbl + ["stsc"], 20, u32(100000)), 422, "stsc"),
+        "hostile/stss-zero.mp4": (patched(clip, stbl + ["stss"], 16, u32(0)), 422, "stss names sample 0"),
+        # a box inside moov that claims more than its parent holds, and one smaller than its own header
+        "hostile/trak-past-moov.mp4": (patched(clip, trak, 0, u32(0x7FFFFFFF)), 422, "has size"),
+        "hostile/box-too-small.mp4": (patched(clip, trak + ["tkhd"], 0, u32(3)), 422, "has size"),
+        # the samples lie past the end of what is stored
+        "hostile/truncated.mp4": (clip[:len(clip) // 2], 422, "past the end of the file"),
+        "hostile/moov-past-eof.mp4": (patched(clip, ["moov"], 0, u32(len(clip) * 2)), 422, "runs past the end"),
+        "hostile/no-moov.mp4": (clip[:box_offsets(clip, ["moov"])[0]] + b"\0\0\0\x10free" + b"\0" * 8, 422,
+                                "no moov"),
+        "hostile/text.mp4": (b"this is text, not a movie\n" * 10, 415, "not an MP4"),
+        "hostile/fragmented.mp4": (clip[:32] + u32(16) + b"moof" + b"\0" * 8, 415, "fragmented"),
+    }
+
+
+class HlsTest(unittest.TestCase):
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.storage = test_api.Storage(cls.__name__)
+        cache = harness.build_cache()
+        cls.sources = {}
+        for key, source in SOURCES.items():
+            cls.sources[key] = cache / source
+            cls.storage.put(key, (cache / source).read_bytes())
+        extra = extra_fixtures()
+        for name in EXTRA_RECIPES:
+            cls.sources[name] = extra / name
+            cls.storage.put(name, (extra / name).read_bytes())
+        cls.hostile = hostile_files((cache / "clip.mp4").read_bytes())
+        for key, (data, _, _) in cls.hostile.items():
+            cls.storage.put(key, data)
+        cls.server = test_api.start_server(cls.storage, ["--scan-on-start"], cls.__name__)
+        cls.port = cls.server.port
+        cls.base = f"http://127.0.0.1:{cls.port}"
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        try:
+            problem = cls.server.health_problem()
+            if problem:
+                raise AssertionError(f"at the end of {cls.__name__}: {problem}:\n{cls.server.output()}")
+        finally:
+            try:
+                cls.server.stop()  # checks the exit status and sanitizer reports
+            finally:
+                cls.storage.cleanup()
+
+    def run(self, result=None):
+        return harness.run_reporting_server_output(self, result, super().run, lambda: (
+            f"\nlast server output:\n{self.server.output(25)}"))
+
+    def get(self, target: str, headers=(), method: str = "GET") -> rawhttp.Response:
+        with rawhttp.Connection(self.port) as conn:
+            return conn.request(method, target, headers)
+
+    def hls(self, key: str, resource: str) -> str:
+        return "/hls/" + urllib.parse.quote(key, safe="/") + "/" + resource
+
+    def item_id(self, key: str) -> str:
+        for _ in range(100):
+            r = self.get("/api/media?per_page=200")
+            self.assertEqual(r.status, 200, r.describe())
+            for item in json.loads(r.body)["items"]:
+                if item["key"] == key:
+                    return item["id"]
+            time.sleep(0.1)  # --scan-on-start may still be running
+        self.fail(f"{key} is not in the catalog")
+
+    def playlist(self, target: str) -> str:
+        r = self.get(target)
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertEqual(r.media_type(), HLS_TYPE)
+        text = r.body.decode()
+        self.assertTrue(text.startswith("#EXTM3U\n"), text)
+        return text
+
+    # -- playlists
+
+    def check_media_playlist(self, text: str) -> list[float]:
+        """Apple's rules (what mediastreamvalidator checks) for a VOD media playlist; returns the EXTINFs."""
+        self.assertIn("#EXT-X-VERSION:7\n", text)  # fMP4 segments with EXT-X-MAP need version 6+; we say 7
+        self.assertIn("#EXT-X-PLAYLIST-TYPE:VOD\n", text)
+        self.assertTrue(text.endswith("#EXT-X-ENDLIST\n"), text)
+        self.assertEqual(len(re.findall(r"^#EXT-X-MAP:URI=\"\d+/init\.mp4\"$", text, re.M)), 1, text)
+        self.assertNotIn("#EXT-X-DISCONTINUITY", text)  # one timeline: tfdt continues from segment to segment
+        target = int(re.search(r"^#EXT-X-TARGETDURATION:(\d+)$", text, re.M).group(1))
+        durations = [float(d) for d in re.findall(r"^#EXTINF:([0-9.]+),$", text, re.M)]
+        uris = re.findall(r"^(\d+/seg-\d+\.m4s)$", text, re.M)
+        self.assertEqual(len(durations), len(uris))
+        self.assertEqual(uris, [f"{uris[0].split('/')[0]}/seg-{n}.m4s" for n in range(len(uris))])
+        for d in durations:
+            self.assertLessEqual(round(d), target, text)  # RFC 8216 §4.3.3.1
+            self.assertGreater(d, 0)
+        return durations
+
+    def test_master_and_media_playlists(self) -> None:
+        for key in ("clip.mp4", "moov at end/clip.mp4"):
+            with self.subTest(key=key):
+                master = self.playlist(self.hls(key, "master.m3u8"))
+                self.assertIn("#EXT-X-VERSION:7\n", master)
+                inf = re.search(r"^#EXT-X-STREAM-INF:(.*)\n(\d+)\.m3u8$", master, re.M)
+                self.assertIsNotNone(inf, master)
+                self.assertRegex(inf.group(1), r'CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"')
+                self.assertIn("RESOLUTION=640x360", inf.group(1))
+                self.assertRegex(inf.group(1), r"BANDWIDTH=\d+")
+                audio = re.findall(r'^#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio".*URI="(\d+)\.m3u8"$', master, re.M)
+                self.assertEqual(len(audio), 1, master)
+                for track in (inf.group(2), audio[0]):
+                    durations = self.check_media_playlist(self.playlist(self.hls(key, f"{track}.m3u8")))
+                    self.assertAlmostEqual(sum(durations), 10.0, delta=0.05)
+                # 2 s keyframe interval, 6 s target: segments of 6 and 4 s of video.
+                video = self.check_media_playlist(self.playlist(self.hls(key, f"{inf.group(2)}.m3u8")))
+                self.assertEqual(video, [6.0, 4.0])
+
+    def test_packets_equal_the_source(self) -> None:
+        for key in ("clip.mp4", "moov at end/clip.mp4", "hevc.mp4", "two-audio.mp4"):
+            with self.subTest(key=key):
+                expected = framemd5(str(self.sources[key]))
+                self.assertEqual(len(expected["video 1"][1]), 300)  # 10 s at 30 fps
+                got = framemd5(self.base + self.hls(key, "master.m3u8"))
+                self.assertEqual(packet_problems(expected, got), [])
+
+    def test_hevc_and_alternate_audio_renditions(self) -> None:
+        master = self.playlist(self.hls("hevc.mp4", "master.m3u8"))
+        self.assertRegex(master, r'CODECS="hvc1\.1\.6\.L\d+\.[0-9a-f.]+,mp4a\.40\.2"')
+        self.assertIn("RESOLUTION=320x180", master)
+        video = self.check_media_playlist(self.playlist(self.hls("hevc.mp4", "1.m3u8")))
+        self.assertEqual(video, [6.0, 4.0])
+        master = self.playlist(self.hls("two-audio.mp4", "master.m3u8"))
+        media = re.findall(r"^#EXT-X-MEDIA:(.*)$", master, re.M)
+        self.assertEqual(len(media), 2, master)
+        self.assertIn('LANGUAGE="eng",DEFAULT=YES', media[0])
+        self.assertIn('LANGUAGE="fra",DEFAULT=NO', media[1])
+        for line, track in zip(media, ("2", "3")):
+            self.assertIn(f'URI="{track}.m3u8"', line)
+            durations = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", f"{track}.m3u8")))
+            self.assertAlmostEqual(sum(durations), 10.0, delta=0.05)
+        # 44.1 kHz audio is cut at the same times as the video and the 48 kHz track (within one AAC frame).
+        a = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", "2.m3u8")))
+        b = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", "3.m3u8")))
+        self.assertAlmostEqual(a[0], 6.0, delta=1024 / 44100)
+        self.assertAlmostEqual(b[0], 6.0, delta=1024 / 44100)
+
+    def test_dash_manifest_over_the_same_segments(self) -> None:
+        import xml.etree.ElementTree as ET
+        ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+        for key in ("clip.mp4", "moov at end/clip.mp4"):
+            with self.subTest(key=key):
+                r = self.get("/dash/" + urllib.parse.quote(key, safe="/") + "/manifest.mpd")
+                self.assertEqual(r.status, 200, r.describe())
+                self.assertEqual(r.media_type(), "application/dash+xml")
+                mpd = ET.fromstring(r.body)
+                self.assertEqual(mpd.get("type"), "static")
+                sets = mpd.findall("d:Period/d:AdaptationSet", ns)
+                self.assertEqual(sorted(s.get("contentType") for s in sets), ["audio", "video"])
+                for s in sets:
+                    template = s.find("d:Representation/d:SegmentTemplate", ns)
+                    scale = int(template.get("timescale"))
+                    t = 0
+                    for e in template.findall("d:SegmentTimeline/d:S", ns):
+                        self.assertEqual(int(e.get("t")), t)  # no gaps, no overlaps
+                        t += int(e.get("d")) * (1 + int(e.get("r", "0")))
+                    self.assertAlmostEqual(t / scale, 10.0, delta=0.05)
+                # The DASH segment URLs name the very bytes of the HLS ones.
+                track = sets[0].find("d:Representation", ns).get("id")
+                dash_seg = self.get("/dash/" + urllib.parse.quote(key, safe="/") + f"/{track}/seg-1.m4s")
+                hls_seg = self.get(self.hls(key, f"{track}/seg-1.m4s"))
+                self.assertEqual(dash_seg.status, 200)
+                self.assertEqual(dash_seg.body, hls_seg.body)
+                self.assertEqual(dash_seg.header("etag"), hls_seg.header("etag"))
+                expected = framemd5(str(self.sources[key]))
+                got = framemd5(self.base + "/dash/" + urllib.parse.quote(key, safe="/") + "/manifest.mpd")
+                self.assertEqual(packet_problems(expected, got), [])
+
+    def test_catalog_view_serves_the_same_resources(self) -> None:
+        item = self.item_id("clip.mp4")
+        for prefix, resource in (("hls", "master.m3u8"), ("hls", "1.m3u8"), ("hls", "1/init.mp4"),
+                                 ("hls", "1/seg-1.m4s"), ("hls", "2/seg-0.m4s"), ("dash", "manifest.mpd"),
+                                 ("dash", "2/seg-1.m4s")):
+            with self.subTest(resource=resource):
+                a = self.get(f"/{prefix}/clip.mp4/{resource}")
+                b = self.get(f"/v/{item}/{prefix}/{resource}")
+                self.assertEqual(a.status, 200, a.describe())
+                self.assertEqual(b.status, 200, b.describe())
+                self.assertEqual(a.body, b.body)
+                self.assertEqual(a.header("etag"), b.header("etag"))
+        expected = framemd5(str(self.sources["clip.mp4"]))
+        self.assertEqual(packet_problems(expected, framemd5(f"{self.base}/v/{item}/hls/master.m3u8")), [])
+
+    # -- HTTP rules on generated resources
+
+    def test_validators_ranges_and_head_on_every_resource(self) -> None:
+        for resource in ("master.m3u8", "1.m3u8", "2.m3u8", "1/init.mp4", "1/seg-0.m4s", "1/seg-1.m4s",
+                         "2/seg-1.m4s", "manifest.mpd"):
+            with self.subTest(resource=resource):
+                target = self.hls("moov at end/clip.mp4", resource)
+                full = self.get(target)
+                self.assertEqual(full.status, 200, full.describe())
+                etag = full.header("etag")
+                self.assertRegex(etag, r'^"[0-9a-f]{32}"$')  # strong
+                self.assertEqual(int(full.header("content-length")), len(full.body))
+                self.assertEqual(full.header("accept-ranges"), "bytes")
+                self.assertIsNotNone(full.header("last-modified"))
+                again = self.get(target)  # deterministic: the same bytes and validator
+                self.assertEqual(again.body, full.body)
+                self.assertEqual(again.header("etag"), etag)
+                head = self.get(target, method="HEAD")
+                self.assertEqual(head.status, 200)
+                self.assertEqual(head.body, b"")
+                self.assertEqual(head.header("content-length"), full.header("content-length"))
+                self.assertEqual(head.header("etag"), etag)
+                nm = self.get(target, [("If-None-Match", etag)])
+                self.assertEqual(nm.status, 304, nm.describe())
+                self.assertEqual(nm.body, b"")
+                self.assertEqual(nm.header("etag"), etag)
+                size = len(full.body)
+                for first, last in ((0, 0), (3, min(size - 1, 99)), (size // 2, size - 1), (size - 7, size - 1)):
+                    r = self.get(target, [("Range", f"bytes={first}-{last}")])
+                    self.assertEqual(r.status, 206, r.describe())
+                    self.assertEqual(r.header("content-range"), f"bytes {first}-{last}/{size}")
+                    self.assertEqual(r.body, full.body[first:last + 1])
+                r = self.get(target, [("Range", "bytes=0-1,5-9")])
+                self.assertEqual(r.status, 206)
+                parts = rawhttp.parse_byteranges(r.header("content-type"), r.body)
+                self.assertEqual([p.data for p in parts], [full.body[0:2], full.body[5:10]])
+                r = self.get(target, [("Range", f"bytes={size}-")])
+                self.assertEqual(r.status, 416)
+                r = self.get(target, [("Range", "bytes=0-9"), ("If-Range", '"other"')])
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, full.body)
+                r = self.get(target, [("If-Match", '"other"')])
+                self.assertEqual(r.status, 412)
+
+    def test_segment_is_moof_then_exactly_its_samples(self) -> None:
+        r = self.get(self.hls("clip.mp4", "1/seg-1.m4s"))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.media_type(), "video/mp4")
+        body = r.body
+        moof_size = int.from_bytes(body[0:4], "big")
+        self.assertEqual(body[4:8], b"moof")
+        mdat_size = int.from_bytes(body[moof_size:moof_size + 4], "big")
+        self.assertEqual(body[moof_size + 4:moof_size + 8], b"mdat")
+        self.assertEqual(moof_size + mdat_size, len(body))
+        # Every sample's bytes come from the source file: the payload is found there in contiguous runs.
+        source = self.sources["clip.mp4"].read_bytes()
+        payload = body[moof_size + 8:]
+        self.assertTrue(payload[:1024] in source, "the first sample's bytes are not the source's")
+        self.assertTrue(payload[-64:] in source, "the last sample's bytes are not the source's")
+
+    def test_mutated_indexes_never_fail_the_server(self) -> None:
+        """Bytes of the moov of a real clip flipped at random: every answer is 200, 404, 415 or 422."""
+        import random
+        rng = random.Random(harness.RANDOM_SEED)
+        clip = self.sources["clip.mp4"].read_bytes()
+        moov = box_offsets(clip, ["moov"])[0]
+        moov_size = int.from_bytes(clip[moov:moov + 4], "big")
+        statuses = {}
+        for n in range(40):
+            data = bytearray(clip)
+            for _ in range(rng.choice((1, 2, 8))):
+                data[rng.randrange(moov + 8, moov + moov_size)] = rng.randrange(256)
+            key = f"mutated/{n}.mp4"
+            self.storage.put(key, bytes(data))
+            for resource in ("master.m3u8", "1.m3u8", "1/init.mp4", "1/seg-1.m4s", "2/seg-0.m4s"):
+                r = self.get(self.hls(key, resource))
+                self.assertIn(r.status, (200, 404, 415, 422), f"{key} {resource}: {r.describe()}")
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+        self.assertTrue(self.server.alive())
+        print(f"  mutated moov answers: {statuses}")
+
+    def test_what_is_not_repackaged_says_why(self) -> None:
+        for key, status, reason in (("clip.webm", 415, "WebM"), ("image.jpg", 415, "not an MP4")):
+            with self.subTest(key=key):
+                r = self.get(self.hls(key, "master.m3u8"))
+                self.assertEqual(r.status, status, r.describe())
+                self.assertIn(reason, r.body.decode())
+        for target, status in ((self.hls("missing.mp4", "master.m3u8"), 404),
+                               (self.hls("clip.mp4", "9.m3u8"), 404),
+                               (self.hls("clip.mp4", "1/seg-99.m4s"), 404),
+                               (self.hls("clip.mp4", "1/other.bin"), 404),
+                               (self.hls(".hidden.mp4", "master.m3u8"), 404)):
+            with self.subTest(target=target):
+                r = self.get(target)
+                self.assertEqual(r.status, status, r.describe())
+        for key, (_, status, reason) in self.hostile.items():
+            with self.subTest(key=key):
+                for resource in ("master.m3u8", "1/seg-0.m4s", "manifest.mpd"):
+                    r = self.get(self.hls(key, resource))
+                    self.assertEqual(r.status, status, r.describe())
+                    self.assertIn(reason, r.body.decode(), r.describe())
+        r = self.get(self.hls("clip.mp4", "master.m3u8"), method="DELETE")
+        self.assertEqual(r.status, 405)
+
+
+if __name__ == "__main__":
+    unittest.main()
+
+
+def s3_counters(port: int) -> tuple[int, int]:
+    """The server's GetObject requests and body bytes received from S3 so far (/metrics)."""
+    with rawhttp.Connection(port) as conn:
+        text = conn.request("GET", "/metrics").body.decode()
+    gets = int(float(re.search(r"^mediagate_s3_get_requests_total (\S+)$", text, re.M).group(1)))
+    received = int(float(re.search(r"^mediagate_s3_received_bytes_total (\S+)$", text, re.M).group(1)))
+    return gets, received
+
+
+def mdat_payload(segment: bytes) -> int:
+    moof = int.from_bytes(segment[0:4], "big")
+    return int.from_bytes(segment[moof:moof + 4], "big") - 8
+
+
+if harness.STORAGE_MODE == "s3":
+    class HlsS3EconomyTest(unittest.TestCase):
+        """What a segment costs in S3 requests and bytes: cold without a cache, then warm in the slice cache."""
+
+        @classmethod
+        def setUpClass(cls) -> None:
+            cls.storage = test_api.Storage(cls.__name__)
+            cls.storage.put("clip.mp4", (harness.build_cache() / "clip.mp4").read_bytes())
+            cls.cache_dir = cls.storage.tmp / "slice-cache"
+            cls.plain = test_api.start_server(cls.storage, [], cls.__name__ + "-plain")
+            cls.cached = test_api.start_server(cls.storage, ["--cache-dir", str(cls.cache_dir)],
+                                               cls.__name__ + "-cached")
+
+        @classmethod
+        def tearDownClass(cls) -> None:
+            try:
+                for server in (cls.plain, cls.cached):
+                    server.stop()
+            finally:
+                cls.storage.cleanup()
+
+        def fetch(self, port: int, resource: str) -> bytes:
+            with rawhttp.Connection(port) as conn:
+                r = conn.request("GET", f"/hls/clip.mp4/{resource}")
+            self.assertEqual(r.status, 200, r.describe())
+            return r.body
+
+        def test_cold_segment_is_one_read_of_its_region(self) -> None:
+            self.fetch(self.plain.port, "1.m3u8")  # the index: read and kept
+            for resource in ("1/seg-0.m4s", "1/seg-1.m4s"):
+                before = s3_counters(self.plain.port)
+                body = self.fetch(self.plain.port, resource)
+                after = s3_counters(self.plain.port)
+                payload = mdat_payload(body)
+                gets, received = after[0] - before[0], after[1] - before[1]
+                print(f"  figure: cold {resource}: {gets} GET, {received} bytes from S3 for {payload} bytes of "
+                      f"samples ({received / payload:.3f}x; the rest: audio interleaved with the video)")
+                self.assertEqual(gets, 1)
+                # The video's runs and the audio interleaved between them, nothing more: the clip's audio is
+                # 96 kb/s beside ~740 kb/s of video.
+                self.assertGreaterEqual(received, payload)
+                self.assertLessEqual(received, payload * 1.2)
+            # The same segment again: the index is cached, the samples are read again (no slice cache here).
+            before = s3_counters(self.plain.port)
+            self.fetch(self.plain.port, "1/seg-1.m4s")
+            self.assertEqual(s3_counters(self.plain.port)[0] - before[0], 1)
+
+        def test_warm_segment_reads_nothing_from_s3(self) -> None:
+            first = self.fetch(self.cached.port, "1/seg-1.m4s")
+            before = s3_counters(self.cached.port)
+            for resource in ("1/seg-1.m4s", "1.m3u8", "master.m3u8", "1/init.mp4"):
+                self.fetch(self.cached.port, resource)
+            self.assertEqual(self.fetch(self.cached.port, "1/seg-1.m4s"), first)
+            self.assertEqual(s3_counters(self.cached.port), before)
