@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <tuple>
 
 #include "app/run_sync.hpp"
 #include "cache/cached_storage.hpp"
@@ -169,7 +170,16 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
   st.bucket = where->bucket;
   st.path_style = o.addressing.empty() ? !aws : o.addressing == "path";
   st.ca_file = o.ca_file;
+  if (!o.ca_file.empty() && !std::filesystem::is_regular_file(o.ca_file))
+    return "--s3-ca-file (or AWS_CA_BUNDLE): no such file: " + o.ca_file;
   st.verify_tls = !o.no_verify;
+  st.tls_resume = !o.no_tls_resume;
+  st.max_idle_connections = static_cast<std::size_t>(o.idle_connections);
+  if (!o.connect_to.empty()) {
+    auto to = s3::parse_host_port(o.connect_to);
+    if (!to) return "--s3-connect-to wants HOST:PORT or [IPV6]:PORT, not " + o.connect_to;
+    std::tie(st.connect_host, st.connect_port) = *to;
+  }
   setup.meta_ttl = std::chrono::milliseconds(static_cast<long>(o.meta_ttl * 1000));
   return setup;
 }
