@@ -33,6 +33,17 @@ void add_s3_options(CLI::App& cmd, s3_options& o) {
                  "Idle connections to S3 kept per event loop for reuse (0: a new connection per request)")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
+  cmd.add_option("--s3-download-parts", o.download_parts,
+                 "S3 connections one download (a GET without Range) may use once the client drains faster "
+                 "than one connection delivers (1: always one)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd.add_option("--s3-download-part-size", o.download_part_size,
+                 "Size of each part of such a download; memory per download is at most parts x this")
+      ->capture_default_str();
+  cmd.add_option("--s3-download-after", o.download_after,
+                 "Bytes a download reads on one connection before it may use more")
+      ->capture_default_str();
   cmd.add_flag("--s3-no-tls-resume", o.no_tls_resume,
                "Do not resume TLS sessions with an https endpoint (a full handshake per new connection)");
   cmd.add_option("--s3-meta-ttl", o.meta_ttl, "Seconds object metadata (HeadObject) is cached")
