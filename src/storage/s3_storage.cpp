@@ -472,13 +472,13 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
     auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
                                                     [this, key] { meta_cache_.erase(key); });
     auto started = co_await reader->start();
-    if (!started) {
-      if (started.err().code == errc::changed) meta_cache_.erase(key);
-      co_return started.err();
+    if (started) {
+      out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
+      out.range = want;
+      co_return out;
     }
-    out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
-    out.range = want;
-    co_return out;
+    if (started.err().code != errc::changed) co_return started.err();
+    meta_cache_.erase(key);  // replaced since its metadata was cached: ask the store afresh, below
   }
   const auto generation = changes_ ? changes_->generation() : 0;
   s3::request_spec spec;

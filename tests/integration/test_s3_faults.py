@@ -518,6 +518,13 @@ class RadosgwFaults(unittest.TestCase):
             # A whole-object GET is consistent too.
             f = fetch(s.port, "GET", target(key))
             self.check_one_version(f, {etag1: v1, f'"{etag2_s3}"': v2}, None, None)
+            # Replaced again, then a whole-object GET with the old metadata still cached: the failed If-Match
+            # sends the server back to the store for the new version within this same request.
+            v3 = random.Random(SEED + 5).randbytes(MIB + 99)
+            etag3_s3 = self.rgw.put(self.bucket, key, v3)
+            f = fetch(s.port, "GET", target(key))
+            self.assertEqual((f.status, f.header("etag")), (200, f'"{etag3_s3}"'), f.describe())
+            self.assertTrue(f.complete and bytes(f.body) == v3, f.describe())
             self.assertIsNone(s.health_problem())
         finally:
             self.stop_server(s)
