@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shutil
 import os
 import statistics
 import subprocess
@@ -98,6 +99,7 @@ def main() -> None:
         if shaped:
             shaped.stop()
         subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(rgw_dir)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
 
     one = statistics.median(r["mb_per_s"] for r in runs if r["config"] == CONFIGS[0][0])
     lines = [f"# One client's download through a shaped S3 ({datetime.date.today()})", "",

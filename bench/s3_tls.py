@@ -17,6 +17,7 @@ import argparse
 import datetime
 import http.client
 import json
+import shutil
 import os
 import random
 import statistics
@@ -142,6 +143,7 @@ def main() -> None:
     finally:
         import subprocess
         subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(rgw_dir)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
 
     lines = [f"# TLS to S3: cost per request ({datetime.date.today()})", "",
              f"`bench/s3_tls.py --requests {args.requests} --reps {args.reps}`: mediagate (RelWithDebInfo, one event "
