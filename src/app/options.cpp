@@ -23,8 +23,29 @@ void add_s3_options(CLI::App& cmd, s3_options& o) {
   cmd.add_option("--s3-session-token", o.session_token, "Session token for temporary credentials");
   cmd.add_flag("--s3-anonymous", o.anonymous,
                "Send unsigned requests: a public bucket, no credentials looked up");
-  cmd.add_option("--s3-ca-file", o.ca_file, "PEM file of extra CAs to trust for an https endpoint");
+  cmd.add_option("--s3-ca-file", o.ca_file, "PEM file of extra CAs to trust for an https endpoint")
+      ->envname("AWS_CA_BUNDLE");
   cmd.add_flag("--s3-no-verify", o.no_verify, "Do not verify the endpoint's TLS certificate (testing only)");
+  cmd.add_option("--s3-connect-to", o.connect_to,
+                 "HOST:PORT to connect to instead of the endpoint's address; Host, TLS name and signature "
+                 "still use the endpoint (bucket.endpoint when virtual-hosted)");
+  cmd.add_option("--s3-idle-connections", o.idle_connections,
+                 "Idle connections to S3 kept per event loop for reuse (0: a new connection per request)")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+  cmd.add_option("--s3-download-parts", o.download_parts,
+                 "S3 connections one download (a GET without Range) may use once the client drains faster "
+                 "than one connection delivers (1: always one)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd.add_option("--s3-download-part-size", o.download_part_size,
+                 "Size of each part of such a download; memory per download is at most parts x this")
+      ->capture_default_str();
+  cmd.add_option("--s3-download-after", o.download_after,
+                 "Bytes a download reads on one connection before it may use more")
+      ->capture_default_str();
+  cmd.add_flag("--s3-no-tls-resume", o.no_tls_resume,
+               "Do not resume TLS sessions with an https endpoint (a full handshake per new connection)");
   cmd.add_option("--s3-meta-ttl", o.meta_ttl, "Seconds object metadata (HeadObject) is cached")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

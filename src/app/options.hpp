@@ -19,8 +19,11 @@ namespace mediagate::app {
 
 // S3 connection options shared by serve, scan, ls and put; each falls back to the AWS environment variables.
 struct s3_options {
-  std::string endpoint, region, addressing, access_key, secret_key, session_token, ca_file;
-  bool no_verify = false, anonymous = false;
+  std::string endpoint, region, addressing, access_key, secret_key, session_token, ca_file, connect_to;
+  bool no_verify = false, anonymous = false, no_tls_resume = false;
+  int idle_connections = 32;
+  int download_parts = 6;
+  std::string download_part_size = "8MiB", download_after = "8MiB";
   double meta_ttl = 5;
 };
 

@@ -2,7 +2,9 @@
 
 #include <filesystem>
 #include <optional>
+#include <tuple>
 
+#include "app/byte_size.hpp"
 #include "app/run_sync.hpp"
 #include "cache/cached_storage.hpp"
 #include "cache/metadata_cache.hpp"
@@ -48,8 +50,10 @@ std::variant<storage_setup, setup_failure> open_s3(const serve_config& cfg, spdl
   storage_setup opened;
   opened.factory = [setup,
                     changes = opened.changes](net::io_context& io) -> std::shared_ptr<storage::storage> {
-    return std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl, 3,
-                                                 changes);
+    auto s3 = std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl, 3,
+                                                    changes);
+    s3->set_download(setup.download);
+    return s3;
   };
   opened.metrics.push_back([counters = setup.counters] { return counters->render(); });
   log.info("serving s3://{}/{} from {}", setup.where.bucket, setup.where.prefix,
@@ -169,8 +173,22 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
   st.bucket = where->bucket;
   st.path_style = o.addressing.empty() ? !aws : o.addressing == "path";
   st.ca_file = o.ca_file;
+  if (!o.ca_file.empty() && !std::filesystem::is_regular_file(o.ca_file))
+    return "--s3-ca-file (or AWS_CA_BUNDLE): no such file: " + o.ca_file;
   st.verify_tls = !o.no_verify;
+  st.tls_resume = !o.no_tls_resume;
+  st.max_idle_connections = static_cast<std::size_t>(o.idle_connections);
+  if (!o.connect_to.empty()) {
+    auto to = s3::parse_host_port(o.connect_to);
+    if (!to) return "--s3-connect-to wants HOST:PORT or [IPV6]:PORT, not " + o.connect_to;
+    std::tie(st.connect_host, st.connect_port) = *to;
+  }
   setup.meta_ttl = std::chrono::milliseconds(static_cast<long>(o.meta_ttl * 1000));
+  const auto part_size = parse_byte_size(o.download_part_size), after = parse_byte_size(o.download_after);
+  if (!part_size || *part_size < (64 << 10) || *part_size > (1ull << 30))
+    return "--s3-download-part-size wants a size from 64KiB to 1GiB, not " + o.download_part_size;
+  if (!after) return "--s3-download-after wants a size (e.g. 8MiB), not " + o.download_after;
+  setup.download = {static_cast<std::size_t>(o.download_parts), *part_size, *after};
   return setup;
 }
 

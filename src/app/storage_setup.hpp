@@ -25,6 +25,7 @@ struct s3_setup {
   std::shared_ptr<s3::client_counters> counters = std::make_shared<s3::client_counters>();
   storage::s3_location where;
   std::chrono::milliseconds meta_ttl{5000};
+  storage::download_settings download;
 };
 
 // Resolves options, environment and shared files into an S3 setup, or a message saying what is missing.

@@ -1,5 +1,9 @@
 #include "s3/s3_client.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -54,6 +58,29 @@ struct client::pool {
   std::vector<std::unique_ptr<connection>> idle;
   std::size_t max_idle = 32;
   std::unique_ptr<net::ssl::context> tls;
+  SSL_SESSION* session =
+      nullptr;  // the latest session the store gave (TLS 1.3: a ticket after the handshake)
+
+  ~pool() {
+    if (tls) SSL_CTX_set_ex_data(tls->native_handle(), ex_index(), nullptr);  // connections may outlive us
+    if (session) SSL_SESSION_free(session);
+  }
+  // The slot of the SSL_CTX that points back at its pool (asio keeps its verify callback in the app data).
+  static int ex_index() {
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+  }
+  // OpenSSL's new-session callback: keeps a copy of the newest session (the connection's own is marked not
+  // resumable when the connection closes without a TLS shutdown). Returns 0: OpenSSL keeps ownership of `s`.
+  static int on_new_session(SSL* ssl, SSL_SESSION* s) {
+    auto* self = static_cast<pool*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index()));
+    if (!self) return 0;
+    SSL_SESSION* copy = SSL_SESSION_dup(s);
+    if (!copy) return 0;
+    if (self->session) SSL_SESSION_free(self->session);
+    self->session = copy;
+    return 0;
+  }
 
   std::unique_ptr<connection> acquire() {
     while (!idle.empty()) {
@@ -82,7 +109,7 @@ class response_impl final : public response {
     parser_.body_limit(boost::none);
   }
   ~response_impl() override {
-    if (conn_ && body_complete() && parser_.keep_alive()) pool_->release(std::move(conn_));
+    if (conn_ && !cancelled_ && body_complete() && parser_.keep_alive()) pool_->release(std::move(conn_));
   }
 
   bhttp::response_parser<bhttp::buffer_body>& parser() { return parser_; }
@@ -101,6 +128,13 @@ class response_impl final : public response {
     }
     if (direct_ && conn_->buffer.size() == 0)
       conn_->buffer.shrink_to_fit();  // no body bytes came with the header
+  }
+
+  void cancel() override {
+    if (!conn_) return;
+    cancelled_ = true;
+    boost::system::error_code ec;
+    conn_->lowest().socket().cancel(ec);
   }
 
   unsigned status() const override { return parser_.get().result_int(); }
@@ -178,6 +212,7 @@ class response_impl final : public response {
   endpoint ep_;
   bhttp::response_parser<bhttp::buffer_body> parser_;
   bool direct_ = false;
+  bool cancelled_ = false;  // never pooled again
   std::uint64_t remaining_ = 0;
 };
 
@@ -286,6 +321,9 @@ std::string client_counters::render() const {
           resumes.load());
   counter("mediagate_s3_errors_total", "S3 requests that failed for good.", errors.load());
   counter("mediagate_s3_connections_opened_total", "Connections opened to S3.", connections_opened.load());
+  counter("mediagate_s3_tls_handshakes_total", "TLS handshakes with S3.", tls_handshakes.load());
+  counter("mediagate_s3_tls_resumed_total", "TLS handshakes with S3 that resumed an earlier session.",
+          tls_resumed.load());
   return out;
 }
 
@@ -303,6 +341,75 @@ net::awaitable<result<std::string>> response::read_all(std::size_t limit) {
   co_return out;
 }
 
+namespace {
+
+bool is_ip_literal(const std::string& host) {
+  boost::system::error_code ec;
+  net::ip::make_address(host, ec);
+  return !ec;
+}
+
+// The TLS handshake of a new connection to `name` (the endpoint's host, or bucket.host): SNI unless `name` is
+// an address, the certificate checked against `name` by OpenSSL itself, and the pool's latest session
+// offered.
+net::awaitable<std::optional<error>> tls_handshake(connection& conn, const std::string& name,
+                                                   client::pool& pool, const client_settings& settings,
+                                                   client_counters& counters) {
+  SSL* ssl = conn.secure->native_handle();
+  const bool ip = is_ip_literal(name);
+  if (!ip && !SSL_set_tlsext_host_name(ssl, name.c_str()))
+    co_return error{errc::upstream_unavailable, "cannot set the TLS server name " + name};
+  if (settings.verify_tls) {
+    const int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str())
+                      : SSL_set1_host(ssl, name.c_str());
+    if (!ok) co_return error{errc::upstream_unavailable, "cannot check the TLS certificate for " + name};
+  }
+  if (settings.tls_resume && pool.session) {
+    // A copy: OpenSSL marks the session an SSL used as not resumable when that connection is closed without
+    // a TLS shutdown (how pooled connections end), which would spoil the pool's one for every later
+    // connection.
+    SSL_SESSION* copy = SSL_SESSION_dup(pool.session);
+    if (copy) {
+      SSL_set_session(ssl, copy);
+      SSL_SESSION_free(copy);
+    }
+  }
+  auto [hec] = co_await conn.secure->async_handshake(net::ssl::stream_base::client, kTuple);
+  if (hec) {
+    const long verify = SSL_get_verify_result(ssl);
+    if (settings.verify_tls && verify != X509_V_OK)
+      co_return error{errc::upstream_rejected,
+                      "the TLS certificate of storage at " + settings.ep.host_header() + " (as " + name +
+                          ") is not trusted: " + X509_verify_cert_error_string(verify) +
+                          " (trust its CA with --s3-ca-file or AWS_CA_BUNDLE)"};
+    co_return io_error_of(hec, "TLS handshake", settings.ep);
+  }
+  counters.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (SSL_session_reused(ssl)) counters.tls_resumed.fetch_add(1, std::memory_order_relaxed);
+  co_return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text) {
+  std::string_view host, port;
+  if (text.starts_with("[")) {
+    const auto close = text.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;  // a bare IPv6 address needs brackets
+  }
+  const auto p = http::parse_decimal(port);
+  if (host.empty() || !p || *p == 0 || *p > 65535) return std::nullopt;
+  return std::pair{std::string(host), static_cast<std::uint16_t>(*p)};
+}
+
 client::client(net::any_io_executor ex, client_settings settings, std::shared_ptr<credentials_provider> creds,
                std::shared_ptr<client_counters> counters)
     : ex_(std::move(ex)),
@@ -316,6 +423,16 @@ client::client(net::any_io_executor ex, client_settings settings, std::shared_pt
     pool_->tls->set_default_verify_paths();
     if (!settings_.ca_file.empty()) pool_->tls->load_verify_file(settings_.ca_file);
     pool_->tls->set_verify_mode(settings_.verify_tls ? net::ssl::verify_peer : net::ssl::verify_none);
+    SSL_CTX* ctx = pool_->tls->native_handle();
+    SSL_CTX_set_ex_data(ctx, pool::ex_index(), pool_.get());
+    if (settings_.tls_resume) {
+      // Sessions are kept by the pool (one per client, i.e. per event loop), not by OpenSSL's internal cache.
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+      SSL_CTX_sess_set_new_cb(ctx, &pool::on_new_session);
+    } else {
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
   }
 }
 
@@ -332,7 +449,7 @@ net::awaitable<result<std::unique_ptr<response>>> client::send(request_spec spec
       auto body = co_await (*r)->read_all(64 * 1024);
       auto err = parse_s3_error(status, body ? *body : std::string());
       if (!is_retryable(err)) co_return r;  // callers cannot re-read the body, but status and headers stay
-    } else if (last || r.err().code == errc::upstream_timeout) {
+    } else if (last || r.err().code == errc::upstream_timeout || r.err().code == errc::upstream_rejected) {
       counters_->errors.fetch_add(1, std::memory_order_relaxed);
       co_return r;
     }
@@ -350,12 +467,15 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
   const auto& ep = settings_.ep;
   std::unique_ptr<connection> conn = fresh_connection ? nullptr : pool_->acquire();
   const bool reused = conn != nullptr;
-  const std::string connect_host = settings_.path_style ? ep.host : settings_.bucket + "." + ep.host;
+  // The name the store is addressed by (Host, SNI, certificate); the address dialled may differ (connect_to).
+  const std::string name_host = settings_.path_style ? ep.host : settings_.bucket + "." + ep.host;
   if (!conn) {
     conn = std::make_unique<connection>();
+    const std::string& dial_host = settings_.connect_host.empty() ? name_host : settings_.connect_host;
+    const std::string dial_port = std::to_string(settings_.connect_port ? settings_.connect_port : ep.port);
     tcp::resolver resolver(ex_);
-    auto [rec, results] = co_await resolver.async_resolve(connect_host, std::to_string(ep.port), kTuple);
-    if (rec) co_return io_error_of(rec, "resolving " + connect_host, ep);
+    auto [rec, results] = co_await resolver.async_resolve(dial_host, dial_port, kTuple);
+    if (rec) co_return io_error_of(rec, "resolving " + dial_host, ep);
     if (pool_->tls) {
       conn->secure.emplace(ex_, *pool_->tls);
     } else {
@@ -367,12 +487,8 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
     conn->lowest().socket().set_option(tcp::no_delay(true));
     conn->lowest().socket().non_blocking(true);  // synchronous reads return would_block instead of waiting
     if (conn->secure) {
-      if (!SSL_set_tlsext_host_name(conn->secure->native_handle(), connect_host.c_str()))
-        co_return error{errc::upstream_unavailable, "cannot set the TLS server name"};
-      if (settings_.verify_tls)
-        conn->secure->set_verify_callback(net::ssl::host_name_verification(connect_host));
-      auto [hec] = co_await conn->secure->async_handshake(net::ssl::stream_base::client, kTuple);
-      if (hec) co_return io_error_of(hec, "TLS handshake (check --s3-ca-file)", ep);
+      auto failed = co_await tls_handshake(*conn, name_host, *pool_, settings_, *counters_);
+      if (failed) co_return *failed;
     }
     counters_->connections_opened.fetch_add(1, std::memory_order_relaxed);
   }
@@ -417,6 +533,15 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
         co_await conn->visit([&](auto& s) { return net::async_write(s, message, kTuple); });
   if (wec) co_return io_error_of(wec, reused ? "sending on a reused connection" : "sending the request", ep);
 
+#ifdef TCP_QUICKACK
+  // Acknowledge the answer's segments at once: a store that writes its header and body in pieces without
+  // TCP_NODELAY (radosgw's beast frontend by default) otherwise waits for our delayed ACK, 40 ms per request
+  // on a reused connection (a new one starts in quick-ack mode). Linux turns it off again by itself.
+  {
+    const int on = 1;
+    ::setsockopt(conn->lowest().socket().native_handle(), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+  }
+#endif
   // Room for a response header in one recv (bodies are read straight into the caller's buffer); a pooled
   // connection gave its buffer back after the previous body.
   conn->buffer.reserve(4096);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/body_source.hpp"
@@ -28,6 +29,9 @@ struct endpoint {
 // "http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com"; nullopt when malformed.
 std::optional<endpoint> parse_endpoint(std::string_view url);
 
+// "HOST:PORT" or "[V6]:PORT" (--s3-connect-to); the port is required. nullopt when malformed.
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text);
+
 struct client_settings {
   endpoint ep;
   std::string region = "us-east-1";
@@ -35,6 +39,12 @@ struct client_settings {
   bool path_style = true;
   std::string ca_file;  // extra CA bundle for https endpoints
   bool verify_tls = true;
+  bool tls_resume = true;  // offer this client's latest TLS session when opening a connection
+  // Dial this host and port instead of the endpoint's (like curl's --connect-to); Host, SNI, the certificate
+  // check and the signature still name the endpoint (bucket.host when virtual-hosted). Empty/0: the
+  // endpoint's.
+  std::string connect_host;
+  std::uint16_t connect_port = 0;
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds response_timeout{30'000};  // for the response header, and between body reads
   std::size_t max_idle_connections = 32;
@@ -53,6 +63,8 @@ struct client_counters {
   std::atomic<std::uint64_t> resumes{0};  // bodies broken mid-way and continued from the next byte
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::uint64_t> connections_opened{0};
+  std::atomic<std::uint64_t> tls_handshakes{0};
+  std::atomic<std::uint64_t> tls_resumed{0};  // handshakes that resumed an earlier session (no certificate)
   std::string render() const;
 };
 
@@ -113,6 +125,9 @@ class response {
   virtual boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;
   // The whole body, when it is at most `limit` bytes (error documents, listings).
   boost::asio::awaitable<result<std::string>> read_all(std::size_t limit);
+  // Ends a read_some() that waits for the store (it fails); the connection is not reused. For a reader that
+  // another coroutine abandons (a client that left a parallel download).
+  virtual void cancel() = 0;
 };
 
 }  // namespace mediagate::s3

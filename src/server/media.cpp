@@ -125,7 +125,7 @@ void add_media_headers(http::header_list& h, std::string_view type) {
 std::optional<storage::read_hint> read_hint_for(const request& req, const http::request_view& view) {
   if (req.verb != method::get) return std::nullopt;
   if (view.conditions.if_none_match || view.conditions.if_modified_since) return std::nullopt;
-  if (!view.range) return storage::read_hint{0, std::nullopt};
+  if (!view.range) return storage::read_hint{0, std::nullopt, true};
   auto spec = http::single_range_spec(*view.range);
   if (!spec) return std::nullopt;
   return storage::read_hint{spec->first, spec->last};

@@ -78,7 +78,14 @@ class file_reader final : public range_reader {
 
   bool needs_buffer() const override { return false; }
 
+  bool end_at(std::uint64_t last) override {
+    if (started_ || last < offset_ || last - offset_ + 1 > remaining_) return false;
+    remaining_ = last - offset_ + 1;
+    return true;
+  }
+
   boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+    started_ = true;
     if (remaining_ == 0) co_return chunk{};
     if (zero_copy) {
       // The whole rest of the range, straight from the file: the caller sendfile()s it.
@@ -101,6 +108,7 @@ class file_reader final : public range_reader {
   std::shared_ptr<const unique_fd> fd_;
   std::uint64_t offset_;
   std::uint64_t remaining_;
+  bool started_ = false;
 };
 
 using open_files = recent_files<std::shared_ptr<const unique_fd>>;
@@ -207,6 +215,20 @@ boost::asio::awaitable<result<object_meta>> local_storage::stat(std::string key)
   auto meta = stat_now(key);
   if (meta && meta->pinned) table.put(key, std::static_pointer_cast<const unique_fd>(meta->pinned), now);
   co_return meta;
+}
+
+boost::asio::awaitable<result<stat_and_reader>> local_storage::stat_and_open(std::string key,
+                                                                             read_hint hint) {
+  auto meta = co_await stat(std::move(key));
+  if (!meta) co_return meta.err();
+  stat_and_reader out{*meta, nullptr, {}};
+  auto owner = std::static_pointer_cast<const unique_fd>(meta->pinned);
+  const auto size = meta->size;
+  if (!owner || size == 0 || hint.first >= size) co_return out;
+  // The metadata comes from an fstat of this descriptor just now: the reader needs no second look.
+  out.range = {hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
+  out.reader = std::make_unique<file_reader>(std::move(owner), out.range);
+  co_return out;
 }
 
 boost::asio::awaitable<result<std::unique_ptr<range_reader>>> local_storage::open(std::string key,

@@ -19,6 +19,9 @@ class local_storage final : public storage {
   boost::asio::awaitable<result<object_meta>> stat(std::string key) override;
   boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open(std::string key, object_meta meta,
                                                                      http::byte_range range) override;
+  // stat() and a reader of the hinted range of the very file it examined: one fstat per request, where
+  // stat() then open() take two (open() must re-check a file examined at some earlier time).
+  boost::asio::awaitable<result<stat_and_reader>> stat_and_open(std::string key, read_hint hint) override;
   boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) override;
   // Writes to a temporary file beside the target, fsyncs it, then renames it into place (and fsyncs the
   // directory): readers see the old object or the whole new one, and a failed write leaves nothing.

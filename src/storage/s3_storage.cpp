@@ -1,9 +1,13 @@
 #include "storage/s3_storage.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cstring>
+#include <deque>
 #include <functional>
 #include <pugixml.hpp>
 
@@ -69,6 +73,7 @@ class s3_range_reader final : public range_reader {
         co_return error{errc::upstream_unavailable,
                         "storage ignored the range and sent an object of another size"};
       skip_ = next_;
+      whole_seen_ = true;
     } else {
       auto body = co_await res.read_all(64 * 1024);
       co_return error_from(status, body ? *body : std::string(), where_, key_, *client_);
@@ -91,6 +96,12 @@ class s3_range_reader final : public range_reader {
     range_.last = last;  // the rest of a longer answer is dropped with its connection: at most one body
     return true;
   }
+
+  // Ends the range at `last` (>= the next byte - 1) at any time: the rest is read by someone else.
+  void shorten(std::uint64_t last) { range_.last = std::max(last, next_ - 1); }
+  std::uint64_t position() const { return next_; }
+  // Whether the store ignored a range (answered 200): parts would get the same, so read on one connection.
+  bool saw_whole_object() const { return whole_seen_; }
 
   net::awaitable<result<chunk>> next(std::span<char> buf, bool) override {
     while (true) {
@@ -141,7 +152,205 @@ class s3_range_reader final : public range_reader {
   std::uint64_t skip_ = 0;
   int max_resumes_;
   int resumes_ = 0;
+  bool whole_seen_ = false;
   std::unique_ptr<s3::response> response_;
+};
+
+// -- One client's download over several connections (download_settings) ------------------------------------
+
+// One part of a download: its bytes land in `data` as they come; the reader hands them on in order.
+struct download_part {
+  std::uint64_t first = 0, last = 0;
+  std::unique_ptr<char[]> data;
+  std::size_t filled = 0, taken = 0;
+  bool done = false;
+  std::optional<error> failed;
+  s3::response* live = nullptr;  // the answer whose body is being read (cancelled when the client leaves)
+  std::size_t length() const { return static_cast<std::size_t>(last - first + 1); }
+};
+
+// What the reader and its part coroutines share (one event loop: no locking).
+struct download_state {
+  explicit download_state(net::any_io_executor ex) : wake(std::move(ex)) {}
+  net::steady_timer wake;  // the reader waits on it; a part that made progress cancels it
+  bool cancelled = false;  // the reader is gone: parts stop at their next step
+  void notify() { wake.cancel(); }
+};
+
+// Fetches one part with If-Match on the download's ETag, resuming a broken body from the next byte a
+// bounded number of times. A store that answers anything but exactly the asked range fails the part.
+net::awaitable<void> fetch_part(std::shared_ptr<s3::client> client, s3_location where, std::string key,
+                                object_meta meta, std::shared_ptr<download_state> st,
+                                std::shared_ptr<download_part> part, int max_resumes) {
+  int attempts = 0;
+  auto fail = [&](error e) {
+    part->failed = std::move(e);
+    st->notify();
+  };
+  while (!st->cancelled && part->filled < part->length()) {
+    if (attempts++ > max_resumes) {
+      fail({errc::upstream_unavailable, "storage connection broke " + std::to_string(attempts - 1) +
+                                            " times while reading a part of " + key});
+      co_return;
+    }
+    const http::byte_range want{part->first + part->filled, part->last};
+    s3::request_spec spec;
+    spec.key = where.prefix + key;
+    spec.headers = {{"range", "bytes=" + std::to_string(want.first) + "-" + std::to_string(want.last)},
+                    {"if-match", meta.etag}};
+    auto r = co_await client->send(spec);
+    if (st->cancelled) co_return;  // the answer (and its connection) goes with r
+    if (!r) {
+      if (r.err().code == errc::upstream_timeout || attempts > max_resumes) co_return fail(r.err());
+      continue;
+    }
+    auto& res = **r;
+    const auto status = res.status();
+    if (status != 206) {
+      auto body = co_await res.read_all(64 * 1024);
+      if (st->cancelled) co_return;
+      co_return fail(status == 412
+                         ? error{errc::changed, "the object changed in storage while it was being read"}
+                         : error_from(status, body ? *body : std::string(), where, key, *client));
+    }
+    const auto cr = res.header("content-range");
+    if (cr != content_range_of(want, meta.size) || res.content_length() != want.length())
+      co_return fail({errc::upstream_unavailable, "storage answered range '" + cr + "' for " +
+                                                      content_range_of(want, meta.size) +
+                                                      ": refusing to forward other bytes"});
+    if (auto etag = res.header("etag"); !etag.empty() && etag != meta.etag)
+      co_return fail({errc::changed, "the object changed in storage while it was being read"});
+    part->live = &res;
+    while (part->filled < part->length()) {
+      const auto room = std::min<std::size_t>(part->length() - part->filled, 256 * 1024);
+      auto n = co_await res.read_some(std::span<char>(part->data.get() + part->filled, room));
+      if (st->cancelled) co_return;
+      if (!n || *n == 0) break;  // resumed from the next byte above
+      part->filled += *n;
+      st->notify();
+    }
+    part->live = nullptr;
+    if (part->filled < part->length()) client->counters().resumes.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (st->cancelled) co_return;
+  part->done = true;
+  st->notify();
+}
+
+// Reads a download's range on one connection (the lead) and, once the client drains it faster than one
+// connection delivers, the rest as parts over up to `parts` connections, handed on strictly in order.
+class download_reader final : public range_reader {
+ public:
+  download_reader(std::unique_ptr<s3_range_reader> lead, std::shared_ptr<s3::client> client,
+                  s3_location where, std::string key, object_meta meta, http::byte_range range,
+                  download_settings settings, int max_resumes, std::function<void()> on_changed)
+      : lead_(std::move(lead)),
+        client_(std::move(client)),
+        where_(std::move(where)),
+        key_(std::move(key)),
+        meta_(std::move(meta)),
+        range_(range),
+        settings_(settings),
+        max_resumes_(max_resumes),
+        on_changed_(std::move(on_changed)) {}
+
+  ~download_reader() override {
+    if (!st_) return;
+    st_->cancelled = true;  // every part stops at its next step; bodies being read are cut now
+    for (auto& p : parts_)
+      if (p->live) p->live->cancel();
+  }
+
+  bool end_at(std::uint64_t last) override {
+    if (!lead_->end_at(last)) return false;
+    range_.last = last;
+    return true;
+  }
+
+  net::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+    if (lead_) {
+      const auto t0 = std::chrono::steady_clock::now();
+      if (!window_start_) window_start_ = t0;
+      auto c = co_await lead_->next(buf, zero_copy);
+      if (!c) co_return c;
+      if (c->bytes > 0) {
+        waited_ += std::chrono::steady_clock::now() - t0;
+        window_bytes_ += c->bytes;
+        if (!st_ && window_bytes_ >= settings_.after) co_await consider_parts();
+        co_return c;
+      }
+      lead_.reset();  // its share is done: the parts carry on
+      if (!st_) co_return chunk{};
+      top_up(co_await net::this_coro::executor);
+    }
+    while (true) {
+      if (parts_.empty()) co_return chunk{};
+      auto& p = *parts_.front();
+      if (p.taken < p.filled) {
+        const auto n = std::min(buf.size(), p.filled - p.taken);
+        std::memcpy(buf.data(), p.data.get() + p.taken, n);
+        p.taken += n;
+        if (p.taken == p.length()) {
+          parts_.pop_front();  // its memory goes back; the next part takes its place
+          top_up(co_await net::this_coro::executor);
+        }
+        co_return chunk{n, std::nullopt};
+      }
+      if (p.failed) {
+        if (p.failed->code == errc::changed && on_changed_) on_changed_();
+        co_return *p.failed;
+      }
+      st_->wake.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await st_->wake.async_wait(net::as_tuple(net::use_awaitable));
+    }
+  }
+
+ private:
+  // After every `after` bytes on the lead: when the reads waited on S3 for at least half the time, the client
+  // drains faster than one connection delivers, so the rest (beyond one more part on the lead) goes in parts.
+  net::awaitable<void> consider_parts() {
+    const auto elapsed = std::chrono::steady_clock::now() - *window_start_;
+    const bool store_bound = waited_ * 2 >= elapsed;
+    window_bytes_ = 0;
+    waited_ = {};
+    window_start_.reset();
+    const auto pos = lead_->position();
+    if (!store_bound || lead_->saw_whole_object() || range_.last < pos + 2 * settings_.part_size) co_return;
+    lead_->shorten(pos + settings_.part_size - 1);
+    next_part_ = pos + settings_.part_size;
+    st_ = std::make_shared<download_state>(co_await net::this_coro::executor);
+    top_up(co_await net::this_coro::executor);
+  }
+
+  // Starts parts until `parts` connections are busy (the lead counts as one) or the range is covered. Parts
+  // read but not yet handed on count too: that bounds the memory.
+  void top_up(net::any_io_executor ex) {
+    while (next_part_ <= range_.last && parts_.size() + (lead_ ? 1 : 0) < settings_.parts) {
+      auto p = std::make_shared<download_part>();
+      p->first = next_part_;
+      p->last = std::min(range_.last, next_part_ + settings_.part_size - 1);
+      p->data.reset(new char[p->length()]);
+      next_part_ = p->last + 1;
+      parts_.push_back(p);
+      net::co_spawn(ex, fetch_part(client_, where_, key_, meta_, st_, p, max_resumes_), net::detached);
+    }
+  }
+
+  std::unique_ptr<s3_range_reader> lead_;
+  std::shared_ptr<s3::client> client_;
+  s3_location where_;
+  std::string key_;
+  object_meta meta_;
+  http::byte_range range_;
+  download_settings settings_;
+  int max_resumes_;
+  std::function<void()> on_changed_;
+  std::optional<std::chrono::steady_clock::time_point> window_start_;
+  std::chrono::steady_clock::duration waited_{};
+  std::uint64_t window_bytes_ = 0;
+  std::shared_ptr<download_state> st_;  // set once parts are used
+  std::deque<std::shared_ptr<download_part>> parts_;
+  std::uint64_t next_part_ = 0;
 };
 
 // "bytes FIRST-LAST/SIZE" → {FIRST, LAST, SIZE}; nullopt for anything else (an unknown size included).
@@ -240,8 +449,37 @@ bool s3_storage::known(const std::string& key) const {
 
 // One GET instead of a HEAD and then a GET: its Content-Range gives the size, the ETag, date and type come
 // with it, and its body is the hinted range (checked exactly as open() checks its answers).
+// A download's reader (read_hint::download) of a body long enough for parts; else the one-connection reader.
+std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_reader> reader,
+                                                         const std::string& key, const object_meta& meta,
+                                                         http::byte_range range, const read_hint& hint) {
+  const auto& d = download_;
+  if (!hint.download || d.parts < 2 || d.part_size == 0 || range.length() < d.after + 2 * d.part_size)
+    return reader;
+  std::unique_ptr<s3_range_reader> lead(static_cast<s3_range_reader*>(reader.release()));
+  return std::make_unique<download_reader>(std::move(lead), client_, where_, key, meta, range, d,
+                                           max_resumes_, [this, key] { meta_cache_.erase(key); });
+}
+
 net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
-  if (known(key)) co_return co_await storage::stat_and_open(key, hint);  // open() is the only round trip left
+  if (known(key)) {
+    if (!hint.download) co_return co_await storage::stat_and_open(key, hint);  // open(): the one round trip
+    auto meta = co_await stat(key);
+    if (!meta) co_return meta.err();
+    stat_and_reader out{*meta, nullptr, {}};
+    if (meta->size == 0 || hint.first >= meta->size) co_return out;
+    const http::byte_range want{hint.first, std::min(hint.last.value_or(meta->size - 1), meta->size - 1)};
+    auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
+                                                    [this, key] { meta_cache_.erase(key); });
+    auto started = co_await reader->start();
+    if (started) {
+      out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
+      out.range = want;
+      co_return out;
+    }
+    if (started.err().code != errc::changed) co_return started.err();
+    meta_cache_.erase(key);  // replaced since its metadata was cached: ask the store afresh, below
+  }
   const auto generation = changes_ ? changes_->generation() : 0;
   s3::request_spec spec;
   spec.key = where_.prefix + key;
@@ -280,7 +518,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
                                                   [this, key] { meta_cache_.erase(key); });
   reader->adopt(std::move(*r), 0);
-  out.reader = std::move(reader);
+  out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
   out.range = want;
   co_return out;
 }

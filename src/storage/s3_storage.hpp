@@ -23,6 +23,16 @@ struct s3_location {
 // "s3://bucket/some/prefix" → {bucket, "some/prefix/"}; nullopt when malformed.
 std::optional<s3_location> parse_s3_url(std::string_view url);
 
+// One client's download of a large body over several S3 connections (parallel ranged GETs of parts, written
+// in order). Only for a request without Range (read_hint::download), and only once the client has taken
+// `after` bytes from one connection while waiting on S3 for at least half of that time (the store, not the
+// client, is the bottleneck). Memory: at most `parts` × `part_size` per download.
+struct download_settings {
+  std::size_t parts = 6;  // S3 connections for one download at most; 1 or 0: always one
+  std::uint64_t part_size = 8ull << 20;
+  std::uint64_t after = 8ull << 20;
+};
+
 class s3_storage final : public storage {
  public:
   // `changes`: other nodes' writes and deletes, which end cached metadata early (null: none).
@@ -40,6 +50,8 @@ class s3_storage final : public storage {
   boost::asio::awaitable<result<bool>> remove(std::string key) override;
   std::string describe() const override;
 
+  void set_download(download_settings d) { download_ = d; }
+
   // Checks that the bucket can be listed with our credentials: an error whose message a user can act on,
   // or nullopt.
   boost::asio::awaitable<std::optional<error>> check_access();
@@ -52,6 +64,10 @@ class s3_storage final : public storage {
   };
   void remember(const std::string& key, const object_meta& meta, std::uint64_t generation);
   bool known(const std::string& key) const;  // cached metadata, fresh and not invalidated
+  // `reader` is this backend's own one-connection reader; wrapped for a download of a long enough body.
+  std::unique_ptr<range_reader> maybe_download(std::unique_ptr<range_reader> reader, const std::string& key,
+                                               const object_meta& meta, http::byte_range range,
+                                               const read_hint& hint);
 
   std::shared_ptr<s3::client> client_;
   s3_location where_;
@@ -59,6 +75,7 @@ class s3_storage final : public storage {
   int max_resumes_;
   std::unordered_map<std::string, cached_meta> meta_cache_;  // per event loop: no locking
   std::shared_ptr<const key_invalidations> changes_;
+  download_settings download_;
 };
 
 }  // namespace mediagate::storage

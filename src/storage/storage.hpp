@@ -89,6 +89,10 @@ using mediagate::body_source;
 struct read_hint {
   std::uint64_t first = 0;
   std::optional<std::uint64_t> last;
+  // The request had no Range header: a download of the whole object (curl, wget, "save as"), never a media
+  // element (browsers' media stacks always send Range). A backend may read such a body over several
+  // connections.
+  bool download = false;
 };
 
 // What stat_and_open() found: the metadata and, when the backend could start it in the same round trip,

@@ -12,6 +12,9 @@ MEDIAGATE_TEST_SCHEME=https runs the same tests over HTTPS: every server gets a 
 here (tlsutil.py) and every rawhttp connection speaks TLS trusting that CA.
 MEDIAGATE_TEST_SCHEME=h2 runs them over HTTP/2: the same certificates, and every rawhttp connection negotiates h2
 by ALPN and speaks it through h2client.py (HTTP/1.1 bytes in and out, one stream per request).
+MEDIAGATE_TEST_S3_TLS=1 (with s3 storage) starts the radosgw with HTTPS and `rgw dns name = s3.test` and has
+the servers reach it as real S3 is reached: https, virtual-hosted addressing (BUCKET.s3.test, a certificate of a
+test CA for *.s3.test only), the CA given by AWS_CA_BUNDLE, the name dialled at 127.0.0.1 via --s3-connect-to.
 
 Media made by ffmpeg are cached under <repo>/.cache/integration-fixtures/<hash of the recipes> (or
 MEDIAGATE_TEST_CACHE), so that reruns only copy files.
@@ -54,6 +57,8 @@ CATALOG_MODE = os.environ.get("MEDIAGATE_TEST_CATALOG", "sqlite")
 if CATALOG_MODE not in ("sqlite", "postgres"):
     raise SystemExit(f"MEDIAGATE_TEST_CATALOG must be sqlite or postgres, not {CATALOG_MODE!r}")
 SCHEME = os.environ.get("MEDIAGATE_TEST_SCHEME", "http")
+S3_TLS = os.environ.get("MEDIAGATE_TEST_S3_TLS", "") == "1"
+S3_TLS_NAME = "s3.test"  # radosgw's `rgw dns name`; never resolved (--s3-connect-to)
 if SCHEME not in ("http", "https", "h2"):
     raise SystemExit(f"MEDIAGATE_TEST_SCHEME must be http, https or h2, not {SCHEME!r}")
 
@@ -248,7 +253,7 @@ class Fixtures:
             except BaseException:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 raise
-            self.storage_args = ["--storage", f"s3://{self.s3.bucket}"]
+            self.storage_args = ["--storage", f"s3://{self.s3.bucket}", *self.s3.server_args]
             self.server_env = self.s3.server_env
             self.secret_dir_name = self.s3.secret_bucket  # `../BUCKET-mg-secret/secret.txt` in a path-style URL
         atexit.register(self.cleanup)
@@ -312,7 +317,18 @@ def _read_env_file(path: Path) -> dict[str, str]:
 class S3Backend:
     def __init__(self, fx: Fixtures) -> None:
         self.cluster_dir: Optional[Path] = None
+        self.server_args: list[str] = []  # S3 options every server gets (the TLS run's addressing)
+        self.rgw_env: dict[str, str] = {}  # knobs for scripts/radosgw.sh
         env_file = os.environ.get("MEDIAGATE_TEST_S3_ENV")
+        if S3_TLS:
+            if env_file:
+                raise RuntimeError("MEDIAGATE_TEST_S3_TLS starts a radosgw of its own: unset MEDIAGATE_TEST_S3_ENV")
+            self.ca = tlsutil.TestCA(fx.tmp / "s3-ca", name="mediagate S3 test CA")
+            # The wildcard only: a path-style request to s3.test itself fails the name check.
+            pair = self.ca.issue("rgw", cn=S3_TLS_NAME, sans=f"DNS:*.{S3_TLS_NAME},IP:127.0.0.1")
+            self.rgw_env = {"RGW_SSL_CERT": str(pair.cert), "RGW_SSL_KEY": str(pair.key),
+                            "RGW_DNS_NAME": S3_TLS_NAME}
+            env_file = None
         if env_file:
             env_path = Path(env_file)
         else:
@@ -331,7 +347,8 @@ class S3Backend:
         log = self.cluster_dir.parent / f"radosgw-{command}.log"
         with open(log, "wb") as out:
             r = subprocess.run([str(REPO / "scripts" / "radosgw.sh"), command, str(self.cluster_dir)],
-                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
+                               env=dict(os.environ, **self.rgw_env))
         if r.returncode != 0:
             raise RuntimeError(f"scripts/radosgw.sh {command} failed:\n{log.read_text(errors='replace')[-3000:]}")
 
@@ -348,8 +365,16 @@ class S3Backend:
         missing = [k for k in wanted if k not in env]
         if missing:
             raise RuntimeError(f"{env_path} lacks {missing}")
-        os.environ.update({k: env[k] for k in wanted})  # s3util reads the environment
         self.server_env = {k: env[k] for k in wanted}
+        if S3_TLS:
+            # botocore: path style to 127.0.0.1 (an IP name in the certificate); the servers: virtual-hosted.
+            port = env["RGW_SSL_PORT"]
+            env["AWS_ENDPOINT_URL"] = env["RGW_HTTPS_URL"]
+            env["AWS_CA_BUNDLE"] = str(self.ca.cert)
+            wanted += ("AWS_CA_BUNDLE",)
+            self.server_env.update(AWS_ENDPOINT_URL=f"https://{S3_TLS_NAME}:{port}", AWS_CA_BUNDLE=str(self.ca.cert))
+            self.server_args = ["--s3-addressing", "virtual", "--s3-connect-to", f"127.0.0.1:{port}"]
+        os.environ.update({k: env[k] for k in wanted})  # s3util reads the environment
 
         import s3util  # botocore: only needed in s3 mode
 

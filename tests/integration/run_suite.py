@@ -35,6 +35,8 @@ def main() -> int:
     p.add_argument("--scheme", choices=("http", "https", "h2"), help="MEDIAGATE_TEST_SCHEME for harness.py: "
                    "https gives every server a test certificate and every rawhttp connection TLS; h2 speaks HTTP/2 "
                    "over that TLS (h2client.py)")
+    p.add_argument("--s3-tls", action="store_true", help="MEDIAGATE_TEST_S3_TLS=1 for harness.py: the radosgw "
+                   "over https with virtual-hosted addressing")
     p.add_argument("modules", nargs="+")
     args = p.parse_args()
 
@@ -48,6 +50,8 @@ def main() -> int:
         os.environ["MEDIAGATE_TEST_STORAGE"] = args.storage
     if args.catalog:
         os.environ["MEDIAGATE_TEST_CATALOG"] = args.catalog
+    if args.s3_tls:
+        os.environ["MEDIAGATE_TEST_S3_TLS"] = "1"
     if args.scheme:
         os.environ["MEDIAGATE_TEST_SCHEME"] = args.scheme
 

@@ -518,6 +518,13 @@ class RadosgwFaults(unittest.TestCase):
             # A whole-object GET is consistent too.
             f = fetch(s.port, "GET", target(key))
             self.check_one_version(f, {etag1: v1, f'"{etag2_s3}"': v2}, None, None)
+            # Replaced again, then a whole-object GET with the old metadata still cached: the failed If-Match
+            # sends the server back to the store for the new version within this same request.
+            v3 = random.Random(SEED + 5).randbytes(MIB + 99)
+            etag3_s3 = self.rgw.put(self.bucket, key, v3)
+            f = fetch(s.port, "GET", target(key))
+            self.assertEqual((f.status, f.header("etag")), (200, f'"{etag3_s3}"'), f.describe())
+            self.assertTrue(f.complete and bytes(f.body) == v3, f.describe())
             self.assertIsNone(s.health_problem())
         finally:
             self.stop_server(s)
@@ -832,6 +839,100 @@ class RadosgwFaults(unittest.TestCase):
         self.assertEqual(digest.hexdigest(), hashlib.sha256(data).hexdigest(), "GET after put: wrong bytes")
         f = fetch(self.port, "GET", target(key), [("Range", f"bytes={PUT_SIZE - 5 * MIB - 7}-")])
         self.assert_exact(f, 206, data[PUT_SIZE - 5 * MIB - 7:], PUT_SIZE - 5 * MIB - 7, PUT_SIZE)
+
+    # -- 8. one client's download over several S3 connections (issue 15) ----------------------------------
+
+    def test_8_download_in_parts(self) -> None:
+        """A GET without Range, drained faster than one (shaped: 20 MB/s) S3 connection delivers, is read as
+        parallel ranged GETs of 2 MiB parts, handed on in order: exact bytes of a counter-pattern object, exactly
+        the object's bytes read from S3. A viewer's `bytes=0-` stays on one connection. A client that leaves
+        stops the reads; an object replaced mid-download cuts the connection and never mixes versions."""
+        from shaped_s3 import ShapedS3
+
+        size = 40 * MIB
+        key = "download.mp4"  # a stored type: no extra read to sniff one
+        data = harness.pattern_bytes(0, size)
+        self.rgw.put(self.bucket, key, data, "video/mp4")
+        rgw_port = int(self.rgw.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+        shaped = ShapedS3(self.tmp / "shaped-download", upstream_port=rgw_port, delay_ms=5, rate="20m")
+        shaped.start()
+        self.addCleanup(shaped.stop)
+        env = dict(self.rgw.env, AWS_ENDPOINT_URL=shaped.endpoint)
+        fx = types.SimpleNamespace(tmp=self.tmp, storage_args=["--storage", f"s3://{self.bucket}"], server_env=env)
+        server = harness.Server(fx, ["--access-log", "off", "--threads", "1", "--s3-download-parts", "4",
+                                     "--s3-download-part-size", "2MiB", "--s3-download-after", "2MiB"],
+                                name="download")
+        self.servers.append(server)
+        port = server.port
+
+        def read(headers, stop_after=None, pause_at=None, on_pause=None) -> tuple[rawhttp.Response, bytearray]:
+            c = rawhttp.Connection(port, timeout=30.0)
+            try:
+                c.send_request("GET", target(key), headers)
+                head = c.read_head()
+                got = bytearray()
+                want = int(head.header("content-length"))
+                while len(got) < want:
+                    if pause_at is not None and len(got) >= pause_at:
+                        on_pause()
+                        pause_at = None
+                    chunk = c.read_some()
+                    if not chunk:
+                        break
+                    got += chunk
+                    if stop_after is not None and len(got) >= stop_after:
+                        break
+                return head, got
+            finally:
+                c.close(reset=stop_after is not None)
+
+        # The download: parts, exact bytes, exactly the object's bytes from S3.
+        before = settle(port)
+        t0 = time.monotonic()
+        head, got = read([])
+        took = time.monotonic() - t0
+        after = settle(port)
+        self.assertEqual(head.status, 200, head.raw_head)
+        self.assertEqual(len(got), size)
+        self.assertTrue(got == data, "the download's bytes differ from the object's")
+        gets = after["mediagate_s3_get_requests_total"] - before["mediagate_s3_get_requests_total"]
+        received = after["mediagate_s3_received_bytes_total"] - before["mediagate_s3_received_bytes_total"]
+        note(f"download of {mib(size)} through a 20 MB/s-per-connection S3: {size / took / 1e6:.1f} MB/s, "
+             f"{gets:.0f} GETs, {mib(received)} from S3")
+        self.assertGreaterEqual(gets, 10, "the download should have been read in 2 MiB parts")
+        self.assertEqual(received, size, "bytes read from S3 for one download")
+
+        # A viewer: bytes=0- read to the end just as fast stays on one connection.
+        before = settle(port)
+        head, got = read([("Range", "bytes=0-")])
+        after = settle(port)
+        self.assertEqual(head.status, 206, head.raw_head)
+        self.assertTrue(got == data, "the viewer's bytes differ from the object's")
+        self.assertEqual(after["mediagate_s3_get_requests_total"] - before["mediagate_s3_get_requests_total"], 1,
+                         "a media element's stream must use one S3 connection")
+
+        # A client that leaves after 6 MiB: the parts stop (at most parts x part size ahead, plus socket buffers).
+        before = settle(port)
+        read([], stop_after=6 * MIB)
+        after = settle(port)
+        received = after["mediagate_s3_received_bytes_total"] - before["mediagate_s3_received_bytes_total"]
+        note(f"download left after 6 MiB: {mib(received)} read from S3")
+        self.assertLess(received, 20 * MIB, "the server went on reading parts after the client left")
+
+        # Replaced mid-download: parts read before are the old version; later ones fail their If-Match and the
+        # connection is cut. Every byte received is the old version's.
+        replacement = bytes(b ^ 0xFF for b in data[:MIB]) * (size // MIB)
+
+        def replace() -> None:
+            time.sleep(1.0)  # the parts in flight finish; the client reads nothing meanwhile
+            self.rgw.put(self.bucket, key, replacement, "video/mp4")
+
+        head, got = read([], pause_at=6 * MIB, on_pause=replace)
+        self.assertEqual(head.status, 200, head.raw_head)
+        self.assertLess(len(got), size, "the download should have been cut when the object was replaced")
+        self.assertTrue(got == data[:len(got)], "bytes of two versions were mixed")
+        note(f"object replaced after 6 MiB of a download: cut after {mib(len(got))}, all of the old version")
+        self.assertIsNone(server.health_problem())
 
 
 # -- 4. a store that ignores or misanswers ranges --------------------------------------------------------------

@@ -184,6 +184,37 @@ TEST_F(LocalStorage, ranges_come_zero_copy_or_through_the_buffer) {
   }
 }
 
+TEST_F(LocalStorage, stat_and_open_reads_the_hinted_range_of_the_file_it_examined) {
+  const auto bytes = random_bytes(10000, 6);
+  write_file(root_ / "h.bin", bytes);
+  auto found = run(store_->stat_and_open("h.bin", read_hint{100, 4999}));
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->meta.size, bytes.size());
+  ASSERT_TRUE(found->reader);
+  EXPECT_EQ(found->range.first, 100u);
+  EXPECT_EQ(found->range.last, 4999u);
+  EXPECT_FALSE(found->reader->end_at(5000)) << "beyond the hinted range";
+  EXPECT_TRUE(found->reader->end_at(199));
+  std::string got, buf(64, '\0');
+  while (true) {
+    auto n = run(found->reader->read_some(buf));
+    ASSERT_TRUE(n);
+    if (*n == 0) break;
+    got.append(buf.data(), *n);
+  }
+  EXPECT_EQ(got, bytes.substr(100, 100));
+  EXPECT_FALSE(found->reader->end_at(150)) << "only before the first read";
+
+  // Open-ended and past-the-end hints: clamped to the size, or no reader at all.
+  auto open_ended = run(store_->stat_and_open("h.bin", read_hint{9000, std::nullopt}));
+  ASSERT_TRUE(open_ended && open_ended->reader);
+  EXPECT_EQ(open_ended->range.last, bytes.size() - 1);
+  auto past = run(store_->stat_and_open("h.bin", read_hint{10000, std::nullopt}));
+  ASSERT_TRUE(past);
+  EXPECT_FALSE(past->reader);
+  EXPECT_FALSE(run(store_->stat_and_open("missing.bin", read_hint{})));
+}
+
 TEST_F(LocalStorage, write_makes_the_whole_object_visible_and_a_failed_write_leaves_nothing) {
   const auto bytes = random_bytes(300000, 6);
   std::size_t offset = 0;

@@ -120,6 +120,23 @@ TEST(endpoint, parses_schemes_ports_and_ipv6) {
     EXPECT_FALSE(s3::parse_endpoint(bad)) << bad;
 }
 
+TEST(endpoint, connect_to_host_port) {
+  auto a = s3::parse_host_port("127.0.0.1:7480");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->first, "127.0.0.1");
+  EXPECT_EQ(a->second, 7480);
+  auto b = s3::parse_host_port("[::1]:443");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->first, "::1");
+  EXPECT_EQ(b->second, 443);
+  auto c = s3::parse_host_port("gw.internal:8443");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->first, "gw.internal");
+  for (auto bad :
+       {"", "host", "host:", ":80", "host:0", "host:65536", "host:8x", "::1:80", "[::1]", "[::1]80"})
+    EXPECT_FALSE(s3::parse_host_port(bad)) << bad;
+}
+
 TEST(location, bucket_and_prefix) {
   auto a = storage::parse_s3_url("s3://media");
   ASSERT_TRUE(a);
