@@ -32,6 +32,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import free_port, rss_kib, wait_port  # noqa: E402  (bench/bench.py)
+
 MIB = 1 << 20
 BIG = "big.bin"
 
@@ -74,34 +77,6 @@ def log(msg: str) -> None:
     print(f"[https {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_tls(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def rss_kib(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total
-
-
 class Server:
     def __init__(self, name: str, port: int, proc: subprocess.Popen, pids) -> None:
         self.name, self.port, self.proc, self._pids = name, port, proc, pids
@@ -124,7 +99,7 @@ def start_mediagate(exe: Path, work: Path, media: Path, cert: Path, key: Path) -
     proc = subprocess.Popen([str(exe), "serve", "--listen", f"127.0.0.1:{port}", "--storage", str(media),
                              "--access-log", "off", "--threads", "2", "--tls-cert", str(cert), "--tls-key", str(key)],
                             stdout=out, stderr=subprocess.STDOUT)
-    wait_tls(port)
+    wait_port(port)
     return Server("mediagate", port, proc, lambda: [proc.pid])
 
 
@@ -138,7 +113,7 @@ def start_nginx(work: Path, media: Path, cert: Path, key: Path) -> Server:
     (d / "nginx.conf").write_text(conf)
     proc = subprocess.Popen(["nginx", "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
                             stdout=open(d / "stdout.log", "wb"), stderr=subprocess.STDOUT)
-    wait_tls(port)
+    wait_port(port)
 
     def workers() -> list[int]:
         out = []
