@@ -20,8 +20,9 @@ for group in "$@"; do
   esac
 done
 
-# The browser tests run on node (npm ci of tests/e2e): Debian's nodejs and npm, unless a node is on PATH.
-if [[ " ${wanted[*]} " == *" chromium "* ]] && ! command -v node >/dev/null; then
+# The build installs the page's npm packages (src/ui/npm) and the browser tests theirs (tests/e2e) with npm ci:
+# Debian's nodejs and npm, unless a node and npm are on PATH.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   wanted+=(nodejs npm)
 fi
 
