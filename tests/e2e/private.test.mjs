@@ -206,7 +206,8 @@ function browserSuite(name, kind, launch) {
     test('the same page on an origin not allowed cannot read the video or fetch it', async () => {
       // A link of its own (another expiry): chromium's media cache shares data by URL, and would otherwise hand
       // this page the frames it fetched, with CORS, for the allowed origin's page a moment ago.
-      const url = `http://127.0.0.1:${server.port}/media/${KEY}?${mint(KEY, { exp: Math.floor(Date.now() / 1000) + 3607 })}`;
+      const exp = Math.floor(Date.now() / 1000) + 3607;
+      const url = `http://127.0.0.1:${server.port}/media/${KEY}?${mint(KEY, { exp })}`;
       const logStart = server.log().length;
       await p.goto(`${otherPage.origin}/?src=${encodeURIComponent(url)}`);
       const r = await p.evaluate(playSeekDraw, SEEK_TO);
@@ -223,7 +224,9 @@ function browserSuite(name, kind, launch) {
       // 200/206, or 304 when the browser revalidates a copy it kept from the allowed origin's test.
       assert.match(log, /"GET \/media\/private\/clip\.mp4\?exp=\d+&kid=k1&sig=REDACTED" range="[^"]*" (20[06]|304) /, log);
       assert.match(log, /"OPTIONS \/media\/private\/clip\.mp4\?exp=\d+&kid=k1&sig=REDACTED" range="" 204 /, log);
-      assert.doesNotMatch(log, /range="bytes=100-199"/, log);
+      // Not this link's Range fetch. (firefox-esr may still revalidate, 304, the allowed origin's earlier fetch of
+      // its own link in this time: another exp.)
+      assert.doesNotMatch(log, new RegExp(`exp=${exp}&[^"]*" range="bytes=100-199"`), log);
     });
 
     test('an allowed origin without a valid link gets a media error', async () => {
