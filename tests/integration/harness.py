@@ -895,3 +895,13 @@ def parse_metrics(text: str) -> tuple[dict[str, str], list[tuple[str, dict[str, 
         value = float(m.group(4).replace("+Inf", "inf").replace("-Inf", "-inf"))
         samples.append((m.group(1), labels, value))
     return types, samples
+
+
+def unlabelled_metrics(port: int) -> dict[str, float]:
+    """The samples without labels of the server's /metrics, by name."""
+    with rawhttp.Connection(port, timeout=5.0) as c:
+        r = c.request("GET", "/metrics")
+    if r.status != 200:
+        raise AssertionError(f"GET /metrics answered {r.status}")
+    _, samples = parse_metrics(r.body.decode("utf-8", "replace"))
+    return {name: value for name, labels, value in samples if not labels}

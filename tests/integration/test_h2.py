@@ -169,13 +169,7 @@ def random_bin() -> bytes:
     return random.Random(harness.RANDOM_SEED).randbytes(MIB)  # as harness.py makes random.bin
 
 
-def metric_values(port: int) -> dict[str, float]:
-    with rawhttp.Connection(port, timeout=5.0) as c:
-        r = c.request("GET", "/metrics")
-    if r.status != 200:
-        raise AssertionError(f"GET /metrics answered {r.status}")
-    _, samples = harness.parse_metrics(r.body.decode("utf-8", "replace"))
-    return {name: value for name, labels, value in samples if not labels}
+metric_values = harness.unlabelled_metrics
 
 
 @unittest.skipUnless(harness.SCHEME == "h2", "run with --scheme h2 (a test certificate for every server)")

@@ -21,13 +21,7 @@ STARTUP_LIMIT = 20.0
 KEY = "clip.mp4"
 
 
-def metrics(port: int) -> dict[str, float]:
-    with rawhttp.Connection(port, timeout=5.0) as c:
-        r = c.request("GET", "/metrics")
-    if r.status != 200:
-        raise AssertionError(f"GET /metrics answered {r.status}")
-    _, samples = harness.parse_metrics(r.body.decode("utf-8", "replace"))
-    return {name: value for name, labels, value in samples if not labels}
+metrics = harness.unlabelled_metrics
 
 
 def delta(after: dict[str, float], before: dict[str, float], name: str) -> float:
