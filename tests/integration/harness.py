@@ -178,21 +178,30 @@ def _cache_dir() -> Path:
 
 
 def build_cache() -> Path:
-    """The cached generated files, created on first use. Parallel runs each build into a temporary directory
-    and rename it into place; the loser of the race uses the winner's copy."""
-    cache = _cache_dir()
+    """The cached generated files, created on first use (build_fixtures)."""
+    def extra(work: Path) -> None:
+        (work / "empty.bin").write_bytes(b"")
+        (work / "random.bin").write_bytes(random.Random(RANDOM_SEED).randbytes(MIB))
+
+    return build_fixtures(_cache_dir(), FFMPEG_RECIPES, extra)
+
+
+def build_fixtures(cache: Path, recipes: dict[str, list[str]], extra=None) -> Path:
+    """Makes `cache` once: every file of `recipes` (name -> ffmpeg arguments), then extra(dir) if given.
+    Parallel runs each build into a temporary directory and rename it into place; the loser of the race uses the
+    winner's copy."""
     if (cache / "complete").exists():
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=cache.parent))
     try:
-        for name, args in FFMPEG_RECIPES.items():
+        for name, args in recipes.items():
             cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args, str(work / name)]
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             if r.returncode != 0:
                 raise RuntimeError(f"ffmpeg failed making {name}: {shlex.join(cmd)}\n{r.stderr}")
-        (work / "empty.bin").write_bytes(b"")
-        (work / "random.bin").write_bytes(random.Random(RANDOM_SEED).randbytes(MIB))
+        if extra:
+            extra(work)
         (work / "complete").write_text("ok\n")
         try:
             work.rename(cache)

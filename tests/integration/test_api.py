@@ -183,19 +183,9 @@ def random_bytes(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
-class ApiCase(unittest.TestCase):
-    server_args: list[str] = []
-    seed = True
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.storage = Storage(cls.__name__)
-        cache = harness.build_cache()
-        if cls.seed:
-            for key, source in SEED_MEDIA.items():
-                cls.storage.put(key, (cache / source).read_bytes())
-        cls.server = start_server(cls.storage, ["--scan-on-start", *cls.server_args], cls.__name__)
-        cls.api = Client(cls.server.port)
+class ServerCase(unittest.TestCase):
+    """A class of tests sharing one server (cls.server) on one Storage (cls.storage), both set up by the subclass:
+    checked and stopped at the end, its output shown with a failure."""
 
     @classmethod
     def tearDownClass(cls) -> None:
@@ -212,6 +202,21 @@ class ApiCase(unittest.TestCase):
     def run(self, result=None):
         return harness.run_reporting_server_output(self, result, super().run, lambda: (
             f"\nlast server output:\n{self.server.output(25)}"))
+
+
+class ApiCase(ServerCase):
+    server_args: list[str] = []
+    seed = True
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.storage = Storage(cls.__name__)
+        cache = harness.build_cache()
+        if cls.seed:
+            for key, source in SEED_MEDIA.items():
+                cls.storage.put(key, (cache / source).read_bytes())
+        cls.server = start_server(cls.storage, ["--scan-on-start", *cls.server_args], cls.__name__)
+        cls.api = Client(cls.server.port)
 
     def assert_error(self, status, body, expected_status):
         self.assertEqual(status, expected_status, body)

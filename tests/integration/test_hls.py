@@ -15,9 +15,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
-import shutil
-import tempfile
 from fractions import Fraction
 import subprocess
 import time
@@ -50,26 +47,8 @@ EXTRA_RECIPES = {
 def extra_fixtures() -> Path:
     recipe = json.dumps({"ffmpeg": harness._ffmpeg_version(), "recipes": EXTRA_RECIPES}, sort_keys=True)
     base = Path(os.environ.get("MEDIAGATE_TEST_CACHE", harness.REPO / ".cache" / "integration-fixtures"))
-    cache = base.parent / "hls-fixtures" / hashlib.sha256(recipe.encode()).hexdigest()[:16]
-    if (cache / "complete").exists():
-        return cache
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="build-", dir=cache.parent))
-    try:
-        for name, args in EXTRA_RECIPES.items():
-            cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args, str(work / name)]
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-            if r.returncode != 0:
-                raise RuntimeError(f"ffmpeg failed making {name}: {shlex.join(cmd)}\n{r.stderr}")
-        (work / "complete").write_text("ok\n")
-        try:
-            work.rename(cache)
-        except OSError:
-            if not (cache / "complete").exists():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return cache
+    return harness.build_fixtures(base.parent / "hls-fixtures" / hashlib.sha256(recipe.encode()).hexdigest()[:16],
+                                  EXTRA_RECIPES)
 
 
 SOURCES = {"clip.mp4": "clip.mp4", "moov at end/clip.mp4": "clip-nofaststart.mp4", "clip.webm": "clip.webm",
@@ -186,7 +165,7 @@ def hostile_files(clip: bytes) -> dict[str, tuple[bytes, int, str]]:
     }
 
 
-class HlsTest(unittest.TestCase):
+class HlsTest(test_api.ServerCase):
     maxDiff = 4000
 
     @classmethod
@@ -207,22 +186,6 @@ class HlsTest(unittest.TestCase):
         cls.server = test_api.start_server(cls.storage, ["--scan-on-start"], cls.__name__)
         cls.port = cls.server.port
         cls.base = f"http://127.0.0.1:{cls.port}"
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        try:
-            problem = cls.server.health_problem()
-            if problem:
-                raise AssertionError(f"at the end of {cls.__name__}: {problem}:\n{cls.server.output()}")
-        finally:
-            try:
-                cls.server.stop()  # checks the exit status and sanitizer reports
-            finally:
-                cls.storage.cleanup()
-
-    def run(self, result=None):
-        return harness.run_reporting_server_output(self, result, super().run, lambda: (
-            f"\nlast server output:\n{self.server.output(25)}"))
 
     def get(self, target: str, headers=(), method: str = "GET") -> rawhttp.Response:
         with rawhttp.Connection(self.port) as conn:
