@@ -61,43 +61,74 @@ void check_header(std::string_view lower_name, std::string_view value) {
   }
 }
 
+// A header as it is signed: its lowercase name and its Trimall'd value, each a view of the caller's text when
+// that is already canonical (the usual case: "range", "if-match"), else of `storage`.
 struct canonical_header {
-  std::string name;   // lowercase
-  std::string value;  // trimmed; repeated headers joined with ','
+  std::string_view name;
+  std::string_view value;
+  std::string storage;  // holds the name, then the value, when either had to change
 };
 
-// One sorted, de-duplicated list gives both the canonical headers and the SignedHeaders list, so the two
-// always name the same headers.
+bool needs_lowering(std::string_view name) {
+  return std::any_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+// True when trim_all would change the value: space at an end, or any run of space that is not one ' '.
+bool needs_trim(std::string_view value) {
+  if (value.empty()) return false;
+  if (is_space(value.front()) || is_space(value.back())) return true;
+  for (std::size_t i = 0; i < value.size(); ++i)
+    if (is_space(value[i]) && (value[i] != ' ' || is_space(value[i + 1]))) return true;
+  return false;
+}
+
+void canonicalize(canonical_header& h, std::string_view name, std::string_view value) {
+  const bool lower = needs_lowering(name) || needs_trim(name);
+  const bool trim = needs_trim(value);
+  if (!lower && !trim) {
+    h.name = name;
+    h.value = value;
+    return;
+  }
+  // Both views point into one string, filled once: no reallocation moves the first after it is taken.
+  const std::string new_name = lower ? to_lower_ascii(trim_all(name)) : std::string();
+  const std::string new_value = trim ? trim_all(value) : std::string();
+  h.storage = new_name + new_value;
+  h.name = lower ? std::string_view(h.storage).substr(0, new_name.size()) : name;
+  h.value = trim ? std::string_view(h.storage).substr(new_name.size()) : value;
+}
+
+// The headers to sign, canonicalized in place (elements never move: their views may point into their own
+// storage); canonical_order gives the order to write them in.
 std::vector<canonical_header> canonical_header_list(const header_list& extra, const header_list& own) {
-  std::vector<canonical_header> list;
-  list.reserve(extra.size() + own.size());
+  std::vector<canonical_header> list(extra.size() + own.size());
+  std::size_t n = 0;
   for (const auto& [name, value] : extra) {
-    std::string lower = to_lower_ascii(trim_all(name));
-    check_header(lower, value);
-    list.push_back({std::move(lower), trim_all(value)});
+    canonicalize(list[n], name, value);
+    check_header(list[n].name, value);
+    ++n;
   }
   for (const auto& [name, value] : own) {
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
       throw std::invalid_argument("sign_v4: '" + name + "' has CR, LF or NUL in its value");
     }
-    list.push_back({name, trim_all(value)});
+    canonicalize(list[n++], name, value);
   }
-  // Stable: repeated headers keep their order when joined, as they would on the wire. Insertion sort: a
-  // request has a handful of headers, and std::stable_sort allocates a buffer on every call.
-  for (std::size_t i = 1; i < list.size(); ++i)
-    for (std::size_t j = i; j > 0 && list[j].name < list[j - 1].name; --j) std::swap(list[j], list[j - 1]);
+  return list;
+}
 
-  std::vector<canonical_header> merged;
-  merged.reserve(list.size());
-  for (auto& header : list) {
-    if (!merged.empty() && merged.back().name == header.name) {
-      merged.back().value += ',';
-      merged.back().value += header.value;
-    } else {
-      merged.push_back(std::move(header));
-    }
-  }
-  return merged;
+// One sorted order gives both the canonical headers and the SignedHeaders list, so the two always name the
+// same headers. Stable: repeated headers keep their order when joined, as they would on the wire. Insertion
+// sort: a request has a handful of headers, and std::stable_sort allocates a buffer on every call.
+std::vector<std::size_t> canonical_order(const std::vector<canonical_header>& list) {
+  std::vector<std::size_t> order(list.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  for (std::size_t i = 1; i < order.size(); ++i)
+    for (std::size_t j = i; j > 0 && list[order[j]].name < list[order[j - 1]].name; --j)
+      std::swap(order[j], order[j - 1]);
+  return order;
 }
 
 std::string canonical_query_string(const query_list& query) {
@@ -130,13 +161,16 @@ signed_headers sign(const request_to_sign& request, const credentials& creds, st
                     SigningKey&& signing_key) {
   const std::string timestamp = amz_date(now);
   const std::string_view date = std::string_view(timestamp).substr(0, 8);
-  const std::string payload_hash =
-      request.payload_sha256.empty() ? std::string(empty_payload_sha256) : request.payload_sha256;
+  const std::string_view payload_hash =
+      request.payload_sha256.empty() ? empty_payload_sha256 : std::string_view(request.payload_sha256);
 
+  // Sized once: these strings and lists are built on every request to storage (allocations showed in
+  // profiles of small ranged GETs).
   header_list own;
+  own.reserve(5);  // host, x-amz-date, x-amz-content-sha256, [x-amz-security-token], authorization
   own.emplace_back("host", request.host);
   own.emplace_back("x-amz-date", timestamp);
-  own.emplace_back("x-amz-content-sha256", payload_hash);
+  own.emplace_back("x-amz-content-sha256", std::string(payload_hash));
   if (!creds.session_token.empty()) own.emplace_back("x-amz-security-token", creds.session_token);
 
   signed_headers result;
@@ -145,13 +179,22 @@ signed_headers sign(const request_to_sign& request, const credentials& creds, st
 
   std::string canonical_headers;
   std::string signed_header_names;
-  for (const auto& header : canonical_header_list(request.headers, own)) {
-    canonical_headers += header.name;
-    canonical_headers += ':';
-    canonical_headers += header.value;
+  canonical_headers.reserve(256);
+  signed_header_names.reserve(96);
+  const auto list = canonical_header_list(request.headers, own);
+  const auto order = canonical_order(list);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const canonical_header& h = list[order[i]];
+    if (i > 0 && h.name == list[order[i - 1]].name) {  // a repeated name joins the line before: ',' for '\n'
+      canonical_headers.back() = ',';
+    } else {
+      canonical_headers += h.name;
+      canonical_headers += ':';
+      if (!signed_header_names.empty()) signed_header_names += ';';
+      signed_header_names += h.name;
+    }
+    canonical_headers += h.value;
     canonical_headers += '\n';
-    if (!signed_header_names.empty()) signed_header_names += ';';
-    signed_header_names += header.name;
   }
 
   std::string& canonical_request = result.canonical_request;
@@ -168,7 +211,9 @@ signed_headers sign(const request_to_sign& request, const credentials& creds, st
   canonical_request += '\n';
   canonical_request += payload_hash;
 
-  std::string scope(date);
+  std::string scope;
+  scope.reserve(date.size() + region.size() + service.size() + 16);
+  scope += date;
   scope += '/';
   scope += region;
   scope += '/';
@@ -176,6 +221,7 @@ signed_headers sign(const request_to_sign& request, const credentials& creds, st
   scope += "/aws4_request";
 
   std::string& string_to_sign = result.string_to_sign;
+  string_to_sign.reserve(algorithm.size() + timestamp.size() + scope.size() + 2 * sizeof(sha256_digest) + 3);
   string_to_sign += algorithm;
   string_to_sign += '\n';
   string_to_sign += timestamp;
@@ -187,7 +233,10 @@ signed_headers sign(const request_to_sign& request, const credentials& creds, st
   const sha256_digest key = signing_key(date);
   const std::string signature = hex(hmac_sha256(key, string_to_sign));
 
-  std::string authorization(algorithm);
+  std::string authorization;
+  authorization.reserve(algorithm.size() + creds.access_key_id.size() + scope.size() +
+                        signed_header_names.size() + signature.size() + 48);
+  authorization += algorithm;
   authorization += " Credential=";
   authorization += creds.access_key_id;
   authorization += '/';
