@@ -15,6 +15,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <memory_resource>
 #include <tuple>
 
 #include "common/prometheus_text.hpp"
@@ -97,6 +98,11 @@ struct client::pool {
 
 namespace {
 
+// The answer's header fields live in an arena inside the response (a GetObject answer has about ten), not
+// in one heap allocation per field; a larger header spills over to the heap.
+using field_allocator = std::pmr::polymorphic_allocator<char>;
+using answer_parser = bhttp::parser<false, bhttp::buffer_body, field_allocator>;
+
 class response_impl final : public response {
  public:
   response_impl(std::unique_ptr<connection> conn, std::shared_ptr<client::pool> pool,
@@ -105,14 +111,15 @@ class response_impl final : public response {
         pool_(std::move(pool)),
         counters_(counters),
         timeout_(timeout),
-        ep_(std::move(ep)) {
+        ep_(std::move(ep)),
+        parser_(std::piecewise_construct, std::make_tuple(), std::make_tuple(field_allocator(&arena_))) {
     parser_.body_limit(boost::none);
   }
   ~response_impl() override {
     if (conn_ && !cancelled_ && body_complete() && parser_.keep_alive()) pool_->release(std::move(conn_));
   }
 
-  bhttp::response_parser<bhttp::buffer_body>& parser() { return parser_; }
+  answer_parser& parser() { return parser_; }
   connection& conn() { return *conn_; }
 
   // Called once the header is in. A body framed by Content-Length (every GetObject answer) is then read
@@ -210,7 +217,9 @@ class response_impl final : public response {
   client_counters& counters_;
   std::chrono::milliseconds timeout_;
   endpoint ep_;
-  bhttp::response_parser<bhttp::buffer_body> parser_;
+  std::array<std::byte, 1024> arena_space_;
+  std::pmr::monotonic_buffer_resource arena_{arena_space_.data(), arena_space_.size()};
+  answer_parser parser_;  // after the arena it allocates from
   bool direct_ = false;
   bool cancelled_ = false;  // never pooled again
   std::uint64_t remaining_ = 0;
