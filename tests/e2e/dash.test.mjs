@@ -3,13 +3,13 @@
 // /dash/<key>/manifest.mpd as mediagate repackages the MP4 on the fly. In chromium and firefox-esr it plays, seeks
 // to 7 s and keeps playing with no media or player error, and every request went to /dash/<key>/ (none for the
 // progressive file). Run by tests/e2e/run.sh with the other *.test.mjs (CTest e2e_browsers).
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, BROWSERS, adapter, ffmpeg, playAndSeek, startRecordingProxy, startServer } from './helpers.mjs';
+import { BIN, ffmpeg, forEachBrowser, playAndSeek, startRecordingProxy, startServer } from './helpers.mjs';
 
 // 20 s, a keyframe every second, 4 s segments: the seek to 7 s needs a segment the player had not loaded first.
 const KEY = 'dash-clip.mp4';
@@ -79,56 +79,46 @@ after(() => {
   console.log('\ne2e DASH results:\n' + results.map((r) => '  ' + r).join('\n'));
 });
 
-for (const { name, kind, launch } of BROWSERS) {
-  describe(name, () => {
-    let browser;
-    let p;
-    before(async () => {
-      let page;
-      ({ browser, page } = await launch());
-      p = adapter(kind, page);
-    });
-    after(async () => { if (browser) await browser.close(); });
-
-    test('dash.js plays the DASH manifest, seeks to 7 s and keeps playing', async () => {
-      const mpd = `${proxy.base}/dash/${KEY}/manifest.mpd`;
-      const start = proxy.log.length;
-      await p.goto(`${site.origin}/?mpd=${encodeURIComponent(mpd)}`);
-      await p.waitFor(() => window.dashPlayer && window.dashPlayer.isReady() &&
-        document.querySelector('#player-media').readyState >= 1);
-      let r;
-      try {
-        r = await p.evaluate(playAndSeek, 7);
-      } catch (e) {
-        const errors = await p.evaluate(() => window.dashErrors);
-        results.push(`${name}: FAILED (${e.message.split('\n')[0]}; dash.js errors ${JSON.stringify(errors)})`);
-        throw e;
-      }
-      const dashErrors = await p.evaluate(() => window.dashErrors);
-      const requests = proxy.log.slice(start);
-      const segments = requests.filter((e) => /\/seg-\d+\.m4s$/.test(e.url));
-      results.push(`${name}: played to ${r.beforeSeek.toFixed(2)} s, seeked to ${r.afterSeek.toFixed(2)} s, ` +
-        `then ${r.later.toFixed(2)} s; duration ${r.duration.toFixed(2)} s; ${segments.length} segment requests; ` +
-        `dash.js errors ${dashErrors.length}`);
-      assert.ok(r.afterSeek >= 6.5 && r.afterSeek <= 7.5, `seek landed at ${r.afterSeek}`);
-      assert.ok(r.later > r.afterSeek + 0.5, 'playback went on after the seek');
-      assert.equal(r.paused, false);
-      assert.equal(r.error, null);
-      assert.deepEqual(r.errors, []);
-      assert.deepEqual(dashErrors, []);
-      assert.ok(Math.abs(r.duration - 20) < 0.3, `duration ${r.duration}`);
-      assert.ok(requests.length > 0);
-      for (const e of requests) {
-        assert.match(e.url, new RegExp(`^/dash/${KEY.replace('.', '\\.')}/(manifest\\.mpd|\\d+/init\\.mp4|` +
-          '\\d+/seg-\\d+\\.m4s)$'), `request for ${e.url}`);
-        assert.ok(e.status === 200 || e.status === 304, `${e.url}: ${e.status}`);
-      }
-      // Segment 1 of 4 s covers 4-8 s: the seek needed it (the player starts from segment 0).
-      const tracks = new Set(segments.map((e) => e.url.split('/')[3]));
-      assert.ok(tracks.size >= 2, `video and audio segments: ${[...tracks].join(' ')}`);
-      for (const t of tracks) {
-        assert.ok(segments.some((e) => e.url.endsWith(`/${t}/seg-1.m4s`)), segments.map((e) => e.url).join(' '));
-      }
-    });
+forEachBrowser('', (ctx) => {
+  test('dash.js plays the DASH manifest, seeks to 7 s and keeps playing', async () => {
+    const { name, p } = ctx;
+    const mpd = `${proxy.base}/dash/${KEY}/manifest.mpd`;
+    const start = proxy.log.length;
+    await p.goto(`${site.origin}/?mpd=${encodeURIComponent(mpd)}`);
+    await p.waitFor(() => window.dashPlayer && window.dashPlayer.isReady() &&
+      document.querySelector('#player-media').readyState >= 1);
+    let r;
+    try {
+      r = await p.evaluate(playAndSeek, 7);
+    } catch (e) {
+      const errors = await p.evaluate(() => window.dashErrors);
+      results.push(`${name}: FAILED (${e.message.split('\n')[0]}; dash.js errors ${JSON.stringify(errors)})`);
+      throw e;
+    }
+    const dashErrors = await p.evaluate(() => window.dashErrors);
+    const requests = proxy.log.slice(start);
+    const segments = requests.filter((e) => /\/seg-\d+\.m4s$/.test(e.url));
+    results.push(`${name}: played to ${r.beforeSeek.toFixed(2)} s, seeked to ${r.afterSeek.toFixed(2)} s, ` +
+      `then ${r.later.toFixed(2)} s; duration ${r.duration.toFixed(2)} s; ${segments.length} segment requests; ` +
+      `dash.js errors ${dashErrors.length}`);
+    assert.ok(r.afterSeek >= 6.5 && r.afterSeek <= 7.5, `seek landed at ${r.afterSeek}`);
+    assert.ok(r.later > r.afterSeek + 0.5, 'playback went on after the seek');
+    assert.equal(r.paused, false);
+    assert.equal(r.error, null);
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(dashErrors, []);
+    assert.ok(Math.abs(r.duration - 20) < 0.3, `duration ${r.duration}`);
+    assert.ok(requests.length > 0);
+    for (const e of requests) {
+      assert.match(e.url, new RegExp(`^/dash/${KEY.replace('.', '\\.')}/(manifest\\.mpd|\\d+/init\\.mp4|` +
+        '\\d+/seg-\\d+\\.m4s)$'), `request for ${e.url}`);
+      assert.ok(e.status === 200 || e.status === 304, `${e.url}: ${e.status}`);
+    }
+    // Segment 1 of 4 s covers 4-8 s: the seek needed it (the player starts from segment 0).
+    const tracks = new Set(segments.map((e) => e.url.split('/')[3]));
+    assert.ok(tracks.size >= 2, `video and audio segments: ${[...tracks].join(' ')}`);
+    for (const t of tracks) {
+      assert.ok(segments.some((e) => e.url.endsWith(`/${t}/seg-1.m4s`)), segments.map((e) => e.url).join(' '));
+    }
   });
-}
+});

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import http from 'node:http';
+import { after, before, describe } from 'node:test';
 import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 
@@ -268,4 +269,22 @@ export async function checkHlsPlayback(p, { base, proxy, id, duration, seekSegme
   }
   assert.ok(segments.some((e) => e.url.endsWith('/' + seekSegment)), segments.map((e) => e.url).join(' '));
   await p.evaluate(() => localStorage.removeItem('mediagate.stream'));
+}
+
+// One suite per browser of BROWSERS, named NAME + SUFFIX: the browser starts before the suite's tests and closes
+// after them. body(ctx) declares the tests; inside a test, ctx.p is the page's adapter and ctx.name the browser.
+export function forEachBrowser(suffix, body) {
+  for (const { name, kind, launch } of BROWSERS) {
+    describe(name + suffix, () => {
+      const ctx = { name, kind, p: null, browser: null };
+      before(async () => {
+        const { browser, page } = await launch();
+        ctx.browser = browser;
+        ctx.page = page;
+        ctx.p = adapter(kind, page);
+      });
+      after(async () => { if (ctx.browser) await ctx.browser.close(); });
+      body(ctx);
+    });
+  }
 }
