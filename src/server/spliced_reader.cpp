@@ -53,6 +53,14 @@ class runs_reader final : public storage::range_reader {
       }
       if (!source_) {
         if (group_ == groups_.size()) co_return storage::chunk{};
+        if (zero_copy && direct_fd_ >= 0 && started_ == group_ &&
+            groups_[group_].first == groups_[group_].last) {
+          // The file holds the object as it is (local storage): a run is sent from it without a new read.
+          const auto& r = pieces_[groups_[group_].first];
+          started_ = ++group_;
+          co_return storage::chunk{static_cast<std::size_t>(r.length),
+                                   storage::file_region{direct_fd_, r.offset}};
+        }
         auto opened = co_await open_group();
         if (!opened) co_return opened.err();
       }
@@ -66,7 +74,15 @@ class runs_reader final : public storage::range_reader {
       if (!c->file) out = keep_run_bytes(buf, n);
       src_next_ += n;
       if (src_next_ == src_end_) {
-        finished_ = std::move(source_);
+        // A whole run as one file chunk at the run's own offset: the file is the object's bytes as they are
+        // stored, so later runs are sent from it directly (its reader kept open: it owns the descriptor).
+        if (c->file && c->file->offset + n == src_end_ && n == src_end_ - group_range(group_).first &&
+            direct_fd_ < 0 && single_run_) {
+          direct_fd_ = c->file->fd;
+          fd_owner_ = std::move(source_);
+        } else {
+          finished_ = std::move(source_);
+        }
         ++group_;
       }
       if (c->file) co_return std::move(*c);
@@ -164,7 +180,9 @@ class runs_reader final : public storage::range_reader {
   std::deque<std::shared_ptr<pending_open>> pending_;
   std::unique_ptr<storage::range_reader> source_;
   std::unique_ptr<storage::range_reader> finished_;  // the group just read, until the next call
-  std::size_t run_ = 0, span_last_run_ = 0;          // the run being read, the last one of the open read
+  std::unique_ptr<storage::range_reader> fd_owner_;  // the read that gave direct_fd_
+  int direct_fd_ = -1;  // a file whose offsets are the object's (local storage), once a read showed one
+  std::size_t run_ = 0, span_last_run_ = 0;  // the run being read, the last one of the open read
   bool single_run_ = true;
   std::uint64_t src_next_ = 0, src_end_ = 0;  // the open read: next object offset, end (exclusive)
 };
