@@ -466,6 +466,7 @@ if harness.STORAGE_MODE == "s3":
             cls.storage = test_api.Storage(cls.__name__)
             cls.storage.put("clip.mp4", (harness.build_cache() / "clip.mp4").read_bytes())
             cls.storage.put("two-audio.mp4", (extra_fixtures() / "two-audio.mp4").read_bytes())
+            cls.storage.put("leave/two-audio.mp4", (extra_fixtures() / "two-audio.mp4").read_bytes())
             cls.cache_dir = cls.storage.tmp / "slice-cache"
             cls.plain = test_api.start_server(cls.storage, [], cls.__name__ + "-plain")
             cls.cached = test_api.start_server(cls.storage, ["--cache-dir", str(cls.cache_dir)],
@@ -552,3 +553,23 @@ if harness.STORAGE_MODE == "s3":
                 for resource in ("master.m3u8", "1/init.mp4"):
                     self.fetch(self.cached.port, key, resource)
                 self.assertEqual(s3_counters(self.cached.port), before, "a warm segment read from S3")
+
+        def test_a_client_leaving_mid_segment_cancels_its_reads(self) -> None:
+            """An audio segment's many GETs, several in flight, abandoned when the client goes: the server
+            stays up, keeps no reads running for long, and still serves the whole segment."""
+            import socket
+            key, resource = "leave/two-audio.mp4", "2/seg-0.m4s"  # a key of its own: the other tests' stay cold
+            expected = self.fetch(self.plain.port, key, resource)
+            for port in (self.plain.port, self.cached.port):
+                for _ in range(5):
+                    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                        s.sendall(f"GET /hls/{key}/{resource} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                        s.recv(2000)  # the head and a few bytes, then gone
+                time.sleep(0.5)
+                gets = s3_counters(port)[0]
+                time.sleep(0.5)
+                self.assertEqual(s3_counters(port)[0], gets, "reads went on after the clients left")
+                self.assertEqual(self.fetch(port, key, resource), expected)
+            for server in (self.plain, self.cached):
+                self.assertTrue(server.alive())
+
