@@ -231,7 +231,7 @@ class spliced_reader final : public storage::range_reader {
           static_cast<std::size_t>(std::min<std::uint64_t>({buf.size(), head.size() - pos_, end_ - pos_}));
       std::memcpy(buf.data(), head.data() + pos_, n);
       pos_ += n;
-      co_return storage::chunk{n, std::nullopt};
+      co_return storage::chunk{n, std::nullopt, true};
     }
     if (!payload_) {
       auto opened = co_await open_payload();

@@ -51,6 +51,9 @@ struct file_region {
 struct chunk {
   std::size_t bytes = 0;
   std::optional<file_region> file;
+  // Bytes made in memory (an HLS segment's moof), not read from storage for this client: the connection
+  // need not limit how many of them wait unsent (which bounds storage reads a leaving client wasted).
+  bool from_memory = false;
 };
 
 // Streams one planned byte range of an object, in order, with the caller's buffer (bounded memory).
