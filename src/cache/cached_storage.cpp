@@ -350,6 +350,29 @@ void watch_head(cache_reader& reader, std::shared_ptr<slice_cache> cache,
   });
 }
 
+// The upstream of a derived object (storage::open_derived): its ranges are read by the maker from the real
+// upstream. Only open() is ever called (by cache_reader).
+class derived_source final : public st::storage {
+ public:
+  derived_source(std::shared_ptr<st::storage> upstream, st::storage::derived_reader make)
+      : upstream_(std::move(upstream)), make_(std::move(make)) {}
+  net::awaitable<result<object_meta>> stat(std::string) override {
+    co_return error{errc::io_error, "a derived object has no metadata of its own"};
+  }
+  net::awaitable<result<std::unique_ptr<st::range_reader>>> open(std::string, object_meta,
+                                                                 http::byte_range range) override {
+    co_return co_await make_(*upstream_, range);
+  }
+  net::awaitable<result<std::vector<st::listed_object>>> list(std::string) override {
+    co_return std::vector<st::listed_object>{};
+  }
+  std::string describe() const override { return "derived from " + upstream_->describe(); }
+
+ private:
+  std::shared_ptr<st::storage> upstream_;
+  st::storage::derived_reader make_;
+};
+
 }  // namespace
 
 cached_storage::cached_storage(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> meta,
@@ -450,6 +473,24 @@ net::awaitable<result<std::unique_ptr<st::range_reader>>> cached_storage::open(s
       std::make_unique<cache_reader>(cache_, meta_, upstream_, key, object, meta, range, meta_key(key));
   auto ex = co_await net::this_coro::executor;
   watch_head(*reader, cache_, meta_, upstream_, key, meta, object, meta_key(key), ex);
+  auto ready = co_await reader->ensure_source();
+  if (!ready) {
+    if (ready.err().code == errc::changed) meta_->forget(meta_key(key));
+    co_return ready.err();
+  }
+  co_return std::unique_ptr<st::range_reader>(std::move(reader));
+}
+
+net::awaitable<result<std::unique_ptr<st::range_reader>>> cached_storage::open_derived(
+    std::string key, object_meta meta, std::string name, std::uint64_t size, http::byte_range range,
+    st::storage::derived_reader make) {
+  // The derived bytes' own version: `name` already names one version of them for good.
+  object_meta derived{size, meta.etag, meta.last_modified, {}, nullptr};
+  auto object = slice_cache::object_id(upstream_id_, "derived\n" + key + '\n' + name, meta.etag);
+  auto source = std::make_shared<derived_source>(upstream_, std::move(make));
+  // The key's metadata key: a read that finds the object replaced forgets the key's cached metadata.
+  auto reader = std::make_unique<cache_reader>(cache_, meta_, source, key, object, std::move(derived), range,
+                                               meta_key(key));
   auto ready = co_await reader->ensure_source();
   if (!ready) {
     if (ready.err().code == errc::changed) meta_->forget(meta_key(key));

@@ -31,6 +31,11 @@ class cached_storage final : public st::storage {
   boost::asio::awaitable<st::result<std::unique_ptr<st::range_reader>>> open(std::string key,
                                                                              st::object_meta meta,
                                                                              http::byte_range range) override;
+  // Derived bytes (an HLS segment's samples) are cached as an object of their own, named by `name`: a cold
+  // read fetches exactly what `make` reads from storage, and the slices hold just those bytes.
+  boost::asio::awaitable<st::result<std::unique_ptr<st::range_reader>>> open_derived(
+      std::string key, st::object_meta meta, std::string name, std::uint64_t size, http::byte_range range,
+      st::storage::derived_reader make) override;
   boost::asio::awaitable<st::result<std::vector<st::listed_object>>> list(std::string prefix) override;
   // Writes go to storage; the key's cached metadata is dropped (its slices are keyed by ETag, so old ones
   // can never be served for the new version and age out by LRU).

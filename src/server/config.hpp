@@ -72,9 +72,12 @@ struct server_config {
   std::uint64_t hls_index_cache_bytes = 256ull << 20;  // parsed MP4 indexes kept in memory (all loops)
   std::uint64_t hls_max_moov_bytes = 64ull << 20;      // a larger moov is refused (422)
   // Sample runs of a segment at most this far apart are fetched with one storage read (the bytes between
-  // them, other tracks' samples, are read and dropped): one request per segment instead of one per run, for a
-  // remote store where each costs a round trip. 0 (local storage): one read per run, each by sendfile.
+  // them, other tracks' samples, are read and dropped) as long as those bytes stay within 10% of the
+  // samples': few requests per segment, for a remote store where each costs a round trip. 0 (local
+  // storage): one read per run, each by sendfile.
   std::uint64_t hls_read_gap = 0;
+  // Storage reads of one segment in flight at once (the next ones start while one streams).
+  std::size_t hls_read_parallel = 1;
 };
 
 }  // namespace mediagate::server

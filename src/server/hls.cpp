@@ -266,8 +266,9 @@ net::awaitable<response> serve_hls_key(const request& req, services& svc, std::s
       break;
     }
   }
-  generated_resource res{key, std::move(*meta), std::move(layout), {}, std::move(type)};
-  res.etag = resource_etag(res.meta, target_ms, resource);
+  const auto etag = resource_etag(*meta, target_ms, resource);
+  if (!layout->runs.empty()) layout->payload_name = "hls " + etag;  // a segment's samples, cached as such
+  generated_resource res{key, std::move(*meta), std::move(layout), etag, std::move(type)};
   co_return co_await serve_generated(req, svc, std::move(res), private_link);
 }
 

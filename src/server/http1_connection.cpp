@@ -174,7 +174,7 @@ net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage
         co_return false;  // asked for bytes, not a file region
       }
     } else {
-      limit_unsent(c, svc.config.stream_buffer_bytes);
+      if (!got->from_memory) limit_unsent(c, svc.config.stream_buffer_bytes);
       if (!co_await write_all(c, s, svc.config, pending, {c.stream_buffer.data(), got->bytes}))
         co_return false;
       pending.clear();

@@ -246,14 +246,16 @@ net::awaitable<response> serve_generated(const request& req, services& svc, gene
   add_media_headers(plan.headers, res.content_type);
   auto body = std::make_unique<media_body>();
   body->what = res.key;
+  run_read_options reads;
+  reads.max_gap = svc.config.hls_read_gap;
+  reads.parallel = svc.config.hls_read_parallel;
   body->open = [&store = svc.store, key = res.key, meta = res.meta, layout = res.layout,
-                gap = svc.config.hls_read_gap](http::byte_range r) {
-    return ready_reader(make_spliced_reader(store, key, meta, layout, r, gap));
+                reads](http::byte_range r) {
+    return ready_reader(make_spliced_reader(store, key, meta, layout, r, reads));
   };
   const auto first_range = std::find_if(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range; });
   if (first_range != plan.body.end())
-    body->first = make_spliced_reader(svc.store, res.key, res.meta, res.layout, *first_range->range,
-                                      svc.config.hls_read_gap);
+    body->first = make_spliced_reader(svc.store, res.key, res.meta, res.layout, *first_range->range, reads);
   co_return planned_response(std::move(plan), std::move(body));
 }
 

@@ -51,6 +51,9 @@ struct file_region {
 struct chunk {
   std::size_t bytes = 0;
   std::optional<file_region> file;
+  // Bytes made in memory (an HLS segment's moof), not read from storage for this client: the connection
+  // need not limit how many of them wait unsent (which bounds storage reads a leaving client wasted).
+  bool from_memory = false;
 };
 
 // Streams one planned byte range of an object, in order, with the caller's buffer (bounded memory).
@@ -121,6 +124,19 @@ class storage {
     auto meta = co_await stat(std::move(key));
     if (!meta) co_return meta.err();
     co_return stat_and_reader{std::move(*meta), nullptr, {}};
+  }
+  // Reads `range` of bytes derived from the object at `key` at version `meta` (an HLS media segment's
+  // samples, gathered from runs of the MP4): `size` bytes, which `make(source, r)` reads (range r of them,
+  // from `source`). `name` names those bytes for good (the same name always means the same bytes: it
+  // includes the object's ETag). A caching storage keeps them under `name` and calls `make` with its
+  // upstream on a miss, so that they are cached as they are served, not as the slices of `key` they lie in;
+  // any other storage just calls `make` with itself.
+  using derived_reader = std::function<boost::asio::awaitable<result<std::unique_ptr<range_reader>>>(
+      storage&, http::byte_range)>;
+  virtual boost::asio::awaitable<result<std::unique_ptr<range_reader>>> open_derived(
+      std::string /*key*/, object_meta /*meta*/, std::string /*name*/, std::uint64_t /*size*/,
+      http::byte_range range, derived_reader make) {
+    co_return co_await make(*this, range);
   }
   // Every object whose key starts with `prefix`, in key order.
   virtual boost::asio::awaitable<result<std::vector<listed_object>>> list(std::string prefix) = 0;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "cache/metadata_cache.hpp"
 #include "cache/slice_cache.hpp"
 #include "harness.hpp"
+#include "server/spliced_reader.hpp"
 #include "temp_dir.hpp"
 
 namespace mediagate::testing_support {
@@ -243,6 +245,90 @@ TEST_F(cache_reader, media_handler_replans_when_the_cache_finds_the_object_chang
   EXPECT_EQ(r.status, 206u);
   EXPECT_EQ(header(r, "ETag"), upstream->find("movie.mp4")->etag);
   EXPECT_EQ(body_of(r).bytes, new_object.substr(10, 10));
+}
+
+// An HLS segment's layout over the object: a moof-like head, then runs of the object (other tracks' bytes
+// between them). Read with the spliced reader, as serve_generated does.
+struct segment_case {
+  std::shared_ptr<server::spliced_layout> layout = [] {
+    auto l = std::make_shared<server::spliced_layout>();
+    l->head = "HEAD-of-the-segment";
+    l->runs = {{100, 50}, {160, 400}, {600, 30}, {1200, 1700}, {2950, 20}, {4000, 300}};
+    l->payload_name = "hls \"seg-1\"";
+    return l;
+  }();
+  std::string expected(const std::string& object) const {
+    std::string out = layout->head;
+    for (const auto& r : layout->runs) out += object.substr(r.offset, r.length);
+    return out;
+  }
+};
+
+net::awaitable<read_result> read_segment(st::storage& s, st::object_meta meta,
+                                         std::shared_ptr<const server::spliced_layout> layout,
+                                         http::byte_range range, bool zero_copy) {
+  read_result out;
+  server::run_read_options options;
+  options.max_gap = 1 << 20;
+  options.parallel = 3;
+  auto reader = server::make_spliced_reader(s, "movie.mp4", meta, layout, range, options);
+  std::vector<char> buf(256);
+  while (out.bytes.size() < range.length()) {
+    auto c = co_await reader->next(buf, zero_copy);
+    if (!c) {
+      out.failure = c.err();
+      co_return out;
+    }
+    if (c->bytes == 0) break;
+    if (c->file) {
+      std::string piece(c->bytes, '\0');
+      EXPECT_EQ(::pread(c->file->fd, piece.data(), piece.size(), static_cast<off_t>(c->file->offset)),
+                static_cast<ssize_t>(piece.size()));
+      out.bytes += piece;
+    } else {
+      out.bytes.append(buf.data(), c->bytes);
+    }
+  }
+  co_await reader->finish(buf);
+  co_return out;
+}
+
+TEST_F(cache_reader, a_segment_is_fetched_as_its_runs_and_cached_as_itself) {
+  segment_case seg;
+  const auto expected = seg.expected(object);
+  const auto meta = stat();
+  auto cold = run(read_segment(*store, meta, seg.layout, {0, expected.size() - 1}, false));
+  ASSERT_FALSE(cold.failure.has_value()) << cold.failure->message;
+  EXPECT_EQ(cold.bytes, expected);
+  // Only the runs and the small gaps within 10% of them: never whole slices of the object.
+  std::uint64_t payload = 0;
+  for (const auto& r : seg.layout->runs) payload += r.length;
+  EXPECT_GE(upstream->counters().bytes_read, payload);
+  EXPECT_LE(upstream->counters().bytes_read, payload + payload / 10);
+  // Gaps of 10, 40, 570, 50 and 1030 bytes beside 2500 bytes of runs: the 1030 and the 570 are skipped
+  // (largest first), the rest (100 bytes) read through. Three reads, started together.
+  auto opened = upstream->counters().opened;  // in the order the reads started: the later ones go first
+  std::sort(opened.begin(), opened.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  EXPECT_EQ(opened, (std::vector<http::byte_range>{{100, 629}, {1200, 2969}, {4000, 4299}}));
+  // Warm, as bytes and as file chunks, whole or in part: from the cache, no upstream call.
+  const auto opens = upstream->counters().opens;
+  for (bool zero_copy : {false, true}) {
+    auto warm = run(read_segment(*store, meta, seg.layout, {0, expected.size() - 1}, zero_copy));
+    EXPECT_EQ(warm.bytes, expected) << "zero_copy " << zero_copy;
+    auto part = run(read_segment(*store, meta, seg.layout, {5, 900}, zero_copy));
+    EXPECT_EQ(part.bytes, expected.substr(5, 896)) << "zero_copy " << zero_copy;
+  }
+  EXPECT_EQ(upstream->counters().opens, opens);
+}
+
+TEST_F(cache_reader, a_segment_read_fails_cleanly_when_upstream_fails) {
+  segment_case seg;
+  const auto expected = seg.expected(object);
+  upstream->fail(storage_op::open, "movie.mp4", errc::upstream_unavailable, -1);
+  auto r = run(read_segment(*store, stat(), seg.layout, {0, expected.size() - 1}, false));
+  ASSERT_TRUE(r.failure.has_value());
+  EXPECT_EQ(r.failure->code, errc::upstream_unavailable);
+  EXPECT_EQ(r.bytes, seg.layout->head);  // the head, then an error: never wrong or missing bytes
 }
 
 }  // namespace
