@@ -1,8 +1,13 @@
 #include "server/hls.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <list>
 #include <mutex>
 #include <unordered_map>
@@ -12,6 +17,7 @@
 #include "http/media_key.hpp"
 #include "mp4/box.hpp"
 #include "mp4/fragment.hpp"
+#include "mp4/index_file.hpp"
 #include "mp4/locate.hpp"
 #include "mp4/movie.hpp"
 #include "mp4/playlist.hpp"
@@ -95,10 +101,111 @@ net::awaitable<result<std::string>> read_bytes(storage::storage& store, const st
   co_return out;
 }
 
-// Finds moov with ranged reads of box headers, reads it, parses it and cuts the segments.
+// Parses a moov box (header included) and cuts the segments.
+result<std::shared_ptr<const hls_package>> make_package(const std::string& moov,
+                                                        const mp4::moov_location& loc,
+                                                        std::uint64_t object_size, std::uint32_t target_ms) {
+  auto movie =
+      mp4::parse_movie(mp4::as_bytes(moov).subspan(static_cast<std::size_t>(loc.header)), object_size);
+  if (!movie) return movie.err();
+  auto p = std::make_shared<hls_package>();
+  p->movie = std::move(*movie);
+  p->index = mp4::cut_segments(p->movie, target_ms);
+  p->bytes = moov.size();
+  for (const auto& t : p->movie.tracks) p->bytes += t.samples.size() * sizeof(mp4::sample);
+  for (const auto& t : p->movie.subtitles) p->bytes += t.samples.size() * sizeof(mp4::sample);
+  for (const auto& c : p->index.tracks) p->bytes += c.first.size() * 12;
+  return std::shared_ptr<const hls_package>(std::move(p));
+}
+
+// The on-disk index cache (--hls-index-dir, see mp4/index_file.hpp): one file per object version, named by a
+// hash of key and ETag, written whole under a temporary name and renamed into place; the least recently used
+// removed past hls_index_dir_bytes. Files are small (a moov: kilobytes to a few MB), read or written once per
+// object version and process, on the event loop: one local file access instead of storage round trips.
+namespace fs = std::filesystem;
+
+fs::path index_file_path(const services& svc, const std::string& key, const storage::object_meta& meta) {
+  return fs::path(svc.config.hls_index_dir) / (sha256_hex(key + '\n' + meta.etag) + ".moov");
+}
+
+std::optional<mp4::index_file> load_index_file(services& svc, const std::string& key,
+                                               const storage::object_meta& meta) {
+  const auto path = index_file_path(svc, key, meta);
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec || size > svc.config.hls_max_moov_bytes + 64 * 1024) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  std::string data(static_cast<std::size_t>(size), '\0');
+  if (!in.read(data.data(), static_cast<std::streamsize>(data.size()))) return std::nullopt;
+  auto f = mp4::decode_index_file(data, key, meta.etag);
+  if (!f || f->object_size != meta.size) {
+    svc.log.warn("HLS index file {} of {} is not usable: rebuilt from storage", path.string(), key);
+    fs::remove(path, ec);
+    return std::nullopt;
+  }
+  fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // recently used: removed last
+  return f;
+}
+
+void store_index_file(services& svc, const std::string& key, const storage::object_meta& meta,
+                      const mp4::index_file& f) {
+  const fs::path dir(svc.config.hls_index_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const auto path = index_file_path(svc, key, meta);
+  const auto data = mp4::encode_index_file(key, meta.etag, f);
+  static std::atomic<std::uint64_t> serial{0};
+  auto tmp = path;
+  tmp += ".tmp" + std::to_string(::getpid()) + "-" + std::to_string(serial++);
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out.close();
+    if (!out) {
+      svc.log.warn("cannot write the HLS index file {}", tmp.string());
+      fs::remove(tmp, ec);
+      return;
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    svc.log.warn("cannot rename {} into place: {}", tmp.string(), ec.message());
+    fs::remove(tmp, ec);
+    return;
+  }
+  // Bounded: the least recently used files go first.
+  struct entry {
+    fs::file_time_type used;
+    std::uint64_t size;
+    fs::path path;
+  };
+  std::vector<entry> files;
+  std::uint64_t total = 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() != ".moov" || !e.is_regular_file(ec)) continue;
+    const auto size = e.file_size(ec);
+    files.push_back({e.last_write_time(ec), size, e.path()});
+    total += size;
+  }
+  if (total <= svc.config.hls_index_dir_bytes) return;
+  std::sort(files.begin(), files.end(), [](const entry& a, const entry& b) { return a.used < b.used; });
+  for (const auto& e : files) {
+    if (total <= svc.config.hls_index_dir_bytes) break;
+    if (e.path != path && fs::remove(e.path, ec)) total -= e.size;
+  }
+}
+
+// Finds moov with ranged reads of box headers, reads it, parses it and cuts the segments; or takes it from
+// the on-disk index cache.
 net::awaitable<result<std::shared_ptr<const hls_package>>> load_package(services& svc, const std::string& key,
                                                                         const storage::object_meta& meta,
                                                                         std::uint32_t target_ms) {
+  if (!svc.config.hls_index_dir.empty()) {
+    if (auto f = load_index_file(svc, key, meta)) {
+      auto package = make_package(f->moov, f->location, meta.size, target_ms);
+      if (package) co_return package;
+    }
+  }
   if (meta.size < 8)
     co_return mp4::unsupported("not an MP4 or MOV file (" + std::to_string(meta.size) + " bytes)");
   std::uint64_t at = 0;
@@ -117,17 +224,10 @@ net::awaitable<result<std::shared_ptr<const hls_package>>> load_package(services
         if (!whole) co_return whole.err();
         moov = std::move(*whole);
       }
-      auto movie =
-          mp4::parse_movie(mp4::as_bytes(moov).subspan(static_cast<std::size_t>(loc.header)), meta.size);
-      if (!movie) co_return movie.err();
-      auto p = std::make_shared<hls_package>();
-      p->movie = std::move(*movie);
-      p->index = mp4::cut_segments(p->movie, target_ms);
-      p->bytes = moov.size();
-      for (const auto& t : p->movie.tracks) p->bytes += t.samples.size() * sizeof(mp4::sample);
-      for (const auto& t : p->movie.subtitles) p->bytes += t.samples.size() * sizeof(mp4::sample);
-      for (const auto& c : p->index.tracks) p->bytes += c.first.size() * 12;
-      co_return std::shared_ptr<const hls_package>(std::move(p));
+      auto package = make_package(moov, loc, meta.size, target_ms);
+      if (package && !svc.config.hls_index_dir.empty())
+        store_index_file(svc, key, meta, mp4::index_file{meta.size, loc, std::move(moov)});
+      co_return package;
     }
     if (reads >= 16) co_return mp4::unprocessable("moov not found after 16 reads of box headers");
     at = step->next_read;
@@ -137,9 +237,9 @@ net::awaitable<result<std::shared_ptr<const hls_package>>> load_package(services
   }
 }
 
-// The first bytes (up to kMaxTextSampleRead) of samples [span.first, span.end) of a subtitle track: one ranged
-// read per group of samples that lie close together in the file (cues are tiny and interleaved with the
-// video, so a group is usually one sample).
+// The first bytes (up to kMaxTextSampleRead) of samples [span.first, span.end) of a subtitle track: one
+// ranged read per group of samples that lie close together in the file (cues are tiny and interleaved with
+// the video, so a group is usually one sample).
 net::awaitable<result<std::vector<std::string>>> read_text_samples(services& svc, const std::string& key,
                                                                    const storage::object_meta& meta,
                                                                    const mp4::track& t, mp4::text_span span) {
@@ -166,8 +266,8 @@ net::awaitable<result<std::vector<std::string>>> read_text_samples(services& svc
     for (auto k = i; k < j; ++k) {
       const auto& s = t.samples[k];
       if (s.size == 0) continue;
-      out[k - span.first] = data->substr(static_cast<std::size_t>(s.offset - from),
-                                         std::min(s.size, mp4::kMaxTextSampleRead));
+      out[k - span.first] =
+          data->substr(static_cast<std::size_t>(s.offset - from), std::min(s.size, mp4::kMaxTextSampleRead));
     }
     i = j;
   }
@@ -291,7 +391,8 @@ net::awaitable<response> serve_hls_key(const request& req, services& svc, std::s
       if (segment) {
         const auto& cuts = package->index.subtitles[si];
         if (target->segment >= cuts.segments()) co_return text_response(404, "no such segment");
-        span = mp4::text_segment(t, cuts, movie.tracks[package->index.lead], package->index.tracks[package->index.lead],
+        span = mp4::text_segment(t, cuts, movie.tracks[package->index.lead],
+                                 package->index.tracks[package->index.lead],
                                  static_cast<std::size_t>(target->segment));
       }
       auto samples = co_await read_text_samples(svc, key, *meta, t, span);

@@ -718,6 +718,53 @@ if harness.STORAGE_MODE == "s3":
             self.fetch(self.plain.port, "1/seg-1.m4s")
             self.assertEqual(s3_counters(self.plain.port)[0] - before[0], 1)
 
+        def test_index_on_disk_survives_a_restart(self) -> None:
+            """--hls-index-dir: after a restart, the first playlist request of a known object reads no moov from
+            S3 (no GET: the HEAD that gives size and ETag only); a damaged index file is not trusted but rebuilt.
+            With --cache-dir alone, the index files go under it (hls-index/)."""
+            index_dir = self.storage.tmp / "hls-index"
+
+            def serve(name: str):
+                return test_api.start_server(self.storage, ["--hls-index-dir", str(index_dir)],
+                                             f"{type(self).__name__}-{name}")
+
+            def playlists(server) -> tuple[int, str]:
+                before = s3_counters(server.port)
+                text = self.fetch(server.port, "master.m3u8").decode() + self.fetch(server.port, "1.m3u8").decode()
+                return s3_counters(server.port)[0] - before[0], text
+
+            first = serve("first")
+            try:
+                gets, expected = playlists(first)
+            finally:
+                first.stop()
+            self.assertGreaterEqual(gets, 1)  # the moov read from S3
+            files = list(index_dir.glob("*.moov"))
+            self.assertEqual(len(files), 1, list(index_dir.iterdir()))
+            again = serve("restarted")
+            try:
+                gets, text = playlists(again)
+            finally:
+                again.stop()
+            self.assertEqual(text, expected)
+            self.assertEqual(gets, 0, "the index was read from S3 again after a restart")
+            print(f"  figure: after a restart, master.m3u8 + 1.m3u8: {gets} GET from S3")
+            # A flipped bit in the file: ignored, read from S3 again, and written anew.
+            data = bytearray(files[0].read_bytes())
+            data[len(data) // 2] ^= 0x10
+            files[0].write_bytes(bytes(data))
+            damaged = serve("damaged")
+            try:
+                gets, text = playlists(damaged)
+            finally:
+                damaged.stop()
+            self.assertEqual(text, expected)
+            self.assertGreaterEqual(gets, 1)
+            self.assertNotEqual(files[0].read_bytes(), bytes(data))
+            # The cached server (--cache-dir) of this class keeps its index files in its cache directory.
+            self.fetch(self.cached.port, "master.m3u8")
+            self.assertTrue(list((self.cache_dir / "hls-index").glob("*.moov")))
+
         def test_warm_segment_reads_nothing_from_s3(self) -> None:
             first = self.fetch(self.cached.port, "1/seg-1.m4s")
             before = s3_counters(self.cached.port)

@@ -6,6 +6,7 @@
 
 #include "mp4/box.hpp"
 #include "mp4/fragment.hpp"
+#include "mp4/index_file.hpp"
 #include "mp4/locate.hpp"
 #include "mp4/movie.hpp"
 #include "mp4/playlist.hpp"
@@ -30,7 +31,8 @@ struct track_spec {
   std::uint64_t chunk_gap = 0;  // bytes between chunks (another track's chunk)
   std::string format;           // default avc1 / mp4a; "tx3g" or "wvtt": a subtitle track
   bool stz2 = false;
-  std::vector<std::pair<std::int64_t, std::uint32_t>> edits;  // elst: (media_time, duration in ms); empty: none
+  std::vector<std::pair<std::int64_t, std::uint32_t>>
+      edits;  // elst: (media_time, duration in ms); empty: none
 };
 
 void full_box(writer& w, const char (&type)[5], std::uint8_t version, std::uint32_t flags,
@@ -666,7 +668,6 @@ TEST(Mp4Playlist, DashManifestHasAnExactTimelinePerTrack) {
       << text;
 }
 
-
 // -- edit lists, applied in the fragments
 
 // The boxes of a media segment's traf: tfdt's decode time and trun's version and composition offsets.
@@ -701,7 +702,8 @@ traf_view read_traf(const std::string& head) {
 TEST(Mp4EditList, BFrameDelayGoesIntoSignedOffsetsAndPrimingIntoTfdt) {
   // As ffmpeg writes H.264 with B-frames and AAC: video media_time = the first composition offset, audio
   // media_time = the encoder's priming (1024 samples at 48 kHz).
-  // One B-frame between references (decode I0 P2 B1 P4 B3 ...): composition offsets 512, 1024, 0, 1024, 0, ...
+  // One B-frame between references (decode I0 P2 B1 P4 B3 ...): composition offsets 512, 1024, 0, 1024, 0,
+  // ...
   auto v = video_10s();
   for (std::size_t i = 0; i < v.cts.size(); ++i) v.cts[i] = i == 0 ? 512 : (i % 2 ? 1024 : 0);
   v.edits = {{512, 10000}};
@@ -773,11 +775,14 @@ TEST(WebVtt, CueTextIsMadeSafe) {
   EXPECT_EQ(vtt_cue_text("<i>x</i> --> y", false), "<i>x</i> --&gt; y");  // wvtt markup stays
   EXPECT_EQ(vtt_cue_text("one\r\ntwo\rthree\n\n  \nfour\n", true), "one\ntwo\nthree\nfour");
   EXPECT_EQ(vtt_cue_text("\n\n", true), "");
-  EXPECT_EQ(vtt_cue_text(std::string("a\0b", 3), true), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(vtt_cue_text(std::string("a\0b", 3), true),
+            "a\xef\xbf\xbd"
+            "b");
   // Bad UTF-8: a lone continuation byte, a truncated sequence, an overlong '/', a surrogate, past U+10FFFF.
-  EXPECT_EQ(vtt_cue_text("\x80|\xe2\x82|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xc3\xa9", true),
-            "\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
-            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|\xc3\xa9");
+  EXPECT_EQ(
+      vtt_cue_text("\x80|\xe2\x82|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xc3\xa9", true),
+      "\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+      "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|\xc3\xa9");
   // A huge cue is cut, at a line.
   std::string huge;
   for (int i = 0; i < 5000; ++i) huge += "line\n";
@@ -818,7 +823,8 @@ TEST(WebVtt, Tx3gSamplesDecode) {
   ASSERT_EQ(cues.size(), 1u);
   EXPECT_EQ(cues[0].text, "cut short");
   // UTF-16 after a byte order mark, big- and little-endian, with a surrogate pair and an unpaired one.
-  cues = decode_text_sample("tx3g", as_bytes(tx3g(10, std::string("\xfe\xff\x00\xe9\xd8\x3d\xde\x00\xdc\x00", 10))));
+  cues = decode_text_sample("tx3g",
+                            as_bytes(tx3g(10, std::string("\xfe\xff\x00\xe9\xd8\x3d\xde\x00\xdc\x00", 10))));
   ASSERT_EQ(cues.size(), 1u);
   EXPECT_EQ(cues[0].text, "\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbd");
   cues = decode_text_sample("tx3g", as_bytes(tx3g(4, std::string("\xff\xfe\x41\x00", 4))));
@@ -928,8 +934,9 @@ TEST(WebVtt, SubtitleTracksBecomeRenditionsAndSegmentFiles) {
   EXPECT_EQ(second.first, 5u);
   EXPECT_EQ(second.end, 7u);
   EXPECT_EQ(second.first_start, 5500u);
-  EXPECT_EQ(webvtt_file(sub, second, sample_bytes(second), true),
-            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n00:00:05.500 --> 00:00:06.500\ncue 5\n\n");
+  EXPECT_EQ(
+      webvtt_file(sub, second, sample_bytes(second), true),
+      "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n00:00:05.500 --> 00:00:06.500\ncue 5\n\n");
   // DASH: one whole file, named by the manifest.
   auto whole = whole_text(sub);
   auto all = webvtt_file(sub, whole, sample_bytes(whole), false);
@@ -949,6 +956,48 @@ TEST(WebVtt, UnreadableSubtitleTracksAreLeftOut) {
   ASSERT_TRUE(m) << m.err().message;
   EXPECT_TRUE(m->subtitles.empty());
   EXPECT_EQ(m->tracks.size(), 2u);
+}
+
+// -- the on-disk index cache
+
+TEST(Mp4IndexFile, RoundTripsAndRefusesEveryDamagedCopy) {
+  index_file f;
+  f.object_size = kBigFile;
+  f.location = {4096, 0, 8};
+  writer moov;
+  auto box = moov.open(fourcc("moov"));
+  moov.raw(build_moov_payload({video_10s(), audio_10s()}));
+  moov.close(box);
+  f.moov = moov.str();
+  f.location.size = f.moov.size();
+  const auto data = encode_index_file("dir/clip.mp4", "\"etag-1\"", f);
+  auto back = decode_index_file(data, "dir/clip.mp4", "\"etag-1\"");
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->object_size, f.object_size);
+  EXPECT_EQ(back->location.offset, 4096u);
+  EXPECT_EQ(back->location.header, 8u);
+  EXPECT_EQ(back->location.size, f.moov.size());
+  EXPECT_EQ(back->moov, f.moov);
+  auto movie = parse_movie(as_bytes(back->moov).subspan(8), back->object_size);
+  ASSERT_TRUE(movie) << movie.err().message;
+  EXPECT_EQ(movie->tracks.size(), 2u);
+  // Another object, another version: not this file's index.
+  EXPECT_FALSE(decode_index_file(data, "dir/clip2.mp4", "\"etag-1\""));
+  EXPECT_FALSE(decode_index_file(data, "dir/clip.mp4", "\"etag-2\""));
+  // Every truncation, and a flipped bit anywhere: refused.
+  for (std::size_t n = 0; n < data.size(); n += 1 + n / 64)
+    EXPECT_FALSE(decode_index_file(std::string_view(data).substr(0, n), "dir/clip.mp4", "\"etag-1\"")) << n;
+  for (std::size_t i = 0; i < data.size(); i += 7) {
+    auto bad = data;
+    bad[i] = static_cast<char>(bad[i] ^ (1 << (i % 8)));
+    EXPECT_FALSE(decode_index_file(bad, "dir/clip.mp4", "\"etag-1\"")) << i;
+  }
+  // Bytes appended after a whole file: refused too.
+  EXPECT_FALSE(decode_index_file(data + "x", "dir/clip.mp4", "\"etag-1\""));
+  // A moov that does not fit the object it claims to be in (a consistent file, checksum and all): refused.
+  auto lying = f;
+  lying.object_size = 100;
+  EXPECT_FALSE(decode_index_file(encode_index_file("k", "e", lying), "k", "e"));
 }
 }  // namespace
 }  // namespace mediagate::mp4
