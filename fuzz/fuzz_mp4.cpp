@@ -2,8 +2,8 @@
 // from which moov is located as the server does and parsed; then every segment, init segment and manifest is
 // made. Invariants: errors are 415/422 with a reason; every sample lies inside the file; the segments of each
 // track cover its samples exactly once, in order, with increasing decode times; each media segment's head
-// says the size of the payload it is followed by; every EXTINF rounds to at most the target duration; subtitle
-// tracks' WebVTT files are made from the input's bytes.
+// says the size of the payload it is followed by; every EXTINF rounds to at most the target duration;
+// subtitle tracks' WebVTT files are made from the input's bytes.
 #include <cmath>
 #include <string>
 

@@ -466,7 +466,8 @@ result<std::optional<track>> read_track(const box& trak, std::uint64_t file_size
   auto entry = read_sample_entry(*stsd, t);
   if (!entry) return entry.err();
   auto text_limits = limits;
-  if (t.kind == track_kind::subtitle) text_limits.max_samples = std::min(limits.max_samples, limits.max_text_samples);
+  if (t.kind == track_kind::subtitle)
+    text_limits.max_samples = std::min(limits.max_samples, limits.max_text_samples);
   auto built = build_samples(*sk, t, file_size, text_limits);
   // A subtitle track that cannot be read (or has more cues than any film) is left out; the movie still plays.
   if (!built && t.kind == track_kind::subtitle) return std::optional<track>();

@@ -44,9 +44,9 @@ struct track {
 };
 
 struct movie {
-  std::string mvhd;             // copied into every init segment
-  std::uint32_t timescale = 0;  // mvhd's
-  std::vector<track> tracks;    // the playable ones, in file order
+  std::string mvhd;              // copied into every init segment
+  std::uint32_t timescale = 0;   // mvhd's
+  std::vector<track> tracks;     // the playable ones, in file order
   std::vector<track> subtitles;  // tx3g and wvtt tracks (served as WebVTT, see webvtt.hpp), in file order
 };
 
@@ -65,8 +65,8 @@ result<movie> parse_movie(bytes moov_payload, std::uint64_t file_size, const par
 // implementations differ (Chromium applies one edit's media_time, others none), and ffmpeg's fMP4 reader
 // applies it only partly (no skip of the AAC priming). So the fragments carry the edited timeline itself:
 // - a track with composition offsets (video with B-frames, where the muxer's media_time is the first frame's
-//   composition offset) gets its media_time subtracted from every composition offset (trun version 1, signed),
-//   so that its first frame is presented at 0 while tfdt stays the decode time;
+//   composition offset) gets its media_time subtracted from every composition offset (trun version 1,
+//   signed), so that its first frame is presented at 0 while tfdt stays the decode time;
 // - a track without (AAC, whose media_time is the encoder's priming, 1024 or 2112 samples) gets the shift in
 //   tfdt instead; tfdt cannot be negative, so when some track would start before 0 (priming) every track is
 //   moved later by that amount (less than one audio frame), keeping audio and video in sync;

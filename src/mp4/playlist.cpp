@@ -75,9 +75,9 @@ std::string master_playlist(const movie& m, const segment_index& index) {
   }
   if (!video) {  // audio only: each track is a variant of its own
     for (const auto& t : m.subtitles)
-      out += "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"" + t.language + " " + std::to_string(t.id) +
-             "\",LANGUAGE=\"" + t.language + "\",DEFAULT=NO,AUTOSELECT=YES,URI=\"" + std::to_string(t.id) +
-             ".m3u8\"\n";
+      out += "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"" + t.language + " " +
+             std::to_string(t.id) + "\",LANGUAGE=\"" + t.language + "\",DEFAULT=NO,AUTOSELECT=YES,URI=\"" +
+             std::to_string(t.id) + ".m3u8\"\n";
     for (std::size_t i = 0; i < m.tracks.size(); ++i) {
       const auto& t = m.tracks[i];
       out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(peak_bitrate(t, index.tracks[i])) +
@@ -133,9 +133,9 @@ std::string subtitle_playlist(const movie& m, const segment_index& index, std::s
   const auto& lead = m.tracks[index.lead];
   const auto& cuts = index.tracks[index.lead];
   const auto id = std::to_string(m.subtitles[sub].id);
-  std::string out = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:" +
-                    std::to_string(target_duration(lead, cuts)) +
-                    "\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n";
+  std::string out =
+      "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:" + std::to_string(target_duration(lead, cuts)) +
+      "\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n";
   for (std::size_t n = 0; n < listed_segments(cuts); ++n) {
     out += "#EXTINF:" + seconds_text(cuts.dts[n + 1] - cuts.dts[n], lead.timescale) + ",\n";
     out += id + "/seg-" + std::to_string(n) + ".vtt\n";
@@ -220,7 +220,8 @@ std::string dash_manifest(const movie& m, const segment_index& index) {
       std::size_t r = 0;
       while (n + r + 1 < listed && c.dts[n + r + 2] - c.dts[n + r + 1] == d) ++r;
       // t: the segment's tfdt (its decode time on the edited timeline, see apply_edit_lists)
-      out += "            <S t=\"" + std::to_string(c.dts[n] + t.decode_offset) + "\" d=\"" + std::to_string(d) + "\"";
+      out += "            <S t=\"" + std::to_string(c.dts[n] + t.decode_offset) + "\" d=\"" +
+             std::to_string(d) + "\"";
       if (r) out += " r=\"" + std::to_string(r) + "\"";
       out += "/>\n";
       n += r + 1;

@@ -16,7 +16,8 @@ track_cuts cut_at(const track& t, const std::vector<std::uint64_t>& cuts, std::u
   std::uint32_t i = 0;
   const auto n = static_cast<std::uint32_t>(t.samples.size());
   for (const auto cut : cuts) {
-    while (i < n && u128(dts + t.decode_offset) * scale < u128(cut) * t.timescale) dts += t.samples[i++].duration;
+    while (i < n && u128(dts + t.decode_offset) * scale < u128(cut) * t.timescale)
+      dts += t.samples[i++].duration;
     out.first.push_back(i);
     out.dts.push_back(dts);
   }

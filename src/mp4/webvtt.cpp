@@ -57,7 +57,8 @@ void each_code_point(std::string_view s, F&& f) {
       else
         cp = (cp << 6) | (p[i + k] & 0x3f);
     }
-    if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))))
+    if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+               (len == 4 && (cp < 0x10000 || cp > 0x10ffff))))
       ok = false;
     if (!ok) {
       f(kReplacement);
@@ -196,8 +197,8 @@ std::string vtt_time(std::uint64_t ticks, std::uint32_t timescale) {
                                              (timescale ? timescale : 1));
   char buf[48];
   std::snprintf(buf, sizeof buf, "%02llu:%02llu:%02llu.%03llu", static_cast<unsigned long long>(ms / 3600000),
-                static_cast<unsigned long long>(ms / 60000 % 60), static_cast<unsigned long long>(ms / 1000 % 60),
-                static_cast<unsigned long long>(ms % 1000));
+                static_cast<unsigned long long>(ms / 60000 % 60),
+                static_cast<unsigned long long>(ms / 1000 % 60), static_cast<unsigned long long>(ms % 1000));
   return buf;
 }
 

@@ -25,14 +25,14 @@ struct cue_text {
 };
 
 // The cues of one sample (`data`: its first bytes, up to kMaxTextSampleRead). tx3g: a 16-bit length, then the
-// text (UTF-8, or UTF-16 after a byte order mark), then style boxes (ignored); a length past the sample is cut
-// to it. wvtt: its vttc boxes (payl: the text, sttg: the settings); vtte, an empty sample. No cue: a gap.
+// text (UTF-8, or UTF-16 after a byte order mark), then style boxes (ignored); a length past the sample is
+// cut to it. wvtt: its vttc boxes (payl: the text, sttg: the settings); vtte, an empty sample. No cue: a gap.
 std::vector<cue_text> decode_text_sample(std::string_view format, bytes data);
 
 // `s` made safe as WebVTT cue text: valid UTF-8 (each bad byte becomes U+FFFD, as NUL does), line ends as
-// "\n", no blank or whitespace-only line (it would end the cue), at most kMaxCueText bytes (cut at a character
-// boundary). escape_markup (tx3g's plain text): & < > become &amp; &lt; &gt;; otherwise (wvtt's cue text may
-// carry markup) only '>' of a "-->" is escaped.
+// "\n", no blank or whitespace-only line (it would end the cue), at most kMaxCueText bytes (cut at a
+// character boundary). escape_markup (tx3g's plain text): & < > become &amp; &lt; &gt;; otherwise (wvtt's cue
+// text may carry markup) only '>' of a "-->" is escaped.
 std::string vtt_cue_text(std::string_view s, bool escape_markup);
 
 // "hh:mm:ss.mmm" of `ticks` in `timescale`, rounded to the millisecond.
