@@ -249,7 +249,11 @@ export async function checkHlsPlayback(p, { base, proxy, id, duration, seekSegme
     report(`FAILED (${e.message.split('\n')[0]})`);
     throw e;
   }
+  // The player keeps fetching ahead: give the requests made so far time to get their answers' status.
   const requests = proxy.log.slice(start).filter((e) => e.url.startsWith(`/v/${id}`));
+  for (let i = 0; i < 100 && requests.some((e) => e.status === null); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   const segments = requests.filter((e) => /\/seg-\d+\.m4s$/.test(e.url));
   report(`${stream}: played to ${r.beforeSeek.toFixed(2)} s, seeked to ${r.afterSeek.toFixed(2)} s, ` +
     `then ${r.later.toFixed(2)} s; duration ${r.duration.toFixed(2)} s; ${segments.length} segment requests`);
