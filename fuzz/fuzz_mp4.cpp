@@ -2,7 +2,8 @@
 // from which moov is located as the server does and parsed; then every segment, init segment and manifest is
 // made. Invariants: errors are 415/422 with a reason; every sample lies inside the file; the segments of each
 // track cover its samples exactly once, in order, with increasing decode times; each media segment's head
-// says the size of the payload it is followed by; every EXTINF rounds to at most the target duration.
+// says the size of the payload it is followed by; every EXTINF rounds to at most the target duration;
+// subtitle tracks' WebVTT files are made from the input's bytes.
 #include <cmath>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "mp4/movie.hpp"
 #include "mp4/playlist.hpp"
 #include "mp4/segments.hpp"
+#include "mp4/webvtt.hpp"
 
 using namespace mediagate;
 using namespace mediagate::mp4;
@@ -24,7 +26,31 @@ void check_error(const error& e) {
   FUZZ_CHECK(!e.message.empty(), "a reason");
 }
 
-void check_movie(const movie& m, std::uint64_t file_size, std::uint32_t target_ms) {
+// A subtitle track's WebVTT files over the sample bytes in the input, as the server builds them: every file
+// starts with the header, and a cue line for every "-->".
+void check_subtitles(const movie& m, const segment_index& index, bytes file) {
+  for (std::size_t i = 0; i < m.subtitles.size(); ++i) {
+    const auto& t = m.subtitles[i];
+    auto file_of = [&](const text_span& span, bool map) {
+      std::vector<std::string> samples;
+      for (auto k = span.first; k < span.end && k < span.first + 64; ++k) {
+        const auto& s = t.samples[k];
+        samples.emplace_back(as_text(file.subspan(static_cast<std::size_t>(s.offset),
+                                                  std::min<std::size_t>(s.size, kMaxTextSampleRead))));
+      }
+      auto vtt = webvtt_file(t, span, samples, map);
+      FUZZ_CHECK(vtt.starts_with("WEBVTT\n"), "a WebVTT header");
+      (void)vtt_cue_text(vtt, false);
+    };
+    const auto& cuts = index.subtitles[i];
+    FUZZ_CHECK(cuts.first.back() == t.samples.size(), "every cue");
+    for (std::size_t n = 0; n < cuts.segments() && n < 3; ++n)
+      file_of(text_segment(t, cuts, m.tracks[index.lead], index.tracks[index.lead], n), true);
+    (void)subtitle_playlist(m, index, i);
+  }
+}
+
+void check_movie(const movie& m, std::uint64_t file_size, std::uint32_t target_ms, bytes file) {
   FUZZ_CHECK(!m.tracks.empty(), "a movie has a track");
   for (const auto& t : m.tracks) {
     FUZZ_CHECK(t.timescale > 0, "timescale");
@@ -59,6 +85,7 @@ void check_movie(const movie& m, std::uint64_t file_size, std::uint32_t target_m
     FUZZ_CHECK(read_boxes(as_bytes(init), "init").ok(), "the init segment is well-formed");
     (void)media_playlist(m, index, i);
   }
+  check_subtitles(m, index, file);
   (void)master_playlist(m, index);
   (void)dash_manifest(m, index);
 }
@@ -88,7 +115,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check_error(m.err());
         return 0;
       }
-      check_movie(*m, file.size(), target_ms);
+      check_movie(*m, file.size(), target_ms, file);
       return 0;
     }
     FUZZ_CHECK(step->next_read > at && step->next_read < file.size(), "the locator moves forward");

@@ -289,6 +289,10 @@ void add_serve_options(CLI::App& cmd, serve_options& o) {
       ->envname("MEDIAGATE_HLS_SEGMENT")
       ->check(CLI::Range(1.0, 60.0))
       ->capture_default_str();
+  cmd.add_option("--hls-index-dir", o.config.hls_index_dir,
+                 "Directory of the MP4 indexes kept across restarts (default: hls-index under --cache-dir; "
+                 "without either, indexes are kept in memory only)")
+      ->envname("MEDIAGATE_HLS_INDEX_DIR");
   add_library_options(cmd, o);
   add_tls_options(cmd, o);
 }
@@ -335,6 +339,8 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
   // S3 streams hold an upstream connection beside the client's, and cached ones a slice file.
   cfg.server.descriptors_per_connection =
       (o.storage.starts_with("s3://") ? 2 : 1) + 1 + (o.cache_dir.empty() ? 0 : 1);
+  if (cfg.server.hls_index_dir.empty() && !o.cache_dir.empty())
+    cfg.server.hls_index_dir = (std::filesystem::path(o.cache_dir) / "hls-index").string();
   if (!o.cache_dir.empty()) {
     cfg.cache = parse_cache_settings(o);
     if (!cfg.cache) return std::string("--cache-size and --cache-slice take sizes such as 20GiB or 1MiB");

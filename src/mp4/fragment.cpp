@@ -22,7 +22,7 @@ std::string init_segment(const movie& m, const track& t) {
   w.raw(m.mvhd);
   auto trak = w.open(fourcc("trak"));
   w.raw(t.tkhd);
-  w.raw(t.edts);  // the edit list keeps the source's presentation offset (B-frame delay, AAC priming)
+  // No edts: the edit list is applied in the fragments' tfdt and composition offsets (apply_edit_lists).
   auto mdia = w.open(fourcc("mdia"));
   w.raw(t.mdhd);
   w.raw(t.hdlr);
@@ -64,9 +64,10 @@ media_segment make_media_segment(const track& t, const track_cuts& cuts, std::si
   for (const auto& r : seg.runs) seg.payload += r.length;
   const bool video = t.kind == track_kind::video;
   bool any_cts = false, negative_cts = false;
+  auto cts = [&](std::uint32_t i) { return static_cast<std::int64_t>(t.samples[i].cts) - t.cts_shift; };
   for (auto i = first; i < end; ++i) {
-    any_cts |= t.samples[i].cts != 0;
-    negative_cts |= t.samples[i].cts < 0;
+    any_cts |= cts(i) != 0;
+    negative_cts |= cts(i) < 0;
   }
   writer w;
   auto moof = w.open(fourcc("moof"));
@@ -78,7 +79,7 @@ media_segment make_media_segment(const track& t, const track_cuts& cuts, std::si
   w.u32(t.id);
   w.close(tfhd);
   auto tfdt = w.open_full(fourcc("tfdt"), 1, 0);
-  w.u64(cuts.dts[n]);
+  w.u64(cuts.dts[n] + t.decode_offset);
   w.close(tfdt);
   std::uint32_t flags = 0x000001 | 0x000100 | 0x000200;  // data offset, durations, sizes
   if (video) flags |= 0x000400;                          // per-sample flags
@@ -92,7 +93,7 @@ media_segment make_media_segment(const track& t, const track_cuts& cuts, std::si
     w.u32(s.duration);
     w.u32(s.size);
     if (video) w.u32(s.sync ? kSyncFlags : kNonSyncFlags);
-    if (any_cts) w.u32(static_cast<std::uint32_t>(s.cts));
+    if (any_cts) w.u32(static_cast<std::uint32_t>(cts(i)));  // fits: apply_edit_lists checked
   }
   w.close(trun);
   w.close(traf);

@@ -1,5 +1,8 @@
 #include "mp4/movie.hpp"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
 #include <cstdio>
 
 #include "mp4/box.hpp"
@@ -134,6 +137,12 @@ result<bool> read_sample_entry(const box& stsd, track& t) {
   const auto& entry = entries->front();
   t.format = fourcc_text(entry.type);
   cursor e(entry.payload());
+  if (t.kind == track_kind::subtitle) {
+    if (t.format != "tx3g" && t.format != "wvtt")
+      return unsupported("subtitle track " + std::to_string(t.id) + " is '" + t.format +
+                         "' (tx3g and wvtt become WebVTT)");
+    return true;
+  }
   if (t.kind == track_kind::video) {
     if (t.format != "avc1" && t.format != "avc3" && t.format != "hvc1" && t.format != "hev1")
       return unsupported("video track " + std::to_string(t.id) + " is '" + t.format +
@@ -356,8 +365,45 @@ result<bool> build_samples(const std::vector<box>& stbl, track& t, std::uint64_t
   return true;
 }
 
-result<std::optional<track>> read_track(const box& trak, std::uint64_t file_size,
-                                        const parse_limits& limits) {
+// The edit list's start (§8.6.6): empty edits (media_time -1) first, then the first media edit's media_time.
+// What follows it is not applied (see apply_edit_lists).
+result<bool> read_edit_list(const box& edts, track& t, std::uint32_t movie_timescale) {
+  const auto name = "track " + std::to_string(t.id) + ": ";
+  auto kids = children(edts);
+  if (!kids) return kids.err();
+  const auto* elst = find_box(*kids, fourcc("elst"));
+  if (!elst) return true;
+  auto f = full(*elst);
+  if (!f) return unprocessable(name + "a truncated elst");
+  cursor c(f->body);
+  const std::uint32_t count = c.u32();
+  const std::size_t entry = f->version == 1 ? 20 : 12;
+  if (!c.ok() || count > c.left() / entry)
+    return unprocessable(name + "elst claims " + std::to_string(count) + " entries but is " +
+                         std::to_string(elst->whole.size()) + " bytes");
+  const std::uint64_t max_delay = kMaxSeconds * movie_timescale;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint64_t duration = f->version == 1 ? c.u64() : c.u32();
+    const std::int64_t media_time =
+        f->version == 1 ? static_cast<std::int64_t>(c.u64()) : static_cast<std::int32_t>(c.u32());
+    c.u32();  // media rate
+    if (media_time == -1) {
+      if (duration > max_delay - t.edit_delay)
+        return unprocessable(name + "an empty edit of more than " + std::to_string(kMaxSeconds) + " s");
+      t.edit_delay += duration;
+      continue;
+    }
+    if (media_time < 0 || static_cast<std::uint64_t>(media_time) > t.total_duration || media_time > INT32_MAX)
+      return unprocessable(name + "the edit list starts at " + std::to_string(media_time) +
+                           ", outside the track's " + std::to_string(t.total_duration) + " ticks");
+    t.edit_media_start = static_cast<std::uint64_t>(media_time);
+    break;
+  }
+  return true;
+}
+
+result<std::optional<track>> read_track(const box& trak, std::uint64_t file_size, const parse_limits& limits,
+                                        std::uint32_t movie_timescale) {
   auto kids = children(trak);
   if (!kids) return kids.err();
   const auto* tkhd = find_box(*kids, fourcc("tkhd"));
@@ -389,8 +435,10 @@ result<std::optional<track>> read_track(const box& trak, std::uint64_t file_size
       t.kind = track_kind::video;
     else if (handler == fourcc("soun"))
       t.kind = track_kind::audio;
+    else if (handler == fourcc("text") || handler == fourcc("sbtl") || handler == fourcc("subt"))
+      t.kind = track_kind::subtitle;
     else
-      return std::optional<track>();  // subtitles, timecode, hints: not repackaged (yet)
+      return std::optional<track>();  // timecode, hints, metadata: not repackaged
   }
   {
     auto f = full(*mdhd);
@@ -417,10 +465,19 @@ result<std::optional<track>> read_track(const box& trak, std::uint64_t file_size
   if (!stsd) return unprocessable("track " + std::to_string(t.id) + " has no stsd");
   auto entry = read_sample_entry(*stsd, t);
   if (!entry) return entry.err();
-  auto built = build_samples(*sk, t, file_size, limits);
+  auto text_limits = limits;
+  if (t.kind == track_kind::subtitle)
+    text_limits.max_samples = std::min(limits.max_samples, limits.max_text_samples);
+  auto built = build_samples(*sk, t, file_size, text_limits);
+  // A subtitle track that cannot be read (or has more cues than any film) is left out; the movie still plays.
+  if (!built && t.kind == track_kind::subtitle) return std::optional<track>();
   if (!built) return built.err();
+  if (const auto* edts = find_box(*kids, fourcc("edts"))) {
+    auto edits = read_edit_list(*edts, t, movie_timescale);
+    if (!edits && t.kind == track_kind::subtitle) return std::optional<track>();
+    if (!edits) return edits.err();
+  }
   t.tkhd = copy(tkhd);
-  t.edts = copy(find_box(*kids, fourcc("edts")));
   t.mdhd = copy(mdhd);
   t.hdlr = copy(hdlr);
   t.media_header = copy(find_box(*nk, t.kind == track_kind::video ? fourcc("vmhd") : fourcc("smhd")));
@@ -450,15 +507,18 @@ result<movie> parse_movie(bytes moov_payload, std::uint64_t file_size, const par
   std::string skipped;
   for (const auto& b : *kids) {
     if (b.type != fourcc("trak")) continue;
-    auto t = read_track(b, file_size, limits);
+    auto t = read_track(b, file_size, limits, m.timescale);
     if (!t) {
       if (t.err().code == errc::unsupported_media) {  // another track may still play
-        skipped = t.err().message;
+        if (skipped.empty() || skipped.find("subtitle") != std::string::npos) skipped = t.err().message;
         continue;
       }
       return t.err();
     }
-    if (*t) m.tracks.push_back(std::move(**t));
+    if (*t && (*t)->kind == track_kind::subtitle)
+      m.subtitles.push_back(std::move(**t));
+    else if (*t)
+      m.tracks.push_back(std::move(**t));
   }
   bool video = false, audio = false;
   for (const auto& t : m.tracks) (t.kind == track_kind::video ? video : audio) = true;
@@ -473,7 +533,56 @@ result<movie> parse_movie(bytes moov_payload, std::uint64_t file_size, const par
     seen_video = true;
     return false;
   });
+  apply_edit_lists(m);
   return m;
+}
+
+void apply_edit_lists(movie& m) {
+  // Each track's first presentation time (seconds) with its edits applied, before any common shift.
+  std::vector<bool> shift_in_cts(m.tracks.size());
+  double earliest = 0;
+  for (std::size_t i = 0; i < m.tracks.size(); ++i) {
+    auto& t = m.tracks[i];
+    std::int64_t first_pts = 0;
+    std::int64_t min_cts = 0;
+    for (const auto& s : t.samples) min_cts = std::min<std::int64_t>(min_cts, s.cts);
+    shift_in_cts[i] = std::any_of(t.samples.begin(), t.samples.end(), [](const sample& s) { return s.cts; });
+    // Shifted offsets must fit trun's 32 bits; a (hostile) edit that does not fit is not applied.
+    if (shift_in_cts[i] && min_cts - static_cast<std::int64_t>(t.edit_media_start) < INT32_MIN)
+      t.edit_media_start = 0;
+    if (shift_in_cts[i]) {
+      first_pts = INT64_MAX;
+      std::int64_t dts = 0;
+      for (const auto& s : t.samples) {
+        first_pts = std::min(first_pts, dts + s.cts);
+        dts += s.duration;
+      }
+    }
+    const double first = double(t.edit_delay) / m.timescale +
+                         double(first_pts - static_cast<std::int64_t>(t.edit_media_start)) / t.timescale;
+    earliest = std::min(earliest, first);
+  }
+  // Subtitles follow the audio and video (their cues have no composition offsets: the shift goes in tfdt).
+  for (auto& t : m.subtitles) {
+    const auto start =
+        std::llround((double(t.edit_delay) / m.timescale - earliest) * static_cast<double>(t.timescale));
+    t.decode_offset = static_cast<std::uint64_t>(
+        std::max<long long>(0, start - static_cast<long long>(t.edit_media_start)));
+  }
+  for (std::size_t i = 0; i < m.tracks.size(); ++i) {
+    auto& t = m.tracks[i];
+    // Where this track's media time edit_media_start lands on the common timeline, in its ticks.
+    const auto start =
+        std::llround((double(t.edit_delay) / m.timescale - earliest) * static_cast<double>(t.timescale));
+    if (shift_in_cts[i]) {
+      t.cts_shift = static_cast<std::int64_t>(t.edit_media_start);
+      t.decode_offset = static_cast<std::uint64_t>(std::max<long long>(0, start));
+    } else {
+      t.cts_shift = 0;
+      t.decode_offset = static_cast<std::uint64_t>(
+          std::max<long long>(0, start - static_cast<long long>(t.edit_media_start)));
+    }
+  }
 }
 
 }  // namespace mediagate::mp4

@@ -74,11 +74,16 @@ std::string master_playlist(const movie& m, const segment_index& index) {
     if (audio_codecs.empty()) audio_codecs = t.codecs;
   }
   if (!video) {  // audio only: each track is a variant of its own
+    for (const auto& t : m.subtitles)
+      out += "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"" + t.language + " " +
+             std::to_string(t.id) + "\",LANGUAGE=\"" + t.language + "\",DEFAULT=NO,AUTOSELECT=YES,URI=\"" +
+             std::to_string(t.id) + ".m3u8\"\n";
     for (std::size_t i = 0; i < m.tracks.size(); ++i) {
       const auto& t = m.tracks[i];
       out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(peak_bitrate(t, index.tracks[i])) +
              ",AVERAGE-BANDWIDTH=" + std::to_string(average_bitrate(t, index.tracks[i])) + ",CODECS=\"" +
-             t.codecs + "\"\n" + std::to_string(t.id) + ".m3u8\n";
+             t.codecs + "\"" + (m.subtitles.empty() ? "" : ",SUBTITLES=\"subs\"") + "\n" +
+             std::to_string(t.id) + ".m3u8\n";
     }
     return out;
   }
@@ -91,6 +96,10 @@ std::string master_playlist(const movie& m, const segment_index& index) {
            ".m3u8\"\n";
     first_audio = false;
   }
+  for (const auto& t : m.subtitles)
+    out += "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"" + t.language + " " + std::to_string(t.id) +
+           "\",LANGUAGE=\"" + t.language + "\",DEFAULT=NO,AUTOSELECT=YES,URI=\"" + std::to_string(t.id) +
+           ".m3u8\"\n";
   const auto& vc = index.tracks[video_at];
   out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(peak_bitrate(*video, vc) + audio_peak) +
          ",AVERAGE-BANDWIDTH=" + std::to_string(average_bitrate(*video, vc) + audio_average) + ",CODECS=\"" +
@@ -98,6 +107,7 @@ std::string master_playlist(const movie& m, const segment_index& index) {
   if (video->width && video->height)
     out += ",RESOLUTION=" + std::to_string(video->width) + "x" + std::to_string(video->height);
   if (!first_audio) out += ",AUDIO=\"audio\"";
+  if (!m.subtitles.empty()) out += ",SUBTITLES=\"subs\"";
   out += "\n" + std::to_string(video->id) + ".m3u8\n";
   return out;
 }
@@ -114,6 +124,21 @@ std::string media_playlist(const movie& m, const segment_index& index, std::size
   for (std::size_t n = 0; n < listed_segments(cuts); ++n) {
     out += "#EXTINF:" + seconds_text(cuts.dts[n + 1] - cuts.dts[n], t.timescale) + ",\n";
     out += id + "/seg-" + std::to_string(n) + ".m4s\n";
+  }
+  out += "#EXT-X-ENDLIST\n";
+  return out;
+}
+
+std::string subtitle_playlist(const movie& m, const segment_index& index, std::size_t sub) {
+  const auto& lead = m.tracks[index.lead];
+  const auto& cuts = index.tracks[index.lead];
+  const auto id = std::to_string(m.subtitles[sub].id);
+  std::string out =
+      "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:" + std::to_string(target_duration(lead, cuts)) +
+      "\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n";
+  for (std::size_t n = 0; n < listed_segments(cuts); ++n) {
+    out += "#EXTINF:" + seconds_text(cuts.dts[n + 1] - cuts.dts[n], lead.timescale) + ",\n";
+    out += id + "/seg-" + std::to_string(n) + ".vtt\n";
   }
   out += "#EXT-X-ENDLIST\n";
   return out;
@@ -153,10 +178,11 @@ std::string dash_manifest(const movie& m, const segment_index& index) {
   std::string duration = "PT0S";
   for (std::size_t i = 0; i < m.tracks.size(); ++i) {
     const auto& c = index.tracks[i];
-    const double seconds = double(c.dts.back()) / m.tracks[i].timescale;
+    const auto end = c.dts.back() + m.tracks[i].decode_offset;
+    const double seconds = double(end) / m.tracks[i].timescale;
     if (seconds >= longest) {
       longest = seconds;
-      duration = iso_duration(c.dts.back(), m.tracks[i].timescale);
+      duration = iso_duration(end, m.tracks[i].timescale);
     }
   }
   std::string out =
@@ -193,7 +219,9 @@ std::string dash_manifest(const movie& m, const segment_index& index) {
       const auto d = c.dts[n + 1] - c.dts[n];
       std::size_t r = 0;
       while (n + r + 1 < listed && c.dts[n + r + 2] - c.dts[n + r + 1] == d) ++r;
-      out += "            <S t=\"" + std::to_string(c.dts[n]) + "\" d=\"" + std::to_string(d) + "\"";
+      // t: the segment's tfdt (its decode time on the edited timeline, see apply_edit_lists)
+      out += "            <S t=\"" + std::to_string(c.dts[n] + t.decode_offset) + "\" d=\"" +
+             std::to_string(d) + "\"";
       if (r) out += " r=\"" + std::to_string(r) + "\"";
       out += "/>\n";
       n += r + 1;
@@ -201,6 +229,13 @@ std::string dash_manifest(const movie& m, const segment_index& index) {
     out +=
         "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n    "
         "</AdaptationSet>\n";
+  }
+  for (const auto& t : m.subtitles) {
+    const auto id = std::to_string(t.id);
+    out += "    <AdaptationSet id=\"" + id + "\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"" +
+           xml_escape(t.language) + "\">\n      <Representation id=\"" + id +
+           "\" bandwidth=\"256\">\n        <BaseURL>" + id +
+           "/whole.vtt</BaseURL>\n      </Representation>\n    </AdaptationSet>\n";
   }
   out += "  </Period>\n</MPD>\n";
   return out;

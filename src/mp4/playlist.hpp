@@ -16,8 +16,13 @@ std::string master_playlist(const movie& m, const segment_index& index);
 // The media playlist of m.tracks[t].
 std::string media_playlist(const movie& m, const segment_index& index, std::size_t t);
 
+// The media playlist of subtitle track m.subtitles[sub]: <id>/seg-<n>.vtt, one WebVTT file per segment of the
+// leading track, with its EXTINFs.
+std::string subtitle_playlist(const movie& m, const segment_index& index, std::size_t sub);
+
 // The DASH manifest (ISO/IEC 23009-1, static, isoff-live profile) over the same init and media segments: one
-// AdaptationSet per track, SegmentTemplate with $Number$ and an exact SegmentTimeline.
+// AdaptationSet per track, SegmentTemplate with $Number$ and an exact SegmentTimeline; a subtitle track is
+// one whole WebVTT file (<id>/whole.vtt, as a BaseURL), not segments: DASH players take a single text file.
 std::string dash_manifest(const movie& m, const segment_index& index);
 
 // EXT-X-TARGETDURATION: at least every EXTINF rounded to the nearest integer (RFC 8216 §4.3.3.1), at least 1.

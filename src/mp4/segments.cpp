@@ -5,8 +5,9 @@ namespace {
 
 using u128 = unsigned __int128;
 
-// Cuts `t` at the first sample whose decode time is at or after each time of `cuts` (given in `scale`): one
-// boundary per cut, so that every track has as many segments as the leading one (some perhaps empty).
+// Cuts `t` at the first sample whose decode time (on the edited timeline: plus its decode_offset) is at or
+// after each time of `cuts` (given in `scale`, also on that timeline): one boundary per cut, so that every
+// track has as many segments as the leading one (some perhaps empty).
 track_cuts cut_at(const track& t, const std::vector<std::uint64_t>& cuts, std::uint32_t scale) {
   track_cuts out;
   out.first.push_back(0);
@@ -15,7 +16,8 @@ track_cuts cut_at(const track& t, const std::vector<std::uint64_t>& cuts, std::u
   std::uint32_t i = 0;
   const auto n = static_cast<std::uint32_t>(t.samples.size());
   for (const auto cut : cuts) {
-    while (i < n && u128(dts) * scale < u128(cut) * t.timescale) dts += t.samples[i++].duration;
+    while (i < n && u128(dts + t.decode_offset) * scale < u128(cut) * t.timescale)
+      dts += t.samples[i++].duration;
     out.first.push_back(i);
     out.dts.push_back(dts);
   }
@@ -54,14 +56,17 @@ segment_index cut_segments(const movie& m, std::uint32_t target_ms) {
     cuts.first.insert(cuts.first.begin(), 0);
     cuts.dts.insert(cuts.dts.begin(), 0);
   }
-  std::vector<std::uint64_t> times(cuts.dts.begin() + 1, cuts.dts.end());
+  std::vector<std::uint64_t> times;
+  for (std::size_t n = 1; n < cuts.dts.size(); ++n) times.push_back(cuts.dts[n] + t.decode_offset);
   cuts.first.push_back(static_cast<std::uint32_t>(t.samples.size()));
   cuts.dts.push_back(dts);
   index.tracks[lead] = cuts;
+  index.lead = lead;
   for (std::size_t i = 0; i < m.tracks.size(); ++i) {
     if (i == lead) continue;
     index.tracks[i] = cut_at(m.tracks[i], times, t.timescale);
   }
+  for (const auto& s : m.subtitles) index.subtitles.push_back(cut_at(s, times, t.timescale));
   return index;
 }
 

@@ -19,7 +19,9 @@ struct track_cuts {
 };
 
 struct segment_index {
-  std::vector<track_cuts> tracks;  // parallel to movie::tracks
+  std::vector<track_cuts> tracks;     // parallel to movie::tracks
+  std::vector<track_cuts> subtitles;  // parallel to movie::subtitles, cut at the same times
+  std::size_t lead = 0;               // the track whose sync samples set the cuts
 };
 
 // target_ms: the wanted segment length (a segment is longer when no sync sample comes sooner).

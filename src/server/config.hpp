@@ -71,6 +71,10 @@ struct server_config {
   double hls_segment_seconds = 6;                      // target segment length (cut at the next keyframe)
   std::uint64_t hls_index_cache_bytes = 256ull << 20;  // parsed MP4 indexes kept in memory (all loops)
   std::uint64_t hls_max_moov_bytes = 64ull << 20;      // a larger moov is refused (422)
+  // The indexes kept on disk across restarts (mp4/index_file.hpp): a directory (empty: none; the CLI puts it
+  // under --cache-dir by default) and its bound in bytes, least recently used removed first.
+  std::string hls_index_dir;
+  std::uint64_t hls_index_dir_bytes = 1ull << 30;
   // Sample runs of a segment at most this far apart are fetched with one storage read (the bytes between
   // them, other tracks' samples, are read and dropped) as long as those bytes stay within 10% of the
   // samples': few requests per segment, for a remote store where each costs a round trip. 0 (local

@@ -1,8 +1,13 @@
 #include "server/hls.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <list>
 #include <mutex>
 #include <unordered_map>
@@ -12,10 +17,12 @@
 #include "http/media_key.hpp"
 #include "mp4/box.hpp"
 #include "mp4/fragment.hpp"
+#include "mp4/index_file.hpp"
 #include "mp4/locate.hpp"
 #include "mp4/movie.hpp"
 #include "mp4/playlist.hpp"
 #include "mp4/segments.hpp"
+#include "mp4/webvtt.hpp"
 #include "server/access.hpp"
 #include "server/media.hpp"
 #include "storage/storage.hpp"
@@ -66,7 +73,7 @@ namespace {
 namespace net = boost::asio;
 
 // Bump when the bytes made for the same source change (it is part of every ETag).
-constexpr std::string_view kFormatVersion = "mediagate-cmaf-1";
+constexpr std::string_view kFormatVersion = "mediagate-cmaf-2";
 constexpr std::uint64_t kFirstRead = 64 * 1024;
 
 template <class T>
@@ -94,10 +101,111 @@ net::awaitable<result<std::string>> read_bytes(storage::storage& store, const st
   co_return out;
 }
 
-// Finds moov with ranged reads of box headers, reads it, parses it and cuts the segments.
+// Parses a moov box (header included) and cuts the segments.
+result<std::shared_ptr<const hls_package>> make_package(const std::string& moov,
+                                                        const mp4::moov_location& loc,
+                                                        std::uint64_t object_size, std::uint32_t target_ms) {
+  auto movie =
+      mp4::parse_movie(mp4::as_bytes(moov).subspan(static_cast<std::size_t>(loc.header)), object_size);
+  if (!movie) return movie.err();
+  auto p = std::make_shared<hls_package>();
+  p->movie = std::move(*movie);
+  p->index = mp4::cut_segments(p->movie, target_ms);
+  p->bytes = moov.size();
+  for (const auto& t : p->movie.tracks) p->bytes += t.samples.size() * sizeof(mp4::sample);
+  for (const auto& t : p->movie.subtitles) p->bytes += t.samples.size() * sizeof(mp4::sample);
+  for (const auto& c : p->index.tracks) p->bytes += c.first.size() * 12;
+  return std::shared_ptr<const hls_package>(std::move(p));
+}
+
+// The on-disk index cache (--hls-index-dir, see mp4/index_file.hpp): one file per object version, named by a
+// hash of key and ETag, written whole under a temporary name and renamed into place; the least recently used
+// removed past hls_index_dir_bytes. Files are small (a moov: kilobytes to a few MB), read or written once per
+// object version and process, on the event loop: one local file access instead of storage round trips.
+namespace fs = std::filesystem;
+
+fs::path index_file_path(const services& svc, const std::string& key, const storage::object_meta& meta) {
+  return fs::path(svc.config.hls_index_dir) / (sha256_hex(key + '\n' + meta.etag) + ".moov");
+}
+
+std::optional<mp4::index_file> load_index_file(services& svc, const std::string& key,
+                                               const storage::object_meta& meta) {
+  const auto path = index_file_path(svc, key, meta);
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec || size > svc.config.hls_max_moov_bytes + 64 * 1024) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  std::string data(static_cast<std::size_t>(size), '\0');
+  if (!in.read(data.data(), static_cast<std::streamsize>(data.size()))) return std::nullopt;
+  auto f = mp4::decode_index_file(data, key, meta.etag);
+  if (!f || f->object_size != meta.size) {
+    svc.log.warn("HLS index file {} of {} is not usable: rebuilt from storage", path.string(), key);
+    fs::remove(path, ec);
+    return std::nullopt;
+  }
+  fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // recently used: removed last
+  return f;
+}
+
+void store_index_file(services& svc, const std::string& key, const storage::object_meta& meta,
+                      const mp4::index_file& f) {
+  const fs::path dir(svc.config.hls_index_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const auto path = index_file_path(svc, key, meta);
+  const auto data = mp4::encode_index_file(key, meta.etag, f);
+  static std::atomic<std::uint64_t> serial{0};
+  auto tmp = path;
+  tmp += ".tmp" + std::to_string(::getpid()) + "-" + std::to_string(serial++);
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out.close();
+    if (!out) {
+      svc.log.warn("cannot write the HLS index file {}", tmp.string());
+      fs::remove(tmp, ec);
+      return;
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    svc.log.warn("cannot rename {} into place: {}", tmp.string(), ec.message());
+    fs::remove(tmp, ec);
+    return;
+  }
+  // Bounded: the least recently used files go first.
+  struct entry {
+    fs::file_time_type used;
+    std::uint64_t size;
+    fs::path path;
+  };
+  std::vector<entry> files;
+  std::uint64_t total = 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() != ".moov" || !e.is_regular_file(ec)) continue;
+    const auto size = e.file_size(ec);
+    files.push_back({e.last_write_time(ec), size, e.path()});
+    total += size;
+  }
+  if (total <= svc.config.hls_index_dir_bytes) return;
+  std::sort(files.begin(), files.end(), [](const entry& a, const entry& b) { return a.used < b.used; });
+  for (const auto& e : files) {
+    if (total <= svc.config.hls_index_dir_bytes) break;
+    if (e.path != path && fs::remove(e.path, ec)) total -= e.size;
+  }
+}
+
+// Finds moov with ranged reads of box headers, reads it, parses it and cuts the segments; or takes it from
+// the on-disk index cache.
 net::awaitable<result<std::shared_ptr<const hls_package>>> load_package(services& svc, const std::string& key,
                                                                         const storage::object_meta& meta,
                                                                         std::uint32_t target_ms) {
+  if (!svc.config.hls_index_dir.empty()) {
+    if (auto f = load_index_file(svc, key, meta)) {
+      auto package = make_package(f->moov, f->location, meta.size, target_ms);
+      if (package) co_return package;
+    }
+  }
   if (meta.size < 8)
     co_return mp4::unsupported("not an MP4 or MOV file (" + std::to_string(meta.size) + " bytes)");
   std::uint64_t at = 0;
@@ -116,16 +224,10 @@ net::awaitable<result<std::shared_ptr<const hls_package>>> load_package(services
         if (!whole) co_return whole.err();
         moov = std::move(*whole);
       }
-      auto movie =
-          mp4::parse_movie(mp4::as_bytes(moov).subspan(static_cast<std::size_t>(loc.header)), meta.size);
-      if (!movie) co_return movie.err();
-      auto p = std::make_shared<hls_package>();
-      p->movie = std::move(*movie);
-      p->index = mp4::cut_segments(p->movie, target_ms);
-      p->bytes = moov.size();
-      for (const auto& t : p->movie.tracks) p->bytes += t.samples.size() * sizeof(mp4::sample);
-      for (const auto& c : p->index.tracks) p->bytes += c.first.size() * 12;
-      co_return std::shared_ptr<const hls_package>(std::move(p));
+      auto package = make_package(moov, loc, meta.size, target_ms);
+      if (package && !svc.config.hls_index_dir.empty())
+        store_index_file(svc, key, meta, mp4::index_file{meta.size, loc, std::move(moov)});
+      co_return package;
     }
     if (reads >= 16) co_return mp4::unprocessable("moov not found after 16 reads of box headers");
     at = step->next_read;
@@ -133,6 +235,43 @@ net::awaitable<result<std::shared_ptr<const hls_package>>> load_package(services
     if (!next) co_return next.err();
     data = std::move(next);
   }
+}
+
+// The first bytes (up to kMaxTextSampleRead) of samples [span.first, span.end) of a subtitle track: one
+// ranged read per group of samples that lie close together in the file (cues are tiny and interleaved with
+// the video, so a group is usually one sample).
+net::awaitable<result<std::vector<std::string>>> read_text_samples(services& svc, const std::string& key,
+                                                                   const storage::object_meta& meta,
+                                                                   const mp4::track& t, mp4::text_span span) {
+  constexpr std::uint64_t kGap = 64 * 1024, kGroup = 1 << 20;
+  std::vector<std::string> out(span.end - span.first);
+  std::uint32_t i = span.first;
+  while (i < span.end) {
+    if (t.samples[i].size == 0) {
+      ++i;
+      continue;
+    }
+    const std::uint64_t from = t.samples[i].offset;
+    std::uint64_t to = from + std::min(t.samples[i].size, mp4::kMaxTextSampleRead);
+    std::uint32_t j = i + 1;
+    for (; j < span.end; ++j) {
+      const auto& s = t.samples[j];
+      if (s.size == 0) continue;
+      const auto end = s.offset + std::min(s.size, mp4::kMaxTextSampleRead);
+      if (s.offset < from || s.offset > to + kGap || end - from > kGroup) break;
+      to = std::max(to, end);
+    }
+    auto data = co_await read_bytes(svc.store, key, meta, from, to - from);
+    if (!data) co_return data.err();
+    for (auto k = i; k < j; ++k) {
+      const auto& s = t.samples[k];
+      if (s.size == 0) continue;
+      out[k - span.first] =
+          data->substr(static_cast<std::size_t>(s.offset - from), std::min(s.size, mp4::kMaxTextSampleRead));
+    }
+    i = j;
+  }
+  co_return out;
 }
 
 std::string resource_etag(const storage::object_meta& meta, std::uint32_t target_ms,
@@ -159,13 +298,16 @@ std::optional<hls_target> parse_hls_path(std::string_view rest) {
     if (!id) return std::nullopt;
     t.what = hls_target::kind::playlist;
     t.track = *id;
-  } else if (last == "init.mp4" || (last.starts_with("seg-") && last.ends_with(".m4s"))) {
+  } else if (last == "init.mp4" || last == "whole.vtt" ||
+             (last.starts_with("seg-") && (last.ends_with(".m4s") || last.ends_with(".vtt")))) {
     if (last == "init.mp4") {
       t.what = hls_target::kind::init;
+    } else if (last == "whole.vtt") {
+      t.what = hls_target::kind::vtt_whole;
     } else {
       auto n = number<std::uint64_t>(last.substr(4, last.size() - 8));
       if (!n) return std::nullopt;
-      t.what = hls_target::kind::segment;
+      t.what = last.ends_with(".vtt") ? hls_target::kind::vtt_segment : hls_target::kind::segment;
       t.segment = *n;
     }
     const auto track_slash = before.rfind('/');
@@ -187,7 +329,7 @@ net::awaitable<response> serve_hls(const request& req, services& svc, std::strin
   if (!target)
     co_return text_response(404,
                             "not found: HLS resources are master.m3u8, <track>.m3u8, "
-                            "<track>/init.mp4 and <track>/seg-<n>.m4s after the key");
+                            "<track>/init.mp4, <track>/seg-<n>.m4s and <track>/seg-<n>.vtt after the key");
   auto key = http::decode_media_key(target->key);
   if (!key) co_return text_response(400, "bad request: the media key is not a valid path");
   if (catalog::has_hidden_component(*key)) co_return text_response(404, "not found");
@@ -235,7 +377,43 @@ net::awaitable<response> serve_hls_key(const request& req, services& svc, std::s
     if (movie.tracks[i].id == target->track) ti = i;
   auto layout = std::make_shared<spliced_layout>();
   std::string type;
+  std::size_t si = movie.subtitles.size();  // a subtitle track: its playlist and WebVTT files
+  for (std::size_t i = 0; i < movie.subtitles.size(); ++i)
+    if (movie.subtitles[i].id == target->track) si = i;
+  if (si < movie.subtitles.size()) {
+    const auto& t = movie.subtitles[si];
+    if (target->what == hls_target::kind::playlist) {
+      layout->head = mp4::subtitle_playlist(movie, package->index, si);
+      type = "application/vnd.apple.mpegurl";
+    } else if (target->what == hls_target::kind::vtt_segment || target->what == hls_target::kind::vtt_whole) {
+      mp4::text_span span = mp4::whole_text(t);
+      const bool segment = target->what == hls_target::kind::vtt_segment;
+      if (segment) {
+        const auto& cuts = package->index.subtitles[si];
+        if (target->segment >= cuts.segments()) co_return text_response(404, "no such segment");
+        span = mp4::text_segment(t, cuts, movie.tracks[package->index.lead],
+                                 package->index.tracks[package->index.lead],
+                                 static_cast<std::size_t>(target->segment));
+      }
+      auto samples = co_await read_text_samples(svc, key, *meta, t, span);
+      if (!samples) co_return storage_error_response(req, svc, key, samples.err());
+      layout->head = mp4::webvtt_file(t, span, *samples, segment);
+      type = "text/vtt; charset=utf-8";
+    } else {
+      co_return text_response(404, "no such resource of a subtitle track");
+    }
+  } else if (target->what == hls_target::kind::vtt_segment || target->what == hls_target::kind::vtt_whole) {
+    co_return text_response(404, "no such subtitle track");
+  }
+  if (!type.empty()) {
+    generated_resource res{key, std::move(*meta), std::move(layout), {}, std::move(type)};
+    res.etag = resource_etag(res.meta, target_ms, resource);
+    co_return co_await serve_generated(req, svc, std::move(res), private_link);
+  }
   switch (target->what) {
+    case hls_target::kind::vtt_segment:
+    case hls_target::kind::vtt_whole:
+      co_return text_response(404, "no such subtitle track");
     case hls_target::kind::master:
       layout->head = mp4::master_playlist(movie, package->index);
       type = "application/vnd.apple.mpegurl";

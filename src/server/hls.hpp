@@ -1,7 +1,8 @@
 #pragma once
 // HLS (and, over the same CMAF segments, DASH) made on the fly from a stored MP4 (issue 14):
 //   /hls/<key>/master.m3u8, /hls/<key>/<track>.m3u8, /hls/<key>/<track>/init.mp4,
-//   /hls/<key>/<track>/seg-<n>.m4s
+//   /hls/<key>/<track>/seg-<n>.m4s, and for a subtitle track /hls/<key>/<track>/seg-<n>.vtt (WebVTT per
+//   segment) and /hls/<key>/<track>/whole.vtt (all of its cues, for DASH)
 // and the same under /v/{id}/hls/; DASH's /dash/<key>/manifest.mpd names the same init and media segments
 // (/dash/<key>/<track>/init.mp4, ...: one set of CMAF segments, two manifests). The MP4's index (moov) is
 // found and read with ranged reads, parsed once per object version and kept in memory; a segment is its moof
@@ -20,7 +21,7 @@
 namespace mediagate::server {
 
 struct hls_target {
-  enum class kind { master, playlist, init, segment, mpd };
+  enum class kind { master, playlist, init, segment, mpd, vtt_segment, vtt_whole };
   std::string_view key;  // still URL-encoded
   kind what = kind::master;
   std::uint32_t track = 0;

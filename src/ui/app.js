@@ -42,12 +42,32 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-// Streaming mode of the player, kept in this browser: 'progressive' (the file itself, with ranges) or 'hls' (the
-// server repackages MP4 into HLS on the fly: /v/{id}/hls/master.m3u8), played by hls.js (embedded: /ui/
-// hls.light.min.js, hls.js 1.7.4 from npm) through Media Source Extensions, or natively where the browser has it.
+// Streaming mode of the player, kept in this browser: 'auto' (the default: HLS for an MP4/MOV item whose master
+// playlist the server makes, i.e. H.264/H.265 with AAC; the file itself otherwise), 'progressive' (the file
+// itself, with ranges) or 'hls'. HLS is the server's repackaging on the fly (/v/{id}/hls/master.m3u8), played by
+// hls.js through MSE (embedded: /ui/hls.min.js, hls.js 1.7.4 from npm, the full build: the light one plays
+// neither the separate audio rendition nor subtitles), or natively where there is no MSE (Safari on iPhone).
 const STREAM_KEY = 'mediagate.stream';
 function streamMode() {
-  try { return localStorage.getItem(STREAM_KEY) === 'hls' ? 'hls' : 'progressive'; } catch (e) { return 'progressive'; }
+  try {
+    const mode = localStorage.getItem(STREAM_KEY);
+    return mode === 'hls' || mode === 'progressive' ? mode : 'auto';
+  } catch (e) { return 'auto'; }
+}
+// Whether the server makes HLS of this item: its master playlist answers 200 (415 or 422 say it does not:
+// WebM, another codec, a broken index), naming codecs this browser plays.
+async function hlsAvailable(url) {
+  try {
+    const r = await fetch(url);
+    if (!r.ok) return false;
+    const codecs = /CODECS="([^"]+)"/.exec(await r.text());
+    if (!codecs) return false;
+    if (window.MediaSource) return MediaSource.isTypeSupported(`video/mp4; codecs="${codecs[1]}"`);
+    return canPlayHlsNatively();
+  } catch (e) { return false; }
+}
+function canPlayHlsNatively() {
+  return document.createElement('video').canPlayType('application/vnd.apple.mpegurl') !== '';
 }
 function canStreamHls(item, src) {
   return item.kind === 'video' && !src.need && /^video\/(mp4|quicktime)$/.test(item.content_type || '');
@@ -57,7 +77,7 @@ function loadHls() {
   if (window.Hls) return Promise.resolve(window.Hls);
   if (!hlsScript) {
     hlsScript = new Promise((resolve, reject) => {
-      const s = el('script', { src: '/ui/hls.light.min.js' });
+      const s = el('script', { src: '/ui/hls.min.js' });
       s.addEventListener('load', () => resolve(window.Hls));
       s.addEventListener('error', () => { hlsScript = null; reject(new Error('hls.js did not load')); });
       document.head.append(s);
@@ -65,7 +85,9 @@ function loadHls() {
   }
   return hlsScript;
 }
-// Plays `url` (a master playlist) in `video`: hls.js where MSE is there, else the browser's own HLS.
+// Plays `url` (a master playlist) in `video`: hls.js where the browser has Media Source Extensions, else the
+// browser's own HLS (Safari on iPhone). hls.js first, as its authors advise: browsers that also play HLS
+// themselves (Safari on macOS, recent Chromium) then behave alike, with the same subtitle and audio handling.
 async function attachHls(video, url, onError) {
   const Hls = await loadHls().catch(() => null);
   if (Hls && Hls.isSupported()) {
@@ -75,6 +97,7 @@ async function attachHls(video, url, onError) {
     hls.loadSource(url);
     hls.attachMedia(video);
     video.dataset.stream = 'hls.js';
+    video.hls = hls;  // for tests and the console: its audio and subtitle tracks
     return hls;
   }
   if (video.canPlayType('application/vnd.apple.mpegurl')) {
@@ -382,7 +405,10 @@ async function showItem(id) {
   document.title = item.title + ' \u2013 mediagate';
   $('#player-title').textContent = item.title;
   let media;
-  const hls = canStreamHls(item, src) && streamMode() === 'hls';
+  const mode = streamMode();
+  const master = src.src.replace(/\?.*$/, '') + '/hls/master.m3u8';
+  const hls = canStreamHls(item, src) && mode !== 'progressive' && await hlsAvailable(master);
+  if (seq !== state.seq) return;
   if (item.kind === 'video') {
     media = el('video', { id: 'player-media', src: hls ? null : src.src, controls: true, playsinline: true,
                           preload: 'auto', poster: src.poster, 'aria-label': item.title });
@@ -391,7 +417,7 @@ async function showItem(id) {
         error.textContent = 'HLS playback failed: ' + why;
         error.hidden = false;
       };
-      state.hls = await attachHls(media, src.src.replace(/\?.*$/, '') + '/hls/master.m3u8', showError);
+      state.hls = await attachHls(media, master, showError);
       if (seq !== state.seq) return;
     } else {
       media.dataset.stream = 'progressive';

@@ -124,6 +124,8 @@ for (const [name, launch] of [['chromium', launchChromium], ['firefox-esr', laun
       await b.waitFor(() => document.body.dataset.libraryLoaded === 'true'
         && [...document.querySelectorAll('#grid img')].length > 0
         && [...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth > 0));
+      // The progressive path (ranges of the file over h2); MP4 would play with HLS by default.
+      await b.evaluate(() => localStorage.setItem('mediagate.stream', 'progressive'));
       await b.evaluate((i) => { location.hash = '#/item/' + i; }, id);
       await b.waitFor((t) => {
         const v = document.querySelector('#player-media');

@@ -210,11 +210,12 @@ describe('private media on the library page (chromium)', () => {
     assert.match(await page.$eval('#download', (a) => a.getAttribute('href')), /\?exp=/);
     const shot = path.join(OUT, 'private-admin-player.png');
     await page.screenshot({ path: shot, fullPage: true });
-    // Back to public from the player: the page plays /v/{id} without a link again.
+    // Back to public from the player: the page plays /v/{id} without a link again (an MP4: with HLS by default).
     await page.selectOption('#item-visibility', 'public');
     await page.waitForFunction((i) => {
       const v = document.querySelector('#player-media');
-      return v && v.getAttribute('src') === `/v/${i}` && document.querySelector('#item-copy-link').hidden;
+      return v && (v.getAttribute('src') === `/v/${i}` || v.dataset.stream === 'hls.js') &&
+        document.querySelector('#item-copy-link').hidden;
     }, id);
     await page.evaluate(playVideo, '#player-media');
     assert.ok((await listIds(false)).includes(id), 'public again: listed to everyone');

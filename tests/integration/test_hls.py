@@ -11,6 +11,7 @@ Run from tests/integration: /usr/bin/python3 run_suite.py --bin ../../build/medi
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -28,11 +29,32 @@ import rawhttp
 import test_api
 
 FFMPEG = harness.FFMPEG
-# Made here (cached like the harness's fixtures, under .cache/hls-fixtures/<hash of the recipes>): H.265, and two
-# AAC tracks in two languages (alternate renditions).
+FFPROBE = os.environ.get("FFPROBE", str(Path(FFMPEG).with_name("ffprobe")))
+# Made here (cached like the harness's fixtures, under .cache/hls-fixtures/<hash of the recipes>): H.265, two
+# AAC tracks in two languages (alternate renditions), audio that starts 0.5 s late (an empty edit) beside
+# H.264 with two B-frames (edit lists: the B-frame delay on the video, the AAC priming folded into the empty
+# edit), and a mov_text (tx3g) subtitle track made from SUBS_SRT (a data: URI, so the recipe holds the text).
 _V = ["-f", "lavfi", "-i", "testsrc2=duration=10:size=320x180:rate=30"]
 _A = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10"]
 _A2 = ["-f", "lavfi", "-i", "sine=frequency=880:sample_rate=44100:duration=10"]
+SUBS_SRT = """1
+00:00:00,500 --> 00:00:02,000
+First cue & friends
+
+2
+00:00:02,500 --> 00:00:04,250
+Deux lignes, é ü
+second line
+
+3
+00:00:05,400 --> 00:00:06,600
+Across the 6 s cut
+
+4
+00:00:08,000 --> 00:00:09,500
+Last <i>words</i> MARKER
+"""
+_SUBS = ["-f", "srt", "-i", "data:text/plain;base64," + base64.b64encode(SUBS_SRT.encode()).decode()]
 EXTRA_RECIPES = {
     "hevc.mp4": _V + _A + ["-map", "0:v", "-map", "1:a", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
                            "keyint=60:min-keyint=60:open-gop=0:scenecut=0:log-level=error", "-tag:v", "hvc1", "-c:a", "aac", "-b:a", "64k",
@@ -41,6 +63,12 @@ EXTRA_RECIPES = {
                                       "veryfast", "-g", "60", "-c:a", "aac", "-b:a", "64k",
                                       "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra"]
     + harness._BITEXACT,
+    "delay.mp4": _V + ["-itsoffset", "0.5", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=9",
+                       "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "60",
+                       "-c:a", "aac", "-b:a", "64k"] + harness._BITEXACT,
+    "subs.mp4": _V + _A + _SUBS + ["-map", "0:v", "-map", "1:a", "-map", "2:s", "-c:v", "libx264", "-preset",
+                                   "veryfast", "-g", "60", "-c:a", "aac", "-b:a", "64k", "-c:s", "mov_text",
+                                   "-metadata:s:s:0", "language=eng"] + harness._BITEXACT,
 }
 
 
@@ -56,10 +84,11 @@ SOURCES = {"clip.mp4": "clip.mp4", "moov at end/clip.mp4": "clip-nofaststart.mp4
 HLS_TYPE = "application/vnd.apple.mpegurl"
 
 
-def framemd5(url_or_path: str) -> dict[str, tuple[Fraction, list[list[str]]]]:
-    """ffmpeg's packets (`-c copy -f framemd5`) by media type: the stream's time base and, per packet, its
-    dts, pts, duration, size, MD5 (and side data)."""
-    r = subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", url_or_path, "-map", "0", "-c", "copy",
+def framemd5(url_or_path: str, maps=("0:v", "0:a")) -> dict[str, tuple[Fraction, list[list[str]]]]:
+    """ffmpeg's packets (`-c copy -f framemd5`) of the audio and video streams by media type: the stream's time
+    base and, per packet, its dts, pts, duration, size, MD5 (and side data)."""
+    args = [a for m in maps for a in ("-map", m)]
+    r = subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", url_or_path, *args, "-c", "copy",
                         "-f", "framemd5", "-"], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise AssertionError(f"ffmpeg -i {url_or_path} failed ({r.returncode}):\n{r.stderr[-2000:]}")
@@ -81,18 +110,22 @@ def framemd5(url_or_path: str) -> dict[str, tuple[Fraction, list[list[str]]]]:
 
 def packet_problems(expected, got) -> list[str]:
     """What differs between two framemd5 readings: every stream must have the same packets (duration, size,
-    MD5: nothing re-encoded, dropped or reordered), and every timestamp must be moved by one offset common to
-    all streams (to within a tick of rounding between time bases): audio and video stay in sync.
+    MD5: nothing re-encoded, dropped or reordered), and every timestamp of a stream must be moved by one offset
+    (to within a tick of rounding between time bases), of at most 0.1 s.
 
-    The offset, the skip-samples side data and the last audio packet's duration are ffmpeg's: its HLS and DASH
-    demuxers start the timeline at zero, and its MP4 demuxer applies an audio edit list (the AAC priming at the
-    start, the padding at the end) to a progressive file only, not to a fragmented one, whose init segment
-    carries the same edit list."""
+    The offsets are per stream and per kind of timestamp, not common to all: the fragments apply the edit lists themselves (no edts in the
+    init segments, see mp4::apply_edit_lists), the video's B-frame delay as signed composition offsets (trun
+    version 1), and ffmpeg 5.1's fMP4 reader presents such a track late by its most negative offset (it adds
+    its dts_shift to the pts but not to the tfdt-based dts), and its command line then moves every stream by
+    the input's start. Audio and video sync is checked box by box in
+    test_first_presentation_times instead. The skip-samples side data and the last audio packet's duration
+    are ffmpeg's too: it applies an audio edit list (the AAC priming, the padding at the end) to a progressive
+    file only."""
     problems = []
     if sorted(expected) != sorted(got):
         return [f"streams {sorted(got)} instead of {sorted(expected)}"]
-    offsets = []
     for kind, (base, packets) in expected.items():
+        pts_offsets, dts_offsets = [], []
         got_base, got_packets = got[kind]
         # Duration, size and MD5; the source's last packet may be shorter: its edit list ends inside it.
         if [p[3:5] for p in packets] != [p[3:5] for p in got_packets] or \
@@ -101,13 +134,88 @@ def packet_problems(expected, got) -> list[str]:
             problems.append(f"{kind}: {len(got_packets)} packets differ from the source's {len(packets)}")
             continue
         for a, b in zip(packets, got_packets):
-            offsets.append(int(b[1]) * got_base - int(a[1]) * base)  # pts
-            offsets.append(int(b[0]) * got_base - int(a[0]) * base)  # dts
-    if offsets and max(offsets) - min(offsets) > Fraction(1, 1000):
-        problems.append(f"timestamps moved by {float(min(offsets))}..{float(max(offsets))} s: not one offset")
-    if offsets and not 0 <= min(offsets) <= Fraction(1, 10):
-        problems.append(f"timestamps moved by {float(min(offsets))} s")
+            pts_offsets.append(int(b[1]) * got_base - int(a[1]) * base)
+            dts_offsets.append(int(b[0]) * got_base - int(a[0]) * base)
+        for name, offsets in (("pts", pts_offsets), ("dts", dts_offsets)):
+            if offsets and max(offsets) - min(offsets) > Fraction(1, 1000):
+                problems.append(f"{kind}: {name} moved by {float(min(offsets))}..{float(max(offsets))} s: "
+                                "not one offset")
+            if offsets and abs(min(offsets)) > Fraction(1, 10):
+                problems.append(f"{kind}: {name} moved by {float(min(offsets))} s")
     return problems
+
+
+def framemd5_each(url: str, streams: dict[str, tuple[Fraction, list[list[str]]]]):
+    """framemd5() of a DASH manifest, one stream at a time: ffmpeg's DASH demuxer ends the whole input as soon as
+    the representation it reads next (the one with the lowest pts so far) ends, so reading several at once loses
+    the video's last packets when the audio ends first."""
+    out = {}
+    for kind in streams:
+        media, n = kind.split()
+        got = framemd5(url, (f"0:{media[0]}:{int(n) - 1}",))
+        out[kind] = got[f"{media} 1"]
+    return out
+
+
+def source_first_pts(path: Path) -> list[tuple[str, float]]:
+    """(codec type, earliest pts in seconds among its first 16 packets) of each stream of a progressive file, as
+    ffprobe reads it: with its edit lists applied."""
+    r = subprocess.run([FFPROBE, "-v", "error", "-show_entries", "stream=index,codec_type:packet=stream_index,pts_time",
+                        "-of", "json", str(path)], capture_output=True, text=True, timeout=60, check=True)
+    info = json.loads(r.stdout)
+    first: dict[int, list[float]] = {}
+    for p in info["packets"]:
+        first.setdefault(p["stream_index"], []).append(float(p["pts_time"]))
+    return [(st["codec_type"], min(first[st["index"]][:16])) for st in info["streams"]
+            if st["codec_type"] in ("video", "audio")]
+
+
+def fragment_first_presentation(init: bytes, segment: bytes) -> float:
+    """The earliest presentation time (seconds) of a CMAF media segment, from its boxes as ISO/IEC 14496-12
+    defines them: tfdt plus, per sample, the durations before it and its composition offset (signed in trun
+    version 1); the timescale from the init segment's mdhd, which must carry no edit list."""
+    assert not box_offsets(init, ["moov", "trak", "edts"]), "an edit list in the init segment"
+    mdhd = box_offsets(init, ["moov", "trak", "mdia", "mdhd"])[0]
+    timescale = int.from_bytes(init[mdhd + 20:mdhd + 24] if init[mdhd + 8] == 0 else init[mdhd + 28:mdhd + 32], "big")
+    tfdt = box_offsets(segment, ["moof", "traf", "tfdt"])[0]
+    dts = int.from_bytes(segment[tfdt + 12:tfdt + 20] if segment[tfdt + 8] == 1 else segment[tfdt + 12:tfdt + 16], "big")
+    trun = box_offsets(segment, ["moof", "traf", "trun"])[0]
+    version, flags = segment[trun + 8], int.from_bytes(segment[trun + 9:trun + 12], "big")
+    count = int.from_bytes(segment[trun + 12:trun + 16], "big")
+    pos = trun + 16 + (4 if flags & 1 else 0) + (4 if flags & 4 else 0)
+    tfhd = box_offsets(segment, ["moof", "traf", "tfhd"])[0]
+    assert flags & 0x100, "trun without sample durations"  # our fragments always carry them
+    earliest = None
+    for _ in range(count):
+        duration = int.from_bytes(segment[pos:pos + 4], "big")
+        pos += 4 + (4 if flags & 0x200 else 0) + (4 if flags & 0x400 else 0)
+        cts = 0
+        if flags & 0x800:
+            cts = int.from_bytes(segment[pos:pos + 4], "big", signed=version == 1)
+            pos += 4
+        earliest = dts + cts if earliest is None else min(earliest, dts + cts)
+        dts += duration
+    del tfhd
+    return earliest / timescale
+
+
+def webvtt_cues(text: str) -> list[tuple[float, float, str]]:
+    """(start, end, text) of each cue of a WebVTT file; markup tags dropped and entities decoded (ffmpeg's
+    webvtt writer keeps '&' bare and re-creates <i> from tx3g style boxes, which we ignore)."""
+    import html
+    cues = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = block.strip("\n").split("\n")
+        for i, line in enumerate(lines):
+            m = re.match(r"^((?:\d+:)?\d+:\d+\.\d+) --> ((?:\d+:)?\d+:\d+\.\d+)", line)
+            if m:
+                def seconds(t: str) -> float:
+                    parts = [float(x) for x in t.split(":")]
+                    return sum(v * 60 ** (len(parts) - 1 - k) for k, v in enumerate(parts))
+                body = html.unescape(re.sub(r"<[^>]*>", "", "\n".join(lines[i + 1:])))
+                cues.append((seconds(m.group(1)), seconds(m.group(2)), body))
+                break
+    return cues
 
 
 def box_offsets(data: bytes, path: list[str], start: int = 0, end: Optional[int] = None) -> list[int]:
@@ -251,12 +359,118 @@ class HlsTest(test_api.ServerCase):
                 self.assertEqual(video, [6.0, 4.0])
 
     def test_packets_equal_the_source(self) -> None:
-        for key in ("clip.mp4", "moov at end/clip.mp4", "hevc.mp4", "two-audio.mp4"):
+        for key in ("clip.mp4", "moov at end/clip.mp4", "hevc.mp4", "two-audio.mp4", "delay.mp4", "subs.mp4"):
             with self.subTest(key=key):
                 expected = framemd5(str(self.sources[key]))
                 self.assertEqual(len(expected["video 1"][1]), 300)  # 10 s at 30 fps
                 got = framemd5(self.base + self.hls(key, "master.m3u8"))
                 self.assertEqual(packet_problems(expected, got), [])
+
+    def test_first_presentation_times(self) -> None:
+        """Edit lists applied in the fragments: each stream's first segment presents its first sample when the
+        source (ffprobe of the progressive file, edit lists applied) does, within one frame, and audio against
+        video to within a millisecond (the common shift that keeps AAC priming off negative times is < 1 frame).
+        The DASH timeline starts at the same tfdt."""
+        import xml.etree.ElementTree as ET
+        ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+        for key in ("clip.mp4", "moov at end/clip.mp4", "hevc.mp4", "two-audio.mp4", "delay.mp4"):
+            with self.subTest(key=key):
+                source = source_first_pts(self.sources[key])
+                mpd = ET.fromstring(self.get("/dash/" + urllib.parse.quote(key, safe="/") + "/manifest.mpd").body)
+                got = []
+                for index, (kind, _) in enumerate(source):
+                    track = index + 1  # ffmpeg numbers tracks from 1 in stream order
+                    init = self.get(self.hls(key, f"{track}/init.mp4"))
+                    seg = self.get(self.hls(key, f"{track}/seg-0.m4s"))
+                    self.assertEqual((init.status, seg.status), (200, 200))
+                    got.append(fragment_first_presentation(init.body, seg.body))
+                    template = mpd.find(f"d:Period/d:AdaptationSet[@id='{track}']/d:Representation/d:SegmentTemplate", ns)
+                    tfdt = box_offsets(seg.body, ["moof", "traf", "tfdt"])[0]
+                    self.assertEqual(int(template.find("d:SegmentTimeline/d:S", ns).get("t")),
+                                     int.from_bytes(seg.body[tfdt + 12:tfdt + 20], "big"))
+                for (kind, expected), value in zip(source, got):
+                    self.assertAlmostEqual(value, expected, delta=1 / 30, msg=f"{kind}: {got} vs {source}")
+                for (_, a), b in zip(source[1:], got[1:]):  # each stream against the first (the video)
+                    self.assertAlmostEqual(b - got[0], a - source[0][1], delta=0.001, msg=f"{got} vs {source}")
+                print(f"  {key}: first presentation {[round(v, 4) for v in got]} s, source "
+                      f"{[round(v, 4) for _, v in source]} s")
+
+    def test_subtitles_become_webvtt_renditions(self) -> None:
+        key = "subs.mp4"
+        expected = subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", str(self.sources[key]), "-map", "0:s",
+                                   "-f", "webvtt", "-"], capture_output=True, text=True, timeout=60, check=True).stdout
+        expected_cues = webvtt_cues(expected)
+        self.assertEqual(len(expected_cues), 4, expected)
+        master = self.playlist(self.hls(key, "master.m3u8"))
+        media = re.findall(r'^#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="[^"]+",LANGUAGE="eng",.*URI="(\d+)\.m3u8"$',
+                           master, re.M)
+        self.assertEqual(len(media), 1, master)
+        self.assertRegex(master, r'#EXT-X-STREAM-INF:.*,SUBTITLES="subs"\n1\.m3u8\n')
+        playlist = self.playlist(self.hls(key, f"{media[0]}.m3u8"))
+        uris = re.findall(r"^(\d+/seg-\d+\.vtt)$", playlist, re.M)
+        durations = [float(d) for d in re.findall(r"^#EXTINF:([0-9.]+),$", playlist, re.M)]
+        self.assertEqual(durations, self.check_media_playlist(self.playlist(self.hls(key, "1.m3u8"))))
+        self.assertEqual(len(uris), 2)
+        # Cue times are on the fragments' timeline, which is the source's moved by a common shift (< 1 frame:
+        # the AAC priming kept off negative times), that of the video.
+        source_video = source_first_pts(self.sources[key])[0][1]
+        shift = fragment_first_presentation(self.get(self.hls(key, "1/init.mp4")).body,
+                                            self.get(self.hls(key, "1/seg-0.m4s")).body) - source_video
+        self.assertLess(abs(shift), 1 / 30)
+        expected_cues = [(a + shift, b + shift, t) for a, b, t in expected_cues]
+        got, start = [], 0.0
+        for uri, duration in zip(uris, durations):
+            r = self.get(self.hls(key, uri))
+            self.assertEqual(r.status, 200, r.describe())
+            self.assertEqual(r.media_type(), "text/vtt")
+            text = r.body.decode("utf-8")
+            self.assertTrue(text.startswith("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n"), text)
+            cues = webvtt_cues(text)
+            for cue in cues:  # every cue of a segment overlaps it
+                self.assertLess(cue[0], start + duration)
+                self.assertGreater(cue[1], start)
+            got += [c for c in cues if c not in got]  # a cue across a cut is in both segments
+            start += duration
+        self.assert_same_cues(got, expected_cues)
+        self.assertIn("Across the 6 s cut", [c[2] for c in got])
+        # DASH: one whole WebVTT file in a text AdaptationSet.
+        import xml.etree.ElementTree as ET
+        ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+        mpd = ET.fromstring(self.get(f"/dash/{key}/manifest.mpd").body)
+        text_set = mpd.find("d:Period/d:AdaptationSet[@contentType='text']", ns)
+        self.assertEqual((text_set.get("mimeType"), text_set.get("lang")), ("text/vtt", "eng"))
+        url = text_set.find("d:Representation/d:BaseURL", ns).text
+        whole = self.get(f"/dash/{key}/{url}")
+        self.assertEqual(whole.status, 200, whole.describe())
+        self.assert_same_cues(webvtt_cues(whole.body.decode("utf-8")), expected_cues)
+
+    def assert_same_cues(self, got, expected) -> None:
+        """The same cue texts at the same times, to the millisecond of WebVTT's times."""
+        self.assertEqual([c[2] for c in got], [c[2] for c in expected])
+        for a, b in zip(got, expected):
+            self.assertAlmostEqual(a[0], b[0], delta=0.0015, msg=f"{got} vs {expected}")
+            self.assertAlmostEqual(a[1], b[1], delta=0.0015, msg=f"{got} vs {expected}")
+
+    def test_hostile_subtitle_samples_give_clean_webvtt(self) -> None:
+        """A tx3g sample whose length runs past it, holding invalid UTF-8, '-->' and a blank line: 200 with a
+        valid WebVTT file (bad bytes replaced, '>' escaped, the blank line dropped), and the rest unchanged."""
+        data = bytearray(self.sources["subs.mp4"].read_bytes())
+        at = data.find(b"Last words MARKER")
+        self.assertGreater(at, 0)
+        data[at - 2:at] = (0xFFFF).to_bytes(2, "big")  # the 16-bit length: past the sample's end
+        data[at:at + 17] = b"\xff-->\n\n\xc0\xafxy MARKER"
+        self.storage.put("hostile/subs.mp4", bytes(data))
+        playlist = self.playlist(self.hls("hostile/subs.mp4", "3.m3u8"))
+        last = re.findall(r"^(\d+/seg-\d+\.vtt)$", playlist, re.M)[-1]
+        r = self.get(self.hls("hostile/subs.mp4", last))
+        self.assertEqual(r.status, 200, r.describe())
+        text = r.body.decode("utf-8")  # valid UTF-8
+        self.assertIn(" --> 00:00:09.5", text)
+        self.assertIn("\n\ufffd--&gt;\n\ufffd\ufffdxy MARKER", text)
+        self.assertEqual(text.count("-->"), len(webvtt_cues(text)))
+        whole = self.get("/dash/hostile/subs.mp4/3/whole.vtt")
+        self.assertEqual(whole.status, 200)
+        self.assertEqual(len(webvtt_cues(whole.body.decode("utf-8"))), 4)
 
     def test_hevc_and_alternate_audio_renditions(self) -> None:
         master = self.playlist(self.hls("hevc.mp4", "master.m3u8"))
@@ -273,11 +487,16 @@ class HlsTest(test_api.ServerCase):
             self.assertIn(f'URI="{track}.m3u8"', line)
             durations = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", f"{track}.m3u8")))
             self.assertAlmostEqual(sum(durations), 10.0, delta=0.05)
-        # 44.1 kHz audio is cut at the same times as the video and the 48 kHz track (within one AAC frame).
-        a = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", "2.m3u8")))
-        b = self.check_media_playlist(self.playlist(self.hls("two-audio.mp4", "3.m3u8")))
-        self.assertAlmostEqual(a[0], 6.0, delta=1024 / 44100)
-        self.assertAlmostEqual(b[0], 6.0, delta=1024 / 44100)
+        # 44.1 kHz audio is cut at the same times as the video and the 48 kHz track (within one AAC frame), on
+        # the timeline of the fragments (tfdt: edit lists applied).
+        starts = []
+        for track in (1, 2, 3):
+            init = self.get(self.hls("two-audio.mp4", f"{track}/init.mp4")).body
+            seg = self.get(self.hls("two-audio.mp4", f"{track}/seg-1.m4s")).body
+            starts.append(fragment_first_presentation(init, seg))
+        self.assertAlmostEqual(starts[0], 6.0, delta=1 / 30)
+        self.assertAlmostEqual(starts[1], starts[0], delta=1024 / 44100)
+        self.assertAlmostEqual(starts[2], starts[0], delta=1024 / 44100)
 
     def test_dash_manifest_over_the_same_segments(self) -> None:
         import xml.etree.ElementTree as ET
@@ -295,10 +514,13 @@ class HlsTest(test_api.ServerCase):
                     template = s.find("d:Representation/d:SegmentTemplate", ns)
                     scale = int(template.get("timescale"))
                     t = 0
-                    for e in template.findall("d:SegmentTimeline/d:S", ns):
+                    timeline = template.findall("d:SegmentTimeline/d:S", ns)
+                    t = first = int(timeline[0].get("t"))  # the first tfdt: edit lists applied (< 1 frame)
+                    self.assertLess(first / scale, 1 / 30)
+                    for e in timeline:
                         self.assertEqual(int(e.get("t")), t)  # no gaps, no overlaps
                         t += int(e.get("d")) * (1 + int(e.get("r", "0")))
-                    self.assertAlmostEqual(t / scale, 10.0, delta=0.05)
+                    self.assertAlmostEqual((t - first) / scale, 10.0, delta=0.05)
                 # The DASH segment URLs name the very bytes of the HLS ones.
                 track = sets[0].find("d:Representation", ns).get("id")
                 dash_seg = self.get("/dash/" + urllib.parse.quote(key, safe="/") + f"/{track}/seg-1.m4s")
@@ -307,7 +529,8 @@ class HlsTest(test_api.ServerCase):
                 self.assertEqual(dash_seg.body, hls_seg.body)
                 self.assertEqual(dash_seg.header("etag"), hls_seg.header("etag"))
                 expected = framemd5(str(self.sources[key]))
-                got = framemd5(self.base + "/dash/" + urllib.parse.quote(key, safe="/") + "/manifest.mpd")
+                got = framemd5_each(self.base + "/dash/" + urllib.parse.quote(key, safe="/") + "/manifest.mpd",
+                                    expected)
                 self.assertEqual(packet_problems(expected, got), [])
 
     def test_catalog_view_serves_the_same_resources(self) -> None:
@@ -573,3 +796,50 @@ if harness.STORAGE_MODE == "s3":
             for server in (self.plain, self.cached):
                 self.assertTrue(server.alive())
 
+        def test_index_on_disk_survives_a_restart(self) -> None:
+            """--hls-index-dir: after a restart, the first playlist request of a known object reads no moov from
+            S3 (no GET: the HEAD that gives size and ETag only); a damaged index file is not trusted but rebuilt.
+            With --cache-dir alone, the index files go under it (hls-index/)."""
+            index_dir = self.storage.tmp / "hls-index"
+
+            def serve(name: str):
+                return test_api.start_server(self.storage, ["--hls-index-dir", str(index_dir)],
+                                             f"{type(self).__name__}-{name}")
+
+            def playlists(server) -> tuple[int, str]:
+                before = s3_counters(server.port)
+                text = (self.fetch(server.port, "clip.mp4", "master.m3u8").decode() +
+                        self.fetch(server.port, "clip.mp4", "1.m3u8").decode())
+                return s3_counters(server.port)[0] - before[0], text
+
+            first = serve("first")
+            try:
+                gets, expected = playlists(first)
+            finally:
+                first.stop()
+            self.assertGreaterEqual(gets, 1)  # the moov read from S3
+            files = list(index_dir.glob("*.moov"))
+            self.assertEqual(len(files), 1, list(index_dir.iterdir()))
+            again = serve("restarted")
+            try:
+                gets, text = playlists(again)
+            finally:
+                again.stop()
+            self.assertEqual(text, expected)
+            self.assertEqual(gets, 0, "the index was read from S3 again after a restart")
+            print(f"  figure: after a restart, master.m3u8 + 1.m3u8: {gets} GET from S3")
+            # A flipped bit in the file: ignored, read from S3 again, and written anew.
+            data = bytearray(files[0].read_bytes())
+            data[len(data) // 2] ^= 0x10
+            files[0].write_bytes(bytes(data))
+            damaged = serve("damaged")
+            try:
+                gets, text = playlists(damaged)
+            finally:
+                damaged.stop()
+            self.assertEqual(text, expected)
+            self.assertGreaterEqual(gets, 1)
+            self.assertNotEqual(files[0].read_bytes(), bytes(data))
+            # The cached server (--cache-dir) of this class keeps its index files in its cache directory.
+            self.fetch(self.cached.port, "clip.mp4", "master.m3u8")
+            self.assertTrue(list((self.cache_dir / "hls-index").glob("*.moov")))

@@ -6,10 +6,12 @@
 
 #include "mp4/box.hpp"
 #include "mp4/fragment.hpp"
+#include "mp4/index_file.hpp"
 #include "mp4/locate.hpp"
 #include "mp4/movie.hpp"
 #include "mp4/playlist.hpp"
 #include "mp4/segments.hpp"
+#include "mp4/webvtt.hpp"
 #include "server/hls.hpp"
 
 namespace mediagate::mp4 {
@@ -27,8 +29,10 @@ struct track_spec {
   std::uint32_t per_chunk = 5;
   std::uint64_t first_offset = 1000;
   std::uint64_t chunk_gap = 0;  // bytes between chunks (another track's chunk)
-  std::string format;           // default avc1 / mp4a
+  std::string format;           // default avc1 / mp4a; "tx3g" or "wvtt": a subtitle track
   bool stz2 = false;
+  std::vector<std::pair<std::int64_t, std::uint32_t>>
+      edits;  // elst: (media_time, duration in ms); empty: none
 };
 
 void full_box(writer& w, const char (&type)[5], std::uint8_t version, std::uint32_t flags,
@@ -43,8 +47,16 @@ void plain_box(writer& w, const char (&type)[5], const std::function<void(writer
   w.close(b);
 }
 
+bool subtitle(const track_spec& t) { return t.format == "tx3g" || t.format == "wvtt"; }
+
 void sample_entry(writer& w, const track_spec& t) {
-  if (t.video) {
+  if (subtitle(t)) {
+    auto e = w.open(t.format == "tx3g" ? fourcc("tx3g") : fourcc("wvtt"));
+    for (int i = 0; i < 6; ++i) w.u8(0);
+    w.u16(1);
+    for (int i = 0; i < 30; ++i) w.u8(0);
+    w.close(e);
+  } else if (t.video) {
     auto e = w.open(t.format.empty() ? fourcc("avc1") : fourcc("hvc1"));
     for (int i = 0; i < 6; ++i) w.u8(0);
     w.u16(1);
@@ -112,6 +124,17 @@ void trak(writer& w, const track_spec& t) {
       w.u32(t.id);
       for (int i = 0; i < 72; ++i) w.u8(0);
     });
+    if (!t.edits.empty())
+      plain_box(w, "edts", [&](writer& w) {
+        full_box(w, "elst", 0, 0, [&](writer& w) {
+          w.u32(static_cast<std::uint32_t>(t.edits.size()));
+          for (auto [media_time, ms] : t.edits) {
+            w.u32(ms);
+            w.u32(static_cast<std::uint32_t>(media_time));
+            w.u32(0x00010000);
+          }
+        });
+      });
     plain_box(w, "mdia", [&](writer& w) {
       full_box(w, "mdhd", 0, 0, [&](writer& w) {
         w.u64(0);
@@ -122,7 +145,7 @@ void trak(writer& w, const track_spec& t) {
       });
       full_box(w, "hdlr", 0, 0, [&](writer& w) {
         w.u32(0);
-        w.u32(t.video ? fourcc("vide") : fourcc("soun"));
+        w.u32(subtitle(t) ? fourcc("text") : t.video ? fourcc("vide") : fourcc("soun"));
         for (int i = 0; i < 13; ++i) w.u8(0);
       });
       plain_box(w, "minf", [&](writer& w) {
@@ -645,6 +668,337 @@ TEST(Mp4Playlist, DashManifestHasAnExactTimelinePerTrack) {
       << text;
 }
 
+// -- edit lists, applied in the fragments
+
+// The boxes of a media segment's traf: tfdt's decode time and trun's version and composition offsets.
+struct traf_view {
+  std::uint64_t tfdt = 0;
+  unsigned trun_version = 0;
+  std::vector<std::int32_t> cts;
+};
+traf_view read_traf(const std::string& head) {
+  traf_view v;
+  auto moof = read_boxes(as_bytes(head).subspan(0, head.size() - 8), "segment");
+  if (!moof || moof->empty()) return v;
+  auto kids = read_boxes(moof->front().payload(), "moof");
+  auto tk = read_boxes(find_box(*kids, fourcc("traf"))->payload(), "traf");
+  cursor tfdt(find_box(*tk, fourcc("tfdt"))->payload());
+  tfdt.u32();
+  v.tfdt = tfdt.u64();
+  cursor trun(find_box(*tk, fourcc("trun"))->payload());
+  v.trun_version = trun.u8();
+  const auto flags = trun.u24();
+  const auto count = trun.u32();
+  trun.u32();
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (flags & 0x100) trun.u32();
+    if (flags & 0x200) trun.u32();
+    if (flags & 0x400) trun.u32();
+    if (flags & 0x800) v.cts.push_back(static_cast<std::int32_t>(trun.u32()));
+  }
+  return v;
+}
+
+TEST(Mp4EditList, BFrameDelayGoesIntoSignedOffsetsAndPrimingIntoTfdt) {
+  // As ffmpeg writes H.264 with B-frames and AAC: video media_time = the first composition offset, audio
+  // media_time = the encoder's priming (1024 samples at 48 kHz).
+  // One B-frame between references (decode I0 P2 B1 P4 B3 ...): composition offsets 512, 1024, 0, 1024, 0,
+  // ...
+  auto v = video_10s();
+  for (std::size_t i = 0; i < v.cts.size(); ++i) v.cts[i] = i == 0 ? 512 : (i % 2 ? 1024 : 0);
+  v.edits = {{512, 10000}};
+  auto a = audio_10s();
+  a.edits = {{1024, 10000}};
+  auto m = parse({v, a});
+  ASSERT_TRUE(m) << m.err().message;
+  const auto& video = m->tracks[0];
+  const auto& audio = m->tracks[1];
+  EXPECT_EQ(video.cts_shift, 512);
+  EXPECT_EQ(audio.cts_shift, 0);
+  // Audio would start 1024/48000 s before 0: everything moves later by that, video by 327.68 ticks rounded.
+  EXPECT_EQ(audio.decode_offset, 0u);
+  EXPECT_EQ(video.decode_offset, 328u);
+  auto index = cut_segments(*m, 6000);
+  auto seg = read_traf(make_media_segment(video, index.tracks[0], 0).head);
+  EXPECT_EQ(seg.tfdt, 328u);
+  EXPECT_EQ(seg.trun_version, 1u);  // signed offsets
+  ASSERT_GE(seg.cts.size(), 3u);
+  EXPECT_EQ(seg.cts[0], 0);  // the first frame is presented at its decode time: 328 ticks, 21 ms
+  EXPECT_EQ(seg.cts[1], 512);
+  EXPECT_EQ(seg.cts[2], -512);
+  auto second = read_traf(make_media_segment(video, index.tracks[0], 1).head);
+  EXPECT_EQ(second.tfdt, 180u * 512 + 328);
+  auto audio_seg = read_traf(make_media_segment(audio, index.tracks[1], 1).head);
+  EXPECT_EQ(audio_seg.tfdt, index.tracks[1].dts[1]);
+  EXPECT_TRUE(audio_seg.cts.empty());
+  // The init segments carry no edit list: nothing is applied twice.
+  for (const auto& t : m->tracks) EXPECT_EQ(init_segment(*m, t).find("edts"), std::string::npos);
+  // DASH's timeline starts at each track's first tfdt.
+  auto mpd = dash_manifest(*m, index);
+  EXPECT_NE(mpd.find("<S t=\"328\" d=\"92160\"/>"), std::string::npos) << mpd;
+}
+
+TEST(Mp4EditList, AnEmptyEditDelaysTheTrack) {
+  auto a = audio_10s();
+  a.edits = {{-1, 500}, {0, 9000}};  // 0.5 s of nothing, then the media from its start
+  auto m = parse({video_10s(), a});
+  ASSERT_TRUE(m) << m.err().message;
+  EXPECT_EQ(m->tracks[0].decode_offset, 0u);
+  EXPECT_EQ(m->tracks[1].decode_offset, 24000u);  // 0.5 s at 48 kHz
+  auto index = cut_segments(*m, 6000);
+  EXPECT_EQ(read_traf(make_media_segment(m->tracks[1], index.tracks[1], 0).head).tfdt, 24000u);
+  // Segment 1 of the audio starts at the video's 6 s cut on the common timeline: 5.5 s into the audio.
+  const auto at = index.tracks[1].dts[1] + 24000;
+  EXPECT_GE(at, 6u * 48000);
+  EXPECT_LT(at, 6u * 48000 + 1024);
+}
+
+TEST(Mp4EditList, ImpossibleEditsAreRefused) {
+  auto a = audio_10s();
+  a.edits = {{469 * 1024 + 1, 1000}};  // starts after the media's end
+  auto m = parse({video_10s(), a});
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.err().code, errc::unprocessable);
+  EXPECT_NE(m.err().message.find("edit list"), std::string::npos) << m.err().message;
+  a.edits = {{-1, 0xffffffffu}, {-1, 0xffffffffu}, {-1, 0xffffffffu}};  // 149 days of empty edits at 1 kHz
+  m = parse({video_10s(), a});
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.err().message.find("empty edit"), std::string::npos) << m.err().message;
+}
+
+// -- subtitles
+
+TEST(WebVtt, CueTextIsMadeSafe) {
+  EXPECT_EQ(vtt_cue_text("plain", true), "plain");
+  EXPECT_EQ(vtt_cue_text("a & b < c > d", true), "a &amp; b &lt; c &gt; d");
+  EXPECT_EQ(vtt_cue_text("x --> y", true), "x --&gt; y");
+  EXPECT_EQ(vtt_cue_text("<i>x</i> --> y", false), "<i>x</i> --&gt; y");  // wvtt markup stays
+  EXPECT_EQ(vtt_cue_text("one\r\ntwo\rthree\n\n  \nfour\n", true), "one\ntwo\nthree\nfour");
+  EXPECT_EQ(vtt_cue_text("\n\n", true), "");
+  EXPECT_EQ(vtt_cue_text(std::string("a\0b", 3), true),
+            "a\xef\xbf\xbd"
+            "b");
+  // Bad UTF-8: a lone continuation byte, a truncated sequence, an overlong '/', a surrogate, past U+10FFFF.
+  EXPECT_EQ(
+      vtt_cue_text("\x80|\xe2\x82|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xc3\xa9", true),
+      "\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+      "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|\xc3\xa9");
+  // A huge cue is cut, at a line.
+  std::string huge;
+  for (int i = 0; i < 5000; ++i) huge += "line\n";
+  const auto cut = vtt_cue_text(huge, true);
+  EXPECT_LE(cut.size(), kMaxCueText);
+  EXPECT_GT(cut.size(), kMaxCueText - 8);
+  EXPECT_TRUE(cut.ends_with("line"));
+  EXPECT_EQ(vtt_cue_text(std::string(100000, 'x'), true), "");  // one line longer than any cue: dropped
+}
+
+std::string tx3g(std::uint16_t length, std::string_view text, std::string_view tail = {}) {
+  writer w;
+  w.u16(length);
+  w.raw(text);
+  w.raw(tail);
+  return std::move(w.str());
+}
+
+TEST(WebVtt, Tx3gSamplesDecode) {
+  auto cues = decode_text_sample("tx3g", as_bytes(tx3g(5, "Hello")));
+  ASSERT_EQ(cues.size(), 1u);
+  EXPECT_EQ(cues[0].text, "Hello");
+  // Style boxes after the text are ignored.
+  writer style;
+  style.u32(12);
+  style.u32(fourcc("styl"));
+  style.u16(0);
+  style.u16(0);
+  cues = decode_text_sample("tx3g", as_bytes(tx3g(3, "a<b", style.str())));
+  ASSERT_EQ(cues.size(), 1u);
+  EXPECT_EQ(cues[0].text, "a&lt;b");
+  // An empty sample (length 0, or no length at all) is a gap.
+  EXPECT_TRUE(decode_text_sample("tx3g", as_bytes(tx3g(0, ""))).empty());
+  EXPECT_TRUE(decode_text_sample("tx3g", bytes()).empty());
+  EXPECT_TRUE(decode_text_sample("tx3g", as_bytes(std::string("\x01", 1))).empty());
+  // A length past the sample: the text is what there is.
+  cues = decode_text_sample("tx3g", as_bytes(tx3g(0xffff, "cut short")));
+  ASSERT_EQ(cues.size(), 1u);
+  EXPECT_EQ(cues[0].text, "cut short");
+  // UTF-16 after a byte order mark, big- and little-endian, with a surrogate pair and an unpaired one.
+  cues = decode_text_sample("tx3g",
+                            as_bytes(tx3g(10, std::string("\xfe\xff\x00\xe9\xd8\x3d\xde\x00\xdc\x00", 10))));
+  ASSERT_EQ(cues.size(), 1u);
+  EXPECT_EQ(cues[0].text, "\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbd");
+  cues = decode_text_sample("tx3g", as_bytes(tx3g(4, std::string("\xff\xfe\x41\x00", 4))));
+  ASSERT_EQ(cues.size(), 1u);
+  EXPECT_EQ(cues[0].text, "A");
+}
+
+std::string wvtt_cue(std::string_view payload, std::string_view settings = {}) {
+  writer w;
+  auto c = w.open(fourcc("vttc"));
+  if (!settings.empty()) {
+    auto s = w.open(fourcc("sttg"));
+    w.raw(settings);
+    w.close(s);
+  }
+  auto p = w.open(fourcc("payl"));
+  w.raw(payload);
+  w.close(p);
+  w.close(c);
+  return std::move(w.str());
+}
+
+TEST(WebVtt, WvttSamplesDecode) {
+  auto sample = wvtt_cue("<b>one</b>\n\ntwo", "line:0 align:start") + wvtt_cue("three", "bad\nsetting");
+  auto cues = decode_text_sample("wvtt", as_bytes(sample));
+  ASSERT_EQ(cues.size(), 2u);
+  EXPECT_EQ(cues[0].text, "<b>one</b>\ntwo");
+  EXPECT_EQ(cues[0].settings, "line:0 align:start");
+  EXPECT_EQ(cues[1].text, "three");
+  EXPECT_EQ(cues[1].settings, "");
+  writer empty;
+  empty.u32(8);
+  empty.u32(fourcc("vtte"));
+  EXPECT_TRUE(decode_text_sample("wvtt", as_bytes(empty.str())).empty());
+  // A sample cut in the middle of its second cue keeps the first; a box of impossible size ends the sample.
+  EXPECT_EQ(decode_text_sample("wvtt", as_bytes(sample).subspan(0, sample.size() - 3)).size(), 1u);
+  EXPECT_TRUE(decode_text_sample("wvtt", as_bytes(std::string("\xff\xff\xff\xffvttc", 8))).empty());
+}
+
+TEST(WebVtt, TimesAreMilliseconds) {
+  EXPECT_EQ(vtt_time(0, 1000), "00:00:00.000");
+  EXPECT_EQ(vtt_time(5400, 1000), "00:00:05.400");
+  EXPECT_EQ(vtt_time(1, 3), "00:00:00.333");
+  EXPECT_EQ(vtt_time(2, 3), "00:00:00.667");
+  EXPECT_EQ(vtt_time(3723004ull * 90, 90000), "01:02:03.004");
+}
+
+// 10 s of tx3g cues of 1 s at 1 kHz, every other one empty (a gap), the one at 5.5-6.5 s across the 6 s cut.
+track_spec subtitles_10s() {
+  track_spec t;
+  t.video = false;
+  t.format = "tx3g";
+  t.id = 3;
+  t.timescale = 1000;
+  for (std::uint32_t d : {500u, 1000u, 1000u, 1000u, 2000u, 1000u, 3500u}) {
+    t.durations.push_back(d);
+    t.sizes.push_back(t.sizes.size() % 2 ? 7 : 2);  // "\0\x05hello" or "\0\0"
+  }
+  t.per_chunk = 1;
+  t.first_offset = 900000;
+  t.chunk_gap = 1000;
+  return t;
+}
+
+TEST(WebVtt, SubtitleTracksBecomeRenditionsAndSegmentFiles) {
+  auto m = parse({video_10s(), audio_10s(), subtitles_10s()});
+  ASSERT_TRUE(m) << m.err().message;
+  ASSERT_EQ(m->tracks.size(), 2u);
+  ASSERT_EQ(m->subtitles.size(), 1u);
+  const auto& sub = m->subtitles[0];
+  EXPECT_EQ(sub.format, "tx3g");
+  EXPECT_EQ(sub.kind, track_kind::subtitle);
+  auto index = cut_segments(*m, 6000);
+  ASSERT_EQ(index.subtitles.size(), 1u);
+  ASSERT_EQ(index.subtitles[0].segments(), 2u);
+
+  auto master = master_playlist(*m, index);
+  EXPECT_NE(master.find("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"eng 3\",LANGUAGE=\"eng\","
+                        "DEFAULT=NO,AUTOSELECT=YES,URI=\"3.m3u8\"\n"),
+            std::string::npos)
+      << master;
+  EXPECT_NE(master.find("AUDIO=\"audio\",SUBTITLES=\"subs\"\n1.m3u8\n"), std::string::npos) << master;
+  auto playlist = subtitle_playlist(*m, index, 0);
+  EXPECT_NE(playlist.find("#EXTINF:6.000000,\n3/seg-0.vtt\n#EXTINF:4.000000,\n3/seg-1.vtt\n#EXT-X-ENDLIST\n"),
+            std::string::npos)
+      << playlist;
+  EXPECT_EQ(playlist.find("EXT-X-MAP"), std::string::npos);
+
+  // Samples start at 0, 0.5, 1.5, 2.5, 3.5, 5.5 and 6.5 s; those with text: 0.5-1.5, 2.5-3.5, 5.5-6.5 s.
+  auto sample_bytes = [&](const text_span& span) {
+    std::vector<std::string> out;
+    for (auto i = span.first; i < span.end; ++i)
+      out.push_back(sub.samples[i].size == 7 ? tx3g(5, "cue " + std::to_string(i).substr(0, 1))
+                                             : tx3g(0, ""));
+    return out;
+  };
+  auto first = text_segment(sub, index.subtitles[0], m->tracks[0], index.tracks[0], 0);
+  EXPECT_EQ(first.first, 0u);
+  EXPECT_EQ(first.end, 6u);
+  EXPECT_EQ(webvtt_file(sub, first, sample_bytes(first), true),
+            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n"
+            "00:00:00.500 --> 00:00:01.500\ncue 1\n\n"
+            "00:00:02.500 --> 00:00:03.500\ncue 3\n\n"
+            "00:00:05.500 --> 00:00:06.500\ncue 5\n\n");
+  // Segment 1 (6-10 s) repeats the cue that lasts into it.
+  auto second = text_segment(sub, index.subtitles[0], m->tracks[0], index.tracks[0], 1);
+  EXPECT_EQ(second.first, 5u);
+  EXPECT_EQ(second.end, 7u);
+  EXPECT_EQ(second.first_start, 5500u);
+  EXPECT_EQ(
+      webvtt_file(sub, second, sample_bytes(second), true),
+      "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n00:00:05.500 --> 00:00:06.500\ncue 5\n\n");
+  // DASH: one whole file, named by the manifest.
+  auto whole = whole_text(sub);
+  auto all = webvtt_file(sub, whole, sample_bytes(whole), false);
+  EXPECT_TRUE(all.starts_with("WEBVTT\n\n00:00:00.500 --> 00:00:01.500\n")) << all;
+  auto mpd = dash_manifest(*m, index);
+  EXPECT_NE(mpd.find("<AdaptationSet id=\"3\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"eng\">"),
+            std::string::npos)
+      << mpd;
+  EXPECT_NE(mpd.find("<BaseURL>3/whole.vtt</BaseURL>"), std::string::npos);
+}
+
+TEST(WebVtt, UnreadableSubtitleTracksAreLeftOut) {
+  auto s = subtitles_10s();
+  s.format = "wvtt";
+  s.durations.pop_back();  // stts describes fewer samples than stsz
+  auto m = parse({video_10s(), audio_10s(), s});
+  ASSERT_TRUE(m) << m.err().message;
+  EXPECT_TRUE(m->subtitles.empty());
+  EXPECT_EQ(m->tracks.size(), 2u);
+}
+
+// -- the on-disk index cache
+
+TEST(Mp4IndexFile, RoundTripsAndRefusesEveryDamagedCopy) {
+  index_file f;
+  f.object_size = kBigFile;
+  f.location = {4096, 0, 8};
+  writer moov;
+  auto box = moov.open(fourcc("moov"));
+  moov.raw(build_moov_payload({video_10s(), audio_10s()}));
+  moov.close(box);
+  f.moov = moov.str();
+  f.location.size = f.moov.size();
+  const auto data = encode_index_file("dir/clip.mp4", "\"etag-1\"", f);
+  auto back = decode_index_file(data, "dir/clip.mp4", "\"etag-1\"");
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->object_size, f.object_size);
+  EXPECT_EQ(back->location.offset, 4096u);
+  EXPECT_EQ(back->location.header, 8u);
+  EXPECT_EQ(back->location.size, f.moov.size());
+  EXPECT_EQ(back->moov, f.moov);
+  auto movie = parse_movie(as_bytes(back->moov).subspan(8), back->object_size);
+  ASSERT_TRUE(movie) << movie.err().message;
+  EXPECT_EQ(movie->tracks.size(), 2u);
+  // Another object, another version: not this file's index.
+  EXPECT_FALSE(decode_index_file(data, "dir/clip2.mp4", "\"etag-1\""));
+  EXPECT_FALSE(decode_index_file(data, "dir/clip.mp4", "\"etag-2\""));
+  // Every truncation, and a flipped bit anywhere: refused.
+  for (std::size_t n = 0; n < data.size(); n += 1 + n / 64)
+    EXPECT_FALSE(decode_index_file(std::string_view(data).substr(0, n), "dir/clip.mp4", "\"etag-1\"")) << n;
+  for (std::size_t i = 0; i < data.size(); i += 7) {
+    auto bad = data;
+    bad[i] = static_cast<char>(bad[i] ^ (1 << (i % 8)));
+    EXPECT_FALSE(decode_index_file(bad, "dir/clip.mp4", "\"etag-1\"")) << i;
+  }
+  // Bytes appended after a whole file: refused too.
+  EXPECT_FALSE(decode_index_file(data + "x", "dir/clip.mp4", "\"etag-1\""));
+  // A moov that does not fit the object it claims to be in (a consistent file, checksum and all): refused.
+  auto lying = f;
+  lying.object_size = 100;
+  EXPECT_FALSE(decode_index_file(encode_index_file("k", "e", lying), "k", "e"));
+}
 }  // namespace
 }  // namespace mediagate::mp4
 
@@ -670,6 +1024,14 @@ TEST(HlsPath, KeyAndResourceAreSplitFromTheRight) {
   ASSERT_TRUE(t);
   EXPECT_EQ(t->what, hls_target::kind::segment);
   EXPECT_EQ(t->segment, 17u);
+  t = parse_hls_path("b.mp4/3/seg-2.vtt");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->what, hls_target::kind::vtt_segment);
+  EXPECT_EQ(t->segment, 2u);
+  EXPECT_EQ(t->track, 3u);
+  t = parse_hls_path("b.mp4/3/whole.vtt");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->what, hls_target::kind::vtt_whole);
   for (auto bad : {"master.m3u8", "/master.m3u8", "k/x.m3u8", "k/1/seg-.m4s", "k/1/seg-x.m4s", "k/a/init.mp4",
                    "1/init.mp4", "k/1/seg-99999999999999999999.m4s", "k/-1.m3u8", "k/other"})
     EXPECT_FALSE(parse_hls_path(bad)) << bad;

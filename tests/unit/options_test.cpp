@@ -93,6 +93,16 @@ TEST(validate, the_cache_takes_sizes_and_counts_a_descriptor) {
   EXPECT_EQ(cfg.cache->metadata.ttl, 1500ms);
   EXPECT_EQ(cfg.cache->metadata.stale_limit, 60s);
   EXPECT_EQ(cfg.server.descriptors_per_connection, 4u);  // socket, upstream connection, slice file, +1
+  EXPECT_EQ(cfg.server.hls_index_dir, (dir / "hls-index").string());  // HLS indexes kept beside the slices
+}
+
+TEST(validate, hls_indexes_stay_in_memory_unless_a_directory_is_given) {
+  auto o = parse_serve({"--storage", "s3://bucket"});
+  o.library.catalog = "sqlite::memory:";
+  EXPECT_EQ(valid(o).server.hls_index_dir, "");
+  o = parse_serve({"--storage", "s3://bucket", "--hls-index-dir", "/var/cache/mg-index"});
+  o.library.catalog = "sqlite::memory:";
+  EXPECT_EQ(valid(o).server.hls_index_dir, "/var/cache/mg-index");
 }
 
 TEST(validate, bad_sizes_are_refused_with_the_option_named) {
