@@ -564,6 +564,9 @@ net::awaitable<void> serve_tls(std::shared_ptr<connection> c, connection_context
   tls_io io(c->socket, c->tls_context->native_handle());
   if (!co_await handshake(*c, svc, io)) co_return;
   if (negotiated_h2(io.native_handle())) {
+    // Many streams keep an HTTP/2 connection busy: OpenSSL's buffers are kept rather than allocated and
+    // freed for every read and write (as Asio's BIO pair kept its own before).
+    io.keep_buffers();
     co_await serve_h2(c, io, ctx, {});
     if (c->socket.is_open() && !c->timed_out) io.shutdown_now();
     co_return;

@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <string_view>
@@ -31,8 +32,13 @@ class tls_io {
   // At least one byte of application data, or an error (net::error::eof after the client's close_notify,
   // net::ssl::error::stream_truncated when the connection ended without one).
   boost::asio::awaitable<result> read_some(std::span<char> buf);
-  // Every byte of `bytes`, or an error and how many were written.
+  // Every byte of `bytes`, or an error and how many were written. The first bytes of a connection, and
+  // those after it was quiet for a second, go out in records of one TCP segment each, so that a browser
+  // can use them before a whole 16 KiB record arrived; bulk goes in 16 KiB records.
   boost::asio::awaitable<result> write(std::string_view bytes);
+  // OpenSSL's read and write buffers stay allocated between calls (a busy HTTP/2 connection) instead of
+  // being freed after each (SSL_MODE_RELEASE_BUFFERS, the context's default).
+  void keep_buffers();
   // One attempt at sending close_notify, never waiting.
   void shutdown_now();
 
@@ -47,6 +53,8 @@ class tls_io {
 
   boost::asio::ip::tcp::socket& socket_;
   SSL* ssl_;
+  std::size_t small_left_ = 0;  // bytes still to send in small records
+  std::chrono::steady_clock::time_point last_write_{};
 };
 
 }  // namespace mediagate::server

@@ -189,6 +189,35 @@ class Driver(TlsCase):
         self.assertIsNone(check.problem(), check.problem())
         self.assertEqual(check.pos, self.SIZE)
 
+    def test_small_records_first_then_16_kib(self):
+        """A fresh h2 connection's first bytes come in records of one TCP segment each, bulk in 16 KiB records:
+        the sizes are read off the TLS record headers on the wire (MSG_PEEK, before libssl reads them)."""
+        client = self.openssl_client(b"h2")
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        conn.local_settings = h2.settings.Settings(client=True, initial_values={
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        conn.initiate_connection()
+        conn.increment_flow_control_window(2**31 - 1 - 65535)
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"127.0.0.1"),
+                                (b":path", media_target("big.bin").encode()), (b"range", b"bytes=0-262143")],
+                          end_stream=True)
+        client.send(conn.data_to_send())
+        sizes: list[int] = []
+        deadline = time.monotonic() + 10
+        while sum(sizes) < 100 * 1024:  # within what the receive buffer holds unread
+            self.assertLess(time.monotonic(), deadline, f"only {sum(sizes)} bytes arrived: {sizes}")
+            time.sleep(0.05)
+            wire = client.sock.recv(1 << 20, socket.MSG_PEEK)
+            sizes, pos = [], 0
+            while pos + 5 <= len(wire):
+                sizes.append(struct.unpack("!H", wire[pos + 3:pos + 5])[0])
+                pos += 5 + sizes[-1]
+        # After the session tickets: small records up to 16 KiB of plaintext, then full ones (16 KiB + 17).
+        self.assertTrue(all(n <= 1360 + 17 for n in sizes[2:10]), sizes[:20])
+        self.assertIn(16384 + 17, sizes, sizes[:40])
+        self.assertTrue(all(n <= 16384 + 17 for n in sizes), sizes)
+
     def test_client_hello_one_byte_at_a_time(self):
         for alpn in ("h2", "http/1.1"):
             with self.subTest(alpn=alpn):
