@@ -20,6 +20,7 @@
 #include "http/token.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
+#include "server/tls_io.hpp"
 #include "storage/storage.hpp"
 
 namespace mediagate::server {
@@ -683,6 +684,21 @@ bool h2_core::init() {
 
 // --- the connection's coroutines -----------------------------------------------------------------------
 
+// The connection's bytes: the socket itself (--h2c), or TLS on it by our own driver (tls_io: SSL_write and
+// SSL_read straight on the socket, no second buffer).
+net::awaitable<std::pair<boost::system::error_code, std::size_t>> write_all(tcp::socket& s,
+                                                                            std::string_view bytes) {
+  auto [ec, n] = co_await net::async_write(s, net::buffer(bytes.data(), bytes.size()), kTuple);
+  co_return std::pair{ec, n};
+}
+net::awaitable<tls_io::result> write_all(tls_io& s, std::string_view bytes) { return s.write(bytes); }
+net::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(tcp::socket& s,
+                                                                            std::vector<char>& buf) {
+  auto [ec, n] = co_await s.async_read_some(net::buffer(buf), kTuple);
+  co_return std::pair{ec, n};
+}
+net::awaitable<tls_io::result> read_some(tls_io& s, std::vector<char>& buf) { return s.read_some(buf); }
+
 // Writes what nghttp2 has to send, in batches, until the connection ends.
 template <class Stream>
 net::awaitable<void> write_loop(std::shared_ptr<h2_core> core, Stream& s) {
@@ -703,7 +719,7 @@ net::awaitable<void> write_loop(std::shared_ptr<h2_core> core, Stream& s) {
     }
     if (!out.empty() && !core->dead) {
       c.set_deadline(core->svc.config.send_timeout);
-      auto [ec, n] = co_await net::async_write(s, net::buffer(out), kTuple);
+      auto [ec, n] = co_await write_all(s, out);
       c.clear_deadline();
       c.bytes_written += n;
       if (ec || c.timed_out) break;
@@ -777,7 +793,7 @@ net::awaitable<void> serve(std::shared_ptr<connection> c, Stream& s, connection_
   if (preread.empty() || feed(preread)) {
     core->wake_writer();
     while (!core->dead && !core->flush_and_close) {
-      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), kTuple);
+      auto [ec, n] = co_await read_some(s, buf);
       if (ec || core->dead) break;
       if (!feed({buf.data(), n})) break;
       core->wake_writer();
@@ -812,7 +828,7 @@ net::awaitable<void> serve_h2(std::shared_ptr<connection> c, tcp::socket& s, con
   return serve(std::move(c), s, ctx, preread);
 }
 
-net::awaitable<void> serve_h2(std::shared_ptr<connection> c, tls_stream& s, connection_context& ctx,
+net::awaitable<void> serve_h2(std::shared_ptr<connection> c, tls_io& s, connection_context& ctx,
                               std::string_view preread) {
   return serve(std::move(c), s, ctx, preread);
 }

@@ -12,11 +12,12 @@
 
 namespace mediagate::server {
 
-// Serves HTTP/2 on `s` (the connection's socket, or its TLS stream) until the connection ends. `preread`:
-// bytes already read from the client (the start of the preface, when --h2c detected it).
+// Serves HTTP/2 on `s` (the connection's socket, or its TLS after the handshake) until the connection ends.
+// `preread`: bytes already read from the client (the start of the preface, when --h2c detected it).
 net::awaitable<void> serve_h2(std::shared_ptr<connection> c, tcp::socket& s, connection_context& ctx,
                               std::string_view preread);
-net::awaitable<void> serve_h2(std::shared_ptr<connection> c, tls_stream& s, connection_context& ctx,
+class tls_io;
+net::awaitable<void> serve_h2(std::shared_ptr<connection> c, tls_io& s, connection_context& ctx,
                               std::string_view preread);
 
 // The client connection preface (RFC 9113 §3.4) starts with these bytes; `first` is what arrived so far.

@@ -30,6 +30,7 @@
 #include "server/h2_connection.hpp"
 #include "server/metrics.hpp"
 #include "server/router.hpp"
+#include "server/tls_io.hpp"
 #include "storage/storage.hpp"
 
 namespace mediagate::server {
@@ -533,9 +534,9 @@ net::awaitable<void> serve_requests(connection& c, Stream& s, connection_context
 }
 
 // The TLS handshake within the handshake deadline; false (counted, logged at debug) when it failed.
-net::awaitable<bool> handshake(connection& c, services& svc) {
+net::awaitable<bool> handshake(connection& c, services& svc, tls_io& io) {
   c.set_deadline(svc.config.tls.handshake_timeout);
-  auto [ec] = co_await c.tls->async_handshake(net::ssl::stream_base::server, kTuple);
+  const auto ec = co_await io.handshake();
   c.clear_deadline();
   if (!ec && !c.timed_out) {
     svc.stats.tls_handshake(metrics::handshake::ok);
@@ -547,11 +548,33 @@ net::awaitable<bool> handshake(connection& c, services& svc) {
 }
 
 // The protocol the TLS handshake chose by ALPN is HTTP/2.
-bool negotiated_h2(tls_stream& s) {
+bool negotiated_h2(SSL* ssl) {
   const unsigned char* name = nullptr;
   unsigned int length = 0;
-  SSL_get0_alpn_selected(s.native_handle(), &name, &length);
+  SSL_get0_alpn_selected(ssl, &name, &length);
   return length == 2 && std::memcmp(name, "h2", 2) == 0;
+}
+
+// A TLS connection: the handshake by our own driver (tls_io), then HTTP/2 on that driver, or HTTP/1.1 on
+// Asio's ssl::stream, which takes the SSL over (its BIO pair replaces the socket BIO; a record OpenSSL
+// already read stays in the SSL's own buffer). Ends with one attempt at a close_notify, never waiting for the
+// client's.
+net::awaitable<void> serve_tls(std::shared_ptr<connection> c, connection_context& ctx) {
+  auto& svc = ctx.svc;
+  tls_io io(c->socket, c->tls_context->native_handle());
+  if (!co_await handshake(*c, svc, io)) co_return;
+  if (negotiated_h2(io.native_handle())) {
+    // Many streams keep an HTTP/2 connection busy: OpenSSL's buffers are kept rather than allocated and
+    // freed for every read and write (as Asio's BIO pair kept its own before).
+    io.keep_buffers();
+    co_await serve_h2(c, io, ctx, {});
+    if (c->socket.is_open() && !c->timed_out) io.shutdown_now();
+    co_return;
+  }
+  c->tls = std::make_unique<tls_stream>(c->socket, io.release());
+  co_await serve_requests(*c, *c->tls, ctx);
+  boost::system::error_code ignored;
+  if (c->socket.is_open() && !c->timed_out) c->tls->shutdown(ignored);
 }
 
 // --h2c: reads the first bytes of a plain connection into its buffer until they either are the HTTP/2
@@ -587,9 +610,10 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
   ctx.fresh.fetch_add(1, std::memory_order_relaxed);
   prepare_socket(*c);
 
-  bool tls_open = false;  // the handshake completed: a close_notify is owed at the end
   try {
-    if (!c->tls) {
+    if (c->tls_context) {
+      co_await serve_tls(c, ctx);
+    } else {
       int h2 = 0;
       if (svc.config.h2.cleartext && c->redirect_port == 0) h2 = co_await sniff_preface(*c, svc.config);
       if (h2 == 1) {
@@ -598,19 +622,11 @@ net::awaitable<void> run_session(std::shared_ptr<connection> c, connection_conte
       } else if (h2 == 0) {
         co_await serve_requests(*c, c->socket, ctx);
       }
-    } else if (co_await handshake(*c, svc)) {
-      tls_open = true;
-      if (negotiated_h2(*c->tls))
-        co_await serve_h2(c, *c->tls, ctx, {});
-      else
-        co_await serve_requests(*c, *c->tls, ctx);
     }
   } catch (const std::exception& e) {
     svc.log.error("{}: connection failed: {}", c->peer, e.what());
   }
   boost::system::error_code ignored;
-  // TLS: one non-blocking attempt to send close_notify (never waiting for the client's).
-  if (tls_open && c->socket.is_open() && !c->timed_out) c->tls->shutdown(ignored);
   c->socket.shutdown(tcp::socket::shutdown_send, ignored);
   c->socket.close(ignored);
   c->timer.cancel();

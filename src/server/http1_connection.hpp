@@ -53,9 +53,9 @@ struct connection {
   void clear_deadline() { deadline = clock::time_point::max(); }
 
   tcp::socket socket;
-  std::shared_ptr<net::ssl::context>
-      tls_context;                  // what `tls` was made with (its callbacks' data live in it)
-  std::unique_ptr<tls_stream> tls;  // a TLS listener's connection (run_session does the handshake)
+  // A TLS listener's connection: the context its SSL is made with (its callbacks' data live in it).
+  std::shared_ptr<net::ssl::context> tls_context;
+  std::unique_ptr<tls_stream> tls;  // HTTP/1.1 over TLS, after the handshake (tls_io did it)
   std::uint16_t redirect_port = 0;  // --redirect-http: every request is sent to https on this port
   net::steady_timer timer;
   clock::time_point deadline = clock::time_point::max();

@@ -174,8 +174,7 @@ struct server::impl {
       if (!make_room(w, socket, l.kind != listener_kind::tls)) continue;
       auto conn = std::make_shared<connection>(std::move(socket));
       if (l.kind == listener_kind::tls) {
-        conn->tls_context = tls->current();
-        conn->tls = std::make_unique<tls_stream>(conn->socket, *conn->tls_context);
+        conn->tls_context = tls->current();  // run_session does the handshake
       } else if (l.kind == listener_kind::redirect) {
         conn->redirect_port = tls_port;
       }

@@ -1,0 +1,60 @@
+#pragma once
+// Internal to src/server: TLS on a connection's non-blocking socket, driven by our own code. OpenSSL reads
+// and writes the descriptor itself (a socket BIO); a call that cannot go on waits until the socket is
+// readable or writable, as OpenSSL asked, and is then made again, as nginx's ngx_event_openssl does.
+// This drives OpenSSL's I/O only: the TLS protocol (records, handshake, KeyUpdate, alerts) is OpenSSL's.
+#include <openssl/types.h>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <utility>
+
+namespace mediagate::server {
+
+class tls_io {
+ public:
+  using result = std::pair<boost::system::error_code, std::size_t>;
+
+  // A server-side SSL of `ctx` on `socket`'s descriptor, which stays the socket's (the SSL never closes it).
+  // The socket must be non-blocking. Throws std::runtime_error when OpenSSL cannot make the SSL.
+  tls_io(boost::asio::ip::tcp::socket& socket, SSL_CTX* ctx);
+  ~tls_io();
+  tls_io(const tls_io&) = delete;
+  tls_io& operator=(const tls_io&) = delete;
+
+  // The server's side of the handshake; an error when it failed or was cancelled (the deadline).
+  boost::asio::awaitable<boost::system::error_code> handshake();
+  // At least one byte of application data, or an error (net::error::eof after the client's close_notify,
+  // net::ssl::error::stream_truncated when the connection ended without one).
+  boost::asio::awaitable<result> read_some(std::span<char> buf);
+  // Every byte of `bytes`, or an error and how many were written. The first bytes of a connection, and
+  // those after it was quiet for a second, go out in records of one TCP segment each, so that a browser
+  // can use them before a whole 16 KiB record arrived; bulk goes in 16 KiB records.
+  boost::asio::awaitable<result> write(std::string_view bytes);
+  // OpenSSL's read and write buffers stay allocated between calls (a busy HTTP/2 connection) instead of
+  // being freed after each (SSL_MODE_RELEASE_BUFFERS, the context's default).
+  void keep_buffers();
+  // One attempt at sending close_notify, never waiting.
+  void shutdown_now();
+
+  SSL* native_handle() const { return ssl_; }
+  // Gives up the SSL to a new owner (Asio's ssl::stream frees the SSL it was made with); nothing is buffered
+  // outside the SSL itself.
+  SSL* release() { return std::exchange(ssl_, nullptr); }
+
+ private:
+  // What a failed call (`rv`) asked for, as nginx does: wait for the socket, or an error that ends the call.
+  boost::asio::awaitable<boost::system::error_code> wait_or_fail(int rv);
+
+  boost::asio::ip::tcp::socket& socket_;
+  SSL* ssl_;
+  std::size_t small_left_ = 0;  // bytes still to send in small records
+  std::chrono::steady_clock::time_point last_write_{};
+};
+
+}  // namespace mediagate::server
