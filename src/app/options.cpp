@@ -41,6 +41,10 @@ void add_s3_options(CLI::App& cmd, s3_options& o) {
   cmd.add_option("--s3-download-part-size", o.download_part_size,
                  "Size of each part of such a download; memory per download is at most parts x this")
       ->capture_default_str();
+  cmd.add_option("--s3-download-memory", o.download_memory,
+                 "Memory all downloads' parts may hold together; a part that does not fit is read on its "
+                 "download's own connection instead (at least one part size)")
+      ->capture_default_str();
   cmd.add_option("--s3-download-after", o.download_after,
                  "Bytes a download reads on one connection before it may use more")
       ->capture_default_str();

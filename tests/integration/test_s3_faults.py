@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 import unittest
@@ -933,6 +934,86 @@ class RadosgwFaults(unittest.TestCase):
             note(f"object replaced after 6 MiB of a download: all of it read before ({gets:.0f} GETs), all old")
         else:
             note(f"object replaced after 6 MiB of a download: cut after {mib(len(got))}, all of the old version")
+        self.assertIsNone(server.health_problem())
+
+
+    # -- 9. the process-wide memory limit of download parts (issue 15) ---------------------------------------
+
+    def test_9_download_memory_limit(self) -> None:
+        """Downloads drained faster than one (shaped: 20 MB/s) S3 connection delivers, at once: their parts hold
+        at most --s3-download-memory together (2 MiB: two 1 MiB parts, where each download alone would start
+        three). A part that does not fit is read on its download's own connection instead: exact bytes, exactly
+        the objects' bytes from S3, and the memory goes back to 0. A limit below one part is refused."""
+        from shaped_s3 import ShapedS3
+
+        with self.subTest("a limit below one part"):
+            r = subprocess.run([str(harness.binary()), "serve", "--listen", "127.0.0.1:0", "--storage",
+                                f"s3://{self.bucket}", "--s3-download-part-size", "1MiB", "--s3-download-memory",
+                                "512KiB"], cwd=self.tmp, env=clean_env(dict(self.rgw.env)), stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=STARTUP_LIMIT)
+            self.assertEqual(r.returncode, 2, f"a bad option exits 2; stderr: {r.stderr}")
+            self.assertIn("--s3-download-memory wants a size of at least one part", r.stderr)
+
+        size, clients = 12 * MIB, 4
+        key = "budget.mp4"
+        data = harness.pattern_bytes(7, size)
+        self.rgw.put(self.bucket, key, data, "video/mp4")
+        rgw_port = int(self.rgw.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+        shaped = ShapedS3(self.tmp / "shaped-budget", upstream_port=rgw_port, delay_ms=5, rate="20m")
+        shaped.start()
+        self.addCleanup(shaped.stop)
+        env = dict(self.rgw.env, AWS_ENDPOINT_URL=shaped.endpoint)
+        fx = types.SimpleNamespace(tmp=self.tmp, storage_args=["--storage", f"s3://{self.bucket}"], server_env=env)
+        server = harness.Server(fx, ["--access-log", "off", "--threads", "2", "--s3-download-parts", "4",
+                                     "--s3-download-part-size", "1MiB", "--s3-download-after", "1MiB",
+                                     "--s3-download-memory", "2MiB"], name="budget")
+        self.servers.append(server)
+        port = server.port
+        self.assertEqual(metrics(port)["mediagate_s3_download_memory_limit_bytes"], 2 * MIB)
+
+        results: list = [None] * clients
+
+        def download(i: int) -> None:
+            c = rawhttp.Connection(port, timeout=60.0)
+            try:
+                c.send_request("GET", target(key), [])
+                head = c.read_head()
+                got = bytearray()
+                while len(got) < int(head.header("content-length")):
+                    chunk = c.read_some()
+                    if not chunk:
+                        break
+                    got += chunk
+                results[i] = (head.status, bytes(got))
+            finally:
+                c.close()
+
+        before = settle(port)
+        threads = [threading.Thread(target=download, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        after = settle(port)
+        for i, r in enumerate(results):
+            self.assertIsNotNone(r, f"download {i} did not end")
+            self.assertEqual(r[0], 200)
+            self.assertTrue(r[1] == data, f"download {i}: the bytes differ from the object's")
+        delta = {k: after[k] - before[k] for k in ("mediagate_s3_get_requests_total",
+                                                    "mediagate_s3_received_bytes_total",
+                                                    "mediagate_s3_download_parts_over_budget_total")}
+        note(f"{clients} downloads of {mib(size)} under a 2 MiB part memory limit: "
+             f"{delta['mediagate_s3_get_requests_total']:.0f} GETs, "
+             f"{delta['mediagate_s3_download_parts_over_budget_total']:.0f} parts over the limit, peak "
+             f"{mib(after['mediagate_s3_download_memory_peak_bytes'])}")
+        self.assertEqual(delta["mediagate_s3_received_bytes_total"], clients * size, "bytes read from S3")
+        self.assertGreater(delta["mediagate_s3_get_requests_total"], clients, "the downloads should use parts")
+        self.assertGreaterEqual(after["mediagate_s3_download_memory_peak_bytes"], MIB, "no part held memory")
+        self.assertLessEqual(after["mediagate_s3_download_memory_peak_bytes"], 2 * MIB,
+                             "download parts held more memory than --s3-download-memory")
+        self.assertGreater(delta["mediagate_s3_download_parts_over_budget_total"], 0,
+                           "each download wants three parts, the limit holds two")
+        self.assertEqual(after["mediagate_s3_download_memory_bytes"], 0, "part memory not given back")
         self.assertIsNone(server.health_problem())
 
 
