@@ -11,6 +11,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
+#include <optional>
+#include <vector>
 
 #include "cache/metadata_cache.hpp"
 #include "cache/slice_cache.hpp"
@@ -39,6 +41,11 @@ struct wake_signal {
   bool done = false;
 };
 
+net::awaitable<void> complete_slice(std::shared_ptr<slice_cache> cache, std::string object,
+                                    std::unique_ptr<st::range_reader> fetch,
+                                    std::unique_ptr<slice_writer> writer, std::uint64_t index,
+                                    std::uint64_t pos, std::uint64_t last);
+
 class cache_reader final : public st::range_reader {
  public:
   cache_reader(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> metadata,
@@ -55,7 +62,23 @@ class cache_reader final : public st::range_reader {
         pos_(range.first),
         last_(range.last) {}
 
-  ~cache_reader() override { abandon_fetch(); }
+  // A client that leaves in the middle of a slice being fetched for the cache (a player that has what it
+  // wanted, a seek) leaves that slice to be read to its end in the background, at most one slice: the next
+  // request for those bytes (the same viewer's next visit, or another's) finds them here instead of asking
+  // storage again for a slice that would otherwise never be complete. The slices after it are released.
+  ~cache_reader() override {
+    if (fetch_ && writer_ && caching_ && ex_ && fetch_pos_ % slice_ != 0) {
+      const auto cur = fetch_pos_ / slice_;
+      for (auto i = cur + 1; i <= run_last_; ++i) cache_->release(object_, i);
+      caching_ = false;
+      net::co_spawn(*ex_,
+                    complete_slice(cache_, object_, std::move(fetch_), std::move(writer_), cur, fetch_pos_,
+                                   slice_bounds(cur, meta_.size, slice_).last),
+                    net::detached);
+      return;
+    }
+    abandon_fetch();
+  }
 
   // Makes sure the bytes at pos_ have a source: a cached slice or a running fetch. Errors here come
   // before anything was sent, so the client still gets an honest status.
@@ -100,6 +123,7 @@ class cache_reader final : public st::range_reader {
   net::awaitable<void> finish(std::span<char> buf) override { co_await finish_slice(buf); }
 
   net::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+    if (!ex_) ex_ = co_await net::this_coro::executor;
     while (true) {
       if (pos_ > last_) co_return chunk{};
       const auto idx = pos_ / slice_;
@@ -315,7 +339,30 @@ class cache_reader final : public st::range_reader {
   bool caching_ = false;
   std::unique_ptr<slice_writer> writer_;
   std::function<void(std::span<const char>)> on_head_;
+  std::optional<net::any_io_executor> ex_;  // the loop the reader is read on (for the slice left behind)
 };
+
+// The rest of slice `index`, from byte `pos` to `last`, from `fetch` into `writer`; then published. Its claim
+// is released either way.
+net::awaitable<void> complete_slice(std::shared_ptr<slice_cache> cache, std::string object,
+                                    std::unique_ptr<st::range_reader> fetch,
+                                    std::unique_ptr<slice_writer> writer, std::uint64_t index,
+                                    std::uint64_t pos, std::uint64_t last) {
+  std::vector<char> buf(64 * 1024);
+  while (pos <= last) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), last - pos + 1));
+    auto n = co_await fetch->read_some(std::span<char>(buf.data(), want));
+    if (!n || *n == 0 || !writer->append(std::span<const char>(buf.data(), *n))) {
+      writer.reset();
+      cache->release(object, index);
+      co_return;
+    }
+    cache->counters().bytes_from_upstream.fetch_add(*n, std::memory_order_relaxed);
+    pos += *n;
+  }
+  if (cache->commit(object, index, std::move(writer)))
+    cache->counters().completed_after_leave.fetch_add(1, std::memory_order_relaxed);
+}
 
 // The most an index prefetch reads (a moov box of hours of video is a few MiB).
 constexpr std::uint64_t kMaxIndexPrefetch = 16 << 20;

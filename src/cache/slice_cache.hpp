@@ -52,6 +52,7 @@ struct cache_counters {
   std::atomic<std::uint64_t> stale_served{0};
   std::atomic<std::uint64_t> bytes_stored{0};
   std::atomic<std::uint64_t> index_prefetches{0};  // moov boxes after the media, fetched ahead of the player
+  std::atomic<std::uint64_t> completed_after_leave{0};  // slices read to their end after their client left
 };
 
 class slice_cache {
