@@ -383,6 +383,27 @@ def report(rows, args, seeks, systems, files) -> None:
                   f"Warm cache vs local storage: first frame "
                   f"{ratio(med(get('mg-cache', file, 'warm', 'ttff_ms')), med(get('mg-local', file, 'warm', 'ttff_ms')))}"
                   f", seeks {ratio(med([m for ms in get('mg-cache', file, 'warm', 'seek_ms') if ms for m in ms]), med([m for ms in get('mg-local', file, 'warm', 'seek_ms') if ms for m in ms]))}.", ""]
+
+        # The same ratios paired within each rep (the two systems ran minutes apart at most), then the median
+        # and the range over reps: less sensitive to the machine's load drifting between reps.
+        def paired(a, b, temp, key="ttff_ms"):
+            by_rep = {}
+            for r in rows:
+                if r["file"] == file and r["temp"] == temp and r["system"] in (a, b) and r.get(key) is not None:
+                    v = r[key] if key == "ttff_ms" else med(r[key])
+                    by_rep.setdefault(r["rep"], {})[r["system"]] = v
+            rs = sorted(x[a] / x[b] for x in by_rep.values() if a in x and b in x and x[b])
+            if not rs:
+                return "—"
+            return f"{statistics.median(rs):.2f}× ({rs[0]:.2f}–{rs[-1]:.2f}, {len(rs)} reps)"
+        lines += ["Paired within each rep (median, range): cold first frame mg / ngx-proxy "
+                  f"{paired('mg', 'ngx-proxy', 'cold')}, mg / direct {paired('mg', 'direct', 'cold')}, "
+                  f"mg-cache / ngx-proxy {paired('mg-cache', 'ngx-proxy', 'cold')}, mg-cache / direct "
+                  f"{paired('mg-cache', 'direct', 'cold')}, mg-cache / ngx-cache {paired('mg-cache', 'ngx-cache', 'cold')}; "
+                  f"warm mg-cache / mg-local: first frame {paired('mg-cache', 'mg-local', 'warm')}, seeks "
+                  f"{paired('mg-cache', 'mg-local', 'warm', 'seek_ms')}; cold seeks mg / ngx-proxy "
+                  f"{paired('mg', 'ngx-proxy', 'cold', 'seek_ms')}, mg-cache / mg-local "
+                  f"{paired('mg-cache', 'mg-local', 'cold', 'seek_ms')}.", ""]
     traced = [r for r in rows if "trace_browser" in r and r["temp"] == "cold" and r["rep"] >= 0]
     if traced:
         lines += ["## Traces of cold starts (ms from `src` set to the first frame)", ""]
