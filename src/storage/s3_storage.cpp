@@ -480,6 +480,7 @@ std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_r
 }
 
 net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
+  if (hint.suffix && *hint.suffix == 0) co_return co_await storage::stat_and_open(key, hint);
   if (known(key)) {
     if (!hint.download) co_return co_await storage::stat_and_open(key, hint);  // open(): the one round trip
     auto meta = co_await stat(key);
@@ -502,7 +503,8 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   s3::request_spec spec;
   spec.key = where_.prefix + key;
   const auto last = hint.last ? std::to_string(*hint.last) : std::string();
-  spec.headers = {{"range", "bytes=" + std::to_string(hint.first) + "-" + last}};
+  spec.headers = {{"range", hint.suffix ? "bytes=-" + std::to_string(*hint.suffix)
+                                        : "bytes=" + std::to_string(hint.first) + "-" + last}};
   auto r = co_await client_->send(spec);
   if (!r) co_return r.err();
   auto& res = **r;
@@ -530,8 +532,10 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   stat_and_reader out{*meta, nullptr, {}};
   // The reader, when the answer holds exactly what the hint asked for (clamped to the size).
   const auto size = meta->size;
-  if (size == 0 || hint.first >= size) co_return out;
-  const http::byte_range want{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
+  if (size == 0 || (!hint.suffix && hint.first >= size)) co_return out;
+  const auto want = hint.suffix
+                        ? http::byte_range{size - std::min(*hint.suffix, size), size - 1}
+                        : http::byte_range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
   if (cr->first != want.first || cr->last != want.last) co_return out;
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
                                                   [this, key] { meta_cache_.erase(key); });
