@@ -148,6 +148,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--systems", default="mg,mg-cache,ngx-proxy,ngx-cache,direct,mg-local")
     ap.add_argument("--files", default=",".join(FILES), help="which of " + ", ".join(FILES))
+    ap.add_argument("--trace", action="store_true",
+                    help="add to the report, for each cold start, the browser's media requests and the S3 "
+                         "requests until the first frame (times from `src` set)")
     ap.add_argument("--out", type=Path, default=None, help="Markdown report (default bench/results/LATENCY-date.md)")
     args = ap.parse_args()
     systems = args.systems.split(",")
@@ -194,6 +197,7 @@ def main() -> int:
     rgw_port = int(rgw_env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
     shaped = ShapedS3(work / "shaped", rgw_port, args.delay_ms, args.rate)
     results = []
+    args.load = [os.getloadavg()]
     try:
         shaped.start()
         log(f"radosgw on {rgw_port}, shaped S3 at {shaped.endpoint} ({args.delay_ms} ms, {args.rate}/connection)")
@@ -253,9 +257,16 @@ def main() -> int:
         # Sessions: for each rep, file and system (interleaved), a cold session on a new name, then a warm one.
         sessions = []
         copies = []
+        # First, one unmeasured start per system on an object of its own: the browser's first session and each
+        # gateway's first request (connections to S3, its first use of the media stack) are not what a viewer of
+        # a running service waits for, and would always fall on the same system.
+        for system in systems:
+            key = local["fast.mp4"].name if system == "mg-local" else "base/fast.mp4"
+            sessions.append({"label": f"{system}|warm-up|cold|-1", "url": url_of(system, key), "seeks": []})
         for rep in range(args.reps):
             for label, name in files.items():
-                for system in systems:
+                # Interleaved, and in another order each rep: none is always the first after a file change.
+                for system in systems[rep % len(systems):] + systems[:rep % len(systems)]:
                     key = f"cold/{rep}-{system}-{name}"
                     if system == "mg-local":  # the files themselves (the page cache is warm: the floor)
                         key = local[name].name
@@ -267,7 +278,7 @@ def main() -> int:
                                          "seeks": seeks})
         spec = work / "spec.json"
         spec.write_text(json.dumps({"chromium": os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-                                    "timeout_ms": 60000, "sessions": sessions}))
+                                    "timeout_ms": 60000, "sessions": sessions, "trace": args.trace}))
         script = args.node_dir / "latency_browser.mjs"
         shutil.copy(HERE / "latency_browser.mjs", script)
         log(f"{len(sessions)} browser sessions; seeks to {seeks} s")
@@ -278,6 +289,7 @@ def main() -> int:
                 results.append(res)
                 log(f"{res['label']}: first frame {res.get('ttff_ms', float('nan')):.0f} ms, seeks "
                     f"{[round(s['ms']) for s in res.get('seeks', [])]} {res.get('error', '')}")
+        args.load.append(os.getloadavg())
         time.sleep(2)  # the shaped S3's log is flushed every 100 ms; cancelled reads end
     finally:
         for p in procs:
@@ -301,6 +313,17 @@ def main() -> int:
             row["start_s3"] = s3_between(res["start"], res["first_frame"] + 1)
             row["seek_ms"] = [s["ms"] for s in res["seeks"]]
             row["seek_s3"] = [s3_between(s["at"], s["done"] + 1) for s in res["seeks"]]
+            if args.trace:
+                t0 = res["start"]
+                row["trace_browser"] = res.get("requests", [])
+                row["trace_s3"] = [{"start_ms": r["start"] * 1000 - t0, "end_ms": r["end"] * 1000 - t0,
+                                    "method": r["method"], "range": r["range"], "status": r["status"],
+                                    "bytes": r["bytes"]}
+                                   for r in s3log if t0 <= r["start"] * 1000 <= res["first_frame"] + 1]
+                for b in row["trace_browser"]:
+                    for k in ("at", "head_at", "end_at"):
+                        if k in b:
+                            b[k] -= t0
         rows.append(row)
     report(rows, args, seeks, systems, files)
     return 0
@@ -319,8 +342,11 @@ def report(rows, args, seeks, systems, files) -> None:
     lines = [f"# Latency through a shaped S3 ({args.delay_ms:g} ms before every request, {args.rate}B/s per "
              f"connection), {date}", "",
              f"`bench/latency.py --reps {args.reps}` (headless chromium; seeks to {seeks} s; paused seeks; "
-             "medians over reps and seeks). The machine (2 cores) was shared with other builds and a soak while "
-             "this ran: absolute figures are noisy, the ratios within one run are what to read.", "",
+             "medians over reps and seeks; one unmeasured start per system first; systems interleaved, in a "
+             "rotated order each rep). The machine (2 cores) was shared with other builds while this ran (load "
+             f"average over 1/5/15 min: {' / '.join(f'{x:.1f}' for x in args.load[0])} at the start, "
+             f"{' / '.join(f'{x:.1f}' for x in args.load[-1])} at the end): absolute figures are noisy, the "
+             "ratios within one run are what to read.", "",
              "mediagate's slice cache runs with `--cache-meta-ttl 3600`, as nginx's `proxy_cache_valid 1h` (no "
              "revalidation within the hour); radosgw with `objecter inflight op bytes` raised (see latency.py). ",
              "S3 requests/bytes: requests the shaped S3 logged as starting between the action and its painted "
@@ -331,7 +357,7 @@ def report(rows, args, seeks, systems, files) -> None:
 
     for file in files:
         lines += [f"## {file}", "", "| system | cold first frame ms | cold S3 req / MiB to frame | warm first frame ms "
-                  "| cold seek ms (median) | cold S3 req per seek | warm seek ms (median) |", "|---|---|---|---|---|---|---|"]
+                  "| cold seek ms (median) | cold S3 req / MiB per seek | warm seek ms (median) |", "|---|---|---|---|---|---|---|"]
         for system in systems:
             cold = med(get(system, file, "cold", "ttff_ms"))
             warm = med(get(system, file, "warm", "ttff_ms"))
@@ -339,10 +365,11 @@ def report(rows, args, seeks, systems, files) -> None:
             cseek = med([m for ms in get(system, file, "cold", "seek_ms") if ms for m in ms])
             wseek = med([m for ms in get(system, file, "warm", "seek_ms") if ms for m in ms])
             sreq = med([n for ss in get(system, file, "cold", "seek_s3") if ss for n, _ in ss])
+            sbytes = med([b for ss in get(system, file, "cold", "seek_s3") if ss for _, b in ss])
             fmt = lambda v: "—" if v is None else f"{v:.0f}"  # noqa: E731
             s3txt = "—" if not s3s else f"{med([n for n, _ in s3s]):.0f} / {med([b for _, b in s3s]) / 1048576:.2f}"
             lines.append(f"| {system} | {fmt(cold)} | {s3txt} | {fmt(warm)} | {fmt(cseek)} | "
-                         f"{'—' if sreq is None else f'{sreq:.1f}'} | {fmt(wseek)} |")
+                         f"{'—' if sreq is None else f'{sreq:.1f} / {sbytes / 1048576:.2f}'} | {fmt(wseek)} |")
         lines.append("")
         # Ratios of the targets.
         def ratio(a, b):
@@ -356,6 +383,43 @@ def report(rows, args, seeks, systems, files) -> None:
                   f"Warm cache vs local storage: first frame "
                   f"{ratio(med(get('mg-cache', file, 'warm', 'ttff_ms')), med(get('mg-local', file, 'warm', 'ttff_ms')))}"
                   f", seeks {ratio(med([m for ms in get('mg-cache', file, 'warm', 'seek_ms') if ms for m in ms]), med([m for ms in get('mg-local', file, 'warm', 'seek_ms') if ms for m in ms]))}.", ""]
+
+        # The same ratios paired within each rep (the two systems ran minutes apart at most), then the median
+        # and the range over reps: less sensitive to the machine's load drifting between reps.
+        def paired(a, b, temp, key="ttff_ms"):
+            by_rep = {}
+            for r in rows:
+                if r["file"] == file and r["temp"] == temp and r["system"] in (a, b) and r.get(key) is not None:
+                    v = r[key] if key == "ttff_ms" else med(r[key])
+                    by_rep.setdefault(r["rep"], {})[r["system"]] = v
+            rs = sorted(x[a] / x[b] for x in by_rep.values() if a in x and b in x and x[b])
+            if not rs:
+                return "—"
+            return f"{statistics.median(rs):.2f}× ({rs[0]:.2f}–{rs[-1]:.2f}, {len(rs)} reps)"
+        lines += ["Paired within each rep (median, range): cold first frame mg / ngx-proxy "
+                  f"{paired('mg', 'ngx-proxy', 'cold')}, mg / direct {paired('mg', 'direct', 'cold')}, "
+                  f"mg-cache / ngx-proxy {paired('mg-cache', 'ngx-proxy', 'cold')}, mg-cache / direct "
+                  f"{paired('mg-cache', 'direct', 'cold')}, mg-cache / ngx-cache {paired('mg-cache', 'ngx-cache', 'cold')}; "
+                  f"warm mg-cache / mg-local: first frame {paired('mg-cache', 'mg-local', 'warm')}, seeks "
+                  f"{paired('mg-cache', 'mg-local', 'warm', 'seek_ms')}; cold seeks mg / ngx-proxy "
+                  f"{paired('mg', 'ngx-proxy', 'cold', 'seek_ms')}, mg-cache / mg-local "
+                  f"{paired('mg-cache', 'mg-local', 'cold', 'seek_ms')}.", ""]
+    traced = [r for r in rows if "trace_browser" in r and r["temp"] == "cold" and r["rep"] >= 0]
+    if traced:
+        lines += ["## Traces of cold starts (ms from `src` set to the first frame)", ""]
+        for r in traced:
+            lines.append(f"- **{r['system']} {r['file']} rep {r['rep']}**: first frame {r['ttff_ms']:.0f} ms")
+            for b in r["trace_browser"]:
+                if b["at"] > r["ttff_ms"]:
+                    continue
+                end = f"failed at {b['end_at']:.0f} ({b.get('failed')})" if b.get("failed") else \
+                    f"ended at {b['end_at']:.0f}" if "end_at" in b else "open"
+                lines.append(f"  - browser at {b['at']:.0f}: {b['range']} → {b.get('status', '?')} head at "
+                             f"{b.get('head_at', float('nan')):.0f}, {end}")
+            for x in r["trace_s3"]:
+                lines.append(f"  - S3 {x['method']} {x['range']} from {x['start_ms']:.0f} to {x['end_ms']:.0f}: "
+                             f"{x['status']}, {x['bytes'] / 1048576:.2f} MiB")
+        lines.append("")
     errors = [r for r in rows if r.get("error")]
     if errors:
         lines += ["## Errors", ""] + [f"- {r['system']} {r['file']} {r['temp']}: {r['error']}" for r in errors] + [""]

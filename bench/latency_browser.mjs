@@ -20,6 +20,31 @@ try {
   for (const session of spec.sessions) {
     const context = await browser.newContext();
     const page = await context.newPage();
+    // --trace: every media request the page makes (its Range, when its answer began, how it ended).
+    const requests = [];
+    if (spec.trace) {
+      const seen = new Map();
+      page.on('request', (r) => {
+        if (r.resourceType() !== 'media') return;
+        const entry = { at: Date.now(), range: r.headers()['range'] || null };
+        seen.set(r, entry);
+        requests.push(entry);
+      });
+      page.on('response', (res) => {
+        const e = seen.get(res.request());
+        if (e) { e.status = res.status(); e.head_at = Date.now(); }
+      });
+      page.on('requestfinished', async (r) => {
+        const e = seen.get(r);
+        if (!e) return;
+        e.end_at = Date.now();
+        try { e.body_bytes = (await r.sizes()).responseBodySize; } catch { /* gone with its context */ }
+      });
+      page.on('requestfailed', (r) => {
+        const e = seen.get(r);
+        if (e) { e.end_at = Date.now(); e.failed = r.failure()?.errorText; }
+      });
+    }
     await page.setContent('<!doctype html><video muted playsinline preload="none" width="640"></video>');
     let result;
     try {
@@ -63,6 +88,7 @@ try {
       result = { error: String(e.message || e) };
     }
     await context.close();
+    if (spec.trace) result.requests = requests;
     process.stdout.write(JSON.stringify({ label: session.label, ...result }) + '\n');
   }
 } finally {

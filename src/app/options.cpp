@@ -41,6 +41,10 @@ void add_s3_options(CLI::App& cmd, s3_options& o) {
   cmd.add_option("--s3-download-part-size", o.download_part_size,
                  "Size of each part of such a download; memory per download is at most parts x this")
       ->capture_default_str();
+  cmd.add_option("--s3-download-memory", o.download_memory,
+                 "Memory all downloads' parts may hold together; a part that does not fit is read on its "
+                 "download's own connection instead (at least one part size)")
+      ->capture_default_str();
   cmd.add_option("--s3-download-after", o.download_after,
                  "Bytes a download reads on one connection before it may use more")
       ->capture_default_str();
@@ -145,6 +149,11 @@ void add_cache_options(CLI::App& cmd, serve_options& o) {
   cmd.add_option("--cache-slice", o.cache_slice,
                  "Slice size: objects are cached in aligned pieces of this size")
       ->envname("MEDIAGATE_CACHE_SLICE")
+      ->capture_default_str();
+  cmd.add_option(
+         "--cache-tail-prefetch", o.cache_tail_prefetch,
+         "The first read of an MP4 from its start also asks for its last this many bytes, in parallel, "
+         "where the index of a file with the index after the media is (0: off)")
       ->capture_default_str();
   cmd.add_option("--cache-meta-ttl", o.cache_meta_ttl,
                  "Seconds cached metadata is used before asking storage again")
@@ -269,7 +278,9 @@ std::optional<cache_settings> parse_cache_settings(const serve_options& o) {
   cache_settings cache;
   cache.slices.dir = o.cache_dir;
   auto size = parse_byte_size(o.cache_size), slice = parse_byte_size(o.cache_slice);
-  if (!size || !slice || *slice == 0) return std::nullopt;
+  auto tail = parse_byte_size(o.cache_tail_prefetch);
+  if (!size || !slice || *slice == 0 || !tail) return std::nullopt;
+  cache.slices.tail_prefetch_bytes = *tail;
   cache.slices.capacity_bytes = *size;
   cache.slices.slice_bytes = *slice;
   cache.metadata.ttl = from_seconds(o.cache_meta_ttl);
@@ -343,7 +354,9 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
     cfg.server.hls_index_dir = (std::filesystem::path(o.cache_dir) / "hls-index").string();
   if (!o.cache_dir.empty()) {
     cfg.cache = parse_cache_settings(o);
-    if (!cfg.cache) return std::string("--cache-size and --cache-slice take sizes such as 20GiB or 1MiB");
+    if (!cfg.cache)
+      return std::string(
+          "--cache-size, --cache-slice and --cache-tail-prefetch take sizes such as 20GiB or 1MiB");
   }
   cfg.library = o.library;
   if (auto max = parse_byte_size(o.max_upload)) {

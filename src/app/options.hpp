@@ -24,6 +24,7 @@ struct s3_options {
   int idle_connections = 32;
   int download_parts = 6;
   std::string download_part_size = "8MiB", download_after = "8MiB";
+  std::string download_memory = "256MiB";  // every download's parts together
   double meta_ttl = 5;
 };
 
@@ -36,6 +37,7 @@ struct serve_options {
   std::string log_level = "info";
   s3_options s3;
   std::string cache_dir, cache_size = "20GiB", cache_slice = "1MiB";
+  std::string cache_tail_prefetch = "2MiB";
   double cache_meta_ttl = 5, cache_stale_limit = 3600;
   server::library_options library;
   access_options access;

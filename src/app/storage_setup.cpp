@@ -56,6 +56,7 @@ std::variant<storage_setup, setup_failure> open_s3(const serve_config& cfg, spdl
     return s3;
   };
   opened.metrics.push_back([counters = setup.counters] { return counters->render(); });
+  opened.metrics.push_back([budget = setup.download.budget] { return budget->render_metrics(); });
   log.info("serving s3://{}/{} from {}", setup.where.bucket, setup.where.prefix,
            setup.settings.ep.host_header());
   return opened;
@@ -188,7 +189,12 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
   if (!part_size || *part_size < (64 << 10) || *part_size > (1ull << 30))
     return "--s3-download-part-size wants a size from 64KiB to 1GiB, not " + o.download_part_size;
   if (!after) return "--s3-download-after wants a size (e.g. 8MiB), not " + o.download_after;
-  setup.download = {static_cast<std::size_t>(o.download_parts), *part_size, *after};
+  const auto memory = parse_byte_size(o.download_memory);
+  if (!memory || *memory < *part_size)
+    return "--s3-download-memory wants a size of at least one part (--s3-download-part-size " +
+           o.download_part_size + "), not " + o.download_memory;
+  setup.download = {static_cast<std::size_t>(o.download_parts), *part_size, *after,
+                    std::make_shared<storage::download_budget>(*memory)};
   return setup;
 }
 

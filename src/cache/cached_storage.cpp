@@ -11,10 +11,14 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
+#include <functional>
+#include <optional>
+#include <vector>
 
 #include "cache/metadata_cache.hpp"
 #include "cache/slice_cache.hpp"
 #include "cache/slice_math.hpp"
+#include "http/content_type.hpp"
 #include "storage/sniff.hpp"
 
 namespace mediagate::cache {
@@ -39,6 +43,11 @@ struct wake_signal {
   bool done = false;
 };
 
+net::awaitable<void> complete_slice(std::shared_ptr<slice_cache> cache, std::string object,
+                                    std::unique_ptr<st::range_reader> fetch,
+                                    std::unique_ptr<slice_writer> writer, std::uint64_t index,
+                                    std::uint64_t pos, std::uint64_t last);
+
 class cache_reader final : public st::range_reader {
  public:
   cache_reader(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> metadata,
@@ -55,7 +64,23 @@ class cache_reader final : public st::range_reader {
         pos_(range.first),
         last_(range.last) {}
 
-  ~cache_reader() override { abandon_fetch(); }
+  // A client that leaves in the middle of a slice being fetched for the cache (a player that has what it
+  // wanted, a seek) leaves that slice to be read to its end in the background, at most one slice: the next
+  // request for those bytes (the same viewer's next visit, or another's) finds them here instead of asking
+  // storage again for a slice that would otherwise never be complete. The slices after it are released.
+  ~cache_reader() override {
+    if (fetch_ && writer_ && caching_ && ex_ && fetch_pos_ % slice_ != 0) {
+      const auto cur = fetch_pos_ / slice_;
+      for (auto i = cur + 1; i <= run_last_; ++i) cache_->release(object_, i);
+      caching_ = false;
+      net::co_spawn(*ex_,
+                    complete_slice(cache_, object_, std::move(fetch_), std::move(writer_), cur, fetch_pos_,
+                                   slice_bounds(cur, meta_.size, slice_).last),
+                    net::detached);
+      return;
+    }
+    abandon_fetch();
+  }
 
   // Makes sure the bytes at pos_ have a source: a cached slice or a running fetch. Errors here come
   // before anything was sent, so the client still gets an honest status.
@@ -100,6 +125,7 @@ class cache_reader final : public st::range_reader {
   net::awaitable<void> finish(std::span<char> buf) override { co_await finish_slice(buf); }
 
   net::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+    if (!ex_) ex_ = co_await net::this_coro::executor;
     while (true) {
       if (pos_ > last_) co_return chunk{};
       const auto idx = pos_ / slice_;
@@ -193,7 +219,26 @@ class cache_reader final : public st::range_reader {
     const auto idx = pos_ / slice_;
     if (fetched_range.first != idx * slice_) return false;
     if (cache_->claim(object_, idx, [] {}) != slice_cache::claim_outcome::claimed) return false;
-    const auto end = extend_run(idx);
+    return adopt_claimed(std::move(fetched), fetched_range, extend_run(idx));
+  }
+
+  // Claims the slice at pos_ and the missing ones after it that the range needs; the last one claimed, or
+  // nullopt when the first is cached or being fetched already.
+  std::optional<std::uint64_t> claim_run() {
+    const auto idx = pos_ / slice_;
+    if (cache_->claim(object_, idx, [] {}) != slice_cache::claim_outcome::claimed) return std::nullopt;
+    return extend_run(idx);
+  }
+
+  // adopt_fetch() for slices pos_'s to `end` that the caller claimed already (claim_run()); released on
+  // failure.
+  bool adopt_claimed(std::unique_ptr<st::range_reader> fetched, http::byte_range fetched_range,
+                     std::uint64_t end) {
+    const auto idx = pos_ / slice_;
+    if (fetched_range.first != idx * slice_) {
+      for (auto i = idx; i <= end; ++i) cache_->release(object_, i);
+      return false;
+    }
     // Whole slices only: the run ends with the last slice the read covers completely.
     auto covered = fetched_range.last / slice_;  // >= idx: the read starts at slice idx
     if (slice_bounds(covered, meta_.size, slice_).last > fetched_range.last) {
@@ -315,7 +360,30 @@ class cache_reader final : public st::range_reader {
   bool caching_ = false;
   std::unique_ptr<slice_writer> writer_;
   std::function<void(std::span<const char>)> on_head_;
+  std::optional<net::any_io_executor> ex_;  // the loop the reader is read on (for the slice left behind)
 };
+
+// The rest of slice `index`, from byte `pos` to `last`, from `fetch` into `writer`; then published. Its claim
+// is released either way.
+net::awaitable<void> complete_slice(std::shared_ptr<slice_cache> cache, std::string object,
+                                    std::unique_ptr<st::range_reader> fetch,
+                                    std::unique_ptr<slice_writer> writer, std::uint64_t index,
+                                    std::uint64_t pos, std::uint64_t last) {
+  std::vector<char> buf(64 * 1024);
+  while (pos <= last) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), last - pos + 1));
+    auto n = co_await fetch->read_some(std::span<char>(buf.data(), want));
+    if (!n || *n == 0 || !writer->append(std::span<const char>(buf.data(), *n))) {
+      writer.reset();
+      cache->release(object, index);
+      co_return;
+    }
+    cache->counters().bytes_from_upstream.fetch_add(*n, std::memory_order_relaxed);
+    pos += *n;
+  }
+  if (cache->commit(object, index, std::move(writer)))
+    cache->counters().completed_after_leave.fetch_add(1, std::memory_order_relaxed);
+}
 
 // The most an index prefetch reads (a moov box of hours of video is a few MiB).
 constexpr std::uint64_t kMaxIndexPrefetch = 16 << 20;
@@ -333,20 +401,40 @@ net::awaitable<void> prefetch(std::unique_ptr<cache_reader> reader) {
 // A player that finds no index (moov) at the start of an MP4 asks for it at the end next: when the first
 // bytes of an object come from storage and say the index follows the media, its slices are fetched into the
 // cache at once, while the player is still reading the head, so that its next request finds them here.
+// A tail prefetch in flight (prefetch_tail) and what waits for its end. One event loop: no locking.
+struct tail_state {
+  bool done = false;
+  std::function<void()> then;  // the index prefetch, when the head showed the index before the tail ended
+  void finish() {
+    done = true;
+    if (then) std::exchange(then, nullptr)();
+  }
+};
+
+// `tail`: the tail prefetch started with this read, if any. The index prefetch waits for it to end (it
+// fetches the index's slices, or most of them), then fetches only what it left.
 void watch_head(cache_reader& reader, std::shared_ptr<slice_cache> cache,
                 std::shared_ptr<metadata_cache> metadata, std::shared_ptr<st::storage> upstream,
                 const std::string& key, const object_meta& meta, const std::string& object,
-                const std::string& mkey, net::any_io_executor ex) {
-  reader.on_head([cache, metadata, upstream, key, meta, object, mkey, ex](std::span<const char> head) {
+                const std::string& mkey, net::any_io_executor ex,
+                std::shared_ptr<tail_state> tail = nullptr) {
+  reader.on_head([cache, metadata, upstream, key, meta, object, mkey, ex, tail](std::span<const char> head) {
     const auto index = st::mp4_index_after_media(head, meta.size);
     if (!index || meta.size - *index > kMaxIndexPrefetch) return;
-    const auto slice = cache->config().slice_bytes;
-    const auto idx = *index / slice;
-    if (cache->lookup(object, idx, slice_bounds(idx, meta.size, slice).length())) return;  // here already
-    cache->counters().index_prefetches.fetch_add(1, std::memory_order_relaxed);
-    auto r = std::make_unique<cache_reader>(cache, metadata, upstream, key, object, meta,
-                                            http::byte_range{*index, meta.size - 1}, mkey);
-    net::co_spawn(ex, prefetch(std::move(r)), net::detached);
+    auto start = [cache, metadata, upstream, key, meta, object, mkey, ex, from = *index] {
+      const auto slice = cache->config().slice_bytes;
+      const auto idx = from / slice;
+      if (cache->lookup(object, idx, slice_bounds(idx, meta.size, slice).length())) return;  // here already
+      cache->counters().index_prefetches.fetch_add(1, std::memory_order_relaxed);
+      auto r = std::make_unique<cache_reader>(cache, metadata, upstream, key, object, meta,
+                                              http::byte_range{from, meta.size - 1}, mkey);
+      net::co_spawn(ex, prefetch(std::move(r)), net::detached);
+    };
+    if (tail && !tail->done) {
+      tail->then = std::move(start);
+      return;
+    }
+    start();
   });
 }
 
@@ -372,6 +460,58 @@ class derived_source final : public st::storage {
   std::shared_ptr<st::storage> upstream_;
   st::storage::derived_reader make_;
 };
+
+// Whether a key names an MP4-family file (an index box that may follow the media), by its extension.
+bool mp4_family(const std::string& key) {
+  const auto type = http::content_type_for_key(key);
+  return type == "video/mp4" || type == "audio/mp4" || type == "video/x-m4v" || type == "video/quicktime";
+}
+
+// The last `bytes` of an object, asked for in parallel with its first read (before its size is known: a
+// suffix range), kept as the whole slices they contain. The slices claimed by another fetch are left to it.
+net::awaitable<void> read_tail(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> metadata,
+                               std::shared_ptr<st::storage> upstream, std::string upstream_id,
+                               std::string key, std::string mkey, std::uint64_t bytes) {
+  st::read_hint hint;
+  hint.suffix = bytes;
+  auto found = co_await upstream->stat_and_open(key, hint);
+  if (!found || !found->reader) co_return;
+  const auto slice = cache->config().slice_bytes;
+  const auto size = found->meta.size;
+  const auto first = (found->range.first + slice - 1) / slice * slice;  // the first whole slice in the answer
+  if (first > found->range.last) co_return;
+  // The slices are claimed as soon as the answer says which they are: a player's request for them (the index)
+  // that comes meanwhile waits for this fetch instead of starting its own.
+  auto object = slice_cache::object_id(upstream_id, key, found->meta.etag);
+  auto reader = std::make_unique<cache_reader>(cache, metadata, upstream, key, object, found->meta,
+                                               http::byte_range{first, size - 1}, mkey);
+  const auto end = reader->claim_run();
+  if (!end) co_return;
+  std::vector<char> buf(256 * 1024);
+  for (auto pos = found->range.first; pos < first;) {  // the part of a slice before them: not kept
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), first - pos));
+    auto n = co_await found->reader->read_some(std::span<char>(buf.data(), want));
+    if (!n || *n == 0) {
+      for (auto i = first / slice; i <= *end; ++i) cache->release(object, i);
+      co_return;
+    }
+    cache->counters().bytes_from_upstream.fetch_add(*n, std::memory_order_relaxed);
+    pos += *n;
+  }
+  if (!reader->adopt_claimed(std::move(found->reader), {first, found->range.last}, *end)) co_return;
+  co_await prefetch(std::move(reader));
+}
+
+// read_tail, then what waits for its end (not when the loop is destroyed with it suspended).
+net::awaitable<void> prefetch_tail(std::shared_ptr<slice_cache> cache,
+                                   std::shared_ptr<metadata_cache> metadata,
+                                   std::shared_ptr<st::storage> upstream, std::string upstream_id,
+                                   std::string key, std::string mkey, std::uint64_t bytes,
+                                   std::shared_ptr<tail_state> state) {
+  co_await read_tail(std::move(cache), std::move(metadata), std::move(upstream), std::move(upstream_id),
+                     std::move(key), std::move(mkey), bytes);
+  state->finish();
+}
 
 }  // namespace
 
@@ -443,6 +583,15 @@ net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::s
   if (hint.last) last_idx = std::min(last_idx, *hint.last / slice);
   const auto generation = changes_ ? changes_->generation() : 0;
   const st::read_hint whole_slices{first_idx * slice, (last_idx + 1) * slice - 1};
+  auto ex = co_await net::this_coro::executor;
+  std::shared_ptr<tail_state> tail_wait;
+  if (const auto tail = cache_->config().tail_prefetch_bytes;
+      tail > 0 && hint.first == 0 && mp4_family(key)) {
+    cache_->counters().tail_prefetches.fetch_add(1, std::memory_order_relaxed);
+    tail_wait = std::make_shared<tail_state>();
+    net::co_spawn(ex, prefetch_tail(cache_, meta_, upstream_, upstream_id_, key, cache_key, tail, tail_wait),
+                  net::detached);
+  }
   auto found = co_await upstream_->stat_and_open(key, whole_slices);
   if (!found) {
     if (found.err().code == errc::not_found) meta_->forget(cache_key);
@@ -456,9 +605,8 @@ net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::s
   auto reader = std::make_unique<cache_reader>(cache_, meta_, upstream_, key,
                                                slice_cache::object_id(upstream_id_, key, found->meta.etag),
                                                found->meta, range, cache_key);
-  auto ex = co_await net::this_coro::executor;
   watch_head(*reader, cache_, meta_, upstream_, key, found->meta,
-             slice_cache::object_id(upstream_id_, key, found->meta.etag), cache_key, ex);
+             slice_cache::object_id(upstream_id_, key, found->meta.etag), cache_key, ex, tail_wait);
   if (!reader->adopt_fetch(std::move(found->reader), found->range)) co_return out;
   out.reader = std::move(reader);
   out.range = range;

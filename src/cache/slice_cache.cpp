@@ -271,6 +271,12 @@ std::string slice_cache::render_metrics() const {
   metric("mediagate_cache_index_prefetches_total", "counter",
          "MP4 indexes (moov after the media) fetched into the cache before the player asked.",
          counters_.index_prefetches.load());
+  metric("mediagate_cache_slices_completed_after_leave_total", "counter",
+         "Slices a client left in the middle of while they were fetched, read to their end into the cache.",
+         counters_.completed_after_leave.load());
+  metric("mediagate_cache_tail_prefetches_total", "counter",
+         "Tails of MP4 objects asked for together with their first bytes (where a trailing index would be).",
+         counters_.tail_prefetches.load());
   metric("mediagate_cache_stored_bytes", "gauge", "Bytes of slices on disk.", counters_.bytes_stored.load());
   return out;
 }

@@ -31,6 +31,10 @@ struct cache_config {
   std::uint64_t slice_bytes = 1u << 20;
   std::chrono::milliseconds degraded_pause{30'000};  // after a write error: pass-through for this long
   std::uint64_t max_run_slices = 64;                 // slices fetched by one ranged GET at most
+  // The first read of an MP4 from its start also asks for its last this many bytes (whole slices of them are
+  // kept), in parallel: the index (moov) of a file whose index follows the media is then here by the time
+  // the player asks for it. 0: off.
+  std::uint64_t tail_prefetch_bytes = 2u << 20;
 };
 
 // An open, verified slice file: sendfile from `fd` at kHeaderBytes + offset within the slice.
@@ -52,6 +56,9 @@ struct cache_counters {
   std::atomic<std::uint64_t> stale_served{0};
   std::atomic<std::uint64_t> bytes_stored{0};
   std::atomic<std::uint64_t> index_prefetches{0};  // moov boxes after the media, fetched ahead of the player
+  std::atomic<std::uint64_t> completed_after_leave{0};
+  std::atomic<std::uint64_t> tail_prefetches{0};  // tails of MP4s asked for together with their head  //
+                                                  // slices read to their end after their client left
 };
 
 class slice_cache {

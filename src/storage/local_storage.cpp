@@ -224,9 +224,10 @@ boost::asio::awaitable<result<stat_and_reader>> local_storage::stat_and_open(std
   stat_and_reader out{*meta, nullptr, {}};
   auto owner = std::static_pointer_cast<const unique_fd>(meta->pinned);
   const auto size = meta->size;
-  if (!owner || size == 0 || hint.first >= size) co_return out;
+  if (!owner || size == 0 || (!hint.suffix && hint.first >= size) || hint.suffix == 0u) co_return out;
   // The metadata comes from an fstat of this descriptor just now: the reader needs no second look.
-  out.range = {hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
+  out.range = hint.suffix ? http::byte_range{size - std::min(*hint.suffix, size), size - 1}
+                          : http::byte_range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
   out.reader = std::make_unique<file_reader>(std::move(owner), out.range);
   co_return out;
 }

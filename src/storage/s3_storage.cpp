@@ -160,6 +160,7 @@ class s3_range_reader final : public range_reader {
 
 // One part of a download: its bytes land in `data` as they come; the reader hands them on in order.
 struct download_part {
+  budget_hold hold;  // first member, so destroyed last: given back once `data` is freed
   std::uint64_t first = 0, last = 0;
   std::unique_ptr<char[]> data;
   std::size_t filled = 0, taken = 0;
@@ -268,23 +269,29 @@ class download_reader final : public range_reader {
   }
 
   net::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
-    if (lead_) {
-      const auto t0 = std::chrono::steady_clock::now();
-      if (!window_start_) window_start_ = t0;
-      auto c = co_await lead_->next(buf, zero_copy);
-      if (!c) co_return c;
-      if (c->bytes > 0) {
-        waited_ += std::chrono::steady_clock::now() - t0;
-        window_bytes_ += c->bytes;
-        if (!st_ && window_bytes_ >= settings_.after) co_await consider_parts();
-        co_return c;
-      }
-      lead_.reset();  // its share is done: the parts carry on
-      if (!st_) co_return chunk{};
-      top_up(co_await net::this_coro::executor);
-    }
     while (true) {
-      if (parts_.empty()) co_return chunk{};
+      if (lead_) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (!window_start_) window_start_ = t0;
+        auto c = co_await lead_->next(buf, zero_copy);
+        if (!c) co_return c;
+        if (c->bytes > 0) {
+          waited_ += std::chrono::steady_clock::now() - t0;
+          window_bytes_ += c->bytes;
+          if (!st_ && window_bytes_ >= settings_.after) co_await consider_parts();
+          co_return c;
+        }
+        lead_.reset();  // its share is done: the parts carry on
+        if (!st_) co_return chunk{};
+        top_up(co_await net::this_coro::executor);
+      }
+      if (parts_.empty()) {
+        if (next_part_ > range_.last) co_return chunk{};
+        // The memory budget is spent (by other downloads): the next part comes on this download's own
+        // connection, through the caller's buffer, and the budget is asked again after it.
+        lead_ = part_on_lead();
+        continue;
+      }
       auto& p = *parts_.front();
       if (p.taken < p.filled) {
         const auto n = std::min(buf.size(), p.filled - p.taken);
@@ -322,18 +329,29 @@ class download_reader final : public range_reader {
     top_up(co_await net::this_coro::executor);
   }
 
-  // Starts parts until `parts` connections are busy (the lead counts as one) or the range is covered. Parts
-  // read but not yet handed on count too: that bounds the memory.
+  // Starts parts until `parts` connections are busy (the lead counts as one), the range is covered or the
+  // process-wide budget is spent. Parts read but not yet handed on count too: that bounds the memory.
   void top_up(net::any_io_executor ex) {
     while (next_part_ <= range_.last && parts_.size() + (lead_ ? 1 : 0) < settings_.parts) {
+      const auto last = std::min(range_.last, next_part_ + settings_.part_size - 1);
+      const auto length = last - next_part_ + 1;
+      if (settings_.budget && !settings_.budget->try_take(length)) break;
       auto p = std::make_shared<download_part>();
+      if (settings_.budget) p->hold.adopt(settings_.budget, length);
       p->first = next_part_;
-      p->last = std::min(range_.last, next_part_ + settings_.part_size - 1);
+      p->last = last;
       p->data.reset(new char[p->length()]);
       next_part_ = p->last + 1;
       parts_.push_back(p);
       net::co_spawn(ex, fetch_part(client_, where_, key_, meta_, st_, p, max_resumes_), net::detached);
     }
+  }
+
+  // The next part read on one connection straight into the caller's buffer (no memory held ahead).
+  std::unique_ptr<s3_range_reader> part_on_lead() {
+    const http::byte_range part{next_part_, std::min(range_.last, next_part_ + settings_.part_size - 1)};
+    next_part_ = part.last + 1;
+    return std::make_unique<s3_range_reader>(client_, where_, key_, meta_, part, max_resumes_, on_changed_);
   }
 
   std::unique_ptr<s3_range_reader> lead_;
@@ -462,6 +480,7 @@ std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_r
 }
 
 net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
+  if (hint.suffix && *hint.suffix == 0) co_return co_await storage::stat_and_open(key, hint);
   if (known(key)) {
     if (!hint.download) co_return co_await storage::stat_and_open(key, hint);  // open(): the one round trip
     auto meta = co_await stat(key);
@@ -484,7 +503,8 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   s3::request_spec spec;
   spec.key = where_.prefix + key;
   const auto last = hint.last ? std::to_string(*hint.last) : std::string();
-  spec.headers = {{"range", "bytes=" + std::to_string(hint.first) + "-" + last}};
+  spec.headers = {{"range", hint.suffix ? "bytes=-" + std::to_string(*hint.suffix)
+                                        : "bytes=" + std::to_string(hint.first) + "-" + last}};
   auto r = co_await client_->send(spec);
   if (!r) co_return r.err();
   auto& res = **r;
@@ -512,8 +532,10 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   stat_and_reader out{*meta, nullptr, {}};
   // The reader, when the answer holds exactly what the hint asked for (clamped to the size).
   const auto size = meta->size;
-  if (size == 0 || hint.first >= size) co_return out;
-  const http::byte_range want{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
+  if (size == 0 || (!hint.suffix && hint.first >= size)) co_return out;
+  const auto want = hint.suffix
+                        ? http::byte_range{size - std::min(*hint.suffix, size), size - 1}
+                        : http::byte_range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
   if (cr->first != want.first || cr->last != want.last) co_return out;
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
                                                   [this, key] { meta_cache_.erase(key); });

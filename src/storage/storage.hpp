@@ -96,6 +96,9 @@ struct read_hint {
   // element (browsers' media stacks always send Range). A backend may read such a body over several
   // connections.
   bool download = false;
+  // bytes=-N: the last `suffix` bytes, whatever the size (first and last are then unused). Backends that
+  // cannot start such a read return the metadata without a reader.
+  std::optional<std::uint64_t> suffix;
 };
 
 // What stat_and_open() found: the metadata and, when the backend could start it in the same round trip,

@@ -513,5 +513,44 @@ class SliceCacheTest(unittest.TestCase):
         self.assert_range(r, self.big, first, last, "beside a stalled client")
 
 
+    # -- (10) a client that leaves mid-slice (issue 15) --------------------------------------------------------
+
+    def test_10_a_slice_left_mid_fetch_is_read_to_its_end(self) -> None:
+        """A player reads `bytes=N-` and leaves in the middle of a slice (it has what it wanted, or it seeks).
+        That slice is read to its end into the cache, and nothing after it: S3 sends whole slices only, and the
+        same viewer's next visit to those bytes makes no S3 request (before, the slice it left was dropped and
+        fetched again on every visit)."""
+        server, cache_dir = self.start_server("--threads", "1")
+        first = 3 * SLICE + 1000
+        taken = SLICE + SLICE // 2  # ends inside slice 4
+        m0 = self.metrics(server)
+        with rawhttp.Connection(server.port, timeout=TIMEOUT) as c:
+            c.send_request("GET", harness.media_target(BIG_KEY), [("Range", f"bytes={first}-")])
+            head = c.read_head()
+            self.assertEqual(head.status, 206, head.raw_head)
+            got = bytearray()
+            while len(got) < taken:
+                chunk = c.read_some()
+                self.assertTrue(chunk, "the stream ended early")
+                got += chunk
+            c.close(reset=True)
+        self.assertTrue(bytes(got[:taken]) == self.big[first:first + taken], "the stream's bytes differ")
+        self.settle(server, cache_dir)
+        m1 = self.metrics(server)
+        received = self.delta(m1, m0, S3_BYTES)
+        completed = self.delta(m1, m0, "mediagate_cache_slices_completed_after_leave_total")
+        figure(f"a client left after {taken} bytes of bytes={first}-: {received} bytes from S3 "
+               f"({received / SLICE:.2f} slices), {completed} slice read to its end after it left")
+        self.assertEqual(self.delta(m1, m0, S3_GETS), 1)
+        self.assertEqual(received % SLICE, 0, "S3 sent a part of a slice: one was dropped half-read")
+        self.assertGreaterEqual(received, 2 * SLICE, "slices 3 and 4 at least")
+        # One: the slice the client left in the middle of (none when the fetch stood exactly between two slices).
+        self.assertLessEqual(completed, 1)
+        last = first + taken - 1
+        self.assert_range(self.get(server, BIG_KEY, first, last), self.big, first, last, "again")
+        m2 = self.metrics(server)
+        self.assertEqual(self.delta(m2, m1, S3_GETS), 0, "the same bytes again went to S3")
+
+
 if __name__ == "__main__":
     unittest.main()

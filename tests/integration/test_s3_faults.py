@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 import unittest
@@ -705,18 +706,21 @@ class RadosgwFaults(unittest.TestCase):
         # HEAD: the metadata only.
         check(port, cold_key(), [], 200, 0, -1, 1, 0, "cold HEAD", method="HEAD")
 
-        # Through the slice cache: one GET of whole slices for a cold object, the client's bytes exact.
+        # Through the slice cache: one GET of whole slices for a cold object, the client's bytes exact. An MP4 read
+        # from its start also gets its last 2 MiB asked for in parallel (--cache-tail-prefetch): here slices 2 and 3
+        # are kept, and the part of slice 1 before them is read and dropped.
         cport = cached.port
-        check(cport, cold_key(), [("Range", "bytes=0-1")], 206, 0, 1, 1, MIB, "cache, cold bytes=0-1")
+        check(cport, cold_key(), [("Range", "bytes=0-1")], 206, 0, 1, 2, 3 * MIB, "cache, cold bytes=0-1")
         key = cold_key()
         check(cport, key, [("Range", f"bytes={MIB + 10}-")], 206, MIB + 10, n, 1, size - MIB,
               "cache, cold bytes=1MiB+10-")
         check(cport, key, [("Range", f"bytes={MIB + 10}-")], 206, MIB + 10, n, 0, 0, "cache, warm bytes=1MiB+10-")
         check(cport, key, [("Range", "bytes=0-1")], 206, 0, 1, 1, MIB, "cache, metadata warm, slice 0 cold")
 
-        # An MP4 whose index (moov) follows the media: the cache fetches the index as soon as the first bytes
-        # show where it is, so the player's next request (for the moov) costs no S3 request. A fast-start MP4
-        # gets no such fetch.
+        # An MP4 whose index (moov) follows the media: its tail is asked for together with its head, so the
+        # player's next request (for the moov) costs no S3 request. Once the head shows the index after the media,
+        # the index prefetch finds the tail's slices (cached, or still being fetched: it waits for them). A
+        # fast-start MP4 gets the tail too (its size is not known before the answers), and no index prefetch.
         def box(kind: bytes, body: bytes) -> bytes:
             return (8 + len(body)).to_bytes(4, "big") + kind + body
 
@@ -724,8 +728,7 @@ class RadosgwFaults(unittest.TestCase):
         mdat = box(b"mdat", rnd.randbytes(2 * MIB + 777))
         moov = box(b"moov", rnd.randbytes(100_000))
         ftyp = box(b"ftyp", b"isom\0\0\2\0isomiso2avc1mp41")
-        for layout, body, prefetches in (("moov at end", ftyp + box(b"free", b"") + mdat + moov, 1),
-                                         ("fast start", ftyp + moov + mdat, 0)):
+        for layout, body in (("moov at end", ftyp + box(b"free", b"") + mdat + moov), ("fast start", ftyp + moov + mdat)):
             key = f"cold/{uuid.uuid4().hex[:8]}.mp4"
             self.rgw.put(self.bucket, key, body, "video/mp4")
             index = body.index(b"moov") - 4
@@ -734,17 +737,19 @@ class RadosgwFaults(unittest.TestCase):
             self.assertEqual((f.status, bytes(f.body)), (206, body[:2]), f.describe())
             m1 = settle(cport)
             started = m1["mediagate_cache_index_prefetches_total"] - m0["mediagate_cache_index_prefetches_total"]
+            tails = m1["mediagate_cache_tail_prefetches_total"] - m0["mediagate_cache_tail_prefetches_total"]
             requests = m1["mediagate_s3_requests_total"] - m0["mediagate_s3_requests_total"]
             f = fetch(cport, "GET", target(key), [("Range", f"bytes={index}-")])
             m2 = settle(cport)
             self.assertEqual((f.status, f.header("content-range")), (206, f"bytes {index}-{len(body) - 1}/{len(body)}"))
             self.assertTrue(bytes(f.body) == body[index:], f"{layout}: wrong bytes for the index")
             later = m2["mediagate_s3_requests_total"] - m1["mediagate_s3_requests_total"]
-            note(f"cache, {layout}: bytes=0-1 -> {requests:.0f} S3 requests ({started:.0f} index prefetch); "
-                 f"then the moov (bytes={index}-) -> {later:.0f} S3 requests")
-            # (fast start: the moov is in slice 0, which the first request cached, but the range runs on into
-            # slices nobody fetched yet)
-            self.assertEqual((started, requests, later), (prefetches, 1 + prefetches, 1 - prefetches), layout)
+            note(f"cache, {layout}: bytes=0-1 -> {requests:.0f} S3 requests ({tails:.0f} tail, {started:.0f} index "
+                 f"prefetch); then the moov (bytes={index}-) -> {later:.0f} S3 requests")
+            # (fast start: the moov is in slice 0, which the first request cached, and the range runs on into the
+            # slices of the tail)
+            self.assertEqual((tails, requests, later), (1, 2, 0), layout)
+            self.assertLessEqual(started, 1 if layout == "moov at end" else 0, layout)
         self.assertIsNone(cached.health_problem())
         self.assertIsNone(self.server.health_problem())
 
@@ -933,6 +938,86 @@ class RadosgwFaults(unittest.TestCase):
             note(f"object replaced after 6 MiB of a download: all of it read before ({gets:.0f} GETs), all old")
         else:
             note(f"object replaced after 6 MiB of a download: cut after {mib(len(got))}, all of the old version")
+        self.assertIsNone(server.health_problem())
+
+
+    # -- 9. the process-wide memory limit of download parts (issue 15) ---------------------------------------
+
+    def test_9_download_memory_limit(self) -> None:
+        """Downloads drained faster than one (shaped: 20 MB/s) S3 connection delivers, at once: their parts hold
+        at most --s3-download-memory together (2 MiB: two 1 MiB parts, where each download alone would start
+        three). A part that does not fit is read on its download's own connection instead: exact bytes, exactly
+        the objects' bytes from S3, and the memory goes back to 0. A limit below one part is refused."""
+        from shaped_s3 import ShapedS3
+
+        with self.subTest("a limit below one part"):
+            r = subprocess.run([str(harness.binary()), "serve", "--listen", "127.0.0.1:0", "--storage",
+                                f"s3://{self.bucket}", "--s3-download-part-size", "1MiB", "--s3-download-memory",
+                                "512KiB"], cwd=self.tmp, env=clean_env(dict(self.rgw.env)), stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=STARTUP_LIMIT)
+            self.assertEqual(r.returncode, 2, f"a bad option exits 2; stderr: {r.stderr}")
+            self.assertIn("--s3-download-memory wants a size of at least one part", r.stderr)
+
+        size, clients = 12 * MIB, 4
+        key = "budget.mp4"
+        data = harness.pattern_bytes(7, size)
+        self.rgw.put(self.bucket, key, data, "video/mp4")
+        rgw_port = int(self.rgw.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+        shaped = ShapedS3(self.tmp / "shaped-budget", upstream_port=rgw_port, delay_ms=5, rate="20m")
+        shaped.start()
+        self.addCleanup(shaped.stop)
+        env = dict(self.rgw.env, AWS_ENDPOINT_URL=shaped.endpoint)
+        fx = types.SimpleNamespace(tmp=self.tmp, storage_args=["--storage", f"s3://{self.bucket}"], server_env=env)
+        server = harness.Server(fx, ["--access-log", "off", "--threads", "2", "--s3-download-parts", "4",
+                                     "--s3-download-part-size", "1MiB", "--s3-download-after", "1MiB",
+                                     "--s3-download-memory", "2MiB"], name="budget")
+        self.servers.append(server)
+        port = server.port
+        self.assertEqual(metrics(port)["mediagate_s3_download_memory_limit_bytes"], 2 * MIB)
+
+        results: list = [None] * clients
+
+        def download(i: int) -> None:
+            c = rawhttp.Connection(port, timeout=60.0)
+            try:
+                c.send_request("GET", target(key), [])
+                head = c.read_head()
+                got = bytearray()
+                while len(got) < int(head.header("content-length")):
+                    chunk = c.read_some()
+                    if not chunk:
+                        break
+                    got += chunk
+                results[i] = (head.status, bytes(got))
+            finally:
+                c.close()
+
+        before = settle(port)
+        threads = [threading.Thread(target=download, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        after = settle(port)
+        for i, r in enumerate(results):
+            self.assertIsNotNone(r, f"download {i} did not end")
+            self.assertEqual(r[0], 200)
+            self.assertTrue(r[1] == data, f"download {i}: the bytes differ from the object's")
+        delta = {k: after[k] - before[k] for k in ("mediagate_s3_get_requests_total",
+                                                    "mediagate_s3_received_bytes_total",
+                                                    "mediagate_s3_download_parts_over_budget_total")}
+        note(f"{clients} downloads of {mib(size)} under a 2 MiB part memory limit: "
+             f"{delta['mediagate_s3_get_requests_total']:.0f} GETs, "
+             f"{delta['mediagate_s3_download_parts_over_budget_total']:.0f} parts over the limit, peak "
+             f"{mib(after['mediagate_s3_download_memory_peak_bytes'])}")
+        self.assertEqual(delta["mediagate_s3_received_bytes_total"], clients * size, "bytes read from S3")
+        self.assertGreater(delta["mediagate_s3_get_requests_total"], clients, "the downloads should use parts")
+        self.assertGreaterEqual(after["mediagate_s3_download_memory_peak_bytes"], MIB, "no part held memory")
+        self.assertLessEqual(after["mediagate_s3_download_memory_peak_bytes"], 2 * MIB,
+                             "download parts held more memory than --s3-download-memory")
+        self.assertGreater(delta["mediagate_s3_download_parts_over_budget_total"], 0,
+                           "each download wants three parts, the limit holds two")
+        self.assertEqual(after["mediagate_s3_download_memory_bytes"], 0, "part memory not given back")
         self.assertIsNone(server.health_problem())
 
 

@@ -213,6 +213,31 @@ TEST_F(LocalStorage, stat_and_open_reads_the_hinted_range_of_the_file_it_examine
   ASSERT_TRUE(past);
   EXPECT_FALSE(past->reader);
   EXPECT_FALSE(run(store_->stat_and_open("missing.bin", read_hint{})));
+
+  // Suffix hints (bytes=-N): the last N bytes, the whole file when N is larger, none for N = 0.
+  read_hint tail;
+  tail.suffix = 300;
+  auto last = run(store_->stat_and_open("h.bin", tail));
+  ASSERT_TRUE(last && last->reader);
+  EXPECT_EQ(last->range.first, 9700u);
+  EXPECT_EQ(last->range.last, 9999u);
+  std::string suffix_bytes;
+  while (true) {
+    auto n = run(last->reader->read_some(buf));
+    ASSERT_TRUE(n);
+    if (*n == 0) break;
+    suffix_bytes.append(buf.data(), *n);
+  }
+  EXPECT_EQ(suffix_bytes, bytes.substr(9700));
+  tail.suffix = 20000;
+  auto all = run(store_->stat_and_open("h.bin", tail));
+  ASSERT_TRUE(all && all->reader);
+  EXPECT_EQ(all->range.first, 0u);
+  EXPECT_EQ(all->range.last, 9999u);
+  tail.suffix = 0;
+  auto none = run(store_->stat_and_open("h.bin", tail));
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->reader);
 }
 
 TEST_F(LocalStorage, write_makes_the_whole_object_visible_and_a_failed_write_leaves_nothing) {

@@ -110,10 +110,12 @@ TEST(validate, bad_sizes_are_refused_with_the_option_named) {
   o.library.catalog = "sqlite::memory:";
   o.cache_dir = (std::filesystem::temp_directory_path() / "mediagate_options_test_cache").string();
   o.cache_slice = "0";
-  EXPECT_EQ(rejected(o), "--cache-size and --cache-slice take sizes such as 20GiB or 1MiB");
+  EXPECT_EQ(rejected(o),
+            "--cache-size, --cache-slice and --cache-tail-prefetch take sizes such as 20GiB or 1MiB");
   o.cache_slice = "1MiB";
   o.cache_size = "lots";
-  EXPECT_EQ(rejected(o), "--cache-size and --cache-slice take sizes such as 20GiB or 1MiB");
+  EXPECT_EQ(rejected(o),
+            "--cache-size, --cache-slice and --cache-tail-prefetch take sizes such as 20GiB or 1MiB");
   o.cache_dir.clear();  // without a cache its sizes are not looked at
   o.max_upload = "big";
   EXPECT_EQ(rejected(o), "--max-upload-bytes takes a size such as 10GiB or 500MB");
