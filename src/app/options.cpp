@@ -265,13 +265,15 @@ std::optional<std::string> tls_problem(const serve_options& o, server::server_co
   return std::nullopt;
 }
 
-// Why --cache-dir may not be used beside this storage and catalog (see cache::placement_problem), if so.
-std::optional<std::string> cache_dir_problem(const serve_options& o) {
+// Why DIR (--cache-dir, or --hls-index-dir named by `option`) may not be used beside this storage and
+// catalog (see cache::placement_problem), if so.
+std::optional<std::string> cache_dir_problem(const serve_options& o, const std::string& dir,
+                                             std::string_view option) {
   std::optional<std::filesystem::path> media, catalog_file;
   if (!o.storage.starts_with("s3://")) media = cache::resolve_for_comparison(o.storage);
   if (auto path = catalog::sqlite_path_from_url(o.library.catalog); path && *path != ":memory:")
     catalog_file = cache::resolve_for_comparison(*path);
-  return cache::placement_problem(cache::resolve_for_comparison(o.cache_dir), media, catalog_file);
+  return cache::placement_problem(cache::resolve_for_comparison(dir), media, catalog_file, option);
 }
 
 std::optional<cache_settings> parse_cache_settings(const serve_options& o) {
@@ -335,7 +337,10 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
   if (!parse_listen(o.listen, cfg.server)) return "--listen must be HOST:PORT, got '" + o.listen + "'";
   if (auto problem = tls_problem(o, cfg.server)) return *problem;
   // Before anything touches a disk: a cache overlapping the media or the catalog is refused outright.
-  if (auto problem = o.cache_dir.empty() ? std::nullopt : cache_dir_problem(o)) return *problem;
+  if (!o.cache_dir.empty())
+    if (auto problem = cache_dir_problem(o, o.cache_dir, "--cache-dir")) return *problem;
+  if (!o.config.hls_index_dir.empty())
+    if (auto problem = cache_dir_problem(o, o.config.hls_index_dir, "--hls-index-dir")) return *problem;
   cfg.server.header_timeout = from_seconds(o.header_timeout);
   cfg.server.idle_timeout = from_seconds(o.idle_timeout);
   cfg.server.send_timeout = from_seconds(o.send_timeout);

@@ -70,26 +70,25 @@ void write_marker(const fs::path& marker) {
 
 std::optional<std::string> placement_problem(const fs::path& cache_dir,
                                              const std::optional<fs::path>& media_dir,
-                                             const std::optional<fs::path>& catalog_file) {
+                                             const std::optional<fs::path>& catalog_file,
+                                             std::string_view option) {
   const auto cache = normalised(cache_dir);
+  const std::string name = std::string(option) + " " + cache.string();
   const std::string why =
-      ": the cache needs a directory of its own, outside the media directory and the catalog's directory";
+      ": it needs a directory of its own, outside the media directory and the catalog's directory";
   if (media_dir) {
     const auto media = normalised(*media_dir);
-    if (cache == media) return "--cache-dir " + cache.string() + " is the media directory" + why;
+    if (cache == media) return name + " is the media directory" + why;
     if (is_within(cache, media))
-      return "--cache-dir " + cache.string() + " lies inside the media directory " + media.string() +
-             " (its slice files would be served and scanned as media)" + why;
-    if (is_within(media, cache))
-      return "--cache-dir " + cache.string() + " contains the media directory " + media.string() + why;
+      return name + " lies inside the media directory " + media.string() +
+             " (its files would be served and scanned as media)" + why;
+    if (is_within(media, cache)) return name + " contains the media directory " + media.string() + why;
   }
   if (catalog_file) {
     const auto catalog_dir = normalised(*catalog_file).parent_path();
     if (cache == catalog_dir)
-      return "--cache-dir " + cache.string() + " is the directory of the catalog " + catalog_file->string() +
-             why;
-    if (is_within(catalog_dir, cache))
-      return "--cache-dir " + cache.string() + " contains the catalog " + catalog_file->string() + why;
+      return name + " is the directory of the catalog " + catalog_file->string() + why;
+    if (is_within(catalog_dir, cache)) return name + " contains the catalog " + catalog_file->string() + why;
   }
   return std::nullopt;
 }

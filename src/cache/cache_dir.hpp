@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace mediagate::cache {
 
@@ -18,10 +19,12 @@ inline constexpr const char* kMarkerName = ".mediagate-cache";
 // contain or lie inside the media directory (slices would be served and scanned, media files would be
 // walked as slices); it may not be or contain the catalog's directory (a sibling beside the catalog, such
 // as ./.cache next to ./mediagate.db, is fine). Pure and lexical: the caller passes absolute paths with
-// symbolic links resolved (see resolve_for_comparison).
+// symbolic links resolved (see resolve_for_comparison). `option` names the directory in the message (the
+// same rule holds for --hls-index-dir, whose index files must not be served or scanned as media either).
 std::optional<std::string> placement_problem(const std::filesystem::path& cache_dir,
                                              const std::optional<std::filesystem::path>& media_dir,
-                                             const std::optional<std::filesystem::path>& catalog_file);
+                                             const std::optional<std::filesystem::path>& catalog_file,
+                                             std::string_view option = "--cache-dir");
 
 // An absolute, normalised path with the symbolic links of its existing part resolved.
 std::filesystem::path resolve_for_comparison(const std::filesystem::path& p);

@@ -33,18 +33,14 @@ struct read_result {
   std::optional<error> failure;
 };
 
-// Reads a whole range as a connection does, in pieces of `buffer_bytes`, then lets the reader finish.
-net::awaitable<read_result> read_range(st::storage& s, std::string key, st::object_meta meta,
-                                       http::byte_range range, std::size_t buffer_bytes, bool zero_copy) {
+// Reads `length` bytes from `reader` as a connection does, in pieces of `buffer_bytes` (file chunks read with
+// pread), then lets the reader finish.
+net::awaitable<read_result> drain(st::range_reader& reader, std::uint64_t length, std::size_t buffer_bytes,
+                                  bool zero_copy) {
   read_result out;
-  auto reader = co_await s.open(key, meta, range);
-  if (!reader) {
-    out.failure = reader.err();
-    co_return out;
-  }
   std::vector<char> buf(buffer_bytes);
-  while (out.bytes.size() < range.length()) {
-    auto c = co_await (*reader)->next(buf, zero_copy);
+  while (out.bytes.size() < length) {
+    auto c = co_await reader.next(buf, zero_copy);
     if (!c) {
       out.failure = c.err();
       co_return out;
@@ -59,8 +55,20 @@ net::awaitable<read_result> read_range(st::storage& s, std::string key, st::obje
       out.bytes.append(buf.data(), c->bytes);
     }
   }
-  co_await (*reader)->finish(buf);
+  co_await reader.finish(buf);
   co_return out;
+}
+
+// Reads a whole range of `key` as a connection does.
+net::awaitable<read_result> read_range(st::storage& s, std::string key, st::object_meta meta,
+                                       http::byte_range range, std::size_t buffer_bytes, bool zero_copy) {
+  auto reader = co_await s.open(key, meta, range);
+  if (!reader) {
+    read_result out;
+    out.failure = reader.err();
+    co_return out;
+  }
+  co_return co_await drain(**reader, range.length(), buffer_bytes, zero_copy);
 }
 
 class cache_reader : public ::testing::Test {
@@ -267,30 +275,11 @@ struct segment_case {
 net::awaitable<read_result> read_segment(st::storage& s, st::object_meta meta,
                                          std::shared_ptr<const server::spliced_layout> layout,
                                          http::byte_range range, bool zero_copy) {
-  read_result out;
   server::run_read_options options;
   options.max_gap = 1 << 20;
   options.parallel = 3;
   auto reader = server::make_spliced_reader(s, "movie.mp4", meta, layout, range, options);
-  std::vector<char> buf(256);
-  while (out.bytes.size() < range.length()) {
-    auto c = co_await reader->next(buf, zero_copy);
-    if (!c) {
-      out.failure = c.err();
-      co_return out;
-    }
-    if (c->bytes == 0) break;
-    if (c->file) {
-      std::string piece(c->bytes, '\0');
-      EXPECT_EQ(::pread(c->file->fd, piece.data(), piece.size(), static_cast<off_t>(c->file->offset)),
-                static_cast<ssize_t>(piece.size()));
-      out.bytes += piece;
-    } else {
-      out.bytes.append(buf.data(), c->bytes);
-    }
-  }
-  co_await reader->finish(buf);
-  co_return out;
+  co_return co_await drain(*reader, range.length(), 256, zero_copy);
 }
 
 TEST_F(cache_reader, a_segment_is_fetched_as_its_runs_and_cached_as_itself) {

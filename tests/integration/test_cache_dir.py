@@ -85,6 +85,22 @@ class CacheDirTest(unittest.TestCase):
         self.refused(self.tmp, "contains the media directory")
         self.assert_user_files_intact()
 
+    def test_hls_index_dir_inside_the_media_directory_is_refused(self) -> None:
+        """--hls-index-dir keeps moov copies that must not be served or scanned as media: the same rule."""
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        separate = self.tmp / "cache"
+        for index_dir, why in ((self.media / "idx", "lies inside the media directory"),
+                               (self.media, "is the media directory")):
+            r = subprocess.run([str(harness.binary()), "serve", "--listen", "127.0.0.1:0", *self.args(separate),
+                                "--hls-index-dir", str(index_dir)],
+                               cwd=self.tmp, env=env, capture_output=True, text=True, timeout=30)
+            out = r.stdout + r.stderr
+            self.assertNotEqual(r.returncode, 0, out)
+            self.assertIn(f"--hls-index-dir {index_dir} {why}", out)
+            self.assertNotIn("listening on", out)
+        self.assertFalse((self.media / "idx").exists())
+        self.assert_user_files_intact()
+
     def test_cache_dir_equal_to_the_catalogs_directory_is_refused(self) -> None:
         self.refused(self.catalog.parent, "is the directory of the catalog")
 

@@ -727,18 +727,23 @@ if harness.STORAGE_MODE == "s3":
             after = s3_counters(port)
             return body, after[0] - before[0], after[1] - before[1]
 
+        def cold_within_budget(self, port: int, key: str, resource: str, label: str) -> tuple[bytes, int, int]:
+            """A cold segment, and what it took from S3: at least its sample bytes, at most 1.1 times them."""
+            body, gets, received = self.cold(port, key, resource)
+            payload = mdat_payload(body)
+            print(f"  figure: cold {key} {resource} ({label}): {gets} GET, {received} bytes from S3 for {payload} "
+                  f"bytes of samples ({received / payload:.3f}x) in {self.elapsed_ms:.0f} ms")
+            self.assertGreaterEqual(received, payload)
+            self.assertLessEqual(received, payload * 1.1)
+            return body, gets, received
+
         def test_cold_segments_read_at_most_a_tenth_more_than_their_samples(self) -> None:
             for key in self.KEYS:
                 segments = self.segments(self.plain.port, key)
                 self.assertGreaterEqual(len(segments), 4)  # 2 segments of video, 2 of each audio track
                 for resource in segments:
                     with self.subTest(key=key, resource=resource):
-                        body, gets, received = self.cold(self.plain.port, key, resource)
-                        payload = mdat_payload(body)
-                        print(f"  figure: cold {key} {resource} (no cache): {gets} GET, {received} bytes from S3 "
-                              f"for {payload} bytes of samples ({received / payload:.3f}x) in {self.elapsed_ms:.0f} ms")
-                        self.assertGreaterEqual(received, payload)
-                        self.assertLessEqual(received, payload * 1.1)
+                        body, gets, received = self.cold_within_budget(self.plain.port, key, resource, "no cache")
                         # The test files interleave audio and video frame by frame: an audio segment's runs are
                         # one or two packets between video frames, so within 1.1x it takes a GET per run (issued
                         # several at a time); never one per sample.
@@ -755,12 +760,8 @@ if harness.STORAGE_MODE == "s3":
                 bodies = {}
                 for resource in segments:
                     with self.subTest(key=key, resource=resource, cache="cold"):
-                        body, gets, received = self.cold(self.cached.port, key, resource)
-                        payload = mdat_payload(body)
-                        print(f"  figure: cold {key} {resource} (slice cache): {gets} GET, {received} bytes from "
-                              f"S3 for {payload} bytes of samples ({received / payload:.3f}x) in {self.elapsed_ms:.0f} ms")
-                        self.assertGreaterEqual(received, payload)
-                        self.assertLessEqual(received, payload * 1.1)
+                        body, gets, received = self.cold_within_budget(self.cached.port, key, resource,
+                                                                       "slice cache")
                         # The same bytes as without a cache (deterministic: a CDN may mix the two).
                         self.assertEqual(body, self.fetch(self.plain.port, key, resource))
                         bodies[resource] = body

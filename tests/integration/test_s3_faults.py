@@ -841,27 +841,33 @@ class RadosgwFaults(unittest.TestCase):
 
     # -- 8. one client's download over several S3 connections (issue 15) ----------------------------------
 
+    def shaped_download_server(self, name: str, key: str, data: bytes, args: list[str]) -> harness.Server:
+        """Stores `data` as `key`, starts an S3 shaped to 5 ms and 20 MB/s per connection in front of radosgw,
+        and a server reading through it with `args`."""
+        from shaped_s3 import ShapedS3
+
+        self.rgw.put(self.bucket, key, data, "video/mp4")
+        rgw_port = int(self.rgw.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+        shaped = ShapedS3(self.tmp / f"shaped-{name}", upstream_port=rgw_port, delay_ms=5, rate="20m")
+        shaped.start()
+        self.addCleanup(shaped.stop)
+        env = dict(self.rgw.env, AWS_ENDPOINT_URL=shaped.endpoint)
+        fx = types.SimpleNamespace(tmp=self.tmp, storage_args=["--storage", f"s3://{self.bucket}"], server_env=env)
+        server = harness.Server(fx, ["--access-log", "off", *args], name=name)
+        self.servers.append(server)
+        return server
+
     def test_8_download_in_parts(self) -> None:
         """A GET without Range, drained faster than one (shaped: 20 MB/s) S3 connection delivers, is read as
         parallel ranged GETs of 2 MiB parts, handed on in order: exact bytes of a counter-pattern object, exactly
         the object's bytes read from S3. A viewer's `bytes=0-` stays on one connection. A client that leaves
         stops the reads; an object replaced mid-download cuts the connection and never mixes versions."""
-        from shaped_s3 import ShapedS3
-
         size = 40 * MIB
         key = "download.mp4"  # a stored type: no extra read to sniff one
         data = harness.pattern_bytes(0, size)
-        self.rgw.put(self.bucket, key, data, "video/mp4")
-        rgw_port = int(self.rgw.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
-        shaped = ShapedS3(self.tmp / "shaped-download", upstream_port=rgw_port, delay_ms=5, rate="20m")
-        shaped.start()
-        self.addCleanup(shaped.stop)
-        env = dict(self.rgw.env, AWS_ENDPOINT_URL=shaped.endpoint)
-        fx = types.SimpleNamespace(tmp=self.tmp, storage_args=["--storage", f"s3://{self.bucket}"], server_env=env)
-        server = harness.Server(fx, ["--access-log", "off", "--threads", "1", "--s3-download-parts", "4",
-                                     "--s3-download-part-size", "2MiB", "--s3-download-after", "2MiB"],
-                                name="download")
-        self.servers.append(server)
+        server = self.shaped_download_server("download", key, data, [
+            "--threads", "1", "--s3-download-parts", "4", "--s3-download-part-size", "2MiB",
+            "--s3-download-after", "2MiB"])
         port = server.port
 
         def read(headers, stop_after=None, pause_at=None, on_pause=None) -> tuple[rawhttp.Response, bytearray]:
@@ -948,8 +954,6 @@ class RadosgwFaults(unittest.TestCase):
         at most --s3-download-memory together (2 MiB: two 1 MiB parts, where each download alone would start
         three). A part that does not fit is read on its download's own connection instead: exact bytes, exactly
         the objects' bytes from S3, and the memory goes back to 0. A limit below one part is refused."""
-        from shaped_s3 import ShapedS3
-
         with self.subTest("a limit below one part"):
             r = subprocess.run([str(harness.binary()), "serve", "--listen", "127.0.0.1:0", "--storage",
                                 f"s3://{self.bucket}", "--s3-download-part-size", "1MiB", "--s3-download-memory",
@@ -961,17 +965,9 @@ class RadosgwFaults(unittest.TestCase):
         size, clients = 12 * MIB, 4
         key = "budget.mp4"
         data = harness.pattern_bytes(7, size)
-        self.rgw.put(self.bucket, key, data, "video/mp4")
-        rgw_port = int(self.rgw.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
-        shaped = ShapedS3(self.tmp / "shaped-budget", upstream_port=rgw_port, delay_ms=5, rate="20m")
-        shaped.start()
-        self.addCleanup(shaped.stop)
-        env = dict(self.rgw.env, AWS_ENDPOINT_URL=shaped.endpoint)
-        fx = types.SimpleNamespace(tmp=self.tmp, storage_args=["--storage", f"s3://{self.bucket}"], server_env=env)
-        server = harness.Server(fx, ["--access-log", "off", "--threads", "2", "--s3-download-parts", "4",
-                                     "--s3-download-part-size", "1MiB", "--s3-download-after", "1MiB",
-                                     "--s3-download-memory", "2MiB"], name="budget")
-        self.servers.append(server)
+        server = self.shaped_download_server("budget", key, data, [
+            "--threads", "2", "--s3-download-parts", "4", "--s3-download-part-size", "1MiB",
+            "--s3-download-after", "1MiB", "--s3-download-memory", "2MiB"])
         port = server.port
         self.assertEqual(metrics(port)["mediagate_s3_download_memory_limit_bytes"], 2 * MIB)
 

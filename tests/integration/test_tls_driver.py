@@ -121,6 +121,20 @@ class Driver(TlsCase):
         self.assertEqual(client.alpn, alpn)
         return client
 
+    def h2_get(self, client: OpenSslClient, range_header: bytes):
+        """An h2 connection on `client` with the largest windows, and one GET of big.bin for `range_header`;
+        returns the connection and the stream's id."""
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        conn.local_settings = h2.settings.Settings(client=True, initial_values={
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        conn.initiate_connection()
+        conn.increment_flow_control_window(2**31 - 1 - 65535)
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"127.0.0.1"),
+                                (b":path", media_target("big.bin").encode()), (b"range", range_header)],
+                          end_stream=True)
+        return conn, sid
+
     def assert_waits_quietly(self, client: OpenSslClient) -> None:
         """The response has filled the socket (the client reads nothing): a KeyUpdate asking for one back, then
         the server's CPU time over 2 s stays far below what a retry loop would burn (2 s on one thread)."""
@@ -134,15 +148,7 @@ class Driver(TlsCase):
 
     def test_key_update_while_an_h2_response_fills_the_socket(self):
         client = self.openssl_client(b"h2", rcvbuf=16 * 1024)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
-        conn.local_settings = h2.settings.Settings(client=True, initial_values={
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
-        conn.initiate_connection()
-        conn.increment_flow_control_window(2**31 - 1 - 65535)
-        sid = conn.get_next_available_stream_id()
-        conn.send_headers(sid, [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"127.0.0.1"),
-                                (b":path", media_target("big.bin").encode()),
-                                (b"range", f"bytes=0-{self.SIZE - 1}".encode())], end_stream=True)
+        conn, sid = self.h2_get(client, f"bytes=0-{self.SIZE - 1}".encode())
         client.send(conn.data_to_send())
         self.assert_waits_quietly(client)
         conn.ping(b"12345678")  # the server must answer it too, once the socket takes bytes again
@@ -193,15 +199,7 @@ class Driver(TlsCase):
         """A fresh h2 connection's first bytes come in records of one TCP segment each, bulk in 16 KiB records:
         the sizes are read off the TLS record headers on the wire (MSG_PEEK, before libssl reads them)."""
         client = self.openssl_client(b"h2")
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
-        conn.local_settings = h2.settings.Settings(client=True, initial_values={
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
-        conn.initiate_connection()
-        conn.increment_flow_control_window(2**31 - 1 - 65535)
-        sid = conn.get_next_available_stream_id()
-        conn.send_headers(sid, [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"127.0.0.1"),
-                                (b":path", media_target("big.bin").encode()), (b"range", b"bytes=0-262143")],
-                          end_stream=True)
+        conn, sid = self.h2_get(client, b"bytes=0-262143")
         client.send(conn.data_to_send())
         sizes: list[int] = []
         deadline = time.monotonic() + 10

@@ -66,6 +66,15 @@ TEST(cache_dir, placement) {
   }
 }
 
+TEST(cache_dir, the_message_names_the_option_asked_about) {
+  const auto problem =
+      placement_problem("/srv/media/idx", fs::path("/srv/media"), std::nullopt, "--hls-index-dir");
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->rfind("--hls-index-dir /srv/media/idx lies inside the media directory", 0), 0u)
+      << *problem;
+  EXPECT_EQ(problem->find("--cache-dir"), std::string::npos) << *problem;
+}
+
 TEST(cache_dir, resolve_for_comparison_sees_through_symbolic_links_and_dots) {
   temp_dir dir("cache-dir");
   fs::create_directories(dir.path() / "media" / "tmp");
