@@ -269,8 +269,9 @@ export async function checkHlsPlayback(p, { base, proxy, id, duration, seekSegme
     ? null : document.querySelector('#player-error').textContent));
   assert.equal(shownError, null);
   assert.ok(requests.length > 0);
-  // Every request for the media goes through HLS; the page's seek strip reads the thumbnails track (not media).
-  for (const e of requests.filter((r) => !new RegExp(`^/v/${id}/thumbs(\\.vtt|-\\d\\.jpg)$`).test(r.url))) {
+  // Every request for the media goes through HLS. The page's pictures of the item (its poster, the seek
+  // strip's thumbnails track) are not media requests.
+  for (const e of requests.filter((r) => !new RegExp(`^/v/${id}/(poster|thumbs(\\.vtt|-\\d+\\.jpg))(\\?.*)?$`).test(r.url))) {
     assert.match(e.url, new RegExp(`^/v/${id}/hls/(master\\.m3u8|\\d+\\.m3u8|\\d+/init\\.mp4|\\d+/seg-\\d+\\.(m4s|vtt))$`),
       `request for ${e.url}`);
     assert.ok(e.status === 200 || e.status === 304, `${e.url}: ${e.status}`);
