@@ -405,45 +405,41 @@ net::awaitable<response> serve_hls_key(const request& req, services& svc, std::s
   } else if (target->what == hls_target::kind::vtt_segment || target->what == hls_target::kind::vtt_whole) {
     co_return text_response(404, "no such subtitle track");
   }
-  if (!type.empty()) {
-    generated_resource res{key, std::move(*meta), std::move(layout), {}, std::move(type)};
-    res.etag = resource_etag(res.meta, target_ms, resource);
-    co_return co_await serve_generated(req, svc, std::move(res), private_link);
-  }
-  switch (target->what) {
-    case hls_target::kind::vtt_segment:
-    case hls_target::kind::vtt_whole:
-      co_return text_response(404, "no such subtitle track");
-    case hls_target::kind::master:
-      layout->head = mp4::master_playlist(movie, package->index);
-      type = "application/vnd.apple.mpegurl";
-      break;
-    case hls_target::kind::mpd:
-      layout->head = mp4::dash_manifest(movie, package->index);
-      type = "application/dash+xml";
-      break;
-    case hls_target::kind::playlist:
-      if (ti == movie.tracks.size()) co_return text_response(404, "no such track");
-      layout->head = mp4::media_playlist(movie, package->index, ti);
-      type = "application/vnd.apple.mpegurl";
-      break;
-    case hls_target::kind::init:
-    case hls_target::kind::segment: {
-      if (ti == movie.tracks.size()) co_return text_response(404, "no such track");
-      const auto& t = movie.tracks[ti];
-      type = t.kind == mp4::track_kind::video ? "video/mp4" : "audio/mp4";
-      if (target->what == hls_target::kind::init) {
-        layout->head = mp4::init_segment(movie, t);
+  // A subtitle track's resources are made above; the other tracks' (and the manifests) here.
+  if (type.empty()) switch (target->what) {
+      case hls_target::kind::vtt_segment:
+      case hls_target::kind::vtt_whole:
+        co_return text_response(404, "no such subtitle track");
+      case hls_target::kind::master:
+        layout->head = mp4::master_playlist(movie, package->index);
+        type = "application/vnd.apple.mpegurl";
+        break;
+      case hls_target::kind::mpd:
+        layout->head = mp4::dash_manifest(movie, package->index);
+        type = "application/dash+xml";
+        break;
+      case hls_target::kind::playlist:
+        if (ti == movie.tracks.size()) co_return text_response(404, "no such track");
+        layout->head = mp4::media_playlist(movie, package->index, ti);
+        type = "application/vnd.apple.mpegurl";
+        break;
+      case hls_target::kind::init:
+      case hls_target::kind::segment: {
+        if (ti == movie.tracks.size()) co_return text_response(404, "no such track");
+        const auto& t = movie.tracks[ti];
+        type = t.kind == mp4::track_kind::video ? "video/mp4" : "audio/mp4";
+        if (target->what == hls_target::kind::init) {
+          layout->head = mp4::init_segment(movie, t);
+          break;
+        }
+        const auto& cuts = package->index.tracks[ti];
+        if (target->segment >= cuts.segments()) co_return text_response(404, "no such segment");
+        auto seg = mp4::make_media_segment(t, cuts, static_cast<std::size_t>(target->segment));
+        layout->head = std::move(seg.head);
+        for (const auto& r : seg.runs) layout->runs.push_back({r.offset, r.length});
         break;
       }
-      const auto& cuts = package->index.tracks[ti];
-      if (target->segment >= cuts.segments()) co_return text_response(404, "no such segment");
-      auto seg = mp4::make_media_segment(t, cuts, static_cast<std::size_t>(target->segment));
-      layout->head = std::move(seg.head);
-      for (const auto& r : seg.runs) layout->runs.push_back({r.offset, r.length});
-      break;
     }
-  }
   const auto etag = resource_etag(*meta, target_ms, resource);
   if (!layout->runs.empty()) layout->payload_name = "hls " + etag;  // a segment's samples, cached as such
   generated_resource res{key, std::move(*meta), std::move(layout), etag, std::move(type)};
