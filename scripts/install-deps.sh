@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(cmake g++ make pkg-config help2man dpkg-dev libboost1.81-dev libboost-json1.81-dev libcli11-dev libspdlog-dev
-       libfmt-dev libpugixml-dev libmagic-dev zlib1g-dev libsqlite3-dev libpq-dev libssl-dev libnghttp2-dev ca-certificates ffmpeg curl)
+       libfmt-dev libpugixml-dev libmagic-dev zlib1g-dev libsqlite3-dev libpq-dev libssl-dev libnghttp2-dev libgoogle-perftools-dev ca-certificates ffmpeg curl)
 test=(clang-format openssl haproxy libgtest-dev libgmock-dev googletest libbenchmark-dev python3 python3-botocore
       ceph-mon ceph-osd radosgw ceph-common chromium firefox-esr libavcodec59 procps psmisc
       clang-16 libfuzzer-16-dev libclang-rt-16-dev llvm-16 postgresql-15 python3-h2)

@@ -35,6 +35,18 @@ std::optional<range_spec> parse_spec(std::string_view s) {
   return spec;
 }
 
+// Calls f with each element of a comma-separated list (trimmed, empty ones included) until f returns false;
+// false when f stopped. No vector of elements: this runs for every range request.
+template <class F>
+bool each_element(std::string_view list, F&& f) {
+  while (true) {
+    const auto comma = list.find(',');
+    if (!f(trim_ows(list.substr(0, comma)))) return false;
+    if (comma == std::string_view::npos) return true;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 }  // namespace
 
 range_result parse_range(std::string_view header, std::uint64_t size, const range_limits& limits) {
@@ -44,36 +56,40 @@ range_result parse_range(std::string_view header, std::uint64_t size, const rang
   // Range units are case-insensitive (RFC 9110 §14.1); any unit but bytes is ignored (§14.2).
   if (!iequals(trim_ows(header.substr(0, eq)), "bytes")) return {};
 
-  std::vector<range_spec> specs;
-  bool any_satisfiable = false;
-  for (auto element : split_list(header.substr(eq + 1))) {
-    if (element.empty()) continue;  // empty list elements are allowed and skipped (RFC 9110 §5.6.1)
-    if (specs.size() == limits.max_ranges) return {};  // too many ranges: answer with the whole object
-    auto spec = parse_spec(element);
-    if (!spec) return {};  // a syntactically invalid Range header is ignored (RFC 9110 §14.2)
-    specs.push_back(*spec);
-  }
-  if (specs.empty()) return {};
+  // First the whole list is checked (any invalid element voids the header), then the ranges are made.
+  const auto list = header.substr(eq + 1);
+  std::size_t count = 0;
+  const bool valid = each_element(list, [&](std::string_view element) {
+    if (element.empty()) return true;              // empty list elements are allowed and skipped (§5.6.1)
+    if (count == limits.max_ranges) return false;  // too many ranges: answer with the whole object
+    if (!parse_spec(element)) return false;        // an invalid Range header is ignored (RFC 9110 §14.2)
+    ++count;
+    return true;
+  });
+  if (!valid || count == 0) return {};
   // A zero-length representation has no satisfiable range; we answer 200 with the empty body rather than
   // 416 so that players see an ordinary empty file (DESIGN.md).
   if (size == 0) return {};
 
   range_result result;
-  for (const auto& spec : specs) {
+  result.ranges.reserve(count);
+  each_element(list, [&](std::string_view element) {
+    if (element.empty()) return true;
+    const auto spec = *parse_spec(element);
     byte_range r;
     if (!spec.first) {
-      if (*spec.last == 0) continue;  // "bytes=-0" is not satisfiable
+      if (*spec.last == 0) return true;  // "bytes=-0" is not satisfiable
       r.first = *spec.last >= size ? 0 : size - *spec.last;
       r.last = size - 1;
     } else {
-      if (*spec.first >= size) continue;  // starts at or past the end: not satisfiable
+      if (*spec.first >= size) return true;  // starts at or past the end: not satisfiable
       r.first = *spec.first;
       r.last = spec.last ? std::min(*spec.last, size - 1) : size - 1;
     }
-    any_satisfiable = true;
     result.ranges.push_back(r);
-  }
-  if (!any_satisfiable) return {range_outcome::not_satisfiable, {}};
+    return true;
+  });
+  if (result.ranges.empty()) return {range_outcome::not_satisfiable, {}};
 
   if (result.ranges.size() > 1) {
     // No amplification: overlapping ranges or ranges that add up to more than the object get the whole
@@ -96,13 +112,13 @@ std::optional<range_spec_hint> single_range_spec(std::string_view header) {
   const auto eq = header.find('=');
   if (eq == std::string_view::npos || !iequals(trim_ows(header.substr(0, eq)), "bytes")) return std::nullopt;
   std::optional<range_spec> only;
-  for (auto element : split_list(header.substr(eq + 1))) {
-    if (element.empty()) continue;
-    if (only) return std::nullopt;  // several ranges
+  const bool one = each_element(header.substr(eq + 1), [&](std::string_view element) {
+    if (element.empty()) return true;
+    if (only) return false;  // several ranges
     only = parse_spec(element);
-    if (!only) return std::nullopt;
-  }
-  if (!only || !only->first) return std::nullopt;  // none, or a suffix range
+    return only.has_value();
+  });
+  if (!one || !only || !only->first) return std::nullopt;  // several, none, invalid, or a suffix range
   return range_spec_hint{*only->first, only->last};
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 
 #include "http/token.hpp"
 
@@ -74,7 +75,7 @@ std::optional<std::int64_t> to_unix(std::int64_t y, unsigned m, unsigned d, unsi
 
 }  // namespace
 
-std::string format_http_date(std::int64_t t) {
+http_date_text http_date(std::int64_t t) {
   // IMF-fixdate has a 4-digit year: clamp instants outside 0000..9999 (64-bit file times can be anything).
   t = std::clamp<std::int64_t>(t, -62167219200, 253402300799);
   std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
@@ -84,20 +85,23 @@ std::string format_http_date(std::int64_t t) {
   civil_from_days(days, y, m, d);
   const auto weekday = static_cast<std::size_t>(((days % 7) + 11) % 7);  // 1970-01-01 was a Thursday
   // Digits by hand: this runs for every response (Last-Modified), and snprintf showed in profiles.
-  std::string out = "Www, DD Mmm YYYY hh:mm:ss GMT";
+  http_date_text out;
+  std::memcpy(out.chars, "Www, DD Mmm YYYY hh:mm:ss GMT", sizeof out.chars);
   auto put = [&out](std::size_t at, std::int64_t value, int width) {
     for (int i = width - 1; i >= 0; --i, value /= 10)
-      out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+      out.chars[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
   };
-  out.replace(0, 3, kDays[weekday]);
+  std::memcpy(out.chars, kDays[weekday].data(), 3);
   put(5, d, 2);
-  out.replace(8, 3, kMonths[m - 1]);
+  std::memcpy(out.chars + 8, kMonths[m - 1].data(), 3);
   put(12, y, 4);
   put(17, secs / 3600, 2);
   put(20, secs / 60 % 60, 2);
   put(23, secs % 60, 2);
   return out;
 }
+
+std::string format_http_date(std::int64_t t) { return std::string(http_date(t).view()); }
 
 std::optional<std::int64_t> parse_http_date(std::string_view s) {
   s = trim_ows(s);

@@ -7,7 +7,13 @@
 
 namespace mediagate::http {
 
-// "Sun, 06 Nov 1994 08:49:37 GMT" for seconds since the epoch.
+// "Sun, 06 Nov 1994 08:49:37 GMT" for seconds since the epoch: in a fixed buffer (every response sends one),
+// or as a string.
+struct http_date_text {
+  char chars[29];
+  std::string_view view() const { return {chars, sizeof chars}; }
+};
+http_date_text http_date(std::int64_t unix_seconds);
 std::string format_http_date(std::int64_t unix_seconds);
 
 // Seconds since the epoch, or nullopt for anything that is not one of the three HTTP-date forms.

@@ -1,5 +1,7 @@
 #include "http/response_head.hpp"
 
+#include <charconv>
+
 namespace mediagate::http {
 
 std::string_view reason_phrase(unsigned status) {
@@ -68,16 +70,15 @@ std::string_view reason_phrase(unsigned status) {
 }
 
 std::string serialize_head(unsigned status, const header_list& headers, std::string_view date, bool close) {
+  const auto reason = reason_phrase(status);
+  char code[10];
+  const auto code_end = std::to_chars(code, code + sizeof code, status).ptr;
   std::string s;
-  s.reserve(256);
-  s.append("HTTP/1.1 ")
-      .append(std::to_string(status))
-      .append(" ")
-      .append(reason_phrase(status))
-      .append("\r\n");
+  s.reserve(64 + reason.size() + date.size() + headers.wire().size());
+  s.append("HTTP/1.1 ").append(code, code_end).append(" ").append(reason).append("\r\n");
   s.append("Server: mediagate\r\n");
   if (!date.empty()) s.append("Date: ").append(date).append("\r\n");
-  for (const auto& [name, value] : headers) s.append(name).append(": ").append(value).append("\r\n");
+  s.append(headers.wire());
   if (close) s.append("Connection: close\r\n");
   s.append("\r\n");
   return s;

@@ -1,34 +1,50 @@
 #include "http/response_plan.hpp"
 
 #include <charconv>
+#include <cstring>
 
 #include "http/http_date.hpp"
 
 namespace mediagate::http {
 namespace {
 
-void append_decimal(std::string& out, std::uint64_t value) {
-  char digits[20];
-  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;  // 20 digits hold any uint64
-  out.append(digits, end);
+// A number's digits without a string.
+struct decimal_text {
+  char digits[20];  // 20 digits hold any uint64
+  std::size_t size = 0;
+  std::string_view view() const { return {digits, size}; }
+};
+decimal_text decimal(std::uint64_t value) {
+  decimal_text out;
+  out.size = static_cast<std::size_t>(std::to_chars(out.digits, out.digits + sizeof out.digits, value).ptr -
+                                      out.digits);
+  return out;
 }
 
-std::string content_range(const byte_range& r, std::uint64_t size) {
-  std::string out = "bytes ";
-  out.reserve(6 + 3 * 20 + 2);
-  append_decimal(out, r.first);
-  out += '-';
-  append_decimal(out, r.last);
-  out += '/';
-  append_decimal(out, size);
+// "bytes first-last/size", in a fixed buffer.
+struct content_range_text {
+  char chars[6 + 3 * 20 + 2];
+  std::size_t size = 0;
+  std::string_view view() const { return {chars, size}; }
+};
+content_range_text content_range(const byte_range& r, std::uint64_t size) {
+  content_range_text out;
+  char* p = out.chars;
+  std::memcpy(p, "bytes ", 6);
+  p = std::to_chars(p + 6, out.chars + sizeof out.chars, r.first).ptr;
+  *p++ = '-';
+  p = std::to_chars(p, out.chars + sizeof out.chars, r.last).ptr;
+  *p++ = '/';
+  p = std::to_chars(p, out.chars + sizeof out.chars, size).ptr;
+  out.size = static_cast<std::size_t>(p - out.chars);
   return out;
 }
 
 // Validators and caching headers, sent on every outcome including 304 (RFC 9110 §15.4.5).
 void add_validators(header_list& h, const representation& rep, const plan_options& opts) {
-  h.emplace_back("ETag", std::string(rep.etag));
-  h.emplace_back("Last-Modified", format_http_date(rep.last_modified));
-  if (!opts.cache_control.empty()) h.emplace_back("Cache-Control", std::string(opts.cache_control));
+  h.emplace_back("ETag", rep.etag);
+  h.emplace_back("Last-Modified", http_date(rep.last_modified).view());
+  if (!opts.cache_control.empty()) h.emplace_back("Cache-Control", opts.cache_control);
   h.emplace_back("Accept-Ranges", "bytes");
 }
 
@@ -36,7 +52,7 @@ response_plan text_response(unsigned status, std::string text, response_plan pla
   plan.status = status;
   plan.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
   plan.content_length = text.size();
-  plan.headers.emplace_back("Content-Length", std::to_string(text.size()));
+  plan.headers.emplace_back("Content-Length", decimal(text.size()).view());
   if (send_body) plan.body.push_back({std::move(text), std::nullopt});
   return plan;
 }
@@ -48,7 +64,7 @@ std::string multipart_part_header(std::string_view boundary, std::string_view co
   std::string s = first ? "" : "\r\n";
   s.append("--").append(boundary).append("\r\n");
   if (!content_type.empty()) s.append("Content-Type: ").append(content_type).append("\r\n");
-  s.append("Content-Range: ").append(content_range(r, size)).append("\r\n\r\n");
+  s.append("Content-Range: ").append(content_range(r, size).view()).append("\r\n\r\n");
   return s;
 }
 
@@ -59,7 +75,7 @@ std::string multipart_trailer(std::string_view boundary) {
 response_plan plan_response(const request_view& req, const representation& rep, const plan_options& opts) {
   const bool send_body = req.m != method::head;
   response_plan plan;
-  plan.headers.reserve(10);
+  plan.headers.reserve(320);
   add_validators(plan.headers, rep, opts);
   const validators v{rep.etag, rep.last_modified};
 
@@ -96,16 +112,12 @@ response_plan plan_response(const request_view& req, const representation& rep, 
     const auto& r = ranges.ranges.front();
     plan.status = 206;
     plan.content_length = r.length();
-    plan.headers.emplace_back("Content-Range", content_range(r, rep.size));
+    plan.headers.emplace_back("Content-Range", content_range(r, rep.size).view());
     if (send_body) plan.body.push_back({{}, r});
   } else {
     plan.status = 206;
     // The part headers carry the representation's type; the message's type is multipart (§14.6).
-    for (auto& [name, value] : plan.headers)
-      if (name == "Content-Type") value = "multipart/byteranges; boundary=" + std::string(opts.boundary);
-    if (rep.content_type.empty())
-      plan.headers.emplace_back("Content-Type",
-                                "multipart/byteranges; boundary=" + std::string(opts.boundary));
+    plan.headers.set("Content-Type", "multipart/byteranges; boundary=" + std::string(opts.boundary));
     bool first = true;
     for (const auto& r : ranges.ranges) {
       auto head = multipart_part_header(opts.boundary, rep.content_type, r, rep.size, first);
@@ -118,7 +130,7 @@ response_plan plan_response(const request_view& req, const representation& rep, 
     plan.body.push_back({std::move(trailer), std::nullopt});
   }
   if (!send_body) plan.body.clear();
-  plan.headers.emplace_back("Content-Length", std::to_string(plan.content_length));
+  plan.headers.emplace_back("Content-Length", decimal(plan.content_length).view());
   return plan;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http/byte_range.hpp"
+#include "http/header_list.hpp"
 #include "http/preconditions.hpp"
 
 namespace mediagate::http {
@@ -38,8 +39,6 @@ struct body_segment {
   std::string literal;
   std::optional<byte_range> range;
 };
-
-using header_list = std::vector<std::pair<std::string, std::string>>;
 
 struct response_plan {
   unsigned status = 200;

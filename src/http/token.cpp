@@ -34,7 +34,9 @@ std::optional<std::uint64_t> parse_decimal(std::string_view s) {
   for (char c : s) {
     if (c < '0' || c > '9') return std::nullopt;
     const auto digit = static_cast<std::uint64_t>(c - '0');
-    if (value > (UINT64_MAX - digit) / 10) return std::nullopt;
+    // value * 10 + digit > UINT64_MAX, without a division per digit (this parses every Range).
+    constexpr std::uint64_t kMaxTenth = UINT64_MAX / 10;
+    if (value > kMaxTenth || (value == kMaxTenth && digit > UINT64_MAX % 10)) return std::nullopt;
     value = value * 10 + digit;
   }
   return value;

@@ -55,15 +55,15 @@ constexpr bool is_plain = std::is_same_v<Stream, tcp::socket>;
 
 }  // namespace
 
-std::string http_date_now() {
+std::string_view http_date_now() {
   thread_local std::time_t cached_second = 0;
-  thread_local std::string cached;
+  thread_local http::http_date_text cached;
   const std::time_t now = std::time(nullptr);
   if (now != cached_second) {
     cached_second = now;
-    cached = http::format_http_date(now);
+    cached = http::http_date(now);
   }
-  return cached;
+  return cached.view();
 }
 
 namespace {
@@ -525,9 +525,11 @@ net::awaitable<void> serve_requests(connection& c, Stream& s, connection_context
       }
       break;
     }
-    // Nothing more buffered (no pipelined request): give the read buffer back while the response streams,
-    // which can take hours for a video; the next request's read allocates it again.
-    if (c.buffer.size() == 0 && parser.is_done()) c.buffer.shrink_to_fit();
+    // Nothing more buffered (no pipelined request): a read buffer that grew past one first read (a long
+    // head) is given back while the response streams, which can take hours for a video. One of the first
+    // read's size stays: the next request reads into it without an allocation.
+    if (c.buffer.size() == 0 && parser.is_done() && c.buffer.capacity() > kFirstRead)
+      c.buffer.shrink_to_fit();
     const auto out = co_await serve_one(c, s, ctx, parser);
     if (out.close) break;
   }

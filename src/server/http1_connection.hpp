@@ -83,7 +83,7 @@ std::string serialize_response_head(const response& r, bool close);
 
 // Shared with server/h2_connection.cpp: the Date of now (cached per second), a log field with quotes and
 // control bytes escaped, and the answer of a --redirect-http listener.
-std::string http_date_now();
+std::string_view http_date_now();
 std::string log_escape(std::string_view s);
 struct request;
 response redirect_response(const request& req, std::uint16_t port);

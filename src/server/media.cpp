@@ -26,12 +26,17 @@ http::method plan_method(method m) {
   return http::method::other;
 }
 
-// The stored type when it says something, else the extension's, else what the first bytes look like.
-net::awaitable<result<std::string>> choose_content_type(services& svc, const std::string& key,
-                                                        const storage::object_meta& meta) {
-  if (!http::is_generic_type(meta.content_type)) co_return meta.content_type;
-  if (auto by_ext = http::content_type_for_key(key); !by_ext.empty()) co_return std::string(by_ext);
-  if (meta.size == 0) co_return std::string("application/octet-stream");
+// The type known without reading the object: the stored type when it says something, else the extension's.
+std::optional<std::string_view> known_content_type(const std::string& key, const storage::object_meta& meta) {
+  if (!http::is_generic_type(meta.content_type)) return meta.content_type;
+  if (auto by_ext = http::content_type_for_key(key); !by_ext.empty()) return by_ext;
+  if (meta.size == 0) return "application/octet-stream";
+  return std::nullopt;
+}
+
+// Otherwise: what the first bytes look like.
+net::awaitable<result<std::string>> sniff_content_type(services& svc, const std::string& key,
+                                                       const storage::object_meta& meta) {
   const auto cache_key = key + '\n' + meta.etag;  // an ETag names one version: its type never changes
   if (auto it = svc.sniffed_types.find(cache_key); it != svc.sniffed_types.end()) co_return it->second;
   const auto n = std::min<std::uint64_t>(meta.size, storage::kSniffBytes);
@@ -61,13 +66,14 @@ std::string make_boundary(services& svc) {
 // (HTML, SVG, scripts, styles, wasm, XML) is a download in a sandbox, so that an uploaded file can never run
 // as our page.
 bool renders_inline(std::string_view type) {
-  std::string lower;
-  for (char ch : type.substr(0, type.find(';')))
-    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  while (!lower.empty() && lower.back() == ' ') lower.pop_back();
-  if (lower.starts_with("video/") || lower.starts_with("audio/")) return true;
-  if (lower.starts_with("image/")) return lower != "image/svg+xml";
-  return lower == "text/vtt" || lower == "application/vnd.apple.mpegurl" || lower == "application/dash+xml";
+  type = http::trim_ows(type.substr(0, type.find(';')));
+  const auto starts = [type](std::string_view prefix) {
+    return type.size() >= prefix.size() && http::iequals(type.substr(0, prefix.size()), prefix);
+  };
+  if (starts("video/") || starts("audio/")) return true;
+  if (starts("image/")) return !http::iequals(type, "image/svg+xml");
+  return http::iequals(type, "text/vtt") || http::iequals(type, "application/vnd.apple.mpegurl") ||
+         http::iequals(type, "application/dash+xml");
 }
 
 // If-Unmodified-Since sent more than once is invalid; evaluated conservatively, with its earliest valid date
@@ -184,10 +190,18 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
       found.meta = std::move(*r);
     }
     const auto* meta = &found.meta;
-    auto type = co_await choose_content_type(svc, key, *meta);
-    if (!type) {
-      if (type.err().code == errc::changed && attempt == 0) continue;  // replaced since stat: plan once more
-      co_return storage_error_response(req, svc, key, type.err());
+    std::string_view type;
+    std::string sniffed;
+    if (auto known = known_content_type(key, *meta)) {
+      type = *known;
+    } else {
+      auto got = co_await sniff_content_type(svc, key, *meta);
+      if (!got) {
+        if (got.err().code == errc::changed && attempt == 0) continue;  // replaced since stat: plan once more
+        co_return storage_error_response(req, svc, key, got.err());
+      }
+      sniffed = std::move(*got);
+      type = sniffed;
     }
 
     http::plan_options options;
@@ -195,12 +209,13 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
     options.cache_control = private_link ? svc.config.access.cache_control : svc.config.cache_control;
     options.limits.max_ranges = svc.config.max_ranges;
     if (multi) options.boundary = boundary;
-    auto plan = http::plan_response(view, {meta->size, meta->etag, meta->last_modified, *type}, options);
-    add_media_headers(plan.headers, *type);
+    auto plan = http::plan_response(view, {meta->size, meta->etag, meta->last_modified, type}, options);
+    add_media_headers(plan.headers, type);
 
     auto body = std::make_unique<media_body>();
-    body->what = key;
-    body->open = [&store = svc.store, key, m = *meta](http::byte_range r) { return store.open(key, m, r); };
+    // Ranges after the first (multipart answers) are opened as they are sent.
+    if (std::count_if(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range.has_value(); }) > 1)
+      body->open = [&store = svc.store, key, m = *meta](http::byte_range r) { return store.open(key, m, r); };
     const auto first_range =
         std::find_if(plan.body.begin(), plan.body.end(), [](auto& s) { return s.range; });
     if (first_range != plan.body.end()) {
@@ -210,6 +225,7 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
       if (found.reader && found.range.first == want.first && want.last <= found.range.last &&
           found.reader->end_at(want.last)) {
         body->first = std::move(found.reader);
+        body->what = std::move(key);
         co_return planned_response(std::move(plan), std::move(body));
       }
       found.reader.reset();
@@ -221,6 +237,7 @@ net::awaitable<response> serve_media_key(const request& req, services& svc, std:
       }
       body->first = std::move(*opened);
     }
+    body->what = std::move(key);
     co_return planned_response(std::move(plan), std::move(body));
   }
 }

@@ -7,6 +7,11 @@
 
 namespace mediagate::server {
 
+boost::asio::awaitable<result<std::unique_ptr<storage::range_reader>>> no_further_range(http::byte_range r) {
+  co_return error{errc::io_error,
+                  "no reader for range " + std::to_string(r.first) + "-" + std::to_string(r.last)};
+}
+
 response::response() = default;
 response::response(response&&) noexcept = default;
 response& response::operator=(response&&) noexcept = default;
@@ -17,7 +22,7 @@ response make_response(unsigned status, std::string_view content_type, std::stri
   response r;
   r.status = status;
   r.headers = std::move(headers);
-  if (!content_type.empty()) r.headers.emplace_back("Content-Type", std::string(content_type));
+  if (!content_type.empty()) r.headers.emplace_back("Content-Type", content_type);
   r.headers.emplace_back("Content-Length", std::to_string(body.size()));
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   r.body = std::move(body);

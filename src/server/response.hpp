@@ -21,13 +21,16 @@ namespace mediagate::server {
 using range_opener =
     std::function<boost::asio::awaitable<result<std::unique_ptr<storage::range_reader>>>(http::byte_range)>;
 
+// The opener of a body that has a reader for its one range only: asked for another, it fails.
+boost::asio::awaitable<result<std::unique_ptr<storage::range_reader>>> no_further_range(http::byte_range r);
+
 // The body of a planned media response: the plan's segments (literal framing, then a range of the object),
 // the reader of the first range (opened by the handler before answering, so that a storage failure still
 // gets an honest status) and how to open the others.
 struct media_body {
   std::vector<http::body_segment> segments;
   std::unique_ptr<storage::range_reader> first;
-  range_opener open;
+  range_opener open = no_further_range;
   std::string what;  // the object, for log lines ("key")
 };
 

@@ -198,6 +198,10 @@ result<object_meta> local_storage::stat_now(const std::string& key) const {
 }
 
 boost::asio::awaitable<result<object_meta>> local_storage::stat(std::string key) {
+  co_return stat_recent(key);
+}
+
+result<object_meta> local_storage::stat_recent(const std::string& key) {
   // A file opened for this key moments ago is used while fstat shows it still linked: a replacement by
   // rename or a deletion unlinks it; what fstat cannot see (a parent directory renamed, permissions) is
   // bounded by the table's two seconds.
@@ -208,22 +212,22 @@ boost::asio::awaitable<result<object_meta>> local_storage::stat(std::string key)
     if (::fstat((*fd)->get(), &st) == 0 && st.st_nlink > 0 && S_ISREG(st.st_mode)) {
       auto meta = meta_from_stat(st);
       meta.pinned = *fd;
-      co_return meta;
+      return meta;
     }
     table.erase(key);
   }
   auto meta = stat_now(key);
   if (meta && meta->pinned) table.put(key, std::static_pointer_cast<const unique_fd>(meta->pinned), now);
-  co_return meta;
+  return meta;
 }
 
 boost::asio::awaitable<result<stat_and_reader>> local_storage::stat_and_open(std::string key,
                                                                              read_hint hint) {
-  auto meta = co_await stat(std::move(key));
+  auto meta = stat_recent(key);
   if (!meta) co_return meta.err();
-  stat_and_reader out{*meta, nullptr, {}};
   auto owner = std::static_pointer_cast<const unique_fd>(meta->pinned);
   const auto size = meta->size;
+  stat_and_reader out{std::move(*meta), nullptr, {}};
   if (!owner || size == 0 || (!hint.suffix && hint.first >= size) || hint.suffix == 0u) co_return out;
   // The metadata comes from an fstat of this descriptor just now: the reader needs no second look.
   out.range = hint.suffix ? http::byte_range{size - std::min(*hint.suffix, size), size - 1}

@@ -32,6 +32,8 @@ class local_storage final : public storage {
 
   // Synchronous forms, for the CLI and the asynchronous wrappers above.
   result<object_meta> stat_now(const std::string& key) const;
+  // stat() without a coroutine: it never waits.
+  result<object_meta> stat_recent(const std::string& key);
   const std::filesystem::path& root() const { return root_; }
 
  private:

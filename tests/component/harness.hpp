@@ -146,7 +146,7 @@ struct service_harness {
 // The value of the first header field `name` in `r` (case-insensitive), nullopt when absent.
 inline std::optional<std::string> header(const response& r, std::string_view name) {
   for (const auto& [n, v] : r.headers)
-    if (http::iequals(n, name)) return v;
+    if (http::iequals(n, name)) return std::string(v);
   return std::nullopt;
 }
 inline std::size_t header_count(const response& r, std::string_view name) {

@@ -50,7 +50,7 @@ request_view head(std::optional<std::string_view> range = std::nullopt, conditio
 std::vector<std::string> values(const response_plan& p, std::string_view name) {
   std::vector<std::string> out;
   for (const auto& [n, v] : p.headers)
-    if (iequals(n, name)) out.push_back(v);
+    if (iequals(n, name)) out.emplace_back(v);
   return out;
 }
 
