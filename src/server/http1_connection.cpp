@@ -68,31 +68,64 @@ std::string_view http_date_now() {
 
 namespace {
 
+using send_parts = std::array<net::const_buffer, 2>;
+
+// A non-blocking send on plain TCP of what the socket takes now; `parts` is advanced past it. False when the
+// connection is broken. An asynchronous write that completes at once still costs a trip through the event
+// loop (a posted completion and an epoll_wait), measured on every small response. (Not over TLS: a
+// synchronous SSL_write on a non-blocking socket could leave a record half sent.)
+bool send_now(connection& c, tcp::socket& s, send_parts& parts) {
+  boost::system::error_code ec;
+  std::size_t sent = s.write_some(parts, ec);
+  if (ec && ec != net::error::would_block && ec != net::error::try_again) return false;
+  c.bytes_written += sent;
+  for (auto& part : parts) {
+    const auto skip = std::min(sent, part.size());
+    part += skip;
+    sent -= skip;
+  }
+  return true;
+}
+
+bool all_sent(const send_parts& parts) { return parts[0].size() == 0 && parts[1].size() == 0; }
+
+// What send_now left: waits for the client to take it.
+template <class Stream>
+net::awaitable<bool> send_rest(connection& c, Stream& s, send_parts parts) {
+  auto [wec, n] = co_await net::async_write(s, parts, kTuple);
+  c.bytes_written += n;
+  co_return !wec && !c.timed_out;
+}
+
 // Writes all of `head` then `body` before the send deadline; false when the client is gone or too slow.
 template <class Stream>
 net::awaitable<bool> write_all(connection& c, Stream& s, const server_config& cfg, std::string_view head,
                                std::span<const char> body = {}) {
   c.set_deadline(cfg.send_timeout);
-  std::array<net::const_buffer, 2> parts = {net::buffer(head), net::buffer(body.data(), body.size())};
+  send_parts parts = {net::buffer(head), net::buffer(body.data(), body.size())};
   if constexpr (is_plain<Stream>) {
-    // First a non-blocking send of everything: an asynchronous write that completes at once still costs a
-    // trip through the event loop (a posted completion and an epoll_wait), measured on every small response.
-    // (Not over TLS: a synchronous SSL_write on a non-blocking socket could leave a record half sent.)
-    boost::system::error_code ec;
-    std::size_t sent = s.write_some(parts, ec);
-    if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return false;
-    c.bytes_written += sent;
-    if (sent == head.size() + body.size()) co_return true;
-    // The socket buffer is full: wait for the client to take the rest.
-    for (auto& part : parts) {
-      const auto skip = std::min(sent, part.size());
-      part += skip;
-      sent -= skip;
-    }
+    if (!send_now(c, s, parts)) co_return false;
+    if (all_sent(parts)) co_return true;
   }
-  auto [wec, n] = co_await net::async_write(s, parts, kTuple);
-  c.bytes_written += n;
-  co_return !wec && !c.timed_out;
+  co_return co_await send_rest(c, s, parts);
+}
+
+// One sendfile() of at most a chunk without waiting: `region` and `length` are advanced past what the socket
+// took. False when the connection is broken or the file became shorter than planned.
+bool sendfile_now(connection& c, storage::file_region& region, std::uint64_t& length) {
+  off_t offset = static_cast<off_t>(region.offset);
+  ssize_t n;
+  do {
+    n = ::sendfile(c.socket.native_handle(), region.fd, &offset,
+                   static_cast<std::size_t>(std::min(length, kSendfileChunk)));
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    region.offset += static_cast<std::uint64_t>(n);
+    length -= static_cast<std::uint64_t>(n);
+    c.bytes_written += static_cast<std::uint64_t>(n);
+    return true;
+  }
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 // Zero-copy: the kernel moves the file's pages to the socket.
@@ -168,9 +201,17 @@ net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage
     }
     if (got->file) {
       if constexpr (is_plain<Stream>) {
-        if (!co_await write_all(c, s, svc.config, pending)) co_return false;
+        // The head and the file at once when the socket takes them (a short range): no coroutine frames for
+        // the waits, which only the rest needs.
+        c.set_deadline(svc.config.send_timeout);
+        send_parts parts = {net::buffer(pending), net::const_buffer()};
+        if (!send_now(c, s, parts)) co_return false;
+        if (!all_sent(parts) && !co_await send_rest(c, s, parts)) co_return false;
         pending.clear();
-        if (!co_await send_file_region(c, svc.config, *got->file, got->bytes)) co_return false;
+        auto region = *got->file;
+        std::uint64_t left = got->bytes;
+        if (!sendfile_now(c, region, left)) co_return false;
+        if (left > 0 && !co_await send_file_region(c, svc.config, region, left)) co_return false;
       } else {
         co_return false;  // asked for bytes, not a file region
       }
@@ -509,7 +550,17 @@ net::awaitable<void> serve_requests(connection& c, Stream& s, connection_context
     parser_type parser;
     parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
     parser.body_limit(boost::none);  // the handler that reads a body sets its limit (request_body)
-    auto [read_ec, n] = co_await bhttp::async_read_header(s, c.buffer, parser, kTuple);
+    // A keep-alive request's head is usually all in the buffer already (the read above): parsed here, since
+    // Beast's composed read would complete through the event loop (a post) even when it reads nothing.
+    boost::system::error_code read_ec;
+    if (c.buffer.size() > 0) {
+      c.buffer.consume(parser.put(c.buffer.data(), read_ec));
+      if (read_ec == bhttp::error::need_more) read_ec = {};
+    }
+    if (!read_ec && !parser.is_header_done()) {
+      auto [ec, n] = co_await bhttp::async_read_header(s, c.buffer, parser, kTuple);
+      read_ec = ec;
+    }
     c.clear_deadline();
     c.awaiting_request = false;
     if (!read_ec && c.requests++ == 0)

@@ -137,6 +137,9 @@ std::optional<storage::read_hint> read_hint_for(const request& req, const http::
   return storage::read_hint{spec->first, spec->last};
 }
 
+// A response known at once, as an awaitable.
+net::awaitable<response> ready_response(response r) { co_return r; }
+
 // A reader that needs no I/O to open, as a range_opener returns it.
 net::awaitable<result<std::unique_ptr<storage::range_reader>>> ready_reader(
     std::unique_ptr<storage::range_reader> reader) {
@@ -151,17 +154,19 @@ response storage_error_response(const request& req, services& svc, std::string_v
   return text_response(status, err.message);
 }
 
+// Not a coroutine: it answers at once or hands over to serve_media_key's (one coroutine frame per request
+// fewer; request objects outlive the awaitable, which the connection awaits at once).
 net::awaitable<response> serve_media(const request& req, services& svc, std::string_view encoded_key) {
-  if (!req.read_only()) co_return co_await serve_media_key(req, svc, std::string());
+  if (!req.read_only()) return serve_media_key(req, svc, std::string());
   auto key = http::decode_media_key(encoded_key);
-  if (!key) co_return text_response(400, "bad request: the media key is not a valid path");
+  if (!key) return ready_response(text_response(400, "bad request: the media key is not a valid path"));
   // Hidden components are the server's own (posters, upload temporaries) and the user's dotfiles.
-  if (catalog::has_hidden_component(*key)) co_return text_response(404, "not found");
+  if (catalog::has_hidden_component(*key)) return ready_response(text_response(404, "not found"));
   const bool link_needed = needs_link(svc, *key);
   if (link_needed) {
-    if (auto denied = check_link(req, svc, *key)) co_return std::move(*denied);
+    if (auto denied = check_link(req, svc, *key)) return ready_response(std::move(*denied));
   }
-  co_return co_await serve_media_key(req, svc, std::move(*key), link_needed);
+  return serve_media_key(req, svc, std::move(*key), link_needed);
 }
 
 net::awaitable<response> serve_media_key(const request& req, services& svc, std::string key,

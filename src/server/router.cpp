@@ -30,7 +30,12 @@ bool metrics_allowed(const request& req, const server_config& cfg) {
 boost::asio::awaitable<response> route(const request& req, services& svc);
 
 boost::asio::awaitable<response> handle_request(const request& req, services& svc) {
-  auto r = co_await route(req, svc);
+  // Media first, without route()'s frame: most requests are for media.
+  response r;
+  if (req.path.starts_with("/media/") && req.verb != method::options)
+    r = co_await serve_media(req, svc, req.path.substr(7));
+  else
+    r = co_await route(req, svc);
   if (req.verb != method::options) add_cors_headers(req, svc.config, r);  // a preflight has its own
   co_return r;
 }
