@@ -10,6 +10,21 @@ std::optional<slice_index::entry> slice_index::touch(const std::string& key) {
   return it->second.e;
 }
 
+std::optional<std::int64_t> slice_index::touch_checked(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return std::nullopt;
+  lru_.splice(lru_.begin(), lru_, it->second.lru);
+  return it->second.e.checked_mtime_ns;
+}
+
+std::optional<std::filesystem::path> slice_index::path_of(const std::string& key) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.e.path;
+}
+
 std::size_t slice_index::insert(const std::string& key, entry e, const evict_fn& on_evict) {
   std::lock_guard lock(mutex_);
   if (auto old = entries_.find(key); old != entries_.end()) erase_locked(old);

@@ -30,6 +30,10 @@ class slice_index {
 
   // The entry, marked most recently used.
   std::optional<entry> touch(const std::string& key);
+  // The same without a copy of the entry (every cache hit touches one): its verified modification time.
+  std::optional<std::int64_t> touch_checked(const std::string& key);
+  // The entry's file, when `key` is there.
+  std::optional<std::filesystem::path> path_of(const std::string& key) const;
   // Adds (or replaces) `key` as the most recently used entry, then evicts the least recently used ones
   // until the total fits the budget (possibly `key` itself, if it alone is larger). Returns the number
   // evicted.
