@@ -59,11 +59,13 @@ range_result parse_range(std::string_view header, std::uint64_t size, const rang
   // First the whole list is checked (any invalid element voids the header), then the ranges are made.
   const auto list = header.substr(eq + 1);
   std::size_t count = 0;
+  range_spec first_spec;  // the only one, most of the time: not parsed twice
   const bool valid = each_element(list, [&](std::string_view element) {
     if (element.empty()) return true;              // empty list elements are allowed and skipped (§5.6.1)
     if (count == limits.max_ranges) return false;  // too many ranges: answer with the whole object
-    if (!parse_spec(element)) return false;        // an invalid Range header is ignored (RFC 9110 §14.2)
-    ++count;
+    const auto spec = parse_spec(element);
+    if (!spec) return false;  // an invalid Range header is ignored (RFC 9110 §14.2)
+    if (count++ == 0) first_spec = *spec;
     return true;
   });
   if (!valid || count == 0) return {};
@@ -73,22 +75,27 @@ range_result parse_range(std::string_view header, std::uint64_t size, const rang
 
   range_result result;
   result.ranges.reserve(count);
-  each_element(list, [&](std::string_view element) {
-    if (element.empty()) return true;
-    const auto spec = *parse_spec(element);
+  const auto add = [&](const range_spec& spec) {
     byte_range r;
     if (!spec.first) {
-      if (*spec.last == 0) return true;  // "bytes=-0" is not satisfiable
+      if (*spec.last == 0) return;  // "bytes=-0" is not satisfiable
       r.first = *spec.last >= size ? 0 : size - *spec.last;
       r.last = size - 1;
     } else {
-      if (*spec.first >= size) return true;  // starts at or past the end: not satisfiable
+      if (*spec.first >= size) return;  // starts at or past the end: not satisfiable
       r.first = *spec.first;
       r.last = spec.last ? std::min(*spec.last, size - 1) : size - 1;
     }
     result.ranges.push_back(r);
-    return true;
-  });
+  };
+  if (count == 1) {
+    add(first_spec);
+  } else {
+    each_element(list, [&](std::string_view element) {
+      if (!element.empty()) add(*parse_spec(element));
+      return true;
+    });
+  }
   if (result.ranges.empty()) return {range_outcome::not_satisfiable, {}};
 
   if (result.ranges.size() > 1) {

@@ -76,6 +76,12 @@ std::optional<std::int64_t> to_unix(std::int64_t y, unsigned m, unsigned d, unsi
 }  // namespace
 
 http_date_text http_date(std::int64_t t) {
+  // Every response formats its Last-Modified: the last one is kept per thread (most answers are for a few
+  // files).
+  thread_local std::int64_t last_time = INT64_MIN;
+  thread_local http_date_text last;
+  if (t == last_time) return last;
+  last_time = t;
   // IMF-fixdate has a 4-digit year: clamp instants outside 0000..9999 (64-bit file times can be anything).
   t = std::clamp<std::int64_t>(t, -62167219200, 253402300799);
   std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
@@ -98,6 +104,7 @@ http_date_text http_date(std::int64_t t) {
   put(17, secs / 3600, 2);
   put(20, secs / 60 % 60, 2);
   put(23, secs % 60, 2);
+  last = out;
   return out;
 }
 
