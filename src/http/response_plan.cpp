@@ -75,7 +75,7 @@ std::string multipart_trailer(std::string_view boundary) {
 response_plan plan_response(const request_view& req, const representation& rep, const plan_options& opts) {
   const bool send_body = req.m != method::head;
   response_plan plan;
-  plan.headers.reserve(320);
+  plan.headers.reserve(512);  // room for the fields callers add (media: up to three more)
   add_validators(plan.headers, rep, opts);
   const validators v{rep.etag, rep.last_modified};
 
