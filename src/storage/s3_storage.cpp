@@ -16,6 +16,7 @@
 #include "s3/s3_client.hpp"
 #include "s3/s3_error.hpp"
 #include "s3/upload.hpp"
+#include "storage/sniff.hpp"
 
 namespace mediagate::storage {
 namespace net = boost::asio;
@@ -499,6 +500,12 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
     if (started.err().code != errc::changed) co_return started.err();
     meta_cache_.erase(key);  // replaced since its metadata was cached: ask the store afresh, below
   }
+  // A player's first request (bytes=0-) of an MP4: its tail too, in parallel (the index may follow the
+  // media), and its head kept (s3_ends.hpp). Not for the slice cache's reads (whole slices: a closed range;
+  // it asks for tails itself), nor for Safari's probe (bytes=0-1) or a download.
+  const bool player_start =
+      hint.first == 0 && !hint.last && !hint.suffix && !hint.download && mp4_family_key(key);
+  if (player_start) co_await ends_->start_tail(client_, where_.prefix + key, key);
   const auto generation = changes_ ? changes_->generation() : 0;
   s3::request_spec spec;
   spec.key = where_.prefix + key;
@@ -541,12 +548,19 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
                                                   [this, key] { meta_cache_.erase(key); });
   reader->adopt(std::move(*r), 0);
   out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
+  if (player_start) out.reader = ends_->record_head(key, *meta, std::move(out.reader));
   out.range = want;
   co_return out;
 }
 
 net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::string key, object_meta meta,
                                                                        http::byte_range range) {
+  // From memory when a kept head or tail of this version holds the first bytes (s3_ends.hpp).
+  s3_ends::rest_reader rest = [this, key, meta](http::byte_range r) -> std::unique_ptr<range_reader> {
+    return std::make_unique<s3_range_reader>(client_, where_, key, meta, r, max_resumes_,
+                                             [this, key] { meta_cache_.erase(key); });
+  };
+  if (auto kept = co_await ends_->open(key, meta, range, std::move(rest))) co_return std::move(kept);
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, meta, range, max_resumes_,
                                                   [this, key] { meta_cache_.erase(key); });
   auto started = co_await reader->start();
@@ -604,6 +618,7 @@ net::awaitable<std::optional<error>> s3_storage::check_access() {
 net::awaitable<result<object_meta>> s3_storage::write(std::string key, std::string content_type,
                                                       body_source source) {
   meta_cache_.erase(key);
+  ends_->forget(key);
   auto uploaded = co_await s3::upload_object(*client_, where_.prefix + key, content_type, std::move(source));
   if (!uploaded) co_return uploaded.err();
   meta_cache_.erase(key);
@@ -612,6 +627,7 @@ net::awaitable<result<object_meta>> s3_storage::write(std::string key, std::stri
 
 net::awaitable<result<bool>> s3_storage::remove(std::string key) {
   meta_cache_.erase(key);
+  ends_->forget(key);
   co_return co_await s3::delete_object(*client_, where_.prefix + key);
 }
 

@@ -8,6 +8,7 @@
 
 #include "storage/download_budget.hpp"
 #include "storage/key_invalidations.hpp"
+#include "storage/s3_ends.hpp"
 #include "storage/storage.hpp"
 
 namespace mediagate::s3 {
@@ -54,6 +55,10 @@ class s3_storage final : public storage {
   std::string describe() const override;
 
   void set_download(download_settings d) { download_ = d; }
+  // The kept heads and tails of MP4s, shared by every loop's storage (a browser's requests come on several
+  // connections, which may be on several loops).
+  static constexpr std::uint64_t kEndBytes = 1u << 20;
+  void set_ends(std::shared_ptr<s3_ends> ends) { ends_ = std::move(ends); }
 
   // Checks that the bucket can be listed with our credentials: an error whose message a user can act on,
   // or nullopt.
@@ -79,6 +84,9 @@ class s3_storage final : public storage {
   std::unordered_map<std::string, cached_meta> meta_cache_;  // per event loop: no locking
   std::shared_ptr<const key_invalidations> changes_;
   download_settings download_;
+  // The first and last MiB of an MP4 a browser starts cold (`bytes=0-`), for its next requests: the index at
+  // the end and the resume of the head (s3_ends.hpp). Shared by the loops through set_ends().
+  std::shared_ptr<s3_ends> ends_ = std::make_shared<s3_ends>(kEndBytes, kEndBytes);
 };
 
 }  // namespace mediagate::storage
