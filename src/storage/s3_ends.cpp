@@ -10,6 +10,7 @@
 #include <cstring>
 #include <optional>
 
+#include "http/http_date.hpp"
 #include "http/token.hpp"
 #include "s3/s3_client.hpp"
 
@@ -42,6 +43,9 @@ struct kept_bytes {
   std::uint64_t first = 0;
   std::uint64_t size = 0;  // the object's size (a tail's: known once ready)
   std::string etag;        // the version (a tail's: known once ready)
+  object_meta meta;        // as S3 answered (a tail's: known once ready)
+  std::uint64_t generation = 0;
+  std::chrono::steady_clock::time_point fetched;  // when S3 answered
   std::vector<char> data;
   std::size_t length = 0;  // bytes of data written (a tail's data is sized first)
   bool detached = false;   // a head read on after its client left
@@ -133,6 +137,7 @@ net::awaitable<void> fetch_tail(std::shared_ptr<s3::client> client, std::string 
   spec.key = std::move(object_key);
   spec.headers = {{"range", "bytes=-" + std::to_string(bytes)}};
   auto r = co_await client->send(spec);
+  const auto answered = std::chrono::steady_clock::now();
   if (!r || (*r)->status() != 206)
     co_return;  // (a 416 for an empty object, an error: dropped with the answer)
   auto& res = **r;
@@ -154,7 +159,12 @@ net::awaitable<void> fetch_tail(std::shared_ptr<s3::client> client, std::string 
     tail->length = tail->data.size();
     tail->first = cr->first;
     tail->size = cr->size;
-    tail->etag = std::move(etag);
+    tail->etag = etag;
+    tail->meta.size = cr->size;
+    tail->meta.etag = std::move(etag);
+    tail->meta.last_modified = http::parse_http_date(res.header("last-modified")).value_or(0);
+    tail->meta.content_type = res.header("content-type");
+    tail->fetched = answered;
   }
   tail->settle(kept_bytes::state::ready);
 }
@@ -276,11 +286,26 @@ void s3_ends::forget(const std::string& key) {
   tails_.erase(key);
 }
 
+std::optional<s3_ends::known_meta> s3_ends::meta(const std::string& key,
+                                                 std::chrono::steady_clock::duration max_age) const {
+  const auto oldest = std::chrono::steady_clock::now() - max_age;
+  std::lock_guard lock(mutex_);
+  for (const auto* t : {&heads_, &tails_}) {
+    if (auto kept = find(*t, key)) {
+      std::lock_guard entry(kept->m);
+      if (kept->what != kept_bytes::state::failed && !kept->meta.etag.empty() && kept->fetched >= oldest)
+        return known_meta{kept->meta, kept->generation, kept->fetched};
+    }
+  }
+  return std::nullopt;
+}
+
 net::awaitable<void> s3_ends::start_tail(std::shared_ptr<s3::client> client, std::string object_key,
-                                         std::string key) {
+                                         std::string key, std::uint64_t generation) {
   if (tail_bytes_ == 0) co_return;
   auto tail = std::make_shared<kept_bytes>();
   tail->expires = std::chrono::steady_clock::now() + kLife;
+  tail->generation = generation;
   {
     std::lock_guard lock(mutex_);
     drop_expired(tails_);
@@ -297,12 +322,17 @@ net::awaitable<void> s3_ends::start_tail(std::shared_ptr<s3::client> client, std
 }
 
 std::unique_ptr<range_reader> s3_ends::record_head(const std::string& key, const object_meta& meta,
+                                                   std::uint64_t generation,
                                                    std::unique_ptr<range_reader> reader) {
   if (head_bytes_ == 0 || !reader || meta.size == 0) return reader;
   const auto limit = std::min(head_bytes_, meta.size);
   auto head = std::make_shared<kept_bytes>();
   head->size = meta.size;
   head->etag = meta.etag;
+  head->meta = meta;
+  head->meta.pinned.reset();
+  head->generation = generation;
+  head->fetched = std::chrono::steady_clock::now();
   head->expires = std::chrono::steady_clock::now() + kLife;
   head->data.resize(static_cast<std::size_t>(limit));
   {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -41,12 +42,23 @@ class s3_ends {
   // Starts reading the last tail bytes of `key` (`object_key` in the bucket) with `client` in the background,
   // unless a tail of it is being read or was read moments ago, or the table is full.
   boost::asio::awaitable<void> start_tail(std::shared_ptr<s3::client> client, std::string object_key,
-                                          std::string key);
+                                          std::string key, std::uint64_t generation);
+
+  // The metadata a kept head or tail of `key` came with (S3's answer), when it is at most `max_age` old:
+  // another loop's storage (each caches metadata for itself) then knows the version the bytes are of without
+  // asking S3 again. With the invalidations' generation read before it was asked for, and when it came.
+  struct known_meta {
+    object_meta meta;
+    std::uint64_t generation = 0;
+    std::chrono::steady_clock::time_point fetched;
+  };
+  std::optional<known_meta> meta(const std::string& key, std::chrono::steady_clock::duration max_age) const;
 
   // `reader` (of bytes=0- of the version `meta` of `key`), keeping the first head bytes it reads; when its
   // client leaves earlier, the reader is read to that point in the background.
+  // `generation`: the storage's key_invalidations generation read before the GET that gave `meta` was sent.
   std::unique_ptr<range_reader> record_head(const std::string& key, const object_meta& meta,
-                                            std::unique_ptr<range_reader> reader);
+                                            std::uint64_t generation, std::unique_ptr<range_reader> reader);
 
   // A reader of `range` of the version `meta` of `key` that starts from memory, when a kept head or tail
   // holds its first byte (waiting up to kMaxWait for one still being read by no client); the bytes after a

@@ -454,10 +454,12 @@ net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
 }
 
 // `generation` is the invalidations' generation read before the request that gave `meta` was sent.
-void s3_storage::remember(const std::string& key, const object_meta& meta, std::uint64_t generation) {
+// `fetched`: when storage gave it (now, unless it came through the ends another loop keeps).
+void s3_storage::remember(const std::string& key, const object_meta& meta, std::uint64_t generation,
+                          std::optional<std::chrono::steady_clock::time_point> fetched) {
   if (meta_ttl_.count() <= 0) return;
   if (meta_cache_.size() >= kMetaCacheMax) meta_cache_.clear();
-  meta_cache_[key] = {meta, std::chrono::steady_clock::now() + meta_ttl_, generation};
+  meta_cache_[key] = {meta, fetched.value_or(std::chrono::steady_clock::now()) + meta_ttl_, generation};
 }
 
 bool s3_storage::known(const std::string& key) const {
@@ -482,6 +484,13 @@ std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_r
 
 net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
   if (hint.suffix && *hint.suffix == 0) co_return co_await storage::stat_and_open(key, hint);
+  if (!known(key) && meta_ttl_.count() > 0) {
+    // The version of a head or tail kept for another loop (a player's next request came on another
+    // connection): its metadata, as fresh as this loop's own cache would hold it.
+    auto kept = ends_->meta(key, meta_ttl_);
+    if (kept && !(changes_ && changes_->changed_since(key, kept->generation)))
+      remember(key, kept->meta, kept->generation, kept->fetched);
+  }
   if (known(key)) {
     if (!hint.download) co_return co_await storage::stat_and_open(key, hint);  // open(): the one round trip
     auto meta = co_await stat(key);
@@ -505,8 +514,8 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   // it asks for tails itself), nor for Safari's probe (bytes=0-1) or a download.
   const bool player_start =
       hint.first == 0 && !hint.last && !hint.suffix && !hint.download && mp4_family_key(key);
-  if (player_start) co_await ends_->start_tail(client_, where_.prefix + key, key);
   const auto generation = changes_ ? changes_->generation() : 0;
+  if (player_start) co_await ends_->start_tail(client_, where_.prefix + key, key, generation);
   s3::request_spec spec;
   spec.key = where_.prefix + key;
   const auto last = hint.last ? std::to_string(*hint.last) : std::string();
@@ -548,7 +557,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
                                                   [this, key] { meta_cache_.erase(key); });
   reader->adopt(std::move(*r), 0);
   out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
-  if (player_start) out.reader = ends_->record_head(key, *meta, std::move(out.reader));
+  if (player_start) out.reader = ends_->record_head(key, *meta, generation, std::move(out.reader));
   out.range = want;
   co_return out;
 }

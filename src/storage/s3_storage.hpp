@@ -3,6 +3,7 @@
 // ranged GetObject for exactly the planned bytes, checked and resumed (DESIGN.md "S3 details").
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -70,7 +71,8 @@ class s3_storage final : public storage {
     std::chrono::steady_clock::time_point expires;
     std::uint64_t generation = 0;
   };
-  void remember(const std::string& key, const object_meta& meta, std::uint64_t generation);
+  void remember(const std::string& key, const object_meta& meta, std::uint64_t generation,
+                std::optional<std::chrono::steady_clock::time_point> fetched = std::nullopt);
   bool known(const std::string& key) const;  // cached metadata, fresh and not invalidated
   // `reader` is this backend's own one-connection reader; wrapped for a download of a long enough body.
   std::unique_ptr<range_reader> maybe_download(std::unique_ptr<range_reader> reader, const std::string& key,
