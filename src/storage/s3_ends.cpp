@@ -50,7 +50,7 @@ struct kept_bytes {
   std::size_t length = 0;  // bytes of data written (a tail's data is sized first)
   bool detached = false;   // a head read on after its client left
   std::chrono::steady_clock::time_point expires;
-  std::vector<std::shared_ptr<waiter>> waiters;
+  std::vector<std::weak_ptr<waiter>> waiters;  // (a waiter whose request ended is gone: nothing to wake)
 
   view look() {
     std::lock_guard lock(m);
@@ -59,18 +59,19 @@ struct kept_bytes {
 
   // Ends the read (ready or failed) and wakes every waiter.
   void settle(state s) {
-    std::vector<std::shared_ptr<waiter>> wake;
+    std::vector<std::weak_ptr<waiter>> wake;
     {
       std::lock_guard lock(m);
       if (what != state::pending) return;
       what = s;
       wake.swap(waiters);
     }
-    for (auto& w : wake)
-      net::post(w->timer.get_executor(), [w] {
-        w->done = true;
-        w->timer.cancel();
-      });
+    for (auto& weak : wake)
+      if (auto w = weak.lock())
+        net::post(w->timer.get_executor(), [w] {
+          w->done = true;
+          w->timer.cancel();
+        });
   }
 
   // A head's bytes, up to `limit` (ready there).
