@@ -462,6 +462,13 @@ void s3_storage::remember(const std::string& key, const object_meta& meta, std::
   meta_cache_[key] = {meta, fetched.value_or(std::chrono::steady_clock::now()) + meta_ttl_, generation};
 }
 
+// The store has another version of `key` than the one cached: neither this loop's metadata nor the bytes kept
+// for every loop may be used for it again.
+void s3_storage::forget_version(const std::string& key) {
+  meta_cache_.erase(key);
+  ends_->forget(key);
+}
+
 bool s3_storage::known(const std::string& key) const {
   auto it = meta_cache_.find(key);
   if (it == meta_cache_.end() || it->second.expires <= std::chrono::steady_clock::now()) return false;
@@ -479,7 +486,7 @@ std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_r
     return reader;
   std::unique_ptr<s3_range_reader> lead(static_cast<s3_range_reader*>(reader.release()));
   return std::make_unique<download_reader>(std::move(lead), client_, where_, key, meta, range, d,
-                                           max_resumes_, [this, key] { meta_cache_.erase(key); });
+                                           max_resumes_, [this, key] { forget_version(key); });
 }
 
 net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
@@ -499,7 +506,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
     if (meta->size == 0 || hint.first >= meta->size) co_return out;
     const http::byte_range want{hint.first, std::min(hint.last.value_or(meta->size - 1), meta->size - 1)};
     auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
-                                                    [this, key] { meta_cache_.erase(key); });
+                                                    [this, key] { forget_version(key); });
     auto started = co_await reader->start();
     if (started) {
       out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
@@ -507,7 +514,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
       co_return out;
     }
     if (started.err().code != errc::changed) co_return started.err();
-    meta_cache_.erase(key);  // replaced since its metadata was cached: ask the store afresh, below
+    forget_version(key);  // replaced since its metadata was cached: ask the store afresh, below
   }
   // A player's first request (bytes=0-) of an MP4: its tail too, in parallel (the index may follow the
   // media), and its head kept (s3_ends.hpp). Not for the slice cache's reads (whole slices: a closed range;
@@ -554,7 +561,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
                         : http::byte_range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
   if (cr->first != want.first || cr->last != want.last) co_return out;
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
-                                                  [this, key] { meta_cache_.erase(key); });
+                                                  [this, key] { forget_version(key); });
   reader->adopt(std::move(*r), 0);
   out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
   if (player_start) out.reader = ends_->record_head(key, *meta, generation, std::move(out.reader));
@@ -567,14 +574,14 @@ net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::stri
   // From memory when a kept head or tail of this version holds the first bytes (s3_ends.hpp).
   s3_ends::rest_reader rest = [this, key, meta](http::byte_range r) -> std::unique_ptr<range_reader> {
     return std::make_unique<s3_range_reader>(client_, where_, key, meta, r, max_resumes_,
-                                             [this, key] { meta_cache_.erase(key); });
+                                             [this, key] { forget_version(key); });
   };
   if (auto kept = co_await ends_->open(key, meta, range, std::move(rest))) co_return std::move(kept);
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, meta, range, max_resumes_,
-                                                  [this, key] { meta_cache_.erase(key); });
+                                                  [this, key] { forget_version(key); });
   auto started = co_await reader->start();
   if (!started) {
-    if (started.err().code == errc::changed) meta_cache_.erase(key);
+    if (started.err().code == errc::changed) forget_version(key);
     co_return started.err();
   }
   co_return std::unique_ptr<range_reader>(std::move(reader));

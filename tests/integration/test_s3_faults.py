@@ -850,6 +850,41 @@ class RadosgwFaults(unittest.TestCase):
         self.assertEqual(diff(settle(port), m0), {"requests": 2, "get_requests": 2, "received_bytes": 2 + 11})
         self.assertIsNone(server.health_problem())
 
+    def test_5d_kept_ends_of_a_replaced_object(self) -> None:
+        """The first and last MiB kept from a cold start (test_5c) are of one version: once a read finds the object
+        replaced in S3 (a failed If-Match), they are dropped with the cached metadata, and the request is planned
+        again with the new version (not with the kept version's metadata, which would fail the same way)."""
+        s = self.start_server(["--s3-meta-ttl", "60", "--threads", "1"], "ends-replaced")
+        try:
+            key = f"replace/{uuid.uuid4().hex[:8]}.mp4"
+            v1 = random.Random(SEED + 518).randbytes(3 * MIB)
+            v2 = random.Random(SEED + 519).randbytes(3 * MIB + 4321)
+            self.rgw.put(self.bucket, key, v1, "video/mp4")
+            with rawhttp.Connection(s.port, timeout=20.0) as c:
+                c.send_request("GET", target(key), [("Range", "bytes=0-")])
+                self.assertEqual(c.read_head().status, 206)
+                got = bytearray()
+                while len(got) < 64 * 1024:
+                    chunk = c.read_some()
+                    self.assertTrue(chunk, "closed early")
+                    got += chunk
+                c.close(reset=True)
+            settle(s.port)
+            etag2 = f'"{self.rgw.put(self.bucket, key, v2, "video/mp4")}"'
+            # Outside the kept bytes: the cached metadata's version is gone from S3 (If-Match fails): planned
+            # again, with the new version's.
+            f = fetch(s.port, "GET", target(key), [("Range", "bytes=2000000-2000099")])
+            self.assert_exact(f, 206, v2[2000000:2000100], 2000000, len(v2))
+            self.assertEqual(f.header("etag"), etag2)
+            # Inside the kept head and tail: the new version, from S3.
+            for first, last in ((100, 199), (len(v2) - 100, len(v2) - 1)):
+                f = fetch(s.port, "GET", target(key), [("Range", f"bytes={first}-{last}")])
+                self.assert_exact(f, 206, v2[first:last + 1], first, len(v2))
+                self.assertEqual(f.header("etag"), etag2)
+            self.assertIsNone(s.health_problem())
+        finally:
+            self.stop_server(s)
+
     # -- 6. awkward keys, the empty object, content types ---------------------------------------------------
 
     def test_6_keys_empty_object_and_types(self) -> None:
