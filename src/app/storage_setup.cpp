@@ -48,11 +48,14 @@ std::variant<storage_setup, setup_failure> open_s3(const serve_config& cfg, spdl
   // With the slice cache in front, metadata is cached (and revalidated) there, once for all loops.
   if (cfg.cache) setup.meta_ttl = std::chrono::milliseconds(0);
   storage_setup opened;
-  opened.factory = [setup,
-                    changes = opened.changes](net::io_context& io) -> std::shared_ptr<storage::storage> {
+  auto ends =
+      std::make_shared<storage::s3_ends>(storage::s3_storage::kEndBytes, storage::s3_storage::kEndBytes);
+  opened.factory = [setup, changes = opened.changes,
+                    ends](net::io_context& io) -> std::shared_ptr<storage::storage> {
     auto s3 = std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl, 3,
                                                     changes);
     s3->set_download(setup.download);
+    s3->set_ends(ends);
     return s3;
   };
   opened.metrics.push_back([counters = setup.counters] { return counters->render(); });

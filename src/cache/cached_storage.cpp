@@ -18,7 +18,6 @@
 #include "cache/metadata_cache.hpp"
 #include "cache/slice_cache.hpp"
 #include "cache/slice_math.hpp"
-#include "http/content_type.hpp"
 #include "storage/sniff.hpp"
 
 namespace mediagate::cache {
@@ -405,11 +404,48 @@ net::awaitable<void> prefetch(std::unique_ptr<cache_reader> reader) {
 struct tail_state {
   bool done = false;
   std::function<void()> then;  // the index prefetch, when the head showed the index before the tail ended
+  bool answered = false;       // the tail's answer came: it claims its slices itself
+  // The tail's whole slices [first, last] of `object`, claimed for it when the head's answer told the size
+  // before the tail's own answer came: a player's request for the index (moov) made meanwhile waits for the
+  // tail's bytes instead of asking storage for the same slices again. The tail adopts them, or releases them.
+  std::string object;
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> claimed;
+  std::shared_ptr<slice_cache> cache;
+
+  void release_claims() {
+    if (!claimed) return;
+    for (auto i = claimed->first; i <= claimed->second; ++i) cache->release(object, i);
+    claimed.reset();
+  }
   void finish() {
+    release_claims();  // (a tail that never adopted them: waiters fetch the slices themselves)
     done = true;
     if (then) std::exchange(then, nullptr)();
   }
 };
+
+// The index of the first whole slice within the last `tail` bytes of an object of `size` bytes.
+std::uint64_t first_tail_slice(std::uint64_t size, std::uint64_t tail, std::uint64_t slice) {
+  return (size - std::min(tail, size) + slice - 1) / slice;
+}
+
+// Claims, for the tail prefetch still waiting for its answer, the whole slices its answer will hold (the
+// head's answer gave the object's size and ETag first). Those that are cached or claimed already stay out.
+void claim_tail_slices(tail_state& tail, slice_cache& cache, const std::string& object, std::uint64_t size,
+                       std::uint64_t tail_bytes) {
+  if (tail.answered || tail.done || tail.claimed || size == 0) return;
+  const auto slice = cache.config().slice_bytes;
+  const auto first = first_tail_slice(size, tail_bytes, slice);
+  const auto last_slice = (size - 1) / slice;
+  const auto max_run = std::max<std::uint64_t>(cache.config().max_run_slices, 1);
+  if (first > last_slice || cache.claim(object, first, [] {}) != slice_cache::claim_outcome::claimed) return;
+  auto end = first;
+  while (end < last_slice && end - first + 1 < max_run &&
+         cache.claim(object, end + 1, [] {}) == slice_cache::claim_outcome::claimed)
+    ++end;
+  tail.object = object;
+  tail.claimed = std::make_pair(first, end);
+}
 
 // `tail`: the tail prefetch started with this read, if any. The index prefetch waits for it to end (it
 // fetches the index's slices, or most of them), then fetches only what it left.
@@ -461,31 +497,33 @@ class derived_source final : public st::storage {
   st::storage::derived_reader make_;
 };
 
-// Whether a key names an MP4-family file (an index box that may follow the media), by its extension.
-bool mp4_family(const std::string& key) {
-  const auto type = http::content_type_for_key(key);
-  return type == "video/mp4" || type == "audio/mp4" || type == "video/x-m4v" || type == "video/quicktime";
-}
-
 // The last `bytes` of an object, asked for in parallel with its first read (before its size is known: a
 // suffix range), kept as the whole slices they contain. The slices claimed by another fetch are left to it.
 net::awaitable<void> read_tail(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> metadata,
                                std::shared_ptr<st::storage> upstream, std::string upstream_id,
-                               std::string key, std::string mkey, std::uint64_t bytes) {
+                               std::string key, std::string mkey, std::uint64_t bytes,
+                               std::shared_ptr<tail_state> state) {
   st::read_hint hint;
   hint.suffix = bytes;
   auto found = co_await upstream->stat_and_open(key, hint);
+  state->answered = true;
   if (!found || !found->reader) co_return;
   const auto slice = cache->config().slice_bytes;
   const auto size = found->meta.size;
   const auto first = (found->range.first + slice - 1) / slice * slice;  // the first whole slice in the answer
   if (first > found->range.last) co_return;
-  // The slices are claimed as soon as the answer says which they are: a player's request for them (the index)
-  // that comes meanwhile waits for this fetch instead of starting its own.
+  // The slices are claimed as soon as the answer says which they are (or were claimed for it when the head's
+  // answer came first): a player's request for them (the index) that comes meanwhile waits for this fetch
+  // instead of starting its own.
   auto object = slice_cache::object_id(upstream_id, key, found->meta.etag);
   auto reader = std::make_unique<cache_reader>(cache, metadata, upstream, key, object, found->meta,
                                                http::byte_range{first, size - 1}, mkey);
-  const auto end = reader->claim_run();
+  std::optional<std::uint64_t> end;
+  if (state->claimed && state->object == object && state->claimed->first == first / slice)
+    end = std::exchange(state->claimed, std::nullopt)->second;
+  else
+    state->release_claims();  // another version than the head's: its claims are of no use
+  if (!end) end = reader->claim_run();
   if (!end) co_return;
   std::vector<char> buf(256 * 1024);
   for (auto pos = found->range.first; pos < first;) {  // the part of a slice before them: not kept
@@ -509,7 +547,7 @@ net::awaitable<void> prefetch_tail(std::shared_ptr<slice_cache> cache,
                                    std::string key, std::string mkey, std::uint64_t bytes,
                                    std::shared_ptr<tail_state> state) {
   co_await read_tail(std::move(cache), std::move(metadata), std::move(upstream), std::move(upstream_id),
-                     std::move(key), std::move(mkey), bytes);
+                     std::move(key), std::move(mkey), bytes, state);
   state->finish();
 }
 
@@ -586,9 +624,10 @@ net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::s
   auto ex = co_await net::this_coro::executor;
   std::shared_ptr<tail_state> tail_wait;
   if (const auto tail = cache_->config().tail_prefetch_bytes;
-      tail > 0 && hint.first == 0 && mp4_family(key)) {
+      tail > 0 && hint.first == 0 && st::mp4_family_key(key)) {
     cache_->counters().tail_prefetches.fetch_add(1, std::memory_order_relaxed);
     tail_wait = std::make_shared<tail_state>();
+    tail_wait->cache = cache_;
     net::co_spawn(ex, prefetch_tail(cache_, meta_, upstream_, upstream_id_, key, cache_key, tail, tail_wait),
                   net::detached);
   }
@@ -600,14 +639,21 @@ net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::s
   meta_->store(cache_key, found->meta, generation);
   st::stat_and_reader out{found->meta, nullptr, {}};
   const auto size = found->meta.size;
-  if (!found->reader || hint.first >= size) co_return out;
+  const auto object = slice_cache::object_id(upstream_id_, key, found->meta.etag);
+  // The tail's slices are claimed for it after the head's run took its own (a small object's run may cover
+  // them: they are then this read's).
+  const auto tail_bytes = cache_->config().tail_prefetch_bytes;
+  if (!found->reader || hint.first >= size) {
+    if (tail_wait) claim_tail_slices(*tail_wait, *cache_, object, size, tail_bytes);
+    co_return out;
+  }
   const http::byte_range range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
-  auto reader = std::make_unique<cache_reader>(cache_, meta_, upstream_, key,
-                                               slice_cache::object_id(upstream_id_, key, found->meta.etag),
-                                               found->meta, range, cache_key);
-  watch_head(*reader, cache_, meta_, upstream_, key, found->meta,
-             slice_cache::object_id(upstream_id_, key, found->meta.etag), cache_key, ex, tail_wait);
-  if (!reader->adopt_fetch(std::move(found->reader), found->range)) co_return out;
+  auto reader =
+      std::make_unique<cache_reader>(cache_, meta_, upstream_, key, object, found->meta, range, cache_key);
+  watch_head(*reader, cache_, meta_, upstream_, key, found->meta, object, cache_key, ex, tail_wait);
+  const bool adopted = reader->adopt_fetch(std::move(found->reader), found->range);
+  if (tail_wait) claim_tail_slices(*tail_wait, *cache_, object, size, tail_bytes);
+  if (!adopted) co_return out;
   out.reader = std::move(reader);
   out.range = range;
   co_return out;

@@ -16,6 +16,7 @@
 #include "s3/s3_client.hpp"
 #include "s3/s3_error.hpp"
 #include "s3/upload.hpp"
+#include "storage/sniff.hpp"
 
 namespace mediagate::storage {
 namespace net = boost::asio;
@@ -453,10 +454,19 @@ net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
 }
 
 // `generation` is the invalidations' generation read before the request that gave `meta` was sent.
-void s3_storage::remember(const std::string& key, const object_meta& meta, std::uint64_t generation) {
+// `fetched`: when storage gave it (now, unless it came through the ends another loop keeps).
+void s3_storage::remember(const std::string& key, const object_meta& meta, std::uint64_t generation,
+                          std::optional<std::chrono::steady_clock::time_point> fetched) {
   if (meta_ttl_.count() <= 0) return;
   if (meta_cache_.size() >= kMetaCacheMax) meta_cache_.clear();
-  meta_cache_[key] = {meta, std::chrono::steady_clock::now() + meta_ttl_, generation};
+  meta_cache_[key] = {meta, fetched.value_or(std::chrono::steady_clock::now()) + meta_ttl_, generation};
+}
+
+// The store has another version of `key` than the one cached: neither this loop's metadata nor the bytes kept
+// for every loop may be used for it again.
+void s3_storage::forget_version(const std::string& key) {
+  meta_cache_.erase(key);
+  ends_->forget(key);
 }
 
 bool s3_storage::known(const std::string& key) const {
@@ -476,11 +486,18 @@ std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_r
     return reader;
   std::unique_ptr<s3_range_reader> lead(static_cast<s3_range_reader*>(reader.release()));
   return std::make_unique<download_reader>(std::move(lead), client_, where_, key, meta, range, d,
-                                           max_resumes_, [this, key] { meta_cache_.erase(key); });
+                                           max_resumes_, [this, key] { forget_version(key); });
 }
 
 net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
   if (hint.suffix && *hint.suffix == 0) co_return co_await storage::stat_and_open(key, hint);
+  if (!known(key) && meta_ttl_.count() > 0) {
+    // The version of a head or tail kept for another loop (a player's next request came on another
+    // connection): its metadata, as fresh as this loop's own cache would hold it.
+    auto kept = ends_->meta(key, meta_ttl_);
+    if (kept && !(changes_ && changes_->changed_since(key, kept->generation)))
+      remember(key, kept->meta, kept->generation, kept->fetched);
+  }
   if (known(key)) {
     if (!hint.download) co_return co_await storage::stat_and_open(key, hint);  // open(): the one round trip
     auto meta = co_await stat(key);
@@ -489,7 +506,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
     if (meta->size == 0 || hint.first >= meta->size) co_return out;
     const http::byte_range want{hint.first, std::min(hint.last.value_or(meta->size - 1), meta->size - 1)};
     auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
-                                                    [this, key] { meta_cache_.erase(key); });
+                                                    [this, key] { forget_version(key); });
     auto started = co_await reader->start();
     if (started) {
       out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
@@ -497,9 +514,15 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
       co_return out;
     }
     if (started.err().code != errc::changed) co_return started.err();
-    meta_cache_.erase(key);  // replaced since its metadata was cached: ask the store afresh, below
+    forget_version(key);  // replaced since its metadata was cached: ask the store afresh, below
   }
+  // A player's first request (bytes=0-) of an MP4: its tail too, in parallel (the index may follow the
+  // media), and its head kept (s3_ends.hpp). Not for the slice cache's reads (whole slices: a closed range;
+  // it asks for tails itself), nor for Safari's probe (bytes=0-1) or a download.
+  const bool player_start =
+      hint.first == 0 && !hint.last && !hint.suffix && !hint.download && mp4_family_key(key);
   const auto generation = changes_ ? changes_->generation() : 0;
+  if (player_start) co_await ends_->start_tail(client_, where_.prefix + key, key, generation);
   s3::request_spec spec;
   spec.key = where_.prefix + key;
   const auto last = hint.last ? std::to_string(*hint.last) : std::string();
@@ -538,20 +561,27 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
                         : http::byte_range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
   if (cr->first != want.first || cr->last != want.last) co_return out;
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
-                                                  [this, key] { meta_cache_.erase(key); });
+                                                  [this, key] { forget_version(key); });
   reader->adopt(std::move(*r), 0);
   out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
+  if (player_start) out.reader = ends_->record_head(key, *meta, generation, std::move(out.reader));
   out.range = want;
   co_return out;
 }
 
 net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::string key, object_meta meta,
                                                                        http::byte_range range) {
+  // From memory when a kept head or tail of this version holds the first bytes (s3_ends.hpp).
+  s3_ends::rest_reader rest = [this, key, meta](http::byte_range r) -> std::unique_ptr<range_reader> {
+    return std::make_unique<s3_range_reader>(client_, where_, key, meta, r, max_resumes_,
+                                             [this, key] { forget_version(key); });
+  };
+  if (auto kept = co_await ends_->open(key, meta, range, std::move(rest))) co_return std::move(kept);
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, meta, range, max_resumes_,
-                                                  [this, key] { meta_cache_.erase(key); });
+                                                  [this, key] { forget_version(key); });
   auto started = co_await reader->start();
   if (!started) {
-    if (started.err().code == errc::changed) meta_cache_.erase(key);
+    if (started.err().code == errc::changed) forget_version(key);
     co_return started.err();
   }
   co_return std::unique_ptr<range_reader>(std::move(reader));
@@ -604,6 +634,7 @@ net::awaitable<std::optional<error>> s3_storage::check_access() {
 net::awaitable<result<object_meta>> s3_storage::write(std::string key, std::string content_type,
                                                       body_source source) {
   meta_cache_.erase(key);
+  ends_->forget(key);
   auto uploaded = co_await s3::upload_object(*client_, where_.prefix + key, content_type, std::move(source));
   if (!uploaded) co_return uploaded.err();
   meta_cache_.erase(key);
@@ -612,6 +643,7 @@ net::awaitable<result<object_meta>> s3_storage::write(std::string key, std::stri
 
 net::awaitable<result<bool>> s3_storage::remove(std::string key) {
   meta_cache_.erase(key);
+  ends_->forget(key);
   co_return co_await s3::delete_object(*client_, where_.prefix + key);
 }
 

@@ -3,11 +3,13 @@
 // ranged GetObject for exactly the planned bytes, checked and resumed (DESIGN.md "S3 details").
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "storage/download_budget.hpp"
 #include "storage/key_invalidations.hpp"
+#include "storage/s3_ends.hpp"
 #include "storage/storage.hpp"
 
 namespace mediagate::s3 {
@@ -54,6 +56,10 @@ class s3_storage final : public storage {
   std::string describe() const override;
 
   void set_download(download_settings d) { download_ = d; }
+  // The kept heads and tails of MP4s, shared by every loop's storage (a browser's requests come on several
+  // connections, which may be on several loops).
+  static constexpr std::uint64_t kEndBytes = 1u << 20;
+  void set_ends(std::shared_ptr<s3_ends> ends) { ends_ = std::move(ends); }
 
   // Checks that the bucket can be listed with our credentials: an error whose message a user can act on,
   // or nullopt.
@@ -65,8 +71,10 @@ class s3_storage final : public storage {
     std::chrono::steady_clock::time_point expires;
     std::uint64_t generation = 0;
   };
-  void remember(const std::string& key, const object_meta& meta, std::uint64_t generation);
+  void remember(const std::string& key, const object_meta& meta, std::uint64_t generation,
+                std::optional<std::chrono::steady_clock::time_point> fetched = std::nullopt);
   bool known(const std::string& key) const;  // cached metadata, fresh and not invalidated
+  void forget_version(const std::string& key);
   // `reader` is this backend's own one-connection reader; wrapped for a download of a long enough body.
   std::unique_ptr<range_reader> maybe_download(std::unique_ptr<range_reader> reader, const std::string& key,
                                                const object_meta& meta, http::byte_range range,
@@ -79,6 +87,9 @@ class s3_storage final : public storage {
   std::unordered_map<std::string, cached_meta> meta_cache_;  // per event loop: no locking
   std::shared_ptr<const key_invalidations> changes_;
   download_settings download_;
+  // The first and last MiB of an MP4 a browser starts cold (`bytes=0-`), for its next requests: the index at
+  // the end and the resume of the head (s3_ends.hpp). Shared by the loops through set_ends().
+  std::shared_ptr<s3_ends> ends_ = std::make_shared<s3_ends>(kEndBytes, kEndBytes);
 };
 
 }  // namespace mediagate::storage

@@ -5,6 +5,8 @@
 #include <memory>
 #include <string_view>
 
+#include "http/content_type.hpp"
+
 namespace mediagate::storage {
 namespace {
 
@@ -63,6 +65,11 @@ std::optional<std::uint64_t> mp4_index_after_media(std::span<const char> head, s
     at += box;
   }
   return std::nullopt;
+}
+
+bool mp4_family_key(std::string_view key) {
+  const auto type = http::content_type_for_key(key);
+  return type == "video/mp4" || type == "audio/mp4" || type == "video/x-m4v" || type == "video/quicktime";
 }
 
 }  // namespace mediagate::storage

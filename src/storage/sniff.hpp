@@ -4,6 +4,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace mediagate::storage {
 
@@ -19,5 +20,8 @@ std::string sniff_content_type(std::span<const char> head);
 // file), when the head is not an MP4 or does not reach the mdat box's header, or when the sizes do not add
 // up.
 std::optional<std::uint64_t> mp4_index_after_media(std::span<const char> head, std::uint64_t size);
+
+// Whether a key names an MP4-family file (whose index box may follow the media), by its extension.
+bool mp4_family_key(std::string_view key);
 
 }  // namespace mediagate::storage

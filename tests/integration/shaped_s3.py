@@ -54,8 +54,12 @@ http {{
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     location / {{
-      # The network's round trip: every request waits this long before it is passed on.
-      access_by_lua_block {{ ngx.sleep({delay}) }}
+      # The network's round trip: every request waits this long before it is passed on (a suffix range,
+      # bytes=-N, `suffix_delay` longer: a store slow to answer one request of several in flight).
+      access_by_lua_block {{
+        local r = ngx.var.http_range
+        if r and string.sub(r, 1, 7) == "bytes=-" then ngx.sleep({delay} + {suffix_delay}) else ngx.sleep({delay}) end
+      }}
       # One connection's bandwidth; limit_rate acts only on buffered proxied responses.
       limit_rate {rate};
       proxy_buffering on;
@@ -82,8 +86,10 @@ def free_port() -> int:
 
 class ShapedS3:
     def __init__(self, work: Path, upstream_port: int, delay_ms: float = 30, rate: str = "80m",
-                 port: int | None = None) -> None:
+                 port: int | None = None, suffix_delay_ms: float = 0) -> None:
+        """suffix_delay_ms: added to the delay of requests for a suffix range (bytes=-N) only."""
         self.dir = Path(work)
+        self.suffix_delay_ms = suffix_delay_ms
         self.upstream_port = upstream_port
         self.delay_ms = delay_ms
         self.rate = rate
@@ -118,6 +124,7 @@ class ShapedS3:
         conf = self.dir / "nginx.conf"
         conf.write_text(CONF.format(modules=MODULES, dir=self.dir, port=self.port,
                                     upstream_port=self.upstream_port, delay=self.delay_ms / 1000.0,
+                                    suffix_delay=self.suffix_delay_ms / 1000.0,
                                     rate=self.rate, user="user root;" if os.geteuid() == 0 else ""))
         with open(self.dir / "stdout.log", "wb") as out:
             self.proc = subprocess.Popen(["nginx", "-c", str(conf), "-e", str(self.dir / "error.log")],

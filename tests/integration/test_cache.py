@@ -551,6 +551,66 @@ class SliceCacheTest(unittest.TestCase):
         m2 = self.metrics(server)
         self.assertEqual(self.delta(m2, m1, S3_GETS), 0, "the same bytes again went to S3")
 
+    # -- (11) the moov of a moov-at-end MP4 while the tail prefetch is still on its way (issue 15) --------------
+
+    def test_11_the_index_request_joins_the_tail_prefetch_in_flight(self) -> None:
+        """Chrome's cold start of a moov-at-end MP4: `bytes=0-`, then (having read the head) the index at the end.
+        The first read asks S3 for the object's tail in parallel (--cache-tail-prefetch); when S3 answers the
+        head first, the tail's slices are claimed for it at once (the head's answer gives the size), so the
+        player's index request waits for the tail's bytes instead of asking S3 for the same slices again: the
+        whole start costs two S3 requests, not three. The shaped S3 answers suffix ranges (the tail) 1 s
+        late, so the index request comes while the tail is in flight (and is answered within the 2 s a request
+        waits for a slice another fetch claimed)."""
+        from shaped_s3 import ShapedS3
+
+        key = f"cache/moov-end-{uuid.uuid4().hex[:8]}.mp4"
+        self.client.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": BIG_KEY})
+        rgw_port = int(self.fx.server_env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+        shaped = ShapedS3(self.tmp / f"shaped-{uuid.uuid4().hex[:6]}", upstream_port=rgw_port, delay_ms=5,
+                          rate="200m", suffix_delay_ms=1000)
+        shaped.start()
+        self.addCleanup(shaped.stop)
+        cache_dir = Path(tempfile.mkdtemp(prefix="slices-", dir=self.tmp))
+        fx = types.SimpleNamespace(tmp=self.tmp, storage_args=self.fx.storage_args,
+                                   server_env=dict(self.fx.server_env, AWS_ENDPOINT_URL=shaped.endpoint))
+        server = harness.Server(fx, ["--cache-dir", str(cache_dir), "--cache-slice", "1MiB", "--access-log", "off"],
+                                name="index-joins-tail")
+        self.addCleanup(self._check_and_stop, server)
+        index = BIG_SIZE - 100_000  # in the last slice, which the 2 MiB tail holds whole
+        m0 = self.metrics(server)
+        with rawhttp.Connection(server.port, timeout=TIMEOUT) as c:
+            c.send_request("GET", harness.media_target(key), [("Range", "bytes=0-")])
+            head = c.read_head()
+            self.assertEqual(head.status, 206, head.raw_head)
+            got = bytearray()
+            while len(got) < 256 * 1024:
+                chunk = c.read_some()
+                self.assertTrue(chunk, "the stream ended early")
+                got += chunk
+            self.assertTrue(bytes(got) == self.big[:len(got)], "the head's bytes differ")
+            asked = time.time()
+            t0 = time.monotonic()
+            r = self.get(server, key, index)
+            took = time.monotonic() - t0
+            c.close(reset=True)
+        self.assert_range(r, self.big, index, BIG_SIZE - 1, "the index")
+        self.settle(server, cache_dir)
+        m1 = self.metrics(server)
+        time.sleep(0.3)  # the shaped S3's log is flushed every 100 ms
+        log = [x for x in shaped.requests() if x["uri"].endswith(key.rsplit("/", 1)[1])]
+        tails = [x for x in log if x["range"].startswith("bytes=-")]
+        figure(f"cold moov-at-end start (bytes=0-, then the index at {index}) with the tail answered 1 s late: "
+               f"{self.delta(m1, m0, S3_GETS)} S3 GETs ({', '.join(x['range'] for x in log)}); the index request "
+               f"took {took * 1000:.0f} ms")
+        self.assertEqual(self.delta(m1, m0, S3_GETS), 2, f"S3 requests: {log}")
+        self.assertEqual(len(tails), 1, log)
+        self.assertGreater(tails[0]["end"], asked, "the tail had answered before the index was asked: no race")
+        self.assertEqual(len(log), 2, log)
+        self.assertEqual(self.delta(m1, m0, "mediagate_cache_tail_prefetches_total"), 1)
+        # Warm: the index and the head are cached.
+        self.assert_range(self.get(server, key, index), self.big, index, BIG_SIZE - 1, "the index again")
+        self.assertEqual(self.delta(self.metrics(server), m1, S3_GETS), 0, "the cached index went to S3")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -753,6 +753,138 @@ class RadosgwFaults(unittest.TestCase):
         self.assertIsNone(cached.health_problem())
         self.assertIsNone(self.server.health_problem())
 
+    def test_5c_moov_at_end_cold_start_without_cache(self) -> None:
+        """Without a slice cache, a player's first request of an MP4 (`bytes=0-`) also gets the object's last MiB
+        asked for in parallel, into memory, and the first MiB it reads kept (read to that point after the client
+        left): Chrome's next requests, the index (moov) at the end and then the media from where it stopped
+        reading the head, are answered from memory (joining the tail while it is on its way) instead of costing
+        an S3 round trip each; a resume past the kept MiB continues with one GET of exactly the rest. Exact bytes
+        throughout. Requests outside the tail, Safari's probe and other keys are unchanged."""
+        def box(kind: bytes, body: bytes) -> bytes:
+            return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+        rnd = random.Random(SEED + 517)
+        body = box(b"ftyp", b"isom\0\0\2\0isomiso2avc1mp41") + box(b"free", b"") + \
+            box(b"mdat", rnd.randbytes(3 * MIB + 999)) + box(b"moov", rnd.randbytes(90_000))
+        size = len(body)
+        index = body.index(b"moov") - 4
+        # Kept bytes serve a request only for the version its metadata names, which is cached for --s3-meta-ttl:
+        # longer than this test's steps (each waits for S3 to settle). Four event loops: a browser's requests
+        # come on several connections, which land on any loop (each caches metadata for itself); the kept bytes
+        # serve them all.
+        server = self.start_server(["--s3-meta-ttl", "60", "--threads", "4"], "ends")
+        self.addCleanup(self.stop_server, server)
+        port = server.port
+        names = ("requests", "get_requests", "received_bytes")
+
+        def cold_key(ext: str = "mp4") -> str:
+            key = f"cold/{uuid.uuid4().hex[:8]}.{ext}"
+            self.rgw.put(self.bucket, key, body, "video/mp4")
+            return key
+
+        def diff(a: dict, b: dict) -> dict:
+            return {n: a[f"mediagate_s3_{n}_total"] - b[f"mediagate_s3_{n}_total"] for n in names}
+
+        def start(key: str) -> dict[str, dict]:
+            """Chrome's cold start: bytes=0- (64 KiB read), the index, the head left, then two resumes at 64 KiB
+            (within the first MiB; to the end); the S3 requests and bytes of each."""
+            out = {}
+            m0 = settle(port)
+            with rawhttp.Connection(port, timeout=20.0) as c:
+                c.send_request("GET", target(key), [("Range", "bytes=0-")])
+                head = c.read_head()
+                self.assertEqual(head.status, 206, head.raw_head)
+                got = bytearray()
+                while len(got) < 64 * 1024:
+                    chunk = c.read_some()
+                    self.assertTrue(chunk, "closed early")
+                    got += chunk
+                self.assertTrue(bytes(got) == body[:len(got)], "the head's bytes differ")
+                m1 = metrics(port)
+                f = fetch(port, "GET", target(key), [("Range", f"bytes={index}-")])
+                self.assert_exact(f, 206, body[index:], index, size)
+                out["moov"] = diff(metrics(port), m1)
+                c.close(reset=True)
+            m2 = settle(port)
+            out["start"] = diff(m2, m0)
+            f = fetch(port, "GET", target(key), [("Range", f"bytes=65536-{2 * 65536 - 1}")])
+            self.assert_exact(f, 206, body[65536:2 * 65536], 65536, size)
+            m3 = settle(port)
+            out["resume in"] = diff(m3, m2)
+            f = fetch(port, "GET", target(key), [("Range", "bytes=65536-")])
+            self.assert_exact(f, 206, body[65536:], 65536, size)
+            out["resume"] = diff(settle(port), m3)
+            return out
+
+        for _ in range(2):  # (the connections land on other loops each time)
+            mp4 = start(cold_key())
+            self.assertEqual(mp4["moov"]["requests"], 0, f"the index came from S3 again: {mp4}")
+            self.assertEqual(mp4["resume in"]["requests"], 0, f"the kept head: {mp4}")
+        mp4_key = cold_key()
+        mp4 = start(mp4_key)
+        # The tail holds the last MiB only: a request that starts before it goes to S3 (exact bytes, one GET).
+        m0 = settle(port)
+        first = size - MIB - 10
+        f = fetch(port, "GET", target(mp4_key), [("Range", f"bytes={first}-")])
+        self.assert_exact(f, 206, body[first:], first, size)
+        self.assertEqual(diff(settle(port), m0)["requests"], 1)
+        note("no cache, cold moov-at-end start: " + "; ".join(
+            f"{k} {v['requests']:.0f} S3 requests, {v['received_bytes']:.0f} bytes" for k, v in mp4.items()))
+        self.assertEqual((mp4["start"]["requests"], mp4["start"]["get_requests"]), (2, 2), f"head and tail: {mp4}")
+        self.assertEqual(mp4["moov"]["requests"], 0, f"the index came from S3 again: {mp4}")
+        self.assertLessEqual(mp4["start"]["received_bytes"], 3 * MIB, f"{mp4}")
+        self.assertEqual(mp4["resume in"]["requests"], 0, f"the kept head: {mp4}")
+        self.assertEqual((mp4["resume"]["requests"], mp4["resume"]["received_bytes"]), (1, size - MIB),
+                         f"the rest after the kept MiB: {mp4}")
+        # Not an MP4 by its name: nothing kept.
+        other = start(cold_key("bin"))
+        self.assertEqual((other["start"]["requests"], other["moov"]["requests"], other["resume in"]["requests"],
+                          other["resume"]["requests"]), (2, 1, 1, 1), f"{other}")
+        # Safari's probe (bytes=0-1) keeps nothing: its next request goes to S3.
+        key = cold_key()
+        m0 = settle(port)
+        f = fetch(port, "GET", target(key), [("Range", "bytes=0-1")])
+        self.assertEqual((f.status, bytes(f.body)), (206, body[:2]))
+        f = fetch(port, "GET", target(key), [("Range", "bytes=10-20")])
+        self.assert_exact(f, 206, body[10:21], 10, size)
+        self.assertEqual(diff(settle(port), m0), {"requests": 2, "get_requests": 2, "received_bytes": 2 + 11})
+        self.assertIsNone(server.health_problem())
+
+    def test_5d_kept_ends_of_a_replaced_object(self) -> None:
+        """The first and last MiB kept from a cold start (test_5c) are of one version: once a read finds the object
+        replaced in S3 (a failed If-Match), they are dropped with the cached metadata, and the request is planned
+        again with the new version (not with the kept version's metadata, which would fail the same way)."""
+        s = self.start_server(["--s3-meta-ttl", "60", "--threads", "1"], "ends-replaced")
+        try:
+            key = f"replace/{uuid.uuid4().hex[:8]}.mp4"
+            v1 = random.Random(SEED + 518).randbytes(3 * MIB)
+            v2 = random.Random(SEED + 519).randbytes(3 * MIB + 4321)
+            self.rgw.put(self.bucket, key, v1, "video/mp4")
+            with rawhttp.Connection(s.port, timeout=20.0) as c:
+                c.send_request("GET", target(key), [("Range", "bytes=0-")])
+                self.assertEqual(c.read_head().status, 206)
+                got = bytearray()
+                while len(got) < 64 * 1024:
+                    chunk = c.read_some()
+                    self.assertTrue(chunk, "closed early")
+                    got += chunk
+                c.close(reset=True)
+            settle(s.port)
+            etag2 = f'"{self.rgw.put(self.bucket, key, v2, "video/mp4")}"'
+            # Outside the kept bytes: the cached metadata's version is gone from S3 (If-Match fails): planned
+            # again, with the new version's.
+            f = fetch(s.port, "GET", target(key), [("Range", "bytes=2000000-2000099")])
+            self.assert_exact(f, 206, v2[2000000:2000100], 2000000, len(v2))
+            self.assertEqual(f.header("etag"), etag2)
+            # Inside the kept head and tail: the new version, from S3.
+            for first, last in ((100, 199), (len(v2) - 100, len(v2) - 1)):
+                f = fetch(s.port, "GET", target(key), [("Range", f"bytes={first}-{last}")])
+                self.assert_exact(f, 206, v2[first:last + 1], first, len(v2))
+                self.assertEqual(f.header("etag"), etag2)
+            self.assertIsNone(s.health_problem())
+        finally:
+            self.stop_server(s)
+
     # -- 6. awkward keys, the empty object, content types ---------------------------------------------------
 
     def test_6_keys_empty_object_and_types(self) -> None:
