@@ -230,7 +230,12 @@ net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage
     size_stream_buffer(c, svc.config.stream_buffer_bytes, length);
   std::uint64_t sent = 0;
   while (length > 0) {
-    auto got = co_await reader.next(c.stream_buffer, is_plain<Stream>);
+    auto ready = reader.next_ready(is_plain<Stream>);
+    result<storage::chunk> got;
+    if (ready)
+      got = std::move(*ready);
+    else
+      got = co_await reader.next(c.stream_buffer, is_plain<Stream>);
     if (!got || got->bytes == 0 || got->bytes > length) {
       if (!got)
         svc.log.warn("{}: storage failed mid-response for {} after {} bytes of a range: {}", c.peer, what,
@@ -262,7 +267,7 @@ net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage
     length -= got->bytes;
     sent += got->bytes;
   }
-  co_await reader.finish(c.stream_buffer);
+  if (reader.has_finish()) co_await reader.finish(c.stream_buffer);
   co_return true;
 }
 

@@ -84,16 +84,22 @@ class file_reader final : public range_reader {
     return true;
   }
 
-  boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+  std::optional<chunk> next_ready(bool zero_copy) override {
+    if (!zero_copy && remaining_ > 0) return std::nullopt;  // a read into the buffer: next()
     started_ = true;
-    if (remaining_ == 0) co_return chunk{};
-    if (zero_copy) {
-      // The whole rest of the range, straight from the file: the caller sendfile()s it.
-      chunk c{static_cast<std::size_t>(remaining_), file_region{fd_->get(), offset_}};
-      offset_ += remaining_;
-      remaining_ = 0;
-      co_return c;
-    }
+    if (remaining_ == 0) return chunk{};
+    // The whole rest of the range, straight from the file: the caller sendfile()s it.
+    chunk c{static_cast<std::size_t>(remaining_), file_region{fd_->get(), offset_}};
+    offset_ += remaining_;
+    remaining_ = 0;
+    return c;
+  }
+
+  bool has_finish() const override { return false; }
+
+  boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+    if (auto ready = next_ready(zero_copy)) co_return std::move(*ready);
+    started_ = true;
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
     const auto n = ::pread(fd_->get(), buf.data(), want, static_cast<off_t>(offset_));
     if (n < 0) co_return error{errc::io_error, std::string("read failed: ") + std::strerror(errno)};

@@ -65,9 +65,15 @@ class range_reader {
   // be: the caller must close the client connection (never send wrong or missing bytes under 200/206).
   virtual boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) = 0;
 
+  // The next chunk when it is there without waiting (a local file's region), else nullopt: the caller then
+  // awaits next(). A short range of a file then costs no coroutine for its reads.
+  virtual std::optional<chunk> next_ready(bool /*zero_copy*/) { return std::nullopt; }
+
   // Called once the whole range was sent: a reader may finish background work here (the slice cache
   // reads the rest of a partly requested slice into the cache), using the caller's buffer.
   virtual boost::asio::awaitable<void> finish(std::span<char>) { co_return; }
+  // False when finish() has nothing to do, so that the caller can skip it.
+  virtual bool has_finish() const { return true; }
 
   // False when every chunk can come from a file, so that the caller need not allocate a buffer for it.
   virtual bool needs_buffer() const { return true; }
