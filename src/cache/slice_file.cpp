@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,7 +12,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr char kMagic[8] = {'M', 'G', 'S', 'L', 'I', 'C', 'E', '1'};
+// Version 2: block checksums are CRC-32C (version 1: zlib's CRC-32, ~4x slower; its slices are refused and
+// fetched again, but still recognised as the cache's own files, so that they are removed).
+constexpr char kMagic[8] = {'M', 'G', 'S', 'L', 'I', 'C', 'E', '2'};
+constexpr char kOldMagic[8] = {'M', 'G', 'S', 'L', 'I', 'C', 'E', '1'};
 // Written at offset 0 as soon as a temporary file exists, replaced by kMagic when the slice is complete:
 // a leftover temporary file is then provably the cache's own.
 constexpr char kTempMagic[8] = {'M', 'G', 'S', 'L', 'T', 'M', 'P', '1'};
@@ -25,11 +27,54 @@ bool all_of_chars(std::string_view s, std::string_view allowed) {
 constexpr std::string_view kHex = "0123456789abcdef";
 constexpr std::string_view kDigits = "0123456789";
 
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), a byte at a time: where the CPU has no instruction.
+constexpr std::array<std::uint32_t, 256> make_crc32c_table() {
+  std::array<std::uint32_t, 256> t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+constexpr auto kCrc32cTable = make_crc32c_table();
+
+std::uint32_t crc32c_portable(std::uint32_t crc, const unsigned char* p, std::size_t n) {
+  crc = ~crc;
+  while (n--) crc = kCrc32cTable[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction, 8 bytes at a time (measured ~4x zlib's crc32 on this project's machines).
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc, const unsigned char* p,
+                                                             std::size_t n) {
+  std::uint64_t c = ~crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  for (; n > 0; --n) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+#endif
+
 std::uint32_t crc_of(const char* data, std::size_t len, std::uint32_t crc = 0) {
-  return static_cast<std::uint32_t>(crc32(crc, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(len)));
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+#if defined(__x86_64__)
+  static const bool sse42 = __builtin_cpu_supports("sse4.2");
+  if (sse42) return crc32c_sse42(crc, p, len);
+#endif
+  return crc32c_portable(crc, p, len);
 }
 
 }  // namespace
+
+std::uint32_t block_checksum(std::span<const char> data, std::uint32_t crc) {
+  return crc_of(data.data(), data.size(), crc);
+}
 
 std::array<char, kHeaderBytes> encode_header(std::uint64_t length, std::span<const std::uint32_t> crcs) {
   std::array<char, kHeaderBytes> head{};
@@ -80,7 +125,8 @@ bool verify_blocks(int fd, const slice_header& h) {
 bool has_slice_magic(int fd) {
   char magic[8];
   if (::pread(fd, magic, sizeof magic, 0) != static_cast<ssize_t>(sizeof magic)) return false;
-  return std::memcmp(magic, kMagic, sizeof magic) == 0 || std::memcmp(magic, kTempMagic, sizeof magic) == 0;
+  return std::memcmp(magic, kMagic, sizeof magic) == 0 || std::memcmp(magic, kOldMagic, sizeof magic) == 0 ||
+         std::memcmp(magic, kTempMagic, sizeof magic) == 0;
 }
 
 std::string slice_file_name(std::string_view object, std::uint64_t index) {

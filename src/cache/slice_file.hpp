@@ -1,5 +1,5 @@
 #pragma once
-// One slice on disk: a 4 KiB header (magic, length, CRC-32 of every 64 KiB block) followed by the slice's
+// One slice on disk: a 4 KiB header (magic, length, CRC-32C of every 64 KiB block) followed by the slice's
 // bytes. A slice is written under a temporary name in the cache's tmp/ and renamed into place when complete,
 // so a crash never leaves a torn slice under a slice's name. Everything here knows only files and bytes:
 // which slices exist is the index's business (slice_index.hpp).
@@ -28,6 +28,8 @@ struct slice_header {
   std::vector<std::uint32_t> crcs;  // one per 64 KiB block, the last one possibly partial
 };
 
+// The checksum of a block (CRC-32C), continued from `crc` (the checksum of the bytes before, or 0).
+std::uint32_t block_checksum(std::span<const char> data, std::uint32_t crc = 0);
 // The header of a complete slice of `length` bytes with these block CRCs.
 std::array<char, kHeaderBytes> encode_header(std::uint64_t length, std::span<const std::uint32_t> crcs);
 // A header as stored; nullopt when the magic, the block size or the block count is wrong.
@@ -35,8 +37,9 @@ std::optional<slice_header> decode_header(std::span<const char, kHeaderBytes> by
 std::optional<slice_header> read_header(int fd);
 // Reads the whole slice and checks every block's CRC-32 against the header.
 bool verify_blocks(int fd, const slice_header& h);
-// True when the file starts with the magic of a slice or of a slice still being written: proof that this
-// process (or an earlier one) wrote it, asked before the cache deletes a file it did not just create.
+// True when the file starts with the magic of a slice (of this format or an earlier one) or of a slice still
+// being written: proof that this process (or an earlier one) wrote it, asked before the cache deletes a file
+// it did not just create.
 bool has_slice_magic(int fd);
 
 // The names the cache gives its files, and the only names it ever deletes.

@@ -36,34 +36,53 @@ struct hls_package {
   std::uint64_t bytes = 0;  // roughly what it holds in memory
 };
 
-// Parsed indexes, least recently used first out, bounded in bytes; shared by the event loops (a mutex held
-// only to look up or insert: parsing happens outside it, so two loops may parse the same index once each).
-struct hls_cache {
-  std::mutex mutex;
-  using entry = std::pair<std::string, std::shared_ptr<const hls_package>>;
-  std::list<entry> lru;  // most recent first
-  std::unordered_map<std::string, std::list<entry>::iterator> by_key;
-  std::uint64_t bytes = 0;
-
-  std::shared_ptr<const hls_package> get(const std::string& key) {
-    std::lock_guard lock(mutex);
-    auto it = by_key.find(key);
-    if (it == by_key.end()) return nullptr;
-    lru.splice(lru.begin(), lru, it->second);
+// Values by key, least recently used first out past a limit in bytes (each value's `bytes`); shared by the
+// event loops (a mutex held only to look up or insert: values are made outside it, so two loops may make the
+// same one once each).
+template <class V>
+class lru_cache {
+ public:
+  std::shared_ptr<const V> get(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->second;
   }
-  void put(const std::string& key, std::shared_ptr<const hls_package> p, std::uint64_t limit) {
-    std::lock_guard lock(mutex);
-    if (by_key.count(key)) return;
-    bytes += p->bytes;
-    lru.emplace_front(key, std::move(p));
-    by_key[key] = lru.begin();
-    while (bytes > limit && lru.size() > 1) {
-      bytes -= lru.back().second->bytes;
-      by_key.erase(lru.back().first);
-      lru.pop_back();
+  void put(const std::string& key, std::shared_ptr<const V> v, std::uint64_t limit) {
+    std::lock_guard lock(mutex_);
+    if (by_key_.count(key)) return;
+    bytes_ += v->bytes + key.size();
+    lru_.emplace_front(key, std::move(v));
+    by_key_[key] = lru_.begin();
+    while (bytes_ > limit && lru_.size() > 1) {
+      bytes_ -= lru_.back().second->bytes + lru_.back().first.size();
+      by_key_.erase(lru_.back().first);
+      lru_.pop_back();
     }
   }
+
+ private:
+  using entry = std::pair<std::string, std::shared_ptr<const V>>;
+  std::mutex mutex_;
+  std::list<entry> lru_;  // most recent first
+  std::unordered_map<std::string, typename std::list<entry>::iterator> by_key_;
+  std::uint64_t bytes_ = 0;
+};
+
+// A generated resource as made for one object version: served again as it is (a media segment's moof and
+// sample runs, a WebVTT file read from storage, a playlist), so that a warm request builds nothing.
+struct hls_resource {
+  std::shared_ptr<const spliced_layout> layout;
+  std::string etag;
+  std::string content_type;
+  std::uint64_t bytes = 0;  // roughly what it holds in memory
+};
+
+// Parsed indexes, and the resources made from them.
+struct hls_cache {
+  lru_cache<hls_package> packages;
+  lru_cache<hls_resource> resources;
 };
 
 std::shared_ptr<hls_cache> make_hls_cache() { return std::make_shared<hls_cache>(); }
@@ -75,6 +94,8 @@ namespace net = boost::asio;
 // Bump when the bytes made for the same source change (it is part of every ETag).
 constexpr std::string_view kFormatVersion = "mediagate-cmaf-2";
 constexpr std::uint64_t kFirstRead = 64 * 1024;
+// Memory for the resources made (all loops): a 6 s segment's moof and runs take ~10 KB.
+constexpr std::uint64_t kResourceCacheBytes = 32ull << 20;
 
 template <class T>
 std::optional<T> number(std::string_view s) {
@@ -356,7 +377,12 @@ net::awaitable<response> serve_hls_key(const request& req, services& svc, std::s
   const auto target_ms = static_cast<std::uint32_t>(svc.config.hls_segment_seconds * 1000 + 0.5);
   if (!svc.hls) svc.hls = std::make_shared<hls_cache>();
   const auto cache_key = key + '\n' + meta->etag + '\n' + std::to_string(target_ms);
-  auto package = svc.hls->get(cache_key);
+  const auto resource_key = cache_key + '\n' + std::string(resource);
+  if (auto made = svc.hls->resources.get(resource_key)) {
+    generated_resource res{key, std::move(*meta), made->layout, made->etag, made->content_type};
+    co_return co_await serve_generated(req, svc, std::move(res), private_link);
+  }
+  auto package = svc.hls->packages.get(cache_key);
   if (!package) {
     auto loaded = co_await load_package(svc, key, *meta, target_ms);
     if (!loaded) {
@@ -369,7 +395,7 @@ net::awaitable<response> serve_hls_key(const request& req, services& svc, std::s
       co_return storage_error_response(req, svc, key, e);
     }
     package = *loaded;
-    svc.hls->put(cache_key, package, svc.config.hls_index_cache_bytes);
+    svc.hls->packages.put(cache_key, package, svc.config.hls_index_cache_bytes);
   }
   const auto& movie = package->movie;
   std::size_t ti = movie.tracks.size();
@@ -442,6 +468,14 @@ net::awaitable<response> serve_hls_key(const request& req, services& svc, std::s
     }
   const auto etag = resource_etag(*meta, target_ms, resource);
   if (!layout->runs.empty()) layout->payload_name = "hls " + etag;  // a segment's samples, cached as such
+  auto made = std::make_shared<hls_resource>();
+  made->bytes = sizeof(hls_resource) + layout->head.size() +
+                layout->runs.size() * sizeof(spliced_layout::run) + layout->payload_name.size() +
+                etag.size() + type.size();
+  made->layout = layout;
+  made->etag = etag;
+  made->content_type = type;
+  svc.hls->resources.put(resource_key, std::move(made), kResourceCacheBytes);
   generated_resource res{key, std::move(*meta), std::move(layout), etag, std::move(type)};
   co_return co_await serve_generated(req, svc, std::move(res), private_link);
 }

@@ -95,6 +95,17 @@ class runs_reader final : public storage::range_reader {
     finished_.reset();
   }
 
+  // What next() returns for the next run when that is a file chunk of the file already open (local storage)
+  // with nothing to finish first, without the cost of a coroutine: a warm segment is ~250 of them.
+  std::optional<storage::chunk> next_direct(bool zero_copy) {
+    if (!zero_copy || direct_fd_ < 0 || finished_ || source_ || group_ == groups_.size() ||
+        started_ != group_ || groups_[group_].first != groups_[group_].last)
+      return std::nullopt;
+    const auto& r = pieces_[groups_[group_].first];
+    started_ = ++group_;
+    return storage::chunk{static_cast<std::size_t>(r.length), storage::file_region{direct_fd_, r.offset}};
+  }
+
  private:
   http::byte_range group_range(std::size_t g) const {
     const auto& first = pieces_[groups_[g].first];
@@ -237,12 +248,16 @@ class spliced_reader final : public storage::range_reader {
       auto opened = co_await open_payload();
       if (!opened) co_return opened.err();
       payload_ = std::move(*opened);
+      runs_ = dynamic_cast<runs_reader*>(payload_.get());  // not when a cache in between reads the runs
     }
-    auto c = co_await payload_->next(buf, zero_copy);
-    if (!c) co_return c.err();
-    if (c->bytes == 0 || c->bytes > end_ - pos_)
+    std::optional<result<storage::chunk>> c;
+    if (runs_) c = runs_->next_direct(zero_copy);
+    if (!c) c = co_await payload_->next(buf, zero_copy);
+    if (!*c) co_return c->err();
+    const auto n = (*c)->bytes;
+    if (n == 0 || n > end_ - pos_)
       co_return error{errc::upstream_unavailable, "the samples of a segment ended early: " + key_};
-    pos_ += c->bytes;
+    pos_ += n;
     co_return std::move(*c);
   }
 
@@ -270,6 +285,7 @@ class spliced_reader final : public storage::range_reader {
   std::uint64_t pos_, end_;
   run_read_options options_;
   std::unique_ptr<storage::range_reader> payload_;
+  runs_reader* runs_ = nullptr;  // payload_, when it reads the runs itself
 };
 
 }  // namespace

@@ -629,6 +629,57 @@ class HlsTest(test_api.ServerCase):
         self.assertTrue(self.server.alive())
         print(f"  mutated moov answers: {statuses}")
 
+    def test_made_resources_are_kept_per_object_version(self) -> None:
+        """A resource is made once per object version and served again as made: the same bytes and validator, and
+        (from S3) a WebVTT segment's cues not read again. An object replaced at its key gets its resources made
+        afresh, the same as those of a key that always held the new bytes."""
+        key = "kept/subs.mp4"
+        self.storage.put(key, self.sources["subs.mp4"].read_bytes())
+        master = self.playlist(self.hls(key, "master.m3u8"))
+        subtitles = re.search(r'TYPE=SUBTITLES,.*URI="(\d+)\.m3u8"', master).group(1)
+        resources = ["master.m3u8", "1.m3u8", f"{subtitles}.m3u8", "1/init.mp4", "1/seg-0.m4s", "1/seg-1.m4s",
+                     "2/seg-1.m4s", f"{subtitles}/seg-0.vtt", f"{subtitles}/seg-1.vtt", f"{subtitles}/whole.vtt",
+                     "manifest.mpd"]
+        first = {}
+        for resource in resources:
+            with self.subTest(resource=resource):
+                made = self.get(self.hls(key, resource))
+                self.assertEqual(made.status, 200, made.describe())
+                gets = s3_counters(self.port)[0] if harness.STORAGE_MODE == "s3" else None
+                again = self.get(self.hls(key, resource))
+                self.assertEqual((again.status, again.body, again.header("etag")),
+                                 (200, made.body, made.header("etag")))
+                if gets is not None and resource.endswith(".vtt"):
+                    self.assertEqual(s3_counters(self.port)[0], gets, "a kept WebVTT file read its cues again")
+                r = self.get(self.hls(key, resource), [("Range", "bytes=5-40")])
+                self.assertEqual((r.status, r.body), (206, made.body[5:41]))
+                first[resource] = made
+        # Replaced: a server that looks the object up again on every request (S3: no metadata kept) sees the new
+        # version at once, and must not serve what it made of the old one.
+        args = ["--s3-meta-ttl", "0"] if harness.STORAGE_MODE == "s3" else []
+        server = test_api.start_server(self.storage, args, type(self).__name__ + "-replaced")
+        try:
+            def get(target: str) -> rawhttp.Response:
+                with rawhttp.Connection(server.port) as conn:
+                    return conn.request("GET", target)
+            old = {resource: get(self.hls(key, resource)) for resource in ("master.m3u8", "1/seg-0.m4s")}
+            for resource, r in old.items():
+                self.assertEqual((r.status, r.body), (200, first[resource].body))
+                self.assertEqual(get(self.hls(key, resource)).body, r.body)  # kept
+            self.storage.put(key, self.sources["two-audio.mp4"].read_bytes())
+            for resource in ("master.m3u8", "1.m3u8", "1/init.mp4", "1/seg-0.m4s", "2/seg-1.m4s", "manifest.mpd"):
+                with self.subTest(resource=resource, replaced=True):
+                    now = get(self.hls(key, resource))
+                    self.assertEqual(now.status, 200, now.describe())
+                    self.assertNotEqual(now.header("etag"), first[resource].header("etag"))
+                    self.assertEqual(now.body, get(self.hls("two-audio.mp4", resource)).body)
+            # (Both files have the same video, so only some resources differ in their bytes.)
+            self.assertNotEqual(get(self.hls(key, "master.m3u8")).body, first["master.m3u8"].body)
+            r = get(self.hls(key, f"{subtitles}/seg-0.vtt"))
+            self.assertEqual(r.status, 404, r.describe())  # the new file has no such track
+        finally:
+            server.stop()
+
     def test_what_is_not_repackaged_says_why(self) -> None:
         for key, status, reason in (("clip.webm", 415, "WebM"), ("image.jpg", 415, "not an MP4")):
             with self.subTest(key=key):

@@ -175,6 +175,41 @@ TEST(slice_file, a_file_without_our_magic_is_not_ours) {
   EXPECT_FALSE(has_slice_magic(short_file.fd));
 }
 
+TEST(slice_file, block_checksum_is_crc32c) {
+  // The check value of CRC-32C (RFC 3720 appendix B.4), whole and continued across pieces.
+  const std::string digits = "123456789";
+  EXPECT_EQ(block_checksum(digits), 0xE3069283u);
+  EXPECT_EQ(block_checksum(std::string_view(digits).substr(4),
+                           block_checksum(std::string_view(digits).substr(0, 4))),
+            0xE3069283u);
+  EXPECT_EQ(block_checksum(std::string(32, '\0')), 0x8A9136AAu);    // RFC 3720 B.4: 32 bytes of zeros
+  EXPECT_EQ(block_checksum(std::string(32, '\xff')), 0x62A8AB43u);  // and of ones
+  // Every length and alignment around the 8-byte steps agrees with a byte-at-a-time continuation.
+  const auto data = pattern_bytes(100, 5);
+  for (std::size_t from = 0; from < 9; ++from)
+    for (std::size_t len = 0; from + len <= data.size(); len += 7) {
+      const std::string_view piece(data.data() + from, len);
+      std::uint32_t bytewise = 0;
+      for (char c : piece) bytewise = block_checksum(std::string_view(&c, 1), bytewise);
+      EXPECT_EQ(block_checksum(piece), bytewise) << from << "+" << len;
+    }
+}
+
+TEST(slice_file, a_slice_of_the_previous_format_is_refused_but_still_ours) {
+  temp_dir dir("slice-file");
+  const auto path = dir.path() / "s";
+  write_slice(dir.path() / "temp", path, pattern_bytes(1000, 2), 1000);
+  {
+    const int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, "MGSLICE1", 8, 0), 8);  // version 1: zlib CRC-32 block checksums
+    ::close(fd);
+  }
+  open_file f(path);
+  EXPECT_FALSE(read_header(f.fd)) << "a version-1 slice must be fetched again, never verified as version 2";
+  EXPECT_TRUE(has_slice_magic(f.fd)) << "the cache must still know it as its own file, to remove it";
+}
+
 TEST(slice_file, names) {
   const std::string id = "0123456789abcdef0123456789abcdef";
   EXPECT_EQ(slice_file_name(id, 42), id + "-42");
