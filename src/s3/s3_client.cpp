@@ -162,31 +162,11 @@ class response_impl final : public response {
     return n ? std::optional<std::uint64_t>(*n) : std::nullopt;
   }
 
+  // A body framed by Content-Length is read here, in this coroutine (one frame per read, not two); others
+  // through the parser (read_framed).
   net::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
     if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
-    if (direct_) co_return co_await read_direct(buf);
-    if (parser_.is_done() || buf.empty()) co_return std::size_t{0};
-    auto& body = parser_.get().body();
-    body.data = buf.data();
-    body.size = buf.size();
-    conn_->lowest().expires_after(timeout_);
-    auto [ec, n] = co_await conn_->visit(
-        [&](auto& s) { return bhttp::async_read_some(s, conn_->buffer, parser_, kTuple); });
-    if (ec == bhttp::error::need_buffer) ec = {};
-    const std::size_t got = buf.size() - body.size;
-    if (ec && got == 0) {
-      conn_.reset();  // never reuse a connection in an unknown state
-      co_return io_error_of(ec, "reading the body", pool_->ep);
-    }
-    counters_.bytes_received.fetch_add(got, std::memory_order_relaxed);
-    if (got == 0 && !parser_.is_done()) co_return co_await read_some(buf);  // only framing was read
-    co_return got;
-  }
-
- private:
-  bool body_complete() const { return direct_ ? remaining_ == 0 : parser_.is_done(); }
-
-  net::awaitable<result<std::size_t>> read_direct(std::span<char> buf) {
+    if (!direct_) co_return co_await read_framed(buf);
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
     if (want == 0) co_return std::size_t{0};
     std::size_t got = 0;
@@ -219,6 +199,28 @@ class response_impl final : public response {
     co_return got;
   }
 
+ private:
+  bool body_complete() const { return direct_ ? remaining_ == 0 : parser_.is_done(); }
+
+  net::awaitable<result<std::size_t>> read_framed(std::span<char> buf) {
+    if (parser_.is_done() || buf.empty()) co_return std::size_t{0};
+    auto& body = parser_.get().body();
+    body.data = buf.data();
+    body.size = buf.size();
+    conn_->lowest().expires_after(timeout_);
+    auto [ec, n] = co_await conn_->visit(
+        [&](auto& s) { return bhttp::async_read_some(s, conn_->buffer, parser_, kTuple); });
+    if (ec == bhttp::error::need_buffer) ec = {};
+    const std::size_t got = buf.size() - body.size;
+    if (ec && got == 0) {
+      conn_.reset();  // never reuse a connection in an unknown state
+      co_return io_error_of(ec, "reading the body", pool_->ep);
+    }
+    counters_.bytes_received.fetch_add(got, std::memory_order_relaxed);
+    if (got == 0 && !parser_.is_done()) co_return co_await read_framed(buf);  // only framing was read
+    co_return got;
+  }
+
   std::unique_ptr<connection> conn_;
   std::shared_ptr<client::pool> pool_;
   client_counters& counters_;
@@ -232,39 +234,38 @@ class response_impl final : public response {
 };
 
 // Freed responses kept for the next ones on this thread (a loop has at most as many at once as requests in
-// flight to the store; beyond `keep` they go back to the heap).
+// flight to the store; beyond `keep` they go back to the heap). Once the thread's list is destroyed (thread
+// exit), responses still freed afterwards go straight back to the heap.
 struct response_memory {
   static constexpr std::size_t keep = 64;
-  std::vector<void*> free;
-  ~response_memory() {
-    for (void* p : free) ::operator delete(p, sizeof(response_impl));
-  }
+  std::array<void*, keep> free{};
+  std::size_t count = 0;
+  ~response_memory();
 };
 thread_local response_memory recycled_responses;
+thread_local bool recycled_responses_gone = false;  // trivially destructible: readable after the list's end
+
+response_memory::~response_memory() {
+  recycled_responses_gone = true;
+  for (std::size_t i = 0; i < count; ++i) ::operator delete(free[i], sizeof(response_impl));
+  count = 0;
+}
 
 void* response_impl::operator new(std::size_t size) {
-  auto& free = recycled_responses.free;
-  if (size == sizeof(response_impl) && !free.empty()) {
-    void* p = free.back();
-    free.pop_back();
-    return p;
+  if (!recycled_responses_gone && size == sizeof(response_impl)) {
+    auto& r = recycled_responses;
+    if (r.count > 0) return r.free[--r.count];
   }
   return ::operator new(size);
 }
 
 void response_impl::operator delete(void* p, std::size_t size) noexcept {
-  auto& free = recycled_responses.free;
-  if (size == sizeof(response_impl) && free.size() < response_memory::keep) {
-    if (free.capacity() == 0) {
-      try {
-        free.reserve(response_memory::keep);
-      } catch (...) {
-        ::operator delete(p, size);
-        return;
-      }
+  if (!recycled_responses_gone && size == sizeof(response_impl)) {
+    auto& r = recycled_responses;
+    if (r.count < response_memory::keep) {
+      r.free[r.count++] = p;
+      return;
     }
-    free.push_back(p);
-    return;
   }
   ::operator delete(p, size);
 }
@@ -279,11 +280,17 @@ bool request_head(std::string& head, std::string_view method, const signed_heade
   head.append(method).append(" ").append(sig.canonical_path);
   if (!sig.canonical_query.empty()) head.append("?").append(sig.canonical_query);
   head.append(" HTTP/1.1\r\n");
-  // A plain loop: find_first_of calls memchr once per character, which showed in profiles.
+  // A table per character: find_first_of calls memchr once per character, which showed in profiles.
+  static constexpr auto bad = [] {
+    std::array<std::uint8_t, 256> t{};  // 1: breaks a value (CR, LF, NUL); 2: also breaks a name (':', ' ')
+    t['\r'] = t['\n'] = t[0] = 3;
+    t[':'] = t[' '] = 2;
+    return t;
+  }();
   auto breaks_line = [](std::string_view text, bool name) {
-    return std::any_of(text.begin(), text.end(), [name](char c) {
-      return c == '\r' || c == '\n' || c == '\0' || (name && (c == ':' || c == ' '));
-    });
+    const std::uint8_t mask = name ? 3 : 1;
+    return std::any_of(text.begin(), text.end(),
+                       [mask](char c) { return (bad[static_cast<unsigned char>(c)] & mask) != 0; });
   };
   auto add = [&](std::string_view name, std::string_view value) {
     if (breaks_line(value, false) || breaks_line(name, true)) return false;
