@@ -113,6 +113,11 @@ credentials refreshing_provider::current() {
   return current_.creds;
 }
 
+void refreshing_provider::current_into(credentials& out) {
+  std::lock_guard lock(mutex_);
+  out = current_.creds;  // copied into out's strings: no allocation once they are large enough
+}
+
 void refreshing_provider::refresh_loop() {
   using namespace std::chrono;
   std::unique_lock lock(mutex_);

@@ -46,6 +46,7 @@ class refreshing_provider final : public credentials_provider {
   explicit refreshing_provider(credentials_fetch fetch, std::string source);
   ~refreshing_provider() override;
   credentials current() override;
+  void current_into(credentials& out) override;
   const std::string& source() const { return source_; }
 
  private:

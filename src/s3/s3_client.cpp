@@ -15,6 +15,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <charconv>
 #include <memory_resource>
 #include <tuple>
 
@@ -36,7 +37,10 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 struct connection {
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  // Response headers land here, and are parsed from here; kept with the connection (4 KiB), not allocated
+  // for every request.
   beast::flat_buffer buffer;
+  std::string head;  // the request head being sent, written anew for each request in the same memory
 
   beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
   template <class F>
@@ -56,6 +60,7 @@ error io_error_of(const boost::system::error_code& ec, std::string_view what, co
 }  // namespace
 
 struct client::pool {
+  endpoint ep;  // for error messages of responses (which may outlive their client)
   std::vector<std::unique_ptr<connection>> idle;
   std::size_t max_idle = 32;
   std::unique_ptr<net::ssl::context> tls;
@@ -106,18 +111,22 @@ using answer_parser = bhttp::parser<false, bhttp::buffer_body, field_allocator>;
 class response_impl final : public response {
  public:
   response_impl(std::unique_ptr<connection> conn, std::shared_ptr<client::pool> pool,
-                client_counters& counters, std::chrono::milliseconds timeout, endpoint ep)
+                client_counters& counters, std::chrono::milliseconds timeout)
       : conn_(std::move(conn)),
         pool_(std::move(pool)),
         counters_(counters),
         timeout_(timeout),
-        ep_(std::move(ep)),
         parser_(std::piecewise_construct, std::make_tuple(), std::make_tuple(field_allocator(&arena_))) {
     parser_.body_limit(boost::none);
   }
   ~response_impl() override {
     if (conn_ && !cancelled_ && body_complete() && parser_.keep_alive()) pool_->release(std::move(conn_));
   }
+
+  // Responses are made and dropped once per request: their memory (about 2 KiB, mostly the header arena)
+  // goes back to a small per-thread list instead of the heap.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
 
   answer_parser& parser() { return parser_; }
   connection& conn() { return *conn_; }
@@ -133,8 +142,6 @@ class response_impl final : public response {
       remaining_ = *parser_.content_length();
       direct_ = true;
     }
-    if (direct_ && conn_->buffer.size() == 0)
-      conn_->buffer.shrink_to_fit();  // no body bytes came with the header
   }
 
   void cancel() override {
@@ -145,47 +152,27 @@ class response_impl final : public response {
   }
 
   unsigned status() const override { return parser_.get().result_int(); }
-  std::string header(std::string_view name) const override {
+  std::string header(std::string_view name) const override { return std::string(field(name)); }
+  std::string_view field(std::string_view name) const override {
     auto it = parser_.get().find(name);
-    return it == parser_.get().end() ? std::string() : std::string(it->value());
+    return it == parser_.get().end() ? std::string_view() : std::string_view(it->value());
   }
   std::optional<std::uint64_t> content_length() const override {
     auto n = parser_.content_length();
     return n ? std::optional<std::uint64_t>(*n) : std::nullopt;
   }
 
+  // A body framed by Content-Length is read here, in this coroutine (one frame per read, not two); others
+  // through the parser (read_framed).
   net::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
     if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
-    if (direct_) co_return co_await read_direct(buf);
-    if (parser_.is_done() || buf.empty()) co_return std::size_t{0};
-    auto& body = parser_.get().body();
-    body.data = buf.data();
-    body.size = buf.size();
-    conn_->lowest().expires_after(timeout_);
-    auto [ec, n] = co_await conn_->visit(
-        [&](auto& s) { return bhttp::async_read_some(s, conn_->buffer, parser_, kTuple); });
-    if (ec == bhttp::error::need_buffer) ec = {};
-    const std::size_t got = buf.size() - body.size;
-    if (ec && got == 0) {
-      conn_.reset();  // never reuse a connection in an unknown state
-      co_return io_error_of(ec, "reading the body", ep_);
-    }
-    counters_.bytes_received.fetch_add(got, std::memory_order_relaxed);
-    if (got == 0 && !parser_.is_done()) co_return co_await read_some(buf);  // only framing was read
-    co_return got;
-  }
-
- private:
-  bool body_complete() const { return direct_ ? remaining_ == 0 : parser_.is_done(); }
-
-  net::awaitable<result<std::size_t>> read_direct(std::span<char> buf) {
+    if (!direct_) co_return co_await read_framed(buf);
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
     if (want == 0) co_return std::size_t{0};
     std::size_t got = 0;
     if (auto& pending = conn_->buffer; pending.size() > 0) {  // body bytes that arrived with the header
       got = net::buffer_copy(net::buffer(buf.data(), want), pending.data());
       pending.consume(got);
-      if (pending.size() == 0) pending.shrink_to_fit();  // not needed again until the next response header
       if (got < want && conn_->plain) {
         // And whatever else is already there, without waiting: one full chunk instead of a small one first.
         boost::system::error_code ec;
@@ -203,7 +190,7 @@ class response_impl final : public response {
       }
       if (n == 0) {
         conn_.reset();  // never reuse a connection in an unknown state
-        co_return io_error_of(ec ? ec : net::error::eof, "reading the body", ep_);
+        co_return io_error_of(ec ? ec : net::error::eof, "reading the body", pool_->ep);
       }
       got = n;  // bytes that arrived before an error are good; the next read reports the error
     }
@@ -212,11 +199,32 @@ class response_impl final : public response {
     co_return got;
   }
 
+ private:
+  bool body_complete() const { return direct_ ? remaining_ == 0 : parser_.is_done(); }
+
+  net::awaitable<result<std::size_t>> read_framed(std::span<char> buf) {
+    if (parser_.is_done() || buf.empty()) co_return std::size_t{0};
+    auto& body = parser_.get().body();
+    body.data = buf.data();
+    body.size = buf.size();
+    conn_->lowest().expires_after(timeout_);
+    auto [ec, n] = co_await conn_->visit(
+        [&](auto& s) { return bhttp::async_read_some(s, conn_->buffer, parser_, kTuple); });
+    if (ec == bhttp::error::need_buffer) ec = {};
+    const std::size_t got = buf.size() - body.size;
+    if (ec && got == 0) {
+      conn_.reset();  // never reuse a connection in an unknown state
+      co_return io_error_of(ec, "reading the body", pool_->ep);
+    }
+    counters_.bytes_received.fetch_add(got, std::memory_order_relaxed);
+    if (got == 0 && !parser_.is_done()) co_return co_await read_framed(buf);  // only framing was read
+    co_return got;
+  }
+
   std::unique_ptr<connection> conn_;
   std::shared_ptr<client::pool> pool_;
   client_counters& counters_;
   std::chrono::milliseconds timeout_;
-  endpoint ep_;
   std::array<std::byte, 1024> arena_space_;
   std::pmr::monotonic_buffer_resource arena_{arena_space_.data(), arena_space_.size()};
   answer_parser parser_;  // after the arena it allocates from
@@ -225,20 +233,64 @@ class response_impl final : public response {
   std::uint64_t remaining_ = 0;
 };
 
-// The request head, written by hand: every name and value comes from this client or the signer, and values
-// are checked for line breaks, so Beast's general serializer (and its allocations) is not needed here.
-std::optional<std::string> request_head(const std::string& method, const signed_headers& sig,
-                                        const header_list& extra, std::size_t body_size) {
-  std::string head;
+// Freed responses kept for the next ones on this thread (a loop has at most as many at once as requests in
+// flight to the store; beyond `keep` they go back to the heap). Once the thread's list is destroyed (thread
+// exit), responses still freed afterwards go straight back to the heap.
+struct response_memory {
+  static constexpr std::size_t keep = 64;
+  std::array<void*, keep> free{};
+  std::size_t count = 0;
+  ~response_memory();
+};
+thread_local response_memory recycled_responses;
+thread_local bool recycled_responses_gone = false;  // trivially destructible: readable after the list's end
+
+response_memory::~response_memory() {
+  recycled_responses_gone = true;
+  for (std::size_t i = 0; i < count; ++i) ::operator delete(free[i], sizeof(response_impl));
+  count = 0;
+}
+
+void* response_impl::operator new(std::size_t size) {
+  if (!recycled_responses_gone && size == sizeof(response_impl)) {
+    auto& r = recycled_responses;
+    if (r.count > 0) return r.free[--r.count];
+  }
+  return ::operator new(size);
+}
+
+void response_impl::operator delete(void* p, std::size_t size) noexcept {
+  if (!recycled_responses_gone && size == sizeof(response_impl)) {
+    auto& r = recycled_responses;
+    if (r.count < response_memory::keep) {
+      r.free[r.count++] = p;
+      return;
+    }
+  }
+  ::operator delete(p, size);
+}
+
+// The request head, written by hand into `head` (whose memory is the connection's, reused): every name and
+// value comes from this client or the signer, and values are checked for line breaks, so Beast's general
+// serializer (and its allocations) is not needed here. False when a value would break a line.
+bool request_head(std::string& head, std::string_view method, const signed_headers& sig,
+                  const header_list& extra, std::size_t body_size) {
+  head.clear();
   head.reserve(512);
   head.append(method).append(" ").append(sig.canonical_path);
   if (!sig.canonical_query.empty()) head.append("?").append(sig.canonical_query);
   head.append(" HTTP/1.1\r\n");
-  // A plain loop: find_first_of calls memchr once per character, which showed in profiles.
+  // A table per character: find_first_of calls memchr once per character, which showed in profiles.
+  static constexpr auto bad = [] {
+    std::array<std::uint8_t, 256> t{};  // 1: breaks a value (CR, LF, NUL); 2: also breaks a name (':', ' ')
+    t['\r'] = t['\n'] = t[0] = 3;
+    t[':'] = t[' '] = 2;
+    return t;
+  }();
   auto breaks_line = [](std::string_view text, bool name) {
-    return std::any_of(text.begin(), text.end(), [name](char c) {
-      return c == '\r' || c == '\n' || c == '\0' || (name && (c == ':' || c == ' '));
-    });
+    const std::uint8_t mask = name ? 3 : 1;
+    return std::any_of(text.begin(), text.end(),
+                       [mask](char c) { return (bad[static_cast<unsigned char>(c)] & mask) != 0; });
   };
   auto add = [&](std::string_view name, std::string_view value) {
     if (breaks_line(value, false) || breaks_line(name, true)) return false;
@@ -246,19 +298,23 @@ std::optional<std::string> request_head(const std::string& method, const signed_
     return true;
   };
   for (const auto& [name, value] : extra)
-    if (!add(name, value)) return std::nullopt;
+    if (!add(name, value)) return false;
   for (const auto& [name, value] : sig.headers)
-    if (!add(name, value)) return std::nullopt;
-  if (method != "GET" && method != "HEAD")
-    head.append("content-length: ").append(std::to_string(body_size)).append("\r\n");
+    if (!add(name, value)) return false;
+  if (method != "GET" && method != "HEAD") {
+    char digits[24];
+    const auto end = std::to_chars(std::begin(digits), std::end(digits), body_size).ptr;
+    head.append("content-length: ").append(digits, end).append("\r\n");
+  }
   head.append("\r\n");
-  return head;
+  return true;
 }
 
 class static_credentials final : public credentials_provider {
  public:
   explicit static_credentials(credentials c) : c_(std::move(c)) {}
   credentials current() override { return c_; }
+  void current_into(credentials& out) override { out = c_; }
 
  private:
   credentials c_;
@@ -427,6 +483,10 @@ client::client(net::any_io_executor ex, client_settings settings, std::shared_pt
       counters_(std::move(counters)),
       pool_(std::make_shared<pool>()) {
   pool_->max_idle = settings_.max_idle_connections;
+  pool_->ep = settings_.ep;
+  const auto& ep = settings_.ep;
+  host_header_ = settings_.path_style ? ep.host_header() : settings_.bucket + "." + ep.host_header();
+  name_host_ = settings_.path_style ? ep.host : settings_.bucket + "." + ep.host;
   if (settings_.ep.tls) {
     pool_->tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
     pool_->tls->set_default_verify_paths();
@@ -477,7 +537,7 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
   std::unique_ptr<connection> conn = fresh_connection ? nullptr : pool_->acquire();
   const bool reused = conn != nullptr;
   // The name the store is addressed by (Host, SNI, certificate); the address dialled may differ (connect_to).
-  const std::string name_host = settings_.path_style ? ep.host : settings_.bucket + "." + ep.host;
+  const std::string& name_host = name_host_;
   if (!conn) {
     conn = std::make_unique<connection>();
     const std::string& dial_host = settings_.connect_host.empty() ? name_host : settings_.connect_host;
@@ -502,31 +562,33 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
     counters_->connections_opened.fetch_add(1, std::memory_order_relaxed);
   }
 
-  request_to_sign to_sign;
-  to_sign.method = spec.method;
-  to_sign.host = settings_.path_style ? ep.host_header() : settings_.bucket + "." + ep.host_header();
-  to_sign.path = settings_.path_style ? "/" + settings_.bucket + (spec.key.empty() ? "" : "/" + spec.key)
-                                      : "/" + spec.key;
-  to_sign.query = spec.query;
-  to_sign.headers = spec.headers;
-  signed_headers sig;
-  if (settings_.anonymous) {
-    sig = unsigned_request(to_sign);
-  } else {
-    to_sign.payload_sha256 = spec.body.empty() ? std::string(empty_payload_sha256) : sha256_hex(spec.body);
-    sig =
-        sign_v4(to_sign, creds_->current(), settings_.region, "s3", std::chrono::system_clock::now(), keys_);
+  // Signed into the client's scratch strings and written into the connection's head buffer, with no co_await
+  // in between (another request of this loop may sign next).
+  path_.clear();
+  path_ += '/';
+  if (settings_.path_style) {
+    path_ += settings_.bucket;
+    if (!spec.key.empty()) path_ += '/';
   }
-
-  const auto head = request_head(spec.method, sig, spec.headers, spec.body.size());
-  if (!head) co_return error{errc::bad_key, "a header value for storage contains a line break"};
+  path_ += spec.key;
+  request_view to_sign{spec.method, host_header_, path_, spec.query, spec.headers, {}};
+  if (settings_.anonymous) {
+    unsigned_request(to_sign, sig_);
+  } else {
+    const std::string body_hash = spec.body.empty() ? std::string() : sha256_hex(spec.body);
+    to_sign.payload_sha256 = spec.body.empty() ? empty_payload_sha256 : std::string_view(body_hash);
+    creds_->current_into(creds_now_);
+    sign_v4(to_sign, creds_now_, settings_.region, "s3", std::chrono::system_clock::now(), keys_, sig_);
+  }
+  if (!request_head(conn->head, spec.method, sig_, spec.headers, spec.body.size()))
+    co_return error{errc::bad_key, "a header value for storage contains a line break"};
 
   counters_->requests.fetch_add(1, std::memory_order_relaxed);
   if (spec.method == "GET") counters_->get_requests.fetch_add(1, std::memory_order_relaxed);
   if (spec.method == "HEAD") counters_->head_requests.fetch_add(1, std::memory_order_relaxed);
 
   conn->lowest().expires_after(settings_.response_timeout);
-  std::array<net::const_buffer, 2> message = {net::buffer(*head), net::buffer(spec.body)};
+  std::array<net::const_buffer, 2> message = {net::buffer(conn->head), net::buffer(spec.body)};
   boost::system::error_code wec;
   if (conn->plain) {  // a non-blocking send first: the request usually fits the socket buffer at once
     auto sent = conn->plain->socket().write_some(message, wec);
@@ -552,10 +614,9 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
   }
 #endif
   // Room for a response header in one recv (bodies are read straight into the caller's buffer); a pooled
-  // connection gave its buffer back after the previous body.
+  // connection has it from its first request.
   conn->buffer.reserve(4096);
-  auto res =
-      std::make_unique<response_impl>(std::move(conn), pool_, *counters_, settings_.response_timeout, ep);
+  auto res = std::make_unique<response_impl>(std::move(conn), pool_, *counters_, settings_.response_timeout);
   if (spec.method == "HEAD") res->parser().skip(true);
   auto [hec, hn] = co_await res->conn().visit(
       [&](auto& s) { return bhttp::async_read_header(s, res->conn().buffer, res->parser(), kTuple); });

@@ -73,6 +73,8 @@ class credentials_provider {
  public:
   virtual ~credentials_provider() = default;
   virtual credentials current() = 0;
+  // The same into `out`, whose strings keep their capacity (the client asks on every request it signs).
+  virtual void current_into(credentials& out) { out = current(); }
 };
 std::shared_ptr<credentials_provider> static_provider(credentials c);
 
@@ -111,6 +113,15 @@ class client : public std::enable_shared_from_this<client> {
   std::shared_ptr<client_counters> counters_;
   signing_key_cache keys_;
   std::shared_ptr<pool> pool_;
+  // The names the store is addressed by: Host (with the port unless default), and the host for SNI and the
+  // certificate check (bucket.host when virtual-hosted).
+  std::string host_header_;
+  std::string name_host_;
+  // Scratch for signing a request, used only between two co_awaits of one send_once (one event loop per
+  // client): their capacity stays, so a steady stream of requests allocates nothing for them.
+  std::string path_;
+  credentials creds_now_;
+  signed_headers sig_;
 };
 
 // A response whose header has been read; its body is read on demand. Destroying it before the body is
@@ -120,6 +131,8 @@ class response {
   virtual ~response() = default;
   virtual unsigned status() const = 0;
   virtual std::string header(std::string_view name) const = 0;  // "" when absent
+  // The same without a copy; valid while the response lives.
+  virtual std::string_view field(std::string_view name) const = 0;
   virtual std::optional<std::uint64_t> content_length() const = 0;
   // Up to buf.size() body bytes; 0 at the end of the body.
   virtual boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;

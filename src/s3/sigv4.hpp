@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,6 +44,17 @@ struct request_to_sign {
   header_list headers;
   // Lowercase hex SHA-256 of the body, or unsigned_payload. Empty means the empty body.
   std::string payload_sha256;
+};
+
+// The same request by reference, for a caller that signs on every request and keeps its own strings (the S3
+// client): nothing is copied.
+struct request_view {
+  std::string_view method;
+  std::string_view host;
+  std::string_view path;
+  std::span<const std::pair<std::string, std::string>> query;
+  std::span<const std::pair<std::string, std::string>> headers;
+  std::string_view payload_sha256;
 };
 
 struct signed_headers {
@@ -97,5 +109,13 @@ signed_headers unsigned_request(const request_to_sign& request);
 signed_headers sign_v4(const request_to_sign& request, const credentials& creds, std::string_view region,
                        std::string_view service, std::chrono::system_clock::time_point now,
                        signing_key_cache& cache);
+
+// The same signature written into `out`, whose strings and header list keep their capacity from the call
+// before: a client that signs every request it sends allocates nothing once they have grown. Throws as
+// sign_v4 does.
+void sign_v4(const request_view& request, const credentials& creds, std::string_view region,
+             std::string_view service, std::chrono::system_clock::time_point now, signing_key_cache& cache,
+             signed_headers& out);
+void unsigned_request(const request_view& request, signed_headers& out);
 
 }  // namespace mediagate::s3

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -25,8 +26,44 @@ namespace {
 
 constexpr std::size_t kMetaCacheMax = 10000;
 
+// "bytes FIRST-LAST/SIZE", and the Range value "bytes=FIRST-LAST", on the stack: they are made for every
+// ranged GET, and compared with the answer's Content-Range.
+struct range_text {
+  char text[72];
+  std::size_t size = 0;
+  std::string_view view() const { return {text, size}; }
+};
+range_text format_range(std::string_view prefix, std::uint64_t first, std::uint64_t last,
+                        std::optional<std::uint64_t> total) {
+  range_text out;
+  char* p = std::copy(prefix.begin(), prefix.end(), out.text);
+  char* const end = out.text + sizeof out.text;
+  p = std::to_chars(p, end, first).ptr;
+  *p++ = '-';
+  p = std::to_chars(p, end, last).ptr;
+  if (total) {
+    *p++ = '/';
+    p = std::to_chars(p, end, *total).ptr;
+  }
+  out.size = static_cast<std::size_t>(p - out.text);
+  return out;
+}
+range_text content_range_text(const http::byte_range& r, std::uint64_t size) {
+  return format_range("bytes ", r.first, r.last, size);
+}
 std::string content_range_of(const http::byte_range& r, std::uint64_t size) {
-  return "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" + std::to_string(size);
+  return std::string(content_range_text(r, size).view());
+}
+// The request for one range of one version of `key`: a Range and an If-Match.
+s3::request_spec ranged_get(const s3_location& where, const std::string& key, const http::byte_range& r,
+                            const std::string& etag) {
+  s3::request_spec spec;
+  spec.key.reserve(where.prefix.size() + key.size());
+  spec.key.append(where.prefix).append(key);
+  spec.headers.reserve(2);
+  spec.headers.emplace_back("range", format_range("bytes=", r.first, r.last, std::nullopt).view());
+  spec.headers.emplace_back("if-match", etag);
+  return spec;
 }
 
 error error_from(unsigned status, const std::string& body, const s3_location& where, const std::string& key,
@@ -53,19 +90,16 @@ class s3_range_reader final : public range_reader {
 
   // Sends the GET for [next_, last] and validates the answer's status, range, length and ETag.
   net::awaitable<result<bool>> start() {
-    s3::request_spec spec;
-    spec.key = where_.prefix + key_;
-    spec.headers = {{"range", "bytes=" + std::to_string(next_) + "-" + std::to_string(range_.last)},
-                    {"if-match", meta_.etag}};
-    auto r = co_await client_->send(spec);
+    const http::byte_range want{next_, range_.last};
+    auto spec = ranged_get(where_, key_, want, meta_.etag);
+    auto r = co_await client_->send(std::move(spec));
     if (!r) co_return r.err();
     auto& res = **r;
     const auto status = res.status();
-    const http::byte_range want{next_, range_.last};
     if (status == 206) {
-      const auto cr = res.header("content-range");
-      if (cr != content_range_of(want, meta_.size) || res.content_length() != want.length())
-        co_return error{errc::upstream_unavailable, "storage answered range '" + cr + "' for " +
+      const auto cr = res.field("content-range");
+      if (cr != content_range_text(want, meta_.size).view() || res.content_length() != want.length())
+        co_return error{errc::upstream_unavailable, "storage answered range '" + std::string(cr) + "' for " +
                                                         content_range_of(want, meta_.size) +
                                                         ": refusing to forward other bytes"};
     } else if (status == 200) {
@@ -79,7 +113,7 @@ class s3_range_reader final : public range_reader {
       auto body = co_await res.read_all(64 * 1024);
       co_return error_from(status, body ? *body : std::string(), where_, key_, *client_);
     }
-    if (auto etag = res.header("etag"); !etag.empty() && etag != meta_.etag)
+    if (auto etag = res.field("etag"); !etag.empty() && etag != meta_.etag)
       co_return error{errc::changed, "the object changed in storage while it was being read"};
     response_ = std::move(*r);
     co_return true;
@@ -101,6 +135,7 @@ class s3_range_reader final : public range_reader {
   // Ends the range at `last` (>= the next byte - 1) at any time: the rest is read by someone else.
   void shorten(std::uint64_t last) { range_.last = std::max(last, next_ - 1); }
   std::uint64_t position() const { return next_; }
+  const std::string& key() const { return key_; }
   // Whether the store ignored a range (answered 200): parts would get the same, so read on one connection.
   bool saw_whole_object() const { return whole_seen_; }
 
@@ -196,11 +231,8 @@ net::awaitable<void> fetch_part(std::shared_ptr<s3::client> client, s3_location 
       co_return;
     }
     const http::byte_range want{part->first + part->filled, part->last};
-    s3::request_spec spec;
-    spec.key = where.prefix + key;
-    spec.headers = {{"range", "bytes=" + std::to_string(want.first) + "-" + std::to_string(want.last)},
-                    {"if-match", meta.etag}};
-    auto r = co_await client->send(spec);
+    auto spec = ranged_get(where, key, want, meta.etag);
+    auto r = co_await client->send(std::move(spec));
     if (st->cancelled) co_return;  // the answer (and its connection) goes with r
     if (!r) {
       if (r.err().code == errc::upstream_timeout || attempts > max_resumes) co_return fail(r.err());
@@ -215,12 +247,12 @@ net::awaitable<void> fetch_part(std::shared_ptr<s3::client> client, s3_location 
                          ? error{errc::changed, "the object changed in storage while it was being read"}
                          : error_from(status, body ? *body : std::string(), where, key, *client));
     }
-    const auto cr = res.header("content-range");
-    if (cr != content_range_of(want, meta.size) || res.content_length() != want.length())
-      co_return fail({errc::upstream_unavailable, "storage answered range '" + cr + "' for " +
+    const auto cr = res.field("content-range");
+    if (cr != content_range_text(want, meta.size).view() || res.content_length() != want.length())
+      co_return fail({errc::upstream_unavailable, "storage answered range '" + std::string(cr) + "' for " +
                                                       content_range_of(want, meta.size) +
                                                       ": refusing to forward other bytes"});
-    if (auto etag = res.header("etag"); !etag.empty() && etag != meta.etag)
+    if (auto etag = res.field("etag"); !etag.empty() && etag != meta.etag)
       co_return fail({errc::changed, "the object changed in storage while it was being read"});
     part->live = &res;
     while (part->filled < part->length()) {
@@ -577,11 +609,12 @@ net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::stri
                                              [this, key] { forget_version(key); });
   };
   if (auto kept = co_await ends_->open(key, meta, range, std::move(rest))) co_return std::move(kept);
-  auto reader = std::make_unique<s3_range_reader>(client_, where_, key, meta, range, max_resumes_,
-                                                  [this, key] { forget_version(key); });
+  auto forget = [this, key] { forget_version(key); };
+  auto reader = std::make_unique<s3_range_reader>(client_, where_, std::move(key), std::move(meta), range,
+                                                  max_resumes_, std::move(forget));
   auto started = co_await reader->start();
   if (!started) {
-    if (started.err().code == errc::changed) forget_version(key);
+    if (started.err().code == errc::changed) forget_version(reader->key());
     co_return started.err();
   }
   co_return std::unique_ptr<range_reader>(std::move(reader));

@@ -345,5 +345,97 @@ TEST(unsigned_request, empty_path_is_root) {
   EXPECT_EQ(unsigned_request(request).canonical_path, "/");
 }
 
+// --- signing into reused strings (the client's hot path) ---------------------------------------------------
+
+request_view view_of(const request_to_sign& r) {
+  return {r.method, r.host, r.path, r.query, r.headers, r.payload_sha256};
+}
+
+// The signature recomputed from the string to sign with the plain HMAC and a freshly derived key, so a
+// signer that keeps keyed state between calls is checked against one that keeps none.
+std::string expected_signature(const signed_headers& s, const credentials& c, std::string_view date,
+                               std::string_view region) {
+  return hex(hmac_sha256(derive_signing_key(c.secret_access_key, date, region, "s3"), s.string_to_sign));
+}
+
+TEST(sign_v4_into, reused_output_matches_a_fresh_signature_whatever_came_before) {
+  // Requests of different shapes one after another into one output: fewer and more headers than the call
+  // before, a session token present then absent, more headers than the signer keeps on its stack, a query,
+  // an anonymous request in between, and keys that change (region, secret, day) and come back.
+  std::vector<request_to_sign> requests;
+  requests.push_back(simple_get("/bucket/a"));
+  auto ranged = simple_get("/bucket/some/longer key é.mp4");
+  ranged.headers = {{"range", "bytes=1000000-1065535"}, {"if-match", "\"0123456789abcdef0123456789abcdef\""}};
+  requests.push_back(ranged);
+  auto many = simple_get("/bucket/many");
+  for (int i = 0; i < 20; ++i)
+    many.headers.emplace_back("X-Meta-" + std::to_string(19 - i), " v  " + std::to_string(i));
+  many.headers.emplace_back("x-meta-3", "again");
+  requests.push_back(many);
+  auto listing = simple_get("/bucket");
+  listing.query = {{"list-type", "2"}, {"prefix", "a b/"}};
+  requests.push_back(listing);
+  const std::vector<credentials> creds = {example_credentials,
+                                          {"AKID2", "other secret", "token/with+base64=="}};
+  const std::vector<std::string> regions = {"us-east-1", "eu-west-1"};
+
+  signing_key_cache cache;
+  signed_headers reused;
+  int signed_count = 0;
+  for (int round = 0; round < 3; ++round)
+    for (const auto& request : requests)
+      for (const auto& c : creds)
+        for (const auto& region : regions) {
+          const auto now = example_time + days{round % 2} + hours{round};
+          if ((signed_count++ % 5) == 4) {  // an anonymous one in between, into the same output
+            unsigned_request(view_of(request), reused);
+            const auto fresh = unsigned_request(request);
+            EXPECT_EQ(reused.headers, fresh.headers);
+            EXPECT_EQ(reused.canonical_path, fresh.canonical_path);
+            EXPECT_EQ(reused.canonical_query, fresh.canonical_query);
+            EXPECT_TRUE(reused.canonical_request.empty());
+          }
+          sign_v4(view_of(request), c, region, "s3", now, cache, reused);
+          const auto fresh = sign_v4(request, c, region, "s3", now);
+          EXPECT_EQ(reused.headers, fresh.headers);
+          EXPECT_EQ(reused.canonical_path, fresh.canonical_path);
+          EXPECT_EQ(reused.canonical_query, fresh.canonical_query);
+          EXPECT_EQ(reused.canonical_request, fresh.canonical_request);
+          EXPECT_EQ(reused.string_to_sign, fresh.string_to_sign);
+          const auto auth = header(reused, "authorization");
+          EXPECT_TRUE(auth.ends_with("Signature=" +
+                                     expected_signature(reused, c, amz_date(now).substr(0, 8), region)))
+              << auth;
+        }
+}
+
+TEST(sign_v4_into, many_headers_are_sorted_and_merged_as_with_few) {
+  auto request = simple_get("/b/k");
+  for (int i = 0; i < 14; ++i)
+    request.headers.emplace_back("x-amz-meta-" + std::string(1, char('n' - i)), "v");
+  request.headers.emplace_back("X-Amz-Meta-N", "second");
+  signing_key_cache cache;
+  signed_headers out;
+  sign_v4(view_of(request), example_credentials, "us-east-1", "s3", example_time, cache, out);
+  const auto at = out.canonical_request.find("x-amz-meta-a:v\nx-amz-meta-b:v\n");
+  EXPECT_NE(at, std::string::npos) << out.canonical_request;
+  EXPECT_NE(out.canonical_request.find("\nx-amz-meta-n:v,second\n"), std::string::npos)
+      << out.canonical_request;
+  EXPECT_NE(header(out, "authorization").find("x-amz-meta-m;x-amz-meta-n, Signature="), std::string::npos);
+  EXPECT_NE(header(out, "authorization").find("x-amz-date;x-amz-meta-a;x-amz-meta-b;"), std::string::npos);
+}
+
+TEST(sign_v4_into, rejects_what_sign_v4_rejects) {
+  auto request = simple_get("/b/k");
+  request.headers = {{"range", "bytes=0-1\r\nx-evil: 1"}};
+  signing_key_cache cache;
+  signed_headers out;
+  EXPECT_THROW(sign_v4(view_of(request), example_credentials, "us-east-1", "s3", example_time, cache, out),
+               std::invalid_argument);
+  request.headers = {{"Authorization", "x"}};
+  EXPECT_THROW(sign_v4(view_of(request), example_credentials, "us-east-1", "s3", example_time, cache, out),
+               std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace mediagate::s3
