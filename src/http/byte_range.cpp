@@ -129,4 +129,16 @@ std::optional<range_spec_hint> single_range_spec(std::string_view header) {
   return range_spec_hint{*only->first, only->last};
 }
 
+std::optional<content_range> parse_content_range(std::string_view v) {
+  if (!v.starts_with("bytes ")) return std::nullopt;
+  v.remove_prefix(6);
+  const auto dash = v.find('-'), slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
+  auto first = parse_decimal(v.substr(0, dash));
+  auto last = parse_decimal(v.substr(dash + 1, slash - dash - 1));
+  auto size = parse_decimal(v.substr(slash + 1));
+  if (!first || !last || !size || *last < *first || *last >= *size) return std::nullopt;
+  return content_range{*first, *last, *size};
+}
+
 }  // namespace mediagate::http

@@ -46,4 +46,11 @@ struct range_spec_hint {
 };
 std::optional<range_spec_hint> single_range_spec(std::string_view header);
 
+// A 206's Content-Range, "bytes FIRST-LAST/SIZE" → {FIRST, LAST, SIZE}; nullopt for anything else (an unknown
+// size, "*", a last before the first or past the size included).
+struct content_range {
+  std::uint64_t first = 0, last = 0, size = 0;
+};
+std::optional<content_range> parse_content_range(std::string_view value);
+
 }  // namespace mediagate::http

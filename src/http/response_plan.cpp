@@ -27,7 +27,7 @@ struct content_range_text {
   std::size_t size = 0;
   std::string_view view() const { return {chars, size}; }
 };
-content_range_text content_range(const byte_range& r, std::uint64_t size) {
+content_range_text content_range_field(const byte_range& r, std::uint64_t size) {
   content_range_text out;
   char* p = out.chars;
   std::memcpy(p, "bytes ", 6);
@@ -64,7 +64,7 @@ std::string multipart_part_header(std::string_view boundary, std::string_view co
   std::string s = first ? "" : "\r\n";
   s.append("--").append(boundary).append("\r\n");
   if (!content_type.empty()) s.append("Content-Type: ").append(content_type).append("\r\n");
-  s.append("Content-Range: ").append(content_range(r, size).view()).append("\r\n\r\n");
+  s.append("Content-Range: ").append(content_range_field(r, size).view()).append("\r\n\r\n");
   return s;
 }
 
@@ -112,7 +112,7 @@ response_plan plan_response(const request_view& req, const representation& rep, 
     const auto& r = ranges.ranges.front();
     plan.status = 206;
     plan.content_length = r.length();
-    plan.headers.emplace_back("Content-Range", content_range(r, rep.size).view());
+    plan.headers.emplace_back("Content-Range", content_range_field(r, rep.size).view());
     if (send_body) plan.body.push_back({{}, r});
   } else {
     plan.status = 206;

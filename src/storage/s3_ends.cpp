@@ -105,22 +105,6 @@ struct kept_bytes {
 
 namespace {
 
-// "bytes FIRST-LAST/SIZE" → {FIRST, LAST, SIZE}; nullopt for anything else (an unknown size included).
-struct content_range {
-  std::uint64_t first, last, size;
-};
-std::optional<content_range> parse_content_range(std::string_view v) {
-  if (!v.starts_with("bytes ")) return std::nullopt;
-  v.remove_prefix(6);
-  const auto dash = v.find('-'), slash = v.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
-  auto first = http::parse_decimal(v.substr(0, dash));
-  auto last = http::parse_decimal(v.substr(dash + 1, slash - dash - 1));
-  auto size = http::parse_decimal(v.substr(slash + 1));
-  if (!first || !last || !size || *last < *first || *last >= *size) return std::nullopt;
-  return content_range{*first, *last, *size};
-}
-
 bool strong_etag(const std::string& etag) {
   return etag.size() >= 2 && etag.front() == '"' && etag.back() == '"';
 }
@@ -142,7 +126,7 @@ net::awaitable<void> fetch_tail(std::shared_ptr<s3::client> client, std::string 
   if (!r || (*r)->status() != 206)
     co_return;  // (a 416 for an empty object, an error: dropped with the answer)
   auto& res = **r;
-  const auto cr = parse_content_range(res.header("content-range"));
+  const auto cr = http::parse_content_range(res.header("content-range"));
   const auto length = res.content_length();
   auto etag = res.header("etag");
   if (!cr || !length || *length != cr->last - cr->first + 1 || cr->last + 1 != cr->size || *length > bytes ||

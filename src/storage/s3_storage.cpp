@@ -404,22 +404,6 @@ class download_reader final : public range_reader {
   std::uint64_t next_part_ = 0;
 };
 
-// "bytes FIRST-LAST/SIZE" → {FIRST, LAST, SIZE}; nullopt for anything else (an unknown size included).
-struct content_range {
-  std::uint64_t first, last, size;
-};
-std::optional<content_range> parse_content_range(std::string_view v) {
-  if (!v.starts_with("bytes ")) return std::nullopt;
-  v.remove_prefix(6);
-  const auto dash = v.find('-'), slash = v.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
-  auto first = http::parse_decimal(v.substr(0, dash));
-  auto last = http::parse_decimal(v.substr(dash + 1, slash - dash - 1));
-  auto size = http::parse_decimal(v.substr(slash + 1));
-  if (!first || !last || !size || *last < *first || *last >= *size) return std::nullopt;
-  return content_range{*first, *last, *size};
-}
-
 // The metadata in an answer's headers; an error when the ETag is missing or weak.
 result<object_meta> meta_of(const s3::response& res, std::uint64_t size) {
   object_meta meta;
@@ -577,7 +561,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
     co_return error_from(status, body ? *body : std::string(), where_, key, *client_);
   }
   const auto length = res.content_length();
-  const auto cr = parse_content_range(res.header("content-range"));
+  const auto cr = http::parse_content_range(res.header("content-range"));
   if (!cr || !length || *length != cr->last - cr->first + 1)
     co_return error{errc::upstream_unavailable,
                     "storage answered a range with Content-Range '" + res.header("content-range") + "'"};

@@ -185,6 +185,16 @@ class Connection:
         self.buf.clear()
         return data
 
+    def read_at_least(self, n: int, what: str = "reading") -> bytes:
+        """At least n bytes as they come (a client that reads the start of a stream, then leaves)."""
+        got = bytearray()
+        while len(got) < n:
+            chunk = self.read_some(what)
+            if not chunk:
+                raise ConnectionClosed(f"connection closed after {len(got)} of at least {n} bytes while {what}")
+            got += chunk
+        return bytes(got)
+
     def _read_line(self, what: str) -> bytes:
         while True:
             i = self.buf.find(b"\r\n")

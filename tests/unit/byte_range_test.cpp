@@ -383,5 +383,24 @@ TEST(single_range_spec, plain_ranges_only) {
   EXPECT_EQ(hint(""), std::nullopt);
 }
 
+TEST(content_range, parses_a_206s_field) {
+  const auto r = parse_content_range("bytes 0-99/1000");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->first, 0u);
+  EXPECT_EQ(r->last, 99u);
+  EXPECT_EQ(r->size, 1000u);
+  const auto end = parse_content_range("bytes 999-999/1000");
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->last, 999u);
+  EXPECT_TRUE(parse_content_range("bytes 0-18446744073709551614/18446744073709551615"));
+}
+
+TEST(content_range, refuses_anything_else) {
+  for (const char* v : {"", "bytes", "bytes */1000", "bytes 0-99/*", "bytes 5-4/1000", "bytes 0-1000/1000",
+                        "bytes 0-99", "bytes 0/99-1000", "items 0-99/1000", "bytes -1-99/1000",
+                        "bytes  0-99/1000", "bytes 0-99/18446744073709551616"})
+    EXPECT_FALSE(parse_content_range(v)) << v;
+}
+
 }  // namespace
 }  // namespace mediagate::http
