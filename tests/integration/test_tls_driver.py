@@ -216,6 +216,30 @@ class Driver(TlsCase):
         self.assertIn(16384 + 17, sizes, sizes[:40])
         self.assertTrue(all(n <= 16384 + 17 for n in sizes), sizes)
 
+    def test_bulk_h2_data_in_full_records(self):
+        """After those first small records, a long h2 response goes in full 16 KiB records: each DATA frame is
+        written from the stream's buffer as one whole record, and each refill of the buffer is a whole number of
+        such frames (no short record after every buffer). Record sizes are read off the wire as above."""
+        full = 16384 + 17
+        client = self.openssl_client(b"h2", rcvbuf=4 * MIB)
+        conn, sid = self.h2_get(client, b"bytes=0-1048575")
+        client.send(conn.data_to_send())
+        sizes: list[int] = []
+        deadline = time.monotonic() + 10
+        while sum(sizes) < 900 * 1024:
+            self.assertLess(time.monotonic(), deadline, f"only {sum(sizes)} bytes arrived: {sizes}")
+            time.sleep(0.05)
+            wire = client.sock.recv(4 << 20, socket.MSG_PEEK)
+            sizes, pos = [], 0
+            while pos + 5 <= len(wire):
+                sizes.append(struct.unpack("!H", wire[pos + 3:pos + 5])[0])
+                pos += 5 + sizes[-1]
+        bulk = sizes[sizes.index(full):-1]  # from the first full record; the last one seen may be incomplete
+        short = [n for n in bulk if n != full]
+        # At most the end of the first buffer (its first frame shared a record with the response's HEADERS).
+        self.assertLessEqual(len(short), 2, f"{len(short)} short records among {len(bulk)}: {sizes}")
+        self.assertGreater(len(bulk), 40, sizes)
+
     def test_client_hello_one_byte_at_a_time(self):
         for alpn in ("h2", "http/1.1"):
             with self.subTest(alpn=alpn):
