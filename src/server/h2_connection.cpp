@@ -9,7 +9,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <unordered_map>
@@ -477,7 +476,7 @@ bool submit_response(h2_core& core, h2_stream& st, const response& r, bool with_
     if (connection_specific(name)) continue;
     auto& lower = names.emplace_back(name);
     std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+                   [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + ('a' - 'A')) : ch; });
     nva.push_back(make_nv(lower, value));
   }
   nghttp2_data_provider provider{};
