@@ -654,26 +654,28 @@ bool negotiated_h2(SSL* ssl) {
   return length == 2 && std::memcmp(name, "h2", 2) == 0;
 }
 
-// A TLS connection: the handshake by our own driver (tls_io), then HTTP/2 on that driver, or HTTP/1.1 on
-// Asio's ssl::stream, which takes the SSL over (its BIO pair replaces the socket BIO; a record OpenSSL
-// already read stays in the SSL's own buffer). Ends with one attempt at a close_notify, never waiting for the
-// client's.
+// A TLS connection: the handshake, then HTTP/2 or HTTP/1.1, all on our own driver (tls_io: SSL_read and
+// SSL_write straight on the socket). Ends with one attempt at a close_notify, never waiting for the client's,
+// also when serving ended by an exception (logged by run_session).
 net::awaitable<void> serve_tls(std::shared_ptr<connection> c, connection_context& ctx) {
   auto& svc = ctx.svc;
   tls_io io(c->socket, c->tls_context->native_handle());
   if (!co_await handshake(*c, svc, io)) co_return;
-  if (negotiated_h2(io.native_handle())) {
-    // Many streams keep an HTTP/2 connection busy: OpenSSL's buffers are kept rather than allocated and
-    // freed for every read and write (as Asio's BIO pair kept its own before).
-    io.keep_buffers();
-    co_await serve_h2(c, io, ctx, {});
-    if (c->socket.is_open() && !c->timed_out) io.shutdown_now();
-    co_return;
+  std::exception_ptr failure;
+  try {
+    if (negotiated_h2(io.native_handle())) {
+      // Many streams keep an HTTP/2 connection busy: OpenSSL's buffers are kept rather than allocated and
+      // freed for every read and write.
+      io.keep_buffers();
+      co_await serve_h2(c, io, ctx, {});
+    } else {
+      co_await serve_requests(*c, io, ctx);
+    }
+  } catch (...) {
+    failure = std::current_exception();
   }
-  c->tls = std::make_unique<tls_stream>(c->socket, io.release());
-  co_await serve_requests(*c, *c->tls, ctx);
-  boost::system::error_code ignored;
-  if (c->socket.is_open() && !c->timed_out) c->tls->shutdown(ignored);
+  if (c->socket.is_open() && !c->timed_out) io.shutdown_now();
+  if (failure) std::rethrow_exception(failure);
 }
 
 // --h2c: reads the first bytes of a plain connection into its buffer until they either are the HTTP/2

@@ -27,7 +27,6 @@ namespace mediagate::server {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using clock = std::chrono::steady_clock;
-using tls_stream = net::ssl::stream<tcp::socket&>;
 
 struct connection;
 
@@ -55,7 +54,6 @@ struct connection {
   tcp::socket socket;
   // A TLS listener's connection: the context its SSL is made with (its callbacks' data live in it).
   std::shared_ptr<net::ssl::context> tls_context;
-  std::unique_ptr<tls_stream> tls;  // HTTP/1.1 over TLS, after the handshake (tls_io did it)
   std::uint16_t redirect_port = 0;  // --redirect-http: every request is sent to https on this port
   net::steady_timer timer;
   clock::time_point deadline = clock::time_point::max();

@@ -94,6 +94,11 @@ net::awaitable<tls_io::result> tls_io::read_some(std::span<char> buf) {
   }
 }
 
+net::awaitable<tls_io::result> tls_io::read_some_op(std::span<char> buf) {
+  if (buf.empty()) co_return result{};  // as a socket's read of nothing: at once, no error
+  co_return co_await read_some(buf);
+}
+
 net::awaitable<tls_io::result> tls_io::write(std::string_view bytes) {
   const auto now = std::chrono::steady_clock::now();
   if (now - last_write_ >= kQuietBefore) small_left_ = kSmallBytes;

@@ -5,7 +5,11 @@
 // This drives OpenSSL's I/O only: the TLS protocol (records, handshake, KeyUpdate, alerts) is OpenSSL's.
 #include <openssl/types.h>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
@@ -43,11 +47,47 @@ class tls_io {
   void shutdown_now();
 
   SSL* native_handle() const { return ssl_; }
-  // Gives up the SSL to a new owner (Asio's ssl::stream frees the SSL it was made with); nothing is buffered
-  // outside the SSL itself.
-  SSL* release() { return std::exchange(ssl_, nullptr); }
+
+  // Beast's AsyncReadStream and AsyncWriteStream, for HTTP/1.1 over TLS: each operation is one read_some,
+  // or one write of the first non-empty buffer (all of it: one SSL_write, 16 KiB records for bulk), run as a
+  // coroutine of its own on the socket's executor, so that it never completes inside the initiating call.
+  using executor_type = boost::asio::any_io_executor;
+  executor_type get_executor() { return socket_.get_executor(); }
+
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    const auto b = first_buffer<boost::asio::mutable_buffer>(buffers);
+    return start(read_some_op(std::span<char>(static_cast<char*>(b.data()), b.size())),
+                 std::forward<Token>(token));
+  }
+  template <class ConstBuffers, class Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    const auto b = first_buffer<boost::asio::const_buffer>(buffers);
+    return start(write(std::string_view(static_cast<const char*>(b.data()), b.size())),
+                 std::forward<Token>(token));
+  }
 
  private:
+  template <class Buffer, class Buffers>
+  static Buffer first_buffer(const Buffers& buffers) {
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers); ++it)
+      if (Buffer b(*it); b.size() > 0) return b;
+    return Buffer();
+  }
+  boost::asio::awaitable<result> read_some_op(std::span<char> buf);
+  template <class Token>
+  auto start(boost::asio::awaitable<result> op, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, boost::asio::awaitable<result> a) {
+          boost::asio::co_spawn(socket_.get_executor(), std::move(a),
+                                [h = std::move(handler)](std::exception_ptr e, result r) mutable {
+                                  if (e) r = {boost::asio::error::no_memory, 0};
+                                  std::move(h)(r.first, r.second);
+                                });
+        },
+        token, std::move(op));
+  }
   // What a failed call (`rv`) asked for, as nginx does: wait for the socket, or an error that ends the call.
   boost::asio::awaitable<boost::system::error_code> wait_or_fail(int rv);
 

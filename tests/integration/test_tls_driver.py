@@ -2,7 +2,8 @@
 a client that sends a TLS 1.3 KeyUpdate (asking for one back) while a large response fills the socket and it does
 not read, over h2 and over HTTP/1.1 (the server must wait for the socket, not spin: its CPU time over seconds is
 the bound), then reads every byte exact; a ClientHello sent one byte at a time; a client that closes
-mid-handshake; close_notify from the client answered with the server's.
+mid-handshake; close_notify from the client answered with the server's; TLS record sizes on the wire (small
+first, then full 16 KiB records: h2 DATA frames each one record, HTTP/1.1 bulk too).
 
 Python's ssl module cannot send a KeyUpdate: the client here is libssl itself, called through ctypes."""
 
@@ -215,6 +216,52 @@ class Driver(TlsCase):
         self.assertTrue(all(n <= 1360 + 17 for n in sizes[2:10]), sizes[:20])
         self.assertIn(16384 + 17, sizes, sizes[:40])
         self.assertTrue(all(n <= 16384 + 17 for n in sizes), sizes)
+
+    def test_http11_small_records_first_then_16_kib(self):
+        """HTTP/1.1 over TLS is written by the same driver as h2 (no Asio BIO pair): the response's first bytes in
+        records of one TCP segment each, the bulk in full 16 KiB records."""
+        client = self.openssl_client(b"http/1.1", rcvbuf=4 * MIB)
+        client.send(f"GET {media_target('big.bin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Range: bytes=0-1048575\r\n\r\n".encode())
+        sizes: list[int] = []
+        deadline = time.monotonic() + 10
+        while sum(sizes) < 900 * 1024:
+            self.assertLess(time.monotonic(), deadline, f"only {sum(sizes)} bytes arrived: {sizes}")
+            time.sleep(0.05)
+            wire = client.sock.recv(4 << 20, socket.MSG_PEEK)
+            sizes, pos = [], 0
+            while pos + 5 <= len(wire):
+                sizes.append(struct.unpack("!H", wire[pos + 3:pos + 5])[0])
+                pos += 5 + sizes[-1]
+        self.assertTrue(all(n <= 1360 + 17 for n in sizes[2:10]), sizes[:20])
+        bulk = sizes[sizes.index(16384 + 17):-1]
+        self.assertGreater(len(bulk), 40, sizes)
+        # At most one short record: where the small ones ended, within the stream buffer being written.
+        self.assertLessEqual(len([n for n in bulk if n != 16384 + 17]), 1, sizes)
+
+    def test_bulk_h2_data_in_full_records(self):
+        """After those first small records, a long h2 response goes in full 16 KiB records: each DATA frame is
+        written from the stream's buffer as one whole record, and each refill of the buffer is a whole number of
+        such frames (no short record after every buffer). Record sizes are read off the wire as above."""
+        full = 16384 + 17
+        client = self.openssl_client(b"h2", rcvbuf=4 * MIB)
+        conn, sid = self.h2_get(client, b"bytes=0-1048575")
+        client.send(conn.data_to_send())
+        sizes: list[int] = []
+        deadline = time.monotonic() + 10
+        while sum(sizes) < 900 * 1024:
+            self.assertLess(time.monotonic(), deadline, f"only {sum(sizes)} bytes arrived: {sizes}")
+            time.sleep(0.05)
+            wire = client.sock.recv(4 << 20, socket.MSG_PEEK)
+            sizes, pos = [], 0
+            while pos + 5 <= len(wire):
+                sizes.append(struct.unpack("!H", wire[pos + 3:pos + 5])[0])
+                pos += 5 + sizes[-1]
+        bulk = sizes[sizes.index(full):-1]  # from the first full record; the last one seen may be incomplete
+        short = [n for n in bulk if n != full]
+        # At most the end of the first buffer (its first frame shared a record with the response's HEADERS).
+        self.assertLessEqual(len(short), 2, f"{len(short)} short records among {len(bulk)}: {sizes}")
+        self.assertGreater(len(bulk), 40, sizes)
 
     def test_client_hello_one_byte_at_a_time(self):
         for alpn in ("h2", "http/1.1"):
