@@ -83,6 +83,7 @@ constexpr std::uint64_t kSendfileChunk = 4u << 20;
 constexpr std::size_t kFirstRead = 4096;  // most request heads fit; the parser reads on for longer ones
 constexpr std::uint64_t kYieldEvery = 16u << 20;      // let other connections of this loop run
 constexpr std::uint64_t kWholeRangeMax = 128u << 10;  // ranges up to this size get a buffer that holds them
+constexpr std::size_t kTlsFileBuffer = 128u << 10;    // a file's bytes over TLS
 constexpr std::size_t kLingerBytes = 16u << 20;
 constexpr std::chrono::milliseconds kLingerTime{2000};
 
@@ -226,8 +227,15 @@ void limit_unsent(connection& c, std::size_t chunk) {
 template <class Stream>
 net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage::range_reader& reader,
                                 std::uint64_t length, std::string& pending, const std::string& what) {
-  if (reader.needs_buffer() || !is_plain<Stream>)
-    size_stream_buffer(c, svc.config.stream_buffer_bytes, length);
+  if (reader.needs_buffer() || !is_plain<Stream>) {
+    // A file's bytes over TLS are copied anyway: read in larger pieces (fewer reads and waits per MB),
+    // still a fixed bound per stream. What comes from a remote store keeps the configured buffer, which
+    // bounds what a client that leaves made us fetch.
+    const auto bound = reader.needs_buffer()
+                           ? svc.config.stream_buffer_bytes
+                           : std::max<std::size_t>(svc.config.stream_buffer_bytes, kTlsFileBuffer);
+    size_stream_buffer(c, bound, length);
+  }
   std::uint64_t sent = 0;
   while (length > 0) {
     auto ready = reader.next_ready(is_plain<Stream>);
