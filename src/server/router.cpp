@@ -40,12 +40,12 @@ boost::asio::awaitable<response> handle_request(const request& req, services& sv
   co_return r;
 }
 
+// Everything but media (handle_request serves /media/ itself, OPTIONS excepted).
 boost::asio::awaitable<response> route(const request& req, services& svc) {
   if (req.verb == method::options) co_return answer_options(req, svc.config);
   const auto path = req.path;
   if (path.empty() || path.front() != '/')
     co_return text_response(400, "bad request: the target must be an absolute path");
-  if (path.starts_with("/media/")) co_return co_await serve_media(req, svc, path.substr(7));
   if (path.starts_with("/hls/") || path.starts_with("/dash/")) {
     const auto prefix = path.starts_with("/hls/") ? 5 : 6;  // bound first: GCC 12 and ?: in co_await
     co_return co_await serve_hls(req, svc, path.substr(prefix));

@@ -196,22 +196,28 @@ class Driver(TlsCase):
         self.assertIsNone(check.problem(), check.problem())
         self.assertEqual(check.pos, self.SIZE)
 
+    def record_sizes(self, client, at_least: int) -> list[int]:
+        """The plaintext sizes of the TLS records waiting on the client's socket, read off their headers
+        (MSG_PEEK, before libssl reads them), once at least `at_least` bytes of records have arrived."""
+        sizes: list[int] = []
+        deadline = time.monotonic() + 10
+        while sum(sizes) < at_least:
+            self.assertLess(time.monotonic(), deadline, f"only {sum(sizes)} bytes arrived: {sizes}")
+            time.sleep(0.05)
+            wire = client.sock.recv(4 << 20, socket.MSG_PEEK)
+            sizes, pos = [], 0
+            while pos + 5 <= len(wire):
+                sizes.append(struct.unpack("!H", wire[pos + 3:pos + 5])[0])
+                pos += 5 + sizes[-1]
+        return sizes
+
     def test_small_records_first_then_16_kib(self):
         """A fresh h2 connection's first bytes come in records of one TCP segment each, bulk in 16 KiB records:
         the sizes are read off the TLS record headers on the wire (MSG_PEEK, before libssl reads them)."""
         client = self.openssl_client(b"h2")
         conn, sid = self.h2_get(client, b"bytes=0-262143")
         client.send(conn.data_to_send())
-        sizes: list[int] = []
-        deadline = time.monotonic() + 10
-        while sum(sizes) < 100 * 1024:  # within what the receive buffer holds unread
-            self.assertLess(time.monotonic(), deadline, f"only {sum(sizes)} bytes arrived: {sizes}")
-            time.sleep(0.05)
-            wire = client.sock.recv(1 << 20, socket.MSG_PEEK)
-            sizes, pos = [], 0
-            while pos + 5 <= len(wire):
-                sizes.append(struct.unpack("!H", wire[pos + 3:pos + 5])[0])
-                pos += 5 + sizes[-1]
+        sizes = self.record_sizes(client, 100 * 1024)  # within what the receive buffer holds unread
         # After the session tickets: small records up to 16 KiB of plaintext, then full ones (16 KiB + 17).
         self.assertTrue(all(n <= 1360 + 17 for n in sizes[2:10]), sizes[:20])
         self.assertIn(16384 + 17, sizes, sizes[:40])
@@ -223,16 +229,7 @@ class Driver(TlsCase):
         client = self.openssl_client(b"http/1.1", rcvbuf=4 * MIB)
         client.send(f"GET {media_target('big.bin')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     "Range: bytes=0-1048575\r\n\r\n".encode())
-        sizes: list[int] = []
-        deadline = time.monotonic() + 10
-        while sum(sizes) < 900 * 1024:
-            self.assertLess(time.monotonic(), deadline, f"only {sum(sizes)} bytes arrived: {sizes}")
-            time.sleep(0.05)
-            wire = client.sock.recv(4 << 20, socket.MSG_PEEK)
-            sizes, pos = [], 0
-            while pos + 5 <= len(wire):
-                sizes.append(struct.unpack("!H", wire[pos + 3:pos + 5])[0])
-                pos += 5 + sizes[-1]
+        sizes = self.record_sizes(client, 900 * 1024)
         self.assertTrue(all(n <= 1360 + 17 for n in sizes[2:10]), sizes[:20])
         bulk = sizes[sizes.index(16384 + 17):-1]
         self.assertGreater(len(bulk), 40, sizes)
@@ -247,16 +244,7 @@ class Driver(TlsCase):
         client = self.openssl_client(b"h2", rcvbuf=4 * MIB)
         conn, sid = self.h2_get(client, b"bytes=0-1048575")
         client.send(conn.data_to_send())
-        sizes: list[int] = []
-        deadline = time.monotonic() + 10
-        while sum(sizes) < 900 * 1024:
-            self.assertLess(time.monotonic(), deadline, f"only {sum(sizes)} bytes arrived: {sizes}")
-            time.sleep(0.05)
-            wire = client.sock.recv(4 << 20, socket.MSG_PEEK)
-            sizes, pos = [], 0
-            while pos + 5 <= len(wire):
-                sizes.append(struct.unpack("!H", wire[pos + 3:pos + 5])[0])
-                pos += 5 + sizes[-1]
+        sizes = self.record_sizes(client, 900 * 1024)
         bulk = sizes[sizes.index(full):-1]  # from the first full record; the last one seen may be incomplete
         short = [n for n in bulk if n != full]
         # At most the end of the first buffer (its first frame shared a record with the response's HEADERS).
