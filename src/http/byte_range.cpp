@@ -114,6 +114,13 @@ range_result parse_range(std::string_view header, std::uint64_t size, const rang
   return result;
 }
 
+range_result range_of_spec(const range_spec_hint& hint, std::uint64_t size, const range_limits& limits) {
+  if (limits.max_ranges == 0 || size == 0) return {};  // as parse_range: no range allowed; an empty object
+  if (hint.first >= size) return {range_outcome::not_satisfiable, {}};
+  return {range_outcome::satisfiable,
+          {byte_range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)}}};
+}
+
 std::optional<range_spec_hint> single_range_spec(std::string_view header) {
   header = trim_ows(header);
   const auto eq = header.find('=');

@@ -46,6 +46,10 @@ struct range_spec_hint {
 };
 std::optional<range_spec_hint> single_range_spec(std::string_view header);
 
+// What parse_range gives for the header `hint` came from, once the size is known: the caller that read the
+// hint needs no second parse of the header. Equal to parse_range for every header single_range_spec accepts.
+range_result range_of_spec(const range_spec_hint& hint, std::uint64_t size, const range_limits& limits = {});
+
 // A 206's Content-Range, "bytes FIRST-LAST/SIZE" → {FIRST, LAST, SIZE}; nullopt for anything else (an unknown
 // size, "*", a last before the first or past the size included).
 struct content_range {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -70,6 +71,23 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 54> kTypes =
 
 static_assert(std::is_sorted(kTypes.begin(), kTypes.end()));
 
+// An extension of up to 5 characters as a number whose order is the extensions' (shorter first on a tie).
+constexpr std::uint64_t packed(std::string_view ext) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 5; ++i)
+    v = (v << 8) | (i < ext.size() ? static_cast<unsigned char>(ext[i]) : 0u);
+  return v;
+}
+
+constexpr auto kPacked = [] {
+  std::array<std::uint64_t, kTypes.size()> out{};
+  for (std::size_t i = 0; i < kTypes.size(); ++i) out[i] = packed(kTypes[i].first);
+  return out;
+}();
+static_assert(std::all_of(kTypes.begin(), kTypes.end(), [](const auto& t) { return t.first.size() <= 5; }));
+static_assert(std::is_sorted(kPacked.begin(), kPacked.end()) &&
+              std::adjacent_find(kPacked.begin(), kPacked.end()) == kPacked.end());
+
 }  // namespace
 
 std::string_view content_type_for_key(std::string_view key) {
@@ -77,12 +95,17 @@ std::string_view content_type_for_key(std::string_view key) {
   const auto name = slash == std::string_view::npos ? key : key.substr(slash + 1);
   const auto dot = name.rfind('.');
   if (dot == std::string_view::npos || dot + 1 == name.size() || dot + 6 < name.size()) return {};
-  std::string ext(name.substr(dot + 1));
-  for (auto& c : ext) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  auto it = std::lower_bound(kTypes.begin(), kTypes.end(), ext,
-                             [](const auto& entry, const std::string& e) { return entry.first < e; });
-  if (it == kTypes.end() || it->first != ext) return {};
-  return it->second;
+  const auto raw = name.substr(dot + 1);
+  char lowered[5];  // at most 5 characters (checked above)
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '\0') return {};  // would pack as a shorter extension
+    lowered[i] = static_cast<char>(raw[i] >= 'A' && raw[i] <= 'Z' ? raw[i] - 'A' + 'a' : raw[i]);
+  }
+  // Compared as numbers: this runs for every media request.
+  const auto want = packed({lowered, raw.size()});
+  const auto it = std::lower_bound(kPacked.begin(), kPacked.end(), want);
+  if (it == kPacked.end() || *it != want) return {};
+  return kTypes[static_cast<std::size_t>(it - kPacked.begin())].second;
 }
 
 bool is_generic_type(std::string_view type) {

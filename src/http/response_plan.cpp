@@ -93,7 +93,8 @@ response_plan plan_response(const request_view& req, const representation& rep, 
   range_result ranges;
   // Range applies to GET only (RFC 9110 §14.2), and If-Range can veto it (§13.1.5).
   if (req.m == method::get && req.range && if_range_allows_range(req.conditions.if_range, v))
-    ranges = parse_range(*req.range, rep.size, opts.limits);
+    ranges = req.single_range ? range_of_spec(*req.single_range, rep.size, opts.limits)
+                              : parse_range(*req.range, rep.size, opts.limits);
 
   if (ranges.outcome == range_outcome::not_satisfiable) {
     plan.headers.emplace_back("Content-Range", "bytes */" + std::to_string(rep.size));
@@ -102,7 +103,7 @@ response_plan plan_response(const request_view& req, const representation& rep, 
                          std::move(plan), send_body);
   }
 
-  if (!rep.content_type.empty()) plan.headers.emplace_back("Content-Type", std::string(rep.content_type));
+  if (!rep.content_type.empty()) plan.headers.emplace_back("Content-Type", rep.content_type);
 
   if (ranges.outcome == range_outcome::none) {
     plan.status = 200;

@@ -18,6 +18,8 @@ struct request_view {
   method m = method::get;
   conditional_headers conditions;
   std::optional<std::string_view> range;
+  // single_range_spec(*range), when the caller parsed it already (the plan then does not parse it again).
+  std::optional<range_spec_hint> single_range;
 };
 
 struct representation {

@@ -113,6 +113,7 @@ http::request_view request_view_of(const request& req, const list_validators& li
   if (ims_repeated) view.conditions.if_modified_since.reset();  // ignored: the full answer is always safe
   view.conditions.if_range = req.single_field("If-Range", &if_range_repeated);
   if (if_range_repeated) view.range.reset();  // an If-Range we cannot evaluate vetoes the range
+  if (view.range && view.m == http::method::get) view.single_range = http::single_range_spec(*view.range);
   return view;
 }
 
@@ -132,9 +133,8 @@ std::optional<storage::read_hint> read_hint_for(const request& req, const http::
   if (req.verb != method::get) return std::nullopt;
   if (view.conditions.if_none_match || view.conditions.if_modified_since) return std::nullopt;
   if (!view.range) return storage::read_hint{0, std::nullopt, true};
-  auto spec = http::single_range_spec(*view.range);
-  if (!spec) return std::nullopt;
-  return storage::read_hint{spec->first, spec->last};
+  if (!view.single_range) return std::nullopt;
+  return storage::read_hint{view.single_range->first, view.single_range->last};
 }
 
 // A response known at once, as an awaitable.

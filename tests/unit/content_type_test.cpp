@@ -117,6 +117,14 @@ TEST(content_type_for_key, unknown_or_missing_extensions) {
     EXPECT_EQ(content_type_for_key(key), std::string_view()) << "[" << key << "]";
 }
 
+TEST(content_type_for_key, a_nul_byte_is_not_the_end_of_the_extension) {
+  using namespace std::string_view_literals;
+  EXPECT_EQ(content_type_for_key("file.ts\0"sv), std::string_view());
+  EXPECT_EQ(content_type_for_key("file.mp\0"sv), std::string_view());
+  EXPECT_EQ(content_type_for_key("file.\0ts"sv), std::string_view());
+  EXPECT_EQ(content_type_for_key("file.ts"sv), "video/mp2t");
+}
+
 TEST(content_type_for_key, last_extension_wins) {
   EXPECT_EQ(content_type_for_key("clip.webm.mp4"), "video/mp4");
   EXPECT_EQ(content_type_for_key("clip.mp4.webm"), "video/webm");
