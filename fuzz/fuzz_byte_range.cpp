@@ -1,6 +1,6 @@
 // parse_range against a size: every range it returns lies within the object, a multi-range answer never
 // amplifies (no overlap, no more bytes than the object), and printing the ranges back as a header parses to
-// the same ranges.
+// the same ranges. What single_range_spec reads of it gives the same answer through range_of_spec.
 #include <algorithm>
 #include <string>
 
@@ -45,6 +45,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto header = in.remaining();
 
   const auto result = parse_range(header, object_size, limits);
+  // The plan reuses the hint read before the size was known: it must answer as parsing the header again.
+  if (const auto hint = single_range_spec(header)) {
+    const auto again = range_of_spec(*hint, object_size, limits);
+    FUZZ_CHECK(again.outcome == result.outcome, "range_of_spec's outcome is parse_range's");
+    FUZZ_CHECK(again.ranges.size() == result.ranges.size() &&
+                   std::equal(again.ranges.begin(), again.ranges.end(), result.ranges.begin(),
+                              [](auto& a, auto& b) { return a.first == b.first && a.last == b.last; }),
+               "range_of_spec's ranges are parse_range's");
+  }
   switch (result.outcome) {
     case range_outcome::none:
       FUZZ_CHECK(result.ranges.empty(), "a 200 carries no ranges");
