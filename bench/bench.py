@@ -656,6 +656,17 @@ class Bench:
             out["fast_sent_bytes"], out["fast_log_lines"] = sum_log(s.fast_log, mark["fast"], 1)
         return out
 
+    def upstream_pids(self, s: System) -> list[int]:
+        """The processes of the store a system reads: radosgw and its OSD, or the fast upstream's workers."""
+        if s.fast_log or s.name == "fast":
+            return self.fast.pids()
+        if s.name in ("rgw", "mg-s3", "mg-s3-anon", "ngx-s3") or s.name.startswith(("mg-cache", "ngx-cache")):
+            rgw = str(self.rgw_dir)
+            return [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and
+                    cmdline(int(d.name)).split(" ", 1)[0].endswith(("radosgw", "ceph-osd")) and
+                    rgw in cmdline(int(d.name))]
+        return []
+
     def run_one(self, workload: str, variant: str, s: System, rep: int) -> None:
         a = self.a
         rec = {"workload": workload, "variant": variant, "system": s.name, "rep": rep,
@@ -672,7 +683,17 @@ class Bench:
                     conns = int(variant[1:])
                     rec.update(self.wrk(s.url(BIG), conns, "full.lua", [], a.duration_w1))
             elif workload == "w2":
+                # CPU per request of the server and of the store behind it (radosgw with its OSD, or the fast
+                # upstream): on 2 shared cores, what the store spends (e.g. checking SigV4) is taken from the
+                # gateway and the load generator.
+                pids, up = (s.server.pids() if s.server else []), self.upstream_pids(s)
+                c0, u0 = cpu_ticks(pids), cpu_ticks(up)
                 rec.update(self.wrk(s.url(BIG), 16, "ranges.lua", [str(self.size), "65536"], a.duration))
+                n = max(1, rec["requests"])
+                if pids:
+                    rec["server_cpu_us_per_req"] = (cpu_ticks(pids) - c0) / CLK_TCK * 1e6 / n
+                if up:
+                    rec["upstream_cpu_us_per_req"] = (cpu_ticks(up) - u0) / CLK_TCK * 1e6 / n
                 if rec["bytes_per_req"] < 65536:
                     rec["short_bodies"] = True
             elif workload == "w3":
@@ -697,7 +718,7 @@ class Bench:
             log(f"{workload} {variant} {s.name} rep {rep}: FAILED {rec['failed']}")
         self.record(rec)
         brief = {k: rec[k] for k in ("rps", "MBps", "p50_ms", "p99_ms", "upstream_per_req", "fast_sent_per_req",
-                                     "rss_per_stream_kib",
+                                     "rss_per_stream_kib", "server_cpu_us_per_req", "upstream_cpu_us_per_req",
                                      "cpu_pct", "errors") if k in rec}
         log(f"{workload} {variant:8} {s.name:15} rep {rep}: " +
             ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in brief.items()))
