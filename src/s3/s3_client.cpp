@@ -16,11 +16,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <charconv>
-#include <memory_resource>
 #include <tuple>
 
 #include "common/prometheus_text.hpp"
 #include "http/token.hpp"
+#include "s3/answer_parser.hpp"
 #include "s3/s3_error.hpp"
 
 namespace mediagate::s3 {
@@ -40,7 +40,8 @@ struct connection {
   // Response headers land here, and are parsed from here; kept with the connection (4 KiB), not allocated
   // for every request.
   beast::flat_buffer buffer;
-  std::string head;  // the request head being sent, written anew for each request in the same memory
+  std::string head;         // the request head being sent, written anew for each request in the same memory
+  bool ack_pushed = false;  // push_ack() since the request was sent
 
   beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
   template <class F>
@@ -48,6 +49,21 @@ struct connection {
     return secure ? f(*secure) : f(*plain);
   }
 };
+
+// Before waiting for the store's answer: acknowledges at once what has arrived, and leaves Linux's
+// delayed-ACK
+// ("pingpong") mode that sending the request entered. A store that writes its header and body in pieces
+// without TCP_NODELAY (radosgw's beast frontend by default) otherwise waits for our delayed ACK, 40 ms per
+// request on a reused connection (a new one starts in quick-ack mode). Once per request, and only when about
+// to wait: an answer that is all here already needs nothing pushed (one setsockopt per request less).
+void push_ack(connection& c) {
+  if (c.ack_pushed) return;
+  c.ack_pushed = true;
+#ifdef TCP_QUICKACK
+  const int on = 1;
+  ::setsockopt(c.lowest().socket().native_handle(), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+#endif
+}
 
 error io_error_of(const boost::system::error_code& ec, std::string_view what, const endpoint& ep) {
   if (ec == beast::error::timeout)
@@ -103,28 +119,17 @@ struct client::pool {
 
 namespace {
 
-// The answer's header fields live in an arena inside the response (a GetObject answer has about ten), not
-// in one heap allocation per field; a larger header spills over to the heap.
-using field_allocator = std::pmr::polymorphic_allocator<char>;
-using answer_parser = bhttp::parser<false, bhttp::buffer_body, field_allocator>;
-
 class response_impl final : public response {
  public:
   response_impl(std::unique_ptr<connection> conn, std::shared_ptr<client::pool> pool,
                 client_counters& counters, std::chrono::milliseconds timeout)
-      : conn_(std::move(conn)),
-        pool_(std::move(pool)),
-        counters_(counters),
-        timeout_(timeout),
-        parser_(std::piecewise_construct, std::make_tuple(), std::make_tuple(field_allocator(&arena_))) {
-    parser_.body_limit(boost::none);
-  }
+      : conn_(std::move(conn)), pool_(std::move(pool)), counters_(counters), timeout_(timeout) {}
   ~response_impl() override {
     if (conn_ && !cancelled_ && body_complete() && parser_.keep_alive()) pool_->release(std::move(conn_));
   }
 
-  // Responses are made and dropped once per request: their memory (about 2 KiB, mostly the header arena)
-  // goes back to a small per-thread list instead of the heap.
+  // Responses are made and dropped once per request: their memory (about 1 KiB, mostly the parser) goes back
+  // to a small per-thread list instead of the heap.
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
 
@@ -151,12 +156,9 @@ class response_impl final : public response {
     conn_->lowest().socket().cancel(ec);
   }
 
-  unsigned status() const override { return parser_.get().result_int(); }
+  unsigned status() const override { return parser_.status(); }
   std::string header(std::string_view name) const override { return std::string(field(name)); }
-  std::string_view field(std::string_view name) const override {
-    auto it = parser_.get().find(name);
-    return it == parser_.get().end() ? std::string_view() : std::string_view(it->value());
-  }
+  std::string_view field(std::string_view name) const override { return parser_.field(name); }
   std::optional<std::uint64_t> content_length() const override {
     auto n = parser_.content_length();
     return n ? std::optional<std::uint64_t>(*n) : std::nullopt;
@@ -184,6 +186,7 @@ class response_impl final : public response {
       std::size_t n = 0;
       if (conn_->plain) n = conn_->plain->socket().read_some(net::buffer(buf.data(), want), ec);
       if (!conn_->plain || ec == net::error::would_block || ec == net::error::try_again) {
+        push_ack(*conn_);
         conn_->lowest().expires_after(timeout_);
         std::tie(ec, n) = co_await conn_->visit(
             [&](auto& s) { return s.async_read_some(net::buffer(buf.data(), want), kTuple); });
@@ -204,14 +207,14 @@ class response_impl final : public response {
 
   net::awaitable<result<std::size_t>> read_framed(std::span<char> buf) {
     if (parser_.is_done() || buf.empty()) co_return std::size_t{0};
-    auto& body = parser_.get().body();
-    body.data = buf.data();
-    body.size = buf.size();
+    parser_.body_data = buf.data();
+    parser_.body_size = buf.size();
+    push_ack(*conn_);
     conn_->lowest().expires_after(timeout_);
     auto [ec, n] = co_await conn_->visit(
         [&](auto& s) { return bhttp::async_read_some(s, conn_->buffer, parser_, kTuple); });
     if (ec == bhttp::error::need_buffer) ec = {};
-    const std::size_t got = buf.size() - body.size;
+    const std::size_t got = buf.size() - parser_.body_size;
     if (ec && got == 0) {
       conn_.reset();  // never reuse a connection in an unknown state
       co_return io_error_of(ec, "reading the body", pool_->ep);
@@ -225,9 +228,7 @@ class response_impl final : public response {
   std::shared_ptr<client::pool> pool_;
   client_counters& counters_;
   std::chrono::milliseconds timeout_;
-  std::array<std::byte, 1024> arena_space_;
-  std::pmr::monotonic_buffer_resource arena_{arena_space_.data(), arena_space_.size()};
-  answer_parser parser_;  // after the arena it allocates from
+  answer_parser parser_;
   bool direct_ = false;
   bool cancelled_ = false;  // never pooled again
   std::uint64_t remaining_ = 0;
@@ -604,22 +605,41 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
         co_await conn->visit([&](auto& s) { return net::async_write(s, message, kTuple); });
   if (wec) co_return io_error_of(wec, reused ? "sending on a reused connection" : "sending the request", ep);
 
-#ifdef TCP_QUICKACK
-  // Acknowledge the answer's segments at once: a store that writes its header and body in pieces without
-  // TCP_NODELAY (radosgw's beast frontend by default) otherwise waits for our delayed ACK, 40 ms per request
-  // on a reused connection (a new one starts in quick-ack mode). Linux turns it off again by itself.
-  {
-    const int on = 1;
-    ::setsockopt(conn->lowest().socket().native_handle(), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
-  }
-#endif
   // Room for a response header in one recv (bodies are read straight into the caller's buffer); a pooled
   // connection has it from its first request.
   conn->buffer.reserve(4096);
+  conn->ack_pushed = false;
   auto res = std::make_unique<response_impl>(std::move(conn), pool_, *counters_, settings_.response_timeout);
-  if (spec.method == "HEAD") res->parser().skip(true);
-  auto [hec, hn] = co_await res->conn().visit(
-      [&](auto& s) { return bhttp::async_read_header(s, res->conn().buffer, res->parser(), kTuple); });
+  auto& parser = res->parser();
+  if (spec.method == "HEAD") parser.skip(true);
+  // The head: parsed from what has arrived (a fast store's answer is usually all here by now, with the first
+  // body bytes), waiting only for what has not. Beast's async_read_header would go through its composed
+  // operations and a trip through the event loop for every answer.
+  auto& c = res->conn();
+  boost::system::error_code hec;
+  while (true) {
+    if (c.buffer.size() > 0) {
+      const auto used = parser.put(c.buffer.data(), hec);
+      c.buffer.consume(used);
+      if (parser.is_header_done() || (hec && hec != bhttp::error::need_more)) break;
+      hec = {};
+    }
+    const auto space = c.buffer.prepare(std::max<std::size_t>(c.buffer.capacity() - c.buffer.size(), 1024));
+    std::size_t n = 0;
+    bool wait = true;
+    if (c.plain) {
+      n = c.plain->socket().read_some(space, hec);
+      wait = hec == net::error::would_block || hec == net::error::try_again;
+    }
+    if (wait) {
+      push_ack(c);
+      std::tie(hec, n) = co_await c.visit([&](auto& s) { return s.async_read_some(space, kTuple); });
+    }
+    c.buffer.commit(n);
+    if (hec == net::error::eof && n == 0)
+      hec = parser.got_some() ? bhttp::error::partial_message : bhttp::error::end_of_stream;
+    if (hec) break;
+  }
   if (hec)
     co_return io_error_of(hec, reused ? "reading the answer on a reused connection" : "reading the answer",
                           ep);
