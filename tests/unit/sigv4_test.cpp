@@ -233,6 +233,30 @@ TEST(sign_v4, headers_are_lowercased_trimmed_sorted_and_merged) {
             "UNSIGNED-PAYLOAD");
 }
 
+// Values longer than a word (the signer scans them 8 bytes per step before looking at each byte): spaces
+// and controls at every position are still found, trimmed or refused.
+TEST(sign_v4, long_values_are_trimmed_and_checked_at_every_position) {
+  const std::string word(37, 'w');
+  for (std::size_t at = 0; at <= word.size(); ++at) {
+    request_to_sign request = simple_get("/b/k");
+    const std::string spaced = word.substr(0, at) + " \t " + word.substr(at);
+    request.headers = {{"x-amz-meta-a", spaced}, {"x-amz-meta-b", word}};
+    const auto signed_request = sign_v4(request, example_credentials, "us-east-1", "s3", example_time);
+    const std::string trimmed =
+        at == 0 || at == word.size() ? word : word.substr(0, at) + " " + word.substr(at);
+    EXPECT_NE(signed_request.canonical_request.find("\nx-amz-meta-a:" + trimmed + "\nx-amz-meta-b:" + word +
+                                                    "\n\n"),
+              std::string::npos)
+        << at;
+    for (const char bad : {'\r', '\n', '\0'}) {
+      request.headers = {{"x-amz-meta-a", word.substr(0, at) + bad + word.substr(at)}};
+      EXPECT_THROW(sign_v4(request, example_credentials, "us-east-1", "s3", example_time),
+                   std::invalid_argument)
+          << at << " " << int(bad);
+    }
+  }
+}
+
 TEST(sign_v4, session_token_is_sent_and_signed) {
   const credentials temporary{"ASIAEXAMPLE", "secret", "token/with+base64=="};
   const auto signed_request = sign_v4(simple_get("/b/k"), temporary, "eu-west-1", "s3", example_time);
