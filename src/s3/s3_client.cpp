@@ -44,6 +44,11 @@ struct connection {
   beast::flat_buffer buffer;
   std::string head;         // the request head being sent, written anew for each request in the same memory
   bool ack_pushed = false;  // push_ack() since the request was sent
+  // Answers on this connection that were not there yet when first looked for. After one, the next requests
+  // wait for theirs at once (the stream's read looks first anyway) rather than make a read that finds
+  // nothing; one in 8 looks first again. (A busy store, or many requests in flight, answers later than we
+  // look: under wrk -c16 over the fast S3 stand-in nearly every answer did.)
+  std::uint8_t late_answers = 0;
 
   beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
   template <class F>
@@ -659,6 +664,7 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
   // operations and a trip through the event loop for every answer.
   auto& c = res->conn();
   boost::system::error_code hec;
+  bool look = c.late_answers % 8 == 0;
   while (true) {
     if (c.buffer.size() > 0) {
       const auto used = parser.put(c.buffer.data(), hec);
@@ -669,10 +675,12 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
     const auto space = c.buffer.prepare(std::max<std::size_t>(c.buffer.capacity() - c.buffer.size(), 1024));
     std::size_t n = 0;
     bool wait = true;
-    if (c.plain) {
+    if (c.plain && look) {
       n = c.plain->socket().read_some(space, hec);
       wait = hec == net::error::would_block || hec == net::error::try_again;
+      if (c.buffer.size() == 0) c.late_answers = wait ? c.late_answers + 1 : 0;
     }
+    look = true;  // the rest of a head that has begun to arrive is likely here or on its way
     if (wait) {
       push_ack(c);
       std::tie(hec, n) = co_await c.visit([&](auto& s) { return s.async_read_some(space, kTuple); });
