@@ -106,32 +106,31 @@ TEST(answer_parser, values_longer_than_the_fixed_storage) {
   EXPECT_EQ(p.field("last-modified"), "x");
 }
 
-TEST(answer_parser, a_chunked_body_lands_in_the_given_buffer) {
+TEST(answer_parser, a_chunked_body_lands_in_the_given_buffers) {
   answer_parser p;
   const std::string_view text =
       "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
       "5\r\n<Erro\r\n3\r\nr/>\r\n0\r\n\r\n";
   boost::beast::error_code ec;
-  auto used = p.put(boost::asio::buffer(text.data(), text.size()), ec);
+  const auto used = p.put(boost::asio::buffer(text.data(), text.size()), ec);
   ASSERT_FALSE(ec);
   ASSERT_TRUE(p.is_header_done());
   EXPECT_TRUE(p.chunked());
-  std::string body(16, '\0');
   std::string_view rest = text.substr(used);
-  p.body_data = body.data();
-  p.body_size = 4;  // smaller than the first chunk: the parser stops for another buffer
-  used = p.put(boost::asio::buffer(rest.data(), rest.size()), ec);
-  EXPECT_EQ(ec, bhttp::error::need_buffer);
-  EXPECT_EQ(p.body_size, 0u);
-  rest.remove_prefix(used);
-  p.body_size = 12;
-  while (!p.is_done() && !rest.empty()) {
-    used = p.put(boost::asio::buffer(rest.data(), rest.size()), ec);
-    ASSERT_TRUE(!ec || ec == bhttp::error::need_more) << ec.message();
-    rest.remove_prefix(used);
+  std::string body;
+  int full = 0;  // times the parser stopped for more room
+  for (int step = 0; step < 100 && !p.is_done(); ++step) {
+    char space[4];  // smaller than the first chunk
+    p.body_data = space;
+    p.body_size = sizeof space;
+    rest.remove_prefix(p.put(boost::asio::buffer(rest.data(), rest.size()), ec));
+    body.append(space, sizeof space - p.body_size);
+    if (ec == bhttp::error::need_buffer) ++full;
+    ASSERT_TRUE(!ec || ec == bhttp::error::need_buffer) << ec.message();
   }
   EXPECT_TRUE(p.is_done());
-  EXPECT_EQ(body.substr(0, 16 - p.body_size), "<Error/>");
+  EXPECT_EQ(body, "<Error/>");
+  EXPECT_GT(full, 0);
 }
 
 TEST(answer_parser, malformed_heads_are_errors) {
