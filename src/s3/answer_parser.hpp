@@ -3,7 +3,8 @@
 // fields' syntax, Content-Length, chunked framing and keep-alive), keeping only the fields the S3 code reads,
 // copied into storage inside the parser. Beast's parser<> builds a basic_fields for every answer (a tree with
 // a node per field, about ten in a GetObject answer, and a search by name for each read) that nothing here
-// needs; this one keeps four values in a fixed array (callgrind: DESIGN.md / issue 15 figures in the commit).
+// needs; this one keeps four values in a fixed array (callgrind, a GetObject answer of nginx: the parse went
+// from ~8.0k to ~5.7k instructions).
 #include <array>
 #include <boost/beast/http/basic_parser.hpp>
 #include <cstddef>

@@ -135,8 +135,8 @@ class response_impl final : public response {
     if (conn_ && !cancelled_ && body_complete() && parser_.keep_alive()) pool_->release(std::move(conn_));
   }
 
-  // Responses are made and dropped once per request: their memory (about 1 KiB, mostly the parser) goes back
-  // to a small per-thread list instead of the heap.
+  // Responses are made and dropped once per request: their memory (about half a KiB, mostly the parser) goes
+  // back to a small per-thread list instead of the heap.
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
 
