@@ -136,6 +136,8 @@ class response {
   virtual std::optional<std::uint64_t> content_length() const = 0;
   // Up to buf.size() body bytes; 0 at the end of the body.
   virtual boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;
+  // The same when bytes are already here (no waiting, no coroutine); nullopt when read_some() must wait.
+  virtual std::optional<result<std::size_t>> try_read_some(std::span<char> /*buf*/) { return std::nullopt; }
   // The whole body, when it is at most `limit` bytes (error documents, listings).
   boost::asio::awaitable<result<std::string>> read_all(std::size_t limit);
   // Ends a read_some() that waits for the store (it fails); the connection is not reused. For a reader that

@@ -8,6 +8,7 @@
 // the resume are answered from memory (a resume past the kept head continues with a GET of the rest).
 // Bounded: at most kMaxEntries heads and as many tails, each at most its byte limit, for kLife. Shared by
 // every event loop (a browser's requests come on several connections): thread-safe.
+#include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
@@ -63,6 +64,13 @@ class s3_ends {
   // A reader of `range` of the version `meta` of `key` that starts from memory, when a kept head or tail
   // holds its first byte (waiting up to kMaxWait for one still being read by no client); the bytes after a
   // kept head come from `rest(range of them)`. Null otherwise: read from storage.
+  // Whether open() could find anything for `range` of an object of `size` bytes: its first byte is in a
+  // head or a tail. When not (most ranges of a large object), callers skip open() and what it takes (a
+  // coroutine, copies of the key and metadata, the rest_reader).
+  bool may_hold(http::byte_range range, std::uint64_t size) const {
+    return size > 0 && range.last < size &&
+           (range.first < head_bytes_ || range.first >= size - std::min(tail_bytes_, size));
+  }
   using rest_reader = std::function<std::unique_ptr<range_reader>(http::byte_range)>;
   boost::asio::awaitable<std::unique_ptr<range_reader>> open(std::string key, object_meta meta,
                                                              http::byte_range range, rest_reader rest);

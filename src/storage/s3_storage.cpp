@@ -78,7 +78,7 @@ error error_from(unsigned status, const std::string& body, const s3_location& wh
 class s3_range_reader final : public range_reader {
  public:
   s3_range_reader(std::shared_ptr<s3::client> client, s3_location where, std::string key, object_meta meta,
-                  http::byte_range range, int max_resumes, std::function<void()> on_changed)
+                  http::byte_range range, int max_resumes, std::function<void(const std::string&)> on_changed)
       : on_changed_(std::move(on_changed)),
         client_(std::move(client)),
         where_(std::move(where)),
@@ -145,7 +145,7 @@ class s3_range_reader final : public range_reader {
       if (!response_) {
         auto started = co_await start();
         if (!started) {
-          if (started.err().code == errc::changed && on_changed_) on_changed_();
+          if (started.err().code == errc::changed && on_changed_) on_changed_(key_);
           co_return started.err();
         }
       }
@@ -157,7 +157,14 @@ class s3_range_reader final : public range_reader {
       const auto want =
           static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), range_.last - next_ + 1));
       result<std::size_t> n = std::size_t{0};
-      if (skip_ == 0) n = co_await response_->read_some(buf.first(want));
+      if (skip_ == 0) {
+        // Bytes already here without another coroutine frame; read_some() waits for them otherwise.
+        if (auto here = response_->try_read_some(buf.first(want))) {
+          n = std::move(*here);
+        } else {
+          n = co_await response_->read_some(buf.first(want));
+        }
+      }
       if (n && *n > 0) {
         next_ += *n;
         if (next_ > range_.last) response_.reset();  // done: a whole-object answer is abandoned here
@@ -178,7 +185,9 @@ class s3_range_reader final : public range_reader {
   }
 
  private:
-  std::function<void()> on_changed_;  // drops cached metadata that names a version storage no longer has
+  std::function<void(const std::string&)>
+      on_changed_;  // drops cached metadata that names a version storage no
+  // longer has (given the key: a capture of `this` only, held without an allocation)
   std::shared_ptr<s3::client> client_;
   s3_location where_;
   std::string key_;
@@ -277,7 +286,8 @@ class download_reader final : public range_reader {
  public:
   download_reader(std::unique_ptr<s3_range_reader> lead, std::shared_ptr<s3::client> client,
                   s3_location where, std::string key, object_meta meta, http::byte_range range,
-                  download_settings settings, int max_resumes, std::function<void()> on_changed)
+                  download_settings settings, int max_resumes,
+                  std::function<void(const std::string&)> on_changed)
       : lead_(std::move(lead)),
         client_(std::move(client)),
         where_(std::move(where)),
@@ -337,7 +347,7 @@ class download_reader final : public range_reader {
         co_return chunk{n, std::nullopt};
       }
       if (p.failed) {
-        if (p.failed->code == errc::changed && on_changed_) on_changed_();
+        if (p.failed->code == errc::changed && on_changed_) on_changed_(key_);
         co_return *p.failed;
       }
       st_->wake.expires_at(std::chrono::steady_clock::time_point::max());
@@ -395,7 +405,7 @@ class download_reader final : public range_reader {
   http::byte_range range_;
   download_settings settings_;
   int max_resumes_;
-  std::function<void()> on_changed_;
+  std::function<void(const std::string&)> on_changed_;
   std::optional<std::chrono::steady_clock::time_point> window_start_;
   std::chrono::steady_clock::duration waited_{};
   std::uint64_t window_bytes_ = 0;
@@ -485,10 +495,11 @@ void s3_storage::forget_version(const std::string& key) {
   ends_->forget(key);
 }
 
-bool s3_storage::known(const std::string& key) const {
+const object_meta* s3_storage::fresh_meta(const std::string& key) const {
   auto it = meta_cache_.find(key);
-  if (it == meta_cache_.end() || it->second.expires <= std::chrono::steady_clock::now()) return false;
-  return !(changes_ && changes_->changed_since(key, it->second.generation));
+  if (it == meta_cache_.end() || it->second.expires <= std::chrono::steady_clock::now()) return nullptr;
+  if (changes_ && changes_->changed_since(key, it->second.generation)) return nullptr;
+  return &it->second.meta;
 }
 
 // One GET instead of a HEAD and then a GET: its Content-Range gives the size, the ETag, date and type come
@@ -502,27 +513,31 @@ std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_r
     return reader;
   std::unique_ptr<s3_range_reader> lead(static_cast<s3_range_reader*>(reader.release()));
   return std::make_unique<download_reader>(std::move(lead), client_, where_, key, meta, range, d,
-                                           max_resumes_, [this, key] { forget_version(key); });
+                                           max_resumes_, [this](const std::string& k) { forget_version(k); });
 }
 
 net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
   if (hint.suffix && *hint.suffix == 0) co_return co_await storage::stat_and_open(key, hint);
-  if (!known(key) && meta_ttl_.count() > 0) {
+  const object_meta* cached = fresh_meta(key);
+  if (!cached && meta_ttl_.count() > 0) {
     // The version of a head or tail kept for another loop (a player's next request came on another
     // connection): its metadata, as fresh as this loop's own cache would hold it.
     auto kept = ends_->meta(key, meta_ttl_);
-    if (kept && !(changes_ && changes_->changed_since(key, kept->generation)))
+    if (kept && !(changes_ && changes_->changed_since(key, kept->generation))) {
       remember(key, kept->meta, kept->generation, kept->fetched);
+      cached = fresh_meta(key);
+    }
   }
-  if (known(key)) {
-    if (!hint.download) co_return co_await storage::stat_and_open(key, hint);  // open(): the one round trip
+  if (cached) {
+    // What stat() would answer, without its coroutine and lookups; open() then makes the one round trip.
+    if (!hint.download) co_return stat_and_reader{*cached, nullptr, {}};
     auto meta = co_await stat(key);
     if (!meta) co_return meta.err();
     stat_and_reader out{*meta, nullptr, {}};
     if (meta->size == 0 || hint.first >= meta->size) co_return out;
     const http::byte_range want{hint.first, std::min(hint.last.value_or(meta->size - 1), meta->size - 1)};
     auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
-                                                    [this, key] { forget_version(key); });
+                                                    [this](const std::string& k) { forget_version(k); });
     auto started = co_await reader->start();
     if (started) {
       out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
@@ -577,7 +592,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
                         : http::byte_range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
   if (cr->first != want.first || cr->last != want.last) co_return out;
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
-                                                  [this, key] { forget_version(key); });
+                                                  [this](const std::string& k) { forget_version(k); });
   reader->adopt(std::move(*r), 0);
   out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
   if (player_start) out.reader = ends_->record_head(key, *meta, generation, std::move(out.reader));
@@ -588,12 +603,14 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
 net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::string key, object_meta meta,
                                                                        http::byte_range range) {
   // From memory when a kept head or tail of this version holds the first bytes (s3_ends.hpp).
-  s3_ends::rest_reader rest = [this, key, meta](http::byte_range r) -> std::unique_ptr<range_reader> {
-    return std::make_unique<s3_range_reader>(client_, where_, key, meta, r, max_resumes_,
-                                             [this, key] { forget_version(key); });
-  };
-  if (auto kept = co_await ends_->open(key, meta, range, std::move(rest))) co_return std::move(kept);
-  auto forget = [this, key] { forget_version(key); };
+  if (ends_->may_hold(range, meta.size)) {
+    s3_ends::rest_reader rest = [this, key, meta](http::byte_range r) -> std::unique_ptr<range_reader> {
+      return std::make_unique<s3_range_reader>(client_, where_, key, meta, r, max_resumes_,
+                                               [this](const std::string& k) { forget_version(k); });
+    };
+    if (auto kept = co_await ends_->open(key, meta, range, std::move(rest))) co_return std::move(kept);
+  }
+  auto forget = [this](const std::string& k) { forget_version(k); };
   auto reader = std::make_unique<s3_range_reader>(client_, where_, std::move(key), std::move(meta), range,
                                                   max_resumes_, std::move(forget));
   auto started = co_await reader->start();

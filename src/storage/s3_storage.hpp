@@ -73,7 +73,8 @@ class s3_storage final : public storage {
   };
   void remember(const std::string& key, const object_meta& meta, std::uint64_t generation,
                 std::optional<std::chrono::steady_clock::time_point> fetched = std::nullopt);
-  bool known(const std::string& key) const;  // cached metadata, fresh and not invalidated
+  // Cached metadata, fresh and not invalidated; null when there is none. Valid until the cache changes.
+  const object_meta* fresh_meta(const std::string& key) const;
   void forget_version(const std::string& key);
   // `reader` is this backend's own one-connection reader; wrapped for a download of a long enough body.
   std::unique_ptr<range_reader> maybe_download(std::unique_ptr<range_reader> reader, const std::string& key,

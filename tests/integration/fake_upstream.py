@@ -9,6 +9,9 @@ It accepts any signature and serves one bucket, path style, on 127.0.0.1:<free p
     "wrong-range"    206 with another range than asked: the asked one shifted by `shift` bytes, with a
                      Content-Range and Content-Length that describe what is sent (a consistent but wrong answer)
     "short-200"      200 ignoring Range, with a body shorter than the object HEAD described
+    "trickle"        as "honest", but every answer arrives in pieces a few milliseconds apart (the status line,
+                     each header line, the body in three parts; TCP_NODELAY, so each its own segment), with
+                     4 KiB of extra x-amz-meta-* fields: a head longer than one read, read in many
 Before that, object GETs consume `script`, a list of one-shot faults, in order:
     "slowdown"       503 with a SlowDown error (S3's "retry later")
     "drop"           the right status and headers, half the body, then the connection is closed
@@ -21,16 +24,18 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import http
 import http.server
 import re
 import socket
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Optional
 
 LAST_MODIFIED = 1700000000
-MODES = ("honest", "ignore-range", "wrong-range", "short-200")
+MODES = ("honest", "ignore-range", "wrong-range", "short-200", "trickle")
 
 
 @dataclass
@@ -106,6 +111,8 @@ class FakeUpstream:
 
     def _send(self, h, status: int, headers: dict[str, str], body: bytes, head: bool, rec: Recorded) -> None:
         rec.status = status
+        if self.mode == "trickle":
+            return self._trickle(h, status, headers, b"" if head else body, len(body))
         h.send_response(status)
         for name, value in headers.items():
             h.send_header(name, value)
@@ -114,6 +121,21 @@ class FakeUpstream:
         h.end_headers()
         if not head and body:
             h.wfile.write(body)
+
+    @staticmethod
+    def _trickle(h, status: int, headers: dict[str, str], body: bytes, length: int) -> None:
+        h.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"]
+        lines += [f"x-amz-meta-filler-{i}: {'f' * 90}\r\n" for i in range(40)]
+        lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
+        if "Content-Length" not in headers:
+            lines.append(f"Content-Length: {length}\r\n")
+        lines.append("\r\n")
+        third = max(1, len(body) // 3)
+        pieces = [line.encode() for line in lines] + [body[i:i + third] for i in range(0, len(body), third)]
+        for piece in pieces:
+            h.wfile.write(piece)
+            time.sleep(0.002)
 
     def _error(self, h, status: int, code: str, head: bool, rec: Recorded) -> None:
         body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{code}</Message>'

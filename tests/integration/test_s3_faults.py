@@ -1179,6 +1179,30 @@ class MisbehavingStore(unittest.TestCase):
         self.assertEqual(bytes(f.body), self.data[10:20])
         self.assertEqual([r.headers.get("range") for r in upstream.gets("obj.mp4")], ["bytes=10-19"])
 
+    def test_store_answering_in_pieces(self) -> None:
+        """Answers whose head (longer than one read) and body come in many segments, milliseconds apart, on
+        pooled connections: the same bytes as from an honest store, one GET per range, nothing retried."""
+        upstream, server = self.start("trickle")
+        before = metrics(server.port)
+        cases = [("bytes=10-19", 10, 19), ("bytes=1000-70999", 1000, 70999), ("bytes=0-1", 0, 1),
+                 ("bytes=-5", self.SIZE - 5, self.SIZE - 1), ("bytes=10-19", 10, 19)]
+        for rng, first, last in cases:
+            with self.subTest(rng):
+                f = fetch(server.port, "GET", target("obj.mp4"), [("Range", rng)])
+                self.assertEqual((f.status, f.header("content-range")), (206, f"bytes {first}-{last}/{self.SIZE}"),
+                                 f.describe())
+                self.assertEqual(bytes(f.body), self.data[first:last + 1])
+        whole = fetch(server.port, "GET", target("obj.mp4"))
+        self.assertEqual((whole.status, bytes(whole.body)), (200, self.data))
+        missing = fetch(server.port, "GET", target("missing.mp4"))
+        self.assertEqual(missing.status, 404, missing.describe())
+        after = metrics(server.port)
+        self.assertEqual(after["mediagate_s3_retries_total"] - before["mediagate_s3_retries_total"], 0)
+        self.assertEqual(after["mediagate_s3_errors_total"] - before["mediagate_s3_errors_total"], 0)
+        self.assertLessEqual(after["mediagate_s3_connections_opened_total"], 3,
+                             "answers read in pieces should leave their connections reusable")
+        self.assertIsNone(server.health_problem())
+
     def test_store_ignoring_range(self) -> None:
         upstream, server = self.start("ignore-range")
         cases = [("bytes=10-19", 10, 19), ("bytes=0-1", 0, 1), ("bytes=-5", self.SIZE - 5, self.SIZE - 1),

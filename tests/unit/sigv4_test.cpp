@@ -135,6 +135,40 @@ TEST(sign_v4, aws_example_get_object_with_range) {
   EXPECT_EQ(signed_request.canonical_query, "");
 }
 
+// The signer keeps hash states for inputs that begin alike (sigv4.cpp, first_block): signatures after
+// requests that share the first 64 bytes of their canonical request or string to sign, or not, in any
+// order, are those of the documented example and of hashes computed afresh (EVP, crypto.hpp).
+TEST(sign_v4, inputs_that_begin_alike_sign_as_fresh_ones) {
+  request_to_sign example{.method = "GET",
+                          .host = std::string(example_host),
+                          .path = "/test.txt",
+                          .query = {},
+                          .headers = {{"Range", "bytes=0-9"}},
+                          .payload_sha256 = std::string(empty_payload_sha256)};
+  request_to_sign same_start = example;  // the canonical request differs from byte 64 on
+  same_start.headers = {{"Range", "bytes=0-8"}};
+  request_to_sign other = example;
+  other.path = "/other.txt";
+  const auto key = derive_signing_key(example_credentials.secret_access_key, "20130524", "us-east-1", "s3");
+  const std::string documented = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
+  const std::pair<const request_to_sign*, int> order[] = {{&example, 0},    {&example, 0}, {&same_start, 0},
+                                                          {&example, 0},    {&other, 0},   {&example, 1},
+                                                          {&same_start, 1}, {&example, 0}};
+  signing_key_cache cache;
+  for (const auto& [request, later] : order) {
+    for (const bool cached : {false, true}) {
+      const auto time = example_time + std::chrono::seconds(later);
+      const auto s = cached ? sign_v4(*request, example_credentials, "us-east-1", "s3", time, cache)
+                            : sign_v4(*request, example_credentials, "us-east-1", "s3", time);
+      const std::string_view to_sign = s.string_to_sign;
+      EXPECT_EQ(to_sign.substr(to_sign.rfind('\n') + 1), sha256_hex(s.canonical_request));
+      const std::string signature = hex(hmac_sha256(key, s.string_to_sign));
+      EXPECT_NE(header(s, "authorization").find("Signature=" + signature), std::string::npos);
+      if (request == &example && later == 0) EXPECT_EQ(signature, documented);
+    }
+  }
+}
+
 TEST(sign_v4, aws_example_put_object) {
   request_to_sign request{
       .method = "PUT",
@@ -231,6 +265,30 @@ TEST(sign_v4, headers_are_lowercased_trimmed_sorted_and_merged) {
             "x-amz-meta-a:first,second\nx-amz-meta-b:two words here\n\n"
             "host;if-match;x-amz-content-sha256;x-amz-date;x-amz-meta-a;x-amz-meta-b\n"
             "UNSIGNED-PAYLOAD");
+}
+
+// Values longer than a word (the signer scans them 8 bytes per step before looking at each byte): spaces
+// and controls at every position are still found, trimmed or refused.
+TEST(sign_v4, long_values_are_trimmed_and_checked_at_every_position) {
+  const std::string word(37, 'w');
+  for (std::size_t at = 0; at <= word.size(); ++at) {
+    request_to_sign request = simple_get("/b/k");
+    const std::string spaced = word.substr(0, at) + " \t " + word.substr(at);
+    request.headers = {{"x-amz-meta-a", spaced}, {"x-amz-meta-b", word}};
+    const auto signed_request = sign_v4(request, example_credentials, "us-east-1", "s3", example_time);
+    const std::string trimmed =
+        at == 0 || at == word.size() ? word : word.substr(0, at) + " " + word.substr(at);
+    EXPECT_NE(signed_request.canonical_request.find("\nx-amz-meta-a:" + trimmed + "\nx-amz-meta-b:" + word +
+                                                    "\n\n"),
+              std::string::npos)
+        << at;
+    for (const char bad : {'\r', '\n', '\0'}) {
+      request.headers = {{"x-amz-meta-a", word.substr(0, at) + bad + word.substr(at)}};
+      EXPECT_THROW(sign_v4(request, example_credentials, "us-east-1", "s3", example_time),
+                   std::invalid_argument)
+          << at << " " << int(bad);
+    }
+  }
 }
 
 TEST(sign_v4, session_token_is_sent_and_signed) {
