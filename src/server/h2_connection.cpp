@@ -394,12 +394,16 @@ void size_buffer(h2_core& core, h2_stream& st, std::uint64_t length) {
 }
 
 // The body of a planned response: literal framing and ranges, in order, through the stream's buffer. A
-// reset stream stops here at its next step, and the reader it drops stops its storage read.
+// reset stream stops here at its next step, and the reader it drops stops its storage read. The last bytes
+// are published with body_done set, so that their last DATA frame carries END_STREAM (no empty DATA frame
+// after them, nor the wait for the buffer to drain before it), unless the reader still has work to do in
+// finish() with the buffer.
 net::awaitable<bool> pump_media(h2_core& core, h2_stream& st, media_body& body) {
   auto& svc = core.svc;
   auto reader = std::move(body.first);
   bool first = true;
   for (const auto& segment : body.segments) {
+    const bool last_segment = &segment == &body.segments.back();
     if (!segment.literal.empty()) {
       if (!co_await drained(core, st)) co_return false;
       if (st.buf_size < segment.literal.size())
@@ -407,6 +411,7 @@ net::awaitable<bool> pump_media(h2_core& core, h2_stream& st, media_body& body) 
       std::memcpy(st.bytes(), segment.literal.data(), segment.literal.size());
       st.head = 0;
       st.tail = segment.literal.size();
+      if (last_segment && !segment.range) st.body_done = true;
       publish(core, st);
     }
     if (!segment.range) continue;
@@ -441,11 +446,14 @@ net::awaitable<bool> pump_media(h2_core& core, h2_stream& st, media_body& body) 
       }
       st.head = 0;
       st.tail = got->bytes;
-      publish(core, st);
       length -= got->bytes;
+      if (length == 0 && last_segment && !reader->has_finish()) st.body_done = true;
+      publish(core, st);
     }
-    if (!co_await drained(core, st)) co_return false;
-    co_await reader->finish(std::span<char>(st.bytes(), st.buf_size));
+    if (!st.body_done) {
+      if (!co_await drained(core, st)) co_return false;
+      if (reader->has_finish()) co_await reader->finish(std::span<char>(st.bytes(), st.buf_size));
+    }
     reader.reset();
   }
   co_return true;
