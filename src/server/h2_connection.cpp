@@ -54,6 +54,9 @@ struct h2_stream {
   // The request head: pseudo-header fields, then the others (views into these are built once complete).
   std::string method, path, authority;
   std::vector<std::pair<std::string, std::string>> fields;
+  // The response head as nghttp2 reads it: the header_list's text with names in lower case, the Date and
+  // the status (submit_response).
+  std::string response_head;
   std::size_t header_bytes = 0;
   bool header_too_large = false;    // past --max-header-bytes or --max-header-fields: 431
   bool ended_with_headers = false;  // END_STREAM on HEADERS: no body
@@ -391,12 +394,16 @@ void size_buffer(h2_core& core, h2_stream& st, std::uint64_t length) {
 }
 
 // The body of a planned response: literal framing and ranges, in order, through the stream's buffer. A
-// reset stream stops here at its next step, and the reader it drops stops its storage read.
+// reset stream stops here at its next step, and the reader it drops stops its storage read. The last bytes
+// are published with body_done set, so that their last DATA frame carries END_STREAM (no empty DATA frame
+// after them, nor the wait for the buffer to drain before it), unless the reader still has work to do in
+// finish() with the buffer.
 net::awaitable<bool> pump_media(h2_core& core, h2_stream& st, media_body& body) {
   auto& svc = core.svc;
   auto reader = std::move(body.first);
   bool first = true;
   for (const auto& segment : body.segments) {
+    const bool last_segment = &segment == &body.segments.back();
     if (!segment.literal.empty()) {
       if (!co_await drained(core, st)) co_return false;
       if (st.buf_size < segment.literal.size())
@@ -404,6 +411,7 @@ net::awaitable<bool> pump_media(h2_core& core, h2_stream& st, media_body& body) 
       std::memcpy(st.bytes(), segment.literal.data(), segment.literal.size());
       st.head = 0;
       st.tail = segment.literal.size();
+      if (last_segment && !segment.range) st.body_done = true;
       publish(core, st);
     }
     if (!segment.range) continue;
@@ -438,52 +446,83 @@ net::awaitable<bool> pump_media(h2_core& core, h2_stream& st, media_body& body) 
       }
       st.head = 0;
       st.tail = got->bytes;
-      publish(core, st);
       length -= got->bytes;
+      if (length == 0 && last_segment && !reader->has_finish()) st.body_done = true;
+      publish(core, st);
     }
-    if (!co_await drained(core, st)) co_return false;
-    co_await reader->finish(std::span<char>(st.bytes(), st.buf_size));
+    if (!st.body_done) {
+      if (!co_await drained(core, st)) co_return false;
+      if (reader->has_finish()) co_await reader->finish(std::span<char>(st.bytes(), st.buf_size));
+    }
     reader.reset();
   }
   co_return true;
 }
 
+// RFC 9113 §8.2.2: never sent over HTTP/2. `name` is in lower case.
 bool connection_specific(std::string_view name) {
-  // RFC 9113 §8.2.2: never sent over HTTP/2.
-  return http::iequals(name, "connection") || http::iequals(name, "transfer-encoding") ||
-         http::iequals(name, "keep-alive") || http::iequals(name, "proxy-connection") ||
-         http::iequals(name, "upgrade");
+  return name == "connection" || name == "transfer-encoding" || name == "keep-alive" ||
+         name == "proxy-connection" || name == "upgrade";
 }
 
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  // The bytes stay where they are until nghttp2 wrote the HEADERS frame (the stream's response_head,
+  // literals): nghttp2 copies neither.
   return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-          NGHTTP2_NV_FLAG_NONE};
+          NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
 }
 
-// Submits the response head (and the body's data provider); false when nghttp2 refused it.
+// Submits the response head (and the body's data provider); false when nghttp2 refused it. The fields are
+// one copy of the response's "Name: value\r\n" text in the stream, names lowered in place there; nghttp2
+// reads them from it when it writes the frame (the stream outlives that: nghttp2 never writes the HEADERS of
+// a closed stream, and a closed stream's entry goes only once nghttp2 closed it).
 bool submit_response(h2_core& core, h2_stream& st, const response& r, bool with_body) {
-  const auto status = std::to_string(r.status);
+  const auto wire = r.headers.wire();
   const auto date = http_date_now();
-  std::vector<std::string> names;
-  names.reserve(r.headers.size());
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(r.headers.size() + 3);
-  nva.push_back(make_nv(":status", status));
-  nva.push_back(make_nv("server", "mediagate"));
-  nva.push_back(make_nv("date", date));
-  for (const auto& [name, value] : r.headers) {
-    if (connection_specific(name)) continue;
-    auto& lower = names.emplace_back(name);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + ('a' - 'A')) : ch; });
-    nva.push_back(make_nv(lower, value));
+  st.response_head.reserve(wire.size() + date.size() + 3);
+  st.response_head.assign(wire);
+  st.response_head.append(date);
+  char status[3];
+  const auto code = std::min(r.status, 999u);
+  status[0] = static_cast<char>('0' + code / 100);
+  status[1] = static_cast<char>('0' + code / 10 % 10);
+  status[2] = static_cast<char>('0' + code % 10);
+  st.response_head.append(status, 3);
+  char* text = st.response_head.data();
+  constexpr std::size_t kOnStack = 32;
+  nghttp2_nv on_stack[kOnStack];
+  std::vector<nghttp2_nv> on_heap;
+  nghttp2_nv* nva = on_stack;
+  std::size_t count = 0;
+  auto add = [&](std::string_view name, std::string_view value) {
+    if (count == kOnStack) {
+      on_heap.assign(on_stack, on_stack + kOnStack);
+      nva = nullptr;
+    }
+    if (nva)
+      nva[count] = make_nv(name, value);
+    else
+      on_heap.push_back(make_nv(name, value));
+    ++count;
+  };
+  add(":status", {text + wire.size() + date.size(), 3});
+  add("server", "mediagate");
+  add("date", {text + wire.size(), date.size()});
+  for (std::size_t at = 0; at < wire.size();) {
+    const auto end = wire.find("\r\n", at);
+    const auto colon = wire.find(": ", at);
+    for (auto i = at; i < colon; ++i)
+      if (text[i] >= 'A' && text[i] <= 'Z') text[i] = static_cast<char>(text[i] + ('a' - 'A'));
+    const std::string_view name(text + at, colon - at);
+    if (!connection_specific(name)) add(name, {text + colon + 2, end - colon - 2});
+    at = end + 2;
   }
   nghttp2_data_provider provider{};
   provider.source.ptr = &st;
   provider.read_callback = read_body;
-  const int rv =
-      nghttp2_submit_response(core.session, st.id, nva.data(), nva.size(), with_body ? &provider : nullptr);
+  const int rv = nghttp2_submit_response(core.session, st.id, nva ? nva : on_heap.data(), count,
+                                         with_body ? &provider : nullptr);
   core.wake_writer();
   return rv == 0;
 }
@@ -757,33 +796,43 @@ net::awaitable<bool> send(h2_core& core, Stream& s, std::string_view bytes) {
   co_return !ec && !c.timed_out;
 }
 
-// Writes the batch and the DATA frame send_data left in a stream's buffer: the frame's header goes in the
-// bytes before its payload (the buffer's headroom, or the end of the frame before it, already written),
-// and the batch before that when it fits, so that one SSL_write takes all of it without a copy of the
-// payload. The stream's buffer is its own again afterwards.
-template <class Stream>
-net::awaitable<bool> send_frame(h2_core& core, Stream& s, std::string& out) {
-  const auto st = std::move(core.frame.st);
-  char* payload = st->bytes() + core.frame.offset;
-  const auto room = kHeadroom + core.frame.offset;  // bytes before the payload that are free
-  bool ok = true;
+// What of `bytes` the connection takes without waiting, with no coroutine (OpenSSL on the non-blocking
+// socket; none on a cleartext socket), is dropped from `bytes`: send() writes the rest. False when the
+// connection failed.
+bool send_now(h2_core& core, tls_io& s, std::string_view& bytes) {
+  const auto [ec, n] = s.write_now(bytes);
+  core.conn->bytes_written += n;
+  bytes.remove_prefix(n);
+  return !ec;
+}
+bool send_now(h2_core&, tcp::socket&, std::string_view&) { return true; }
+
+// Where the DATA frame send_data left in a stream's buffer goes out from: its header in the bytes before its
+// payload (the buffer's headroom, or the end of the frame before it, already written), and the batch before
+// that when it fits, so that one SSL_write takes all of it without a copy of the payload. `before`: the
+// batch, when it does not fit there and goes first.
+struct frame_regions {
+  std::string_view before, frame;
+};
+frame_regions place_frame(h2_core& core, std::string& out) {
+  auto& f = core.frame;
+  char* payload = f.st->bytes() + f.offset;
+  const auto room = kHeadroom + f.offset;  // bytes before the payload that are free
+  frame_regions r;
   if (!out.empty() && out.size() + kFrameHeader > room) {
-    ok = co_await send(core, s, out);
-    out.clear();
-  }
-  if (ok) {
+    r.before = out;
+  } else {
     char* start = payload - kFrameHeader - out.size();
     std::memcpy(start, out.data(), out.size());
-    std::memcpy(payload - kFrameHeader, core.frame.header, kFrameHeader);
-    const std::string_view region(start, static_cast<std::size_t>(payload + core.frame.length - start));
-    ok = co_await send(core, s, region);
   }
-  st->in_flight = false;
-  if (st->head == st->tail) st->notify();  // the buffer is free: read on from storage
-  co_return ok;
+  char* start = payload - kFrameHeader - (r.before.empty() ? out.size() : 0);
+  std::memcpy(payload - kFrameHeader, f.header, kFrameHeader);
+  r.frame = std::string_view(start, static_cast<std::size_t>(payload + f.length - start));
+  return r;
 }
 
-// Writes what nghttp2 has to send, in batches, until the connection ends.
+// Writes what nghttp2 has to send, in batches, until the connection ends. A write the socket takes at once
+// (nearly all of them) costs no coroutine of its own.
 template <class Stream>
 net::awaitable<void> write_loop(std::shared_ptr<h2_core> core, Stream& s) {
   std::string out;
@@ -801,11 +850,26 @@ net::awaitable<void> write_loop(std::shared_ptr<h2_core> core, Stream& s) {
       out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
     }
     if (core->frame.st) {
-      if (core->dead || !co_await send_frame(*core, s, out)) break;
+      if (core->dead) break;
+      const auto regions = place_frame(*core, out);
+      std::string_view rest = regions.before;
+      bool ok = send_now(*core, s, rest);
+      if (ok && !rest.empty()) ok = co_await send(*core, s, rest);
+      rest = regions.frame;
+      if (ok) ok = send_now(*core, s, rest);
+      if (ok && !rest.empty()) ok = co_await send(*core, s, rest);
+      // The stream's buffer is its own again.
+      const auto st = std::move(core->frame.st);
+      st->in_flight = false;
+      if (st->head == st->tail) st->notify();  // the buffer is free: read on from storage
+      if (!ok) break;
       continue;
     }
     if (!out.empty() && !core->dead) {
-      if (!co_await send(*core, s, out)) break;
+      std::string_view rest = out;
+      bool ok = send_now(*core, s, rest);
+      if (ok && !rest.empty()) ok = co_await send(*core, s, rest);
+      if (!ok) break;
       continue;
     }
     if (core->dead || core->flush_and_close) break;

@@ -20,11 +20,16 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-// Mozilla's "intermediate" TLS 1.2 list: forward secrecy (ECDHE) and AEAD ciphers only. TLS 1.3 suites are
-// all AEAD; OpenSSL's default set is kept.
+// Mozilla's "intermediate" TLS 1.2 list: forward secrecy (ECDHE) and AEAD ciphers only.
 constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+// TLS 1.3 suites (all AEAD), in the same order: OpenSSL's default puts AES-256-GCM first, which the server's
+// preference then chose over the AES-128-GCM that browsers, curl and h2load list first: 14 AES rounds per
+// block instead of 10 (measured: 20k of 328k instructions per 64 KiB HTTP/2 response, 12% more for the
+// cipher). A client that lists ChaCha20 first (no AES instructions) still gets it: SSL_OP_PRIORITIZE_CHACHA.
+constexpr const char* kTls13Suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 constexpr const char* kGroups = "X25519:P-256:P-384";
 
 std::string openssl_errors() {
@@ -185,11 +190,12 @@ struct tls_store::impl {
     auto made = std::make_shared<bundle>();
     SSL_CTX* native = made->ctx.native_handle();
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-    SSL_CTX_set_options(native,
-                        SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
     // Idle connections give their read and write buffers back (about 34 KiB each), as nginx does.
     SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 || SSL_CTX_set1_groups_list(native, kGroups) != 1)
+    if (SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 ||
+        SSL_CTX_set_ciphersuites(native, kTls13Suites) != 1 || SSL_CTX_set1_groups_list(native, kGroups) != 1)
       throw std::runtime_error("OpenSSL refused the cipher list: " + openssl_errors());
     // Resumption by tickets alone (no per-process session cache): the keys are ours and shared by every
     // context, so a ticket issued before a certificate reload still resumes after it.

@@ -40,6 +40,14 @@ boost::system::error_code failure(int code) {
   return ec;
 }
 
+// Before an SSL call: the thread's error queue must be empty, so that SSL_get_error reads this call's
+// failure. It nearly always is (every failure is taken off it), and emptying it costs OpenSSL 3.0 two free()
+// per slot of the queue, 32 in all (about 1.7k instructions, measured: 2.5% of an HTTP/2 range request),
+// where a look at it costs a few dozen.
+void clear_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 }  // namespace
 
 tls_io::tls_io(tcp::socket& socket, SSL_CTX* ctx) : socket_(socket), ssl_(SSL_new(ctx)) {
@@ -65,7 +73,7 @@ net::awaitable<boost::system::error_code> tls_io::wait_or_fail(int rv) {
   // A read that must write first (an alert or handshake message queued behind a full socket) waits for
   // room, and a write that must read waits for bytes: never a retry before the socket is ready.
   if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
-    ERR_clear_error();
+    clear_errors();
     const auto what = code == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write;
     auto [ec] = co_await socket_.async_wait(what, kTuple);
     co_return ec;
@@ -75,7 +83,7 @@ net::awaitable<boost::system::error_code> tls_io::wait_or_fail(int rv) {
 
 net::awaitable<boost::system::error_code> tls_io::handshake() {
   while (true) {
-    ERR_clear_error();
+    clear_errors();
     errno = 0;
     const int rv = SSL_do_handshake(ssl_);
     if (rv == 1) co_return boost::system::error_code();
@@ -85,7 +93,7 @@ net::awaitable<boost::system::error_code> tls_io::handshake() {
 
 net::awaitable<tls_io::result> tls_io::read_some(std::span<char> buf) {
   while (true) {
-    ERR_clear_error();
+    clear_errors();
     errno = 0;
     std::size_t n = 0;
     const int rv = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
@@ -99,24 +107,49 @@ net::awaitable<tls_io::result> tls_io::read_some_op(std::span<char> buf) {
   co_return co_await read_some(buf);
 }
 
-net::awaitable<tls_io::result> tls_io::write(std::string_view bytes) {
+tls_io::result tls_io::write_now(std::string_view bytes) {
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_write_ >= kQuietBefore) small_left_ = kSmallBytes;
+  // A write made again goes on with the records it started with (the same lengths, as OpenSSL requires).
+  if (retry_ == 0 && now - last_write_ >= kQuietBefore) small_left_ = kSmallBytes;
   last_write_ = now;
   std::size_t done = 0;
   while (done < bytes.size()) {
     const auto n = small_left_ > 0 ? std::min(kSmallRecord, bytes.size() - done) : bytes.size() - done;
-    ERR_clear_error();
+    clear_errors();
     errno = 0;
     std::size_t written = 0;
     // The same bytes again after a wait: OpenSSL remembers how many of them it already sent.
     const int rv = SSL_write_ex(ssl_, bytes.data() + done, n, &written);
     if (rv == 1) {
+      retry_ = 0;
       done += n;
       small_left_ -= std::min(small_left_, n);
       continue;
     }
-    if (auto ec = co_await wait_or_fail(rv)) co_return result{ec, done};
+    const int code = SSL_get_error(ssl_, rv);
+    if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
+      clear_errors();
+      retry_ = code;
+      return result{boost::system::error_code(), done};
+    }
+    retry_ = 0;
+    return result{failure(code), done};
+  }
+  return result{boost::system::error_code(), done};
+}
+
+net::awaitable<tls_io::result> tls_io::write(std::string_view bytes) {
+  std::size_t done = 0;
+  while (true) {
+    const auto now = write_now(bytes.substr(done));
+    done += now.second;
+    if (now.first) co_return result{now.first, done};
+    if (done == bytes.size()) break;
+    // A write that must read first (a KeyUpdate or alert behind a full socket) waits for bytes, else for
+    // room.
+    const auto what = retry_ == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write;
+    auto [wait_ec] = co_await socket_.async_wait(what, kTuple);
+    if (wait_ec) co_return result{wait_ec, done};
   }
   last_write_ = std::chrono::steady_clock::now();
   co_return result{boost::system::error_code(), done};
@@ -126,9 +159,9 @@ void tls_io::keep_buffers() { SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS); }
 
 void tls_io::shutdown_now() {
   if (!ssl_ || !SSL_is_init_finished(ssl_)) return;
-  ERR_clear_error();
+  clear_errors();
   SSL_shutdown(ssl_);
-  ERR_clear_error();
+  clear_errors();
 }
 
 }  // namespace mediagate::server

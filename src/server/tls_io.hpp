@@ -40,6 +40,10 @@ class tls_io {
   // those after it was quiet for a second, go out in records of one TCP segment each, so that a browser
   // can use them before a whole 16 KiB record arrived; bulk goes in 16 KiB records.
   boost::asio::awaitable<result> write(std::string_view bytes);
+  // What of `bytes` goes without waiting, with no coroutine: {error, bytes written}. Fewer than all with no
+  // error when the socket is full: write() then takes the rest (before any other write), as OpenSSL requires
+  // of a write it could not finish.
+  result write_now(std::string_view bytes);
   // OpenSSL's read and write buffers stay allocated between calls (a busy HTTP/2 connection) instead of
   // being freed after each (SSL_MODE_RELEASE_BUFFERS, the context's default).
   void keep_buffers();
@@ -94,6 +98,7 @@ class tls_io {
   boost::asio::ip::tcp::socket& socket_;
   SSL* ssl_;
   std::size_t small_left_ = 0;  // bytes still to send in small records
+  int retry_ = 0;               // SSL_ERROR_WANT_WRITE/READ: the last SSL_write waits to be made again
   std::chrono::steady_clock::time_point last_write_{};
 };
 

@@ -43,6 +43,7 @@ class Stream:
         self.status: Optional[int] = None
         self.headers: dict[bytes, bytes] = {}
         self.body = bytearray()
+        self.frames: list[tuple[int, bool]] = []  # each DATA frame: its length, whether it ended the stream
         self.ended = False
         self.reset: Optional[int] = None
 
@@ -121,6 +122,7 @@ class Client:
                 st.status = int(st.headers[b":status"])
             elif isinstance(e, h2.events.DataReceived):
                 st.body += e.data
+                st.frames.append((len(e.data), e.stream_ended is not None))
                 if e.stream_id in self.hold:
                     self.conn.increment_flow_control_window(e.flow_controlled_length)  # the connection's only
                 else:
@@ -253,6 +255,23 @@ class H2Streams(MediagateTestCase):
         # The connection serves on.
         r = c.get(harness.media_target("random.bin"), [("range", "bytes=0-99")])
         self.assertEqual((r.status, len(r.body)), (206, 100))
+
+    def test_the_last_data_frame_ends_the_stream(self):
+        """END_STREAM comes on the body's last DATA frame, not on an empty DATA frame after it."""
+        c = self.client()
+        whole = random_bin()
+        for headers in ([("range", "bytes=0-65535")], [("range", "bytes=100-199")], [("range", "bytes=0-9,20-29")],
+                        []):
+            with self.subTest(headers=headers):
+                sid = c.request("GET", harness.media_target("random.bin"), headers)
+                c.wait(lambda: c.streams[sid].ended, 10, f"GET random.bin {headers}")
+                st = c.streams[sid]
+                self.assertIn(st.status, (200, 206))
+                if headers and "," not in headers[0][1]:
+                    first, last = (int(x) for x in headers[0][1][len("bytes="):].split("-"))
+                    self.assertEqual(bytes(st.body), whole[first:last + 1])
+                self.assertTrue(st.frames and st.frames[-1][1], st.frames)
+                self.assertNotIn(0, [n for n, _ in st.frames], f"an empty DATA frame: {st.frames}")
 
     def test_header_list_too_large_is_431(self):
         c = self.client()

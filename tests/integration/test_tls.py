@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import time
 import unittest
 
@@ -98,6 +99,21 @@ class Handshakes(TlsCase):
                 if version == ssl.TLSVersion.TLSv1_2:
                     self.assertTrue(cipher.startswith("ECDHE-") and ("GCM" in cipher or "CHACHA20" in cipher),
                                     cipher)
+
+    def test_tls13_suite_is_the_servers_first_unless_the_client_wants_chacha20(self):
+        # Python's client lists OpenSSL's default TLS 1.3 suites, AES-256-GCM first: the server's order picks
+        # AES-128-GCM (what browsers list first); a client that puts ChaCha20 first gets ChaCha20.
+        ctx = self.ca.client_context(minimum_version=ssl.TLSVersion.TLSv1_3)
+        self.assertEqual(self.tls_socket(ctx).cipher()[0], "TLS_AES_128_GCM_SHA256")
+        for offered, expected in (("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+                                   "TLS_CHACHA20_POLY1305_SHA256"),
+                                  ("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_256_GCM_SHA384")):
+            with self.subTest(offered=offered):
+                out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.port}", "-tls1_3",
+                                      "-ciphersuites", offered, "-CAfile", str(self.ca.cert), "-brief"],
+                                     input=b"", capture_output=True, timeout=20)
+                text = (out.stdout + out.stderr).decode(errors="replace")
+                self.assertIn(f"Ciphersuite: {expected}", text)
 
     def test_tls12_without_forward_secrecy_is_refused(self):
         ctx = self.ca.client_context(maximum_version=ssl.TLSVersion.TLSv1_2)
