@@ -209,7 +209,11 @@ class response_impl final : public response {
     if (!direct_) co_return co_await read_framed(buf);
     if (!std::exchange(would_block_, false))
       if (auto here = try_read_some(buf)) co_return std::move(*here);
+    // Set by the look just made: it is for the caller's next read only, never one after the wait below (a
+    // body complete after that wait would read zero bytes and be taken for a closed connection).
+    would_block_ = false;
     if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
+    if (remaining_ == 0) co_return std::size_t{0};
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
     push_ack(*conn_);
     conn_->lowest().expires_after(timeout_);

@@ -9,6 +9,7 @@ It accepts any signature and serves one bucket, path style, on 127.0.0.1:<free p
     "wrong-range"    206 with another range than asked: the asked one shifted by `shift` bytes, with a
                      Content-Range and Content-Length that describe what is sent (a consistent but wrong answer)
     "short-200"      200 ignoring Range, with a body shorter than the object HEAD described
+    "late-body"      as "honest", but every body comes in one piece 20 ms after its head
     "trickle"        as "honest", but every answer arrives in pieces a few milliseconds apart (the status line,
                      each header line, the body in three parts; TCP_NODELAY, so each its own segment), with
                      4 KiB of extra x-amz-meta-* fields: a head longer than one read, read in many
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 LAST_MODIFIED = 1700000000
-MODES = ("honest", "ignore-range", "wrong-range", "short-200", "trickle")
+MODES = ("honest", "ignore-range", "wrong-range", "short-200", "trickle", "late-body")
 
 
 @dataclass
@@ -114,12 +115,17 @@ class FakeUpstream:
         if self.mode == "trickle":
             return self._trickle(h, status, headers, b"" if head else body, len(body))
         h.send_response(status)
+        if self.mode == "late-body":
+            h.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for name, value in headers.items():
             h.send_header(name, value)
         if "Content-Length" not in headers:
             h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         if not head and body:
+            if self.mode == "late-body":
+                h.wfile.flush()
+                time.sleep(0.02)
             h.wfile.write(body)
 
     @staticmethod

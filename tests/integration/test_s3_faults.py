@@ -1203,6 +1203,24 @@ class MisbehavingStore(unittest.TestCase):
                              "answers read in pieces should leave their connections reusable")
         self.assertIsNone(server.health_problem())
 
+    def test_store_sending_each_body_after_its_head(self) -> None:
+        """Every body in one piece 20 ms after its head: a listing read to its end (read_all) once took its
+        end for a closed connection ("storage ... is unreachable (reading the body: End of file)"), because
+        the look for bytes made before the wait was remembered for the read after it."""
+        upstream, server = self.start("late-body")
+        for _ in range(3):
+            r = subprocess.run([str(harness.binary()), "ls", "s3://fakebucket", "--s3-endpoint", upstream.endpoint,
+                                "--s3-access-key", "fake", "--s3-secret-key", "fake", "--s3-region", "us-east-1",
+                                "--s3-addressing", "path"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("obj.mp4", r.stdout)
+        for rng, first, last in (("bytes=10-19", 10, 19), ("bytes=1000-70999", 1000, 70999)):
+            f = fetch(server.port, "GET", target("obj.mp4"), [("Range", rng)])
+            self.assertEqual((f.status, bytes(f.body)), (206, self.data[first:last + 1]), f.describe())
+        missing = fetch(server.port, "GET", target("missing.mp4"))
+        self.assertEqual(missing.status, 404, missing.describe())
+        self.assertIsNone(server.health_problem())
+
     def test_store_ignoring_range(self) -> None:
         upstream, server = self.start("ignore-range")
         cases = [("bytes=10-19", 10, 19), ("bytes=0-1", 0, 1), ("bytes=-5", self.SIZE - 5, self.SIZE - 1),
