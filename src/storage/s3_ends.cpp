@@ -203,6 +203,7 @@ class head_recorder final : public range_reader {
   }
 
   net::awaitable<void> finish(std::span<char> buf) override { co_await inner_->finish(buf); }
+  bool has_finish() const override { return inner_->has_finish(); }
 
   bool end_at(std::uint64_t last) override {
     if (ex_ || !inner_->end_at(last)) return false;  // (only before the first byte)
@@ -241,6 +242,7 @@ class kept_reader final : public range_reader {
     co_return co_await rest_->next(buf, zero_copy);
   }
 
+  bool has_finish() const override { return rest_ && rest_->has_finish(); }
   net::awaitable<void> finish(std::span<char> buf) override {
     if (rest_) co_await rest_->finish(buf);
   }

@@ -126,6 +126,8 @@ class s3_range_reader final : public range_reader {
     skip_ = skip;
   }
 
+  bool has_finish() const override { return false; }  // the default finish(): nothing to complete
+
   bool end_at(std::uint64_t last) override {
     if (last < next_ || last > range_.last) return false;
     range_.last = last;  // the rest of a longer answer is dropped with its connection: at most one body
@@ -304,6 +306,8 @@ class download_reader final : public range_reader {
     for (auto& p : parts_)
       if (p->live) p->live->cancel();
   }
+
+  bool has_finish() const override { return false; }  // the default finish(): nothing to complete
 
   bool end_at(std::uint64_t last) override {
     if (!lead_->end_at(last)) return false;
