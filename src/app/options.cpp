@@ -48,6 +48,10 @@ void add_s3_options(CLI::App& cmd, s3_options& o) {
   cmd.add_option("--s3-download-after", o.download_after,
                  "Bytes a download reads on one connection before it may use more")
       ->capture_default_str();
+  cmd.add_option("--s3-download-slower-than", o.download_slower_than,
+                 "Bytes a second one connection must deliver less than for a download to use more (a distant "
+                 "store; one close by that is only busy gains nothing from more requests)")
+      ->capture_default_str();
   cmd.add_flag("--s3-no-tls-resume", o.no_tls_resume,
                "Do not resume TLS sessions with an https endpoint (a full handshake per new connection)");
   cmd.add_option("--s3-meta-ttl", o.meta_ttl, "Seconds object metadata (HeadObject) is cached")

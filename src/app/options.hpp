@@ -24,7 +24,8 @@ struct s3_options {
   int idle_connections = 32;
   int download_parts = 6;
   std::string download_part_size = "8MiB", download_after = "8MiB";
-  std::string download_memory = "256MiB";  // every download's parts together
+  std::string download_memory = "256MiB";      // every download's parts together
+  std::string download_slower_than = "200MB";  // per second
   double meta_ttl = 5;
 };
 

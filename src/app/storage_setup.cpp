@@ -196,7 +196,10 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
   if (!memory || *memory < *part_size)
     return "--s3-download-memory wants a size of at least one part (--s3-download-part-size " +
            o.download_part_size + "), not " + o.download_memory;
-  setup.download = {static_cast<std::size_t>(o.download_parts), *part_size, *after,
+  const auto slower_than = parse_byte_size(o.download_slower_than);
+  if (!slower_than || *slower_than == 0)
+    return "--s3-download-slower-than wants bytes a second (e.g. 200MB), not " + o.download_slower_than;
+  setup.download = {static_cast<std::size_t>(o.download_parts), *part_size, *after, *slower_than,
                     std::make_shared<storage::download_budget>(*memory)};
   return setup;
 }

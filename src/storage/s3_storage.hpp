@@ -29,12 +29,15 @@ std::optional<s3_location> parse_s3_url(std::string_view url);
 // One client's download of a large body over several S3 connections (parallel ranged GETs of parts, written
 // in order). Only for a request without Range (read_hint::download), and only once the client has taken
 // `after` bytes from one connection while waiting on S3 for at least half of that time (the store, not the
-// client, is the bottleneck). Memory: at most `parts` × `part_size` per download, and at most the budget's
-// limit for all downloads of the process together.
+// client, is the bottleneck) and that connection delivered less than `slower_than` bytes a second (a distant
+// store's per-connection limit; a store nearby that is busy would only get more requests). Memory: at most
+// `parts` × `part_size` per download, and at most the budget's limit for all downloads of the process
+// together.
 struct download_settings {
   std::size_t parts = 6;  // S3 connections for one download at most; 1 or 0: always one
   std::uint64_t part_size = 8ull << 20;
   std::uint64_t after = 8ull << 20;
+  std::uint64_t slower_than = 200'000'000;  // bytes per second of the one connection
   std::shared_ptr<download_budget> budget;  // shared by every loop; null: no process-wide bound
 };
 

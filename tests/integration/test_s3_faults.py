@@ -985,6 +985,26 @@ class RadosgwFaults(unittest.TestCase):
         self.servers.append(server)
         return server
 
+    def test_8c_download_from_a_fast_store_stays_on_one_connection(self) -> None:
+        """Parts are for a distant store's per-connection cap: when one connection delivers more than
+        --s3-download-slower-than (here 1 MB/s against the shaped 20 MB/s), a store that makes the client wait is
+        busy, not far, and the download stays on that one connection (on loopback radosgw, parts made downloads
+        20-35% slower)."""
+        size = 16 * MIB
+        key = "download-fast.mp4"
+        data = harness.pattern_bytes(1, size)
+        server = self.shaped_download_server("download-fast", key, data, [
+            "--threads", "1", "--s3-download-parts", "4", "--s3-download-part-size", "2MiB",
+            "--s3-download-after", "2MiB", "--s3-download-slower-than", "1MB"])
+        before = settle(server.port)
+        with rawhttp.Connection(server.port, timeout=30.0) as c:
+            r = c.request("GET", target(key), [])
+        after = settle(server.port)
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertTrue(bytes(r.body) == data, "the download's bytes differ from the object's")
+        self.assertEqual(after["mediagate_s3_get_requests_total"] - before["mediagate_s3_get_requests_total"], 1,
+                         "a connection faster than --s3-download-slower-than should not be joined by parts")
+
     def test_8_download_in_parts(self) -> None:
         """A GET without Range, drained faster than one (shaped: 20 MB/s) S3 connection delivers, is read as
         parallel ranged GETs of 2 MiB parts, handed on in order: exact bytes of a counter-pattern object, exactly
