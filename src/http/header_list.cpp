@@ -7,24 +7,6 @@
 #include "http/token.hpp"
 
 namespace mediagate::http {
-namespace {
-
-// Whether any byte is below 0x20, eight bytes at a time: every field of every response is checked, and
-// almost none has one (a value with a tab is then looked at byte by byte).
-bool has_control_byte(std::string_view s) {
-  constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, s.data() + i, 8);
-    if ((word - 0x20 * kOnes) & ~word & kHigh) return true;
-  }
-  for (; i < s.size(); ++i)
-    if (static_cast<unsigned char>(s[i]) < 0x20) return true;
-  return false;
-}
-
-}  // namespace
 
 header_list::field header_list::iterator::operator*() const {
   const auto line = wire_.substr(at_, wire_.find("\r\n", at_) - at_);
@@ -50,7 +32,7 @@ void header_list::emplace_back(std::string_view name, std::string_view value) {
   std::memcpy(p, ": ", 2);
   std::memcpy(p + 2, value.data(), value.size());
   std::memcpy(p + 2 + value.size(), "\r\n", 2);
-  if (!has_control_byte(value)) return;
+  if (!has_line_break(value)) return;
   const auto value_begin = wire_.begin() + static_cast<std::ptrdiff_t>(start + name.size() + 2);
   std::replace_if(
       value_begin, value_begin + static_cast<std::ptrdiff_t>(value.size()),

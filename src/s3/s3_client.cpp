@@ -23,7 +23,6 @@
 #include "http/token.hpp"
 #include "s3/answer_parser.hpp"
 #include "s3/s3_error.hpp"
-#include "s3/text_scan.hpp"
 
 namespace mediagate::s3 {
 namespace net = boost::asio;
@@ -304,10 +303,6 @@ void response_impl::operator delete(void* p, std::size_t size) noexcept {
 // copied into; values scanned 8 bytes per step (a byte per step over ~500 bytes showed in profiles).
 bool request_head(std::string& head, std::string_view method, const signed_headers& sig,
                   const header_list& extra, std::size_t body_size) {
-  const auto breaks_value = [](std::string_view v) {  // CR, LF or NUL
-    return has_byte_below(v, '\r' + 1) &&
-           std::any_of(v.begin(), v.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
-  };
   const auto breaks_name = [](std::string_view n) {  // also ':' and ' '
     return std::any_of(n.begin(), n.end(),
                        [](char c) { return c == '\r' || c == '\n' || c == '\0' || c == ':' || c == ' '; });
@@ -344,11 +339,11 @@ bool request_head(std::string& head, std::string_view method, const signed_heade
   }
   put(version);
   for (const auto& [name, value] : extra) {
-    if (breaks_value(value) || breaks_name(name)) return false;
+    if (http::has_line_break(value) || breaks_name(name)) return false;
     field(name, value);
   }
   for (const auto& [name, value] : sig.headers) {  // names the signer's own constants
-    if (breaks_value(value)) return false;
+    if (http::has_line_break(value)) return false;
     field(name, value);
   }
   if (!length.empty()) field(length_name, length);

@@ -12,7 +12,7 @@
 #include <span>
 #include <stdexcept>
 
-#include "s3/text_scan.hpp"
+#include "http/token.hpp"
 
 namespace mediagate::s3 {
 namespace {
@@ -58,14 +58,6 @@ bool is_signer_owned(std::string_view lower_name) {
          lower_name == "x-amz-security-token" || lower_name == "authorization";
 }
 
-// Plain loops: find_first_of with a set calls memchr once per character, which showed in profiles.
-bool has_line_break(std::string_view value) {          // CR, LF or NUL
-  if (!has_byte_below(value, '\r' + 1)) return false;  // the usual case, 8 bytes per step
-  return std::any_of(value.begin(), value.end(), [](char c) {
-    return static_cast<unsigned char>(c) <= '\r' && (c == '\r' || c == '\n' || c == '\0');
-  });
-}
-
 bool is_bad_name(std::string_view lower_name) {
   return lower_name.empty() || std::any_of(lower_name.begin(), lower_name.end(), [](char c) {
            return c == ':' || c == '\r' || c == '\n' || c == '\t' || c == ' ';
@@ -80,7 +72,7 @@ void check_header(std::string_view lower_name, std::string_view value) {
     throw std::invalid_argument("sign_v4: header '" + std::string(lower_name) + "' is set by the signer");
   }
   // A CR or LF would split the header on the wire; the signature would then cover something else.
-  if (has_line_break(value)) {
+  if (http::has_line_break(value)) {
     throw std::invalid_argument("sign_v4: header '" + std::string(lower_name) +
                                 "' has CR, LF or NUL in its value");
   }
@@ -102,7 +94,8 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' |
 
 // True when trim_all would change the value: space at an end, or any run of space that is not one ' '.
 bool needs_trim(std::string_view value) {
-  if (!has_byte_below(value, ' ' + 1)) return false;  // no space at all: the usual case, 8 bytes per step
+  if (!http::has_byte_below(value, ' ' + 1))
+    return false;  // no space at all: the usual case, 8 bytes per step
   if (is_space(value.front()) || is_space(value.back())) return true;
   for (std::size_t i = 0; i < value.size(); ++i) {
     if (static_cast<unsigned char>(value[i]) > ' ') continue;  // most characters: one comparison
@@ -164,7 +157,7 @@ void canonical_header_list(std::span<canonical_header> list,
     ++n;
   }
   for (const auto& [name, value] : own) {
-    if (has_line_break(value)) {
+    if (http::has_line_break(value)) {
       throw std::invalid_argument("sign_v4: '" + std::string(name) + "' has CR, LF or NUL in its value");
     }
     canonicalize(list[n++], name, value);

@@ -1,14 +1,14 @@
-// s3/text_scan.hpp: the word-at-a-time scan agrees with a byte-by-byte one.
-#include "s3/text_scan.hpp"
-
+// http/token.hpp's has_byte_below: the word-at-a-time scan agrees with a byte-by-byte one.
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 
+#include "http/token.hpp"
+
 namespace {
 
-using mediagate::s3::has_byte_below;
+using mediagate::http::has_byte_below;
 
 bool naive(const std::string& text, unsigned char limit) {
   for (const char c : text)
