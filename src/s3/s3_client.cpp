@@ -206,10 +206,11 @@ class response_impl final : public response {
   net::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
     if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
     if (!direct_) co_return co_await read_framed(buf);
-    if (!std::exchange(would_block_, false))
+    // A caller's try_read_some() that just found nothing makes a second look pointless.
+    if (!would_block_)
       if (auto here = try_read_some(buf)) co_return std::move(*here);
-    // Set by the look just made: it is for the caller's next read only, never one after the wait below (a
-    // body complete after that wait would read zero bytes and be taken for a closed connection).
+    // Whoever set it, it was for this read only: never for one after the wait below (a body completed by
+    // that wait would then read zero bytes and be taken for a closed connection).
     would_block_ = false;
     if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
     if (remaining_ == 0) co_return std::size_t{0};

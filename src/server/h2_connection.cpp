@@ -492,16 +492,12 @@ bool submit_response(h2_core& core, h2_stream& st, const response& r, bool with_
   char* text = st.response_head.data();
   constexpr std::size_t kOnStack = 32;
   nghttp2_nv on_stack[kOnStack];
-  std::vector<nghttp2_nv> on_heap;
-  nghttp2_nv* nva = on_stack;
+  std::vector<nghttp2_nv> on_heap;  // only past kOnStack fields: all of them, then
   std::size_t count = 0;
   auto add = [&](std::string_view name, std::string_view value) {
-    if (count == kOnStack) {
-      on_heap.assign(on_stack, on_stack + kOnStack);
-      nva = nullptr;
-    }
-    if (nva)
-      nva[count] = make_nv(name, value);
+    if (count == kOnStack) on_heap.assign(on_stack, on_stack + kOnStack);
+    if (count < kOnStack)
+      on_stack[count] = make_nv(name, value);
     else
       on_heap.push_back(make_nv(name, value));
     ++count;
@@ -521,8 +517,8 @@ bool submit_response(h2_core& core, h2_stream& st, const response& r, bool with_
   nghttp2_data_provider provider{};
   provider.source.ptr = &st;
   provider.read_callback = read_body;
-  const int rv = nghttp2_submit_response(core.session, st.id, nva ? nva : on_heap.data(), count,
-                                         with_body ? &provider : nullptr);
+  const int rv = nghttp2_submit_response(core.session, st.id, count <= kOnStack ? on_stack : on_heap.data(),
+                                         count, with_body ? &provider : nullptr);
   core.wake_writer();
   return rv == 0;
 }

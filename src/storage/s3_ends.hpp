@@ -61,9 +61,6 @@ class s3_ends {
   std::unique_ptr<range_reader> record_head(const std::string& key, const object_meta& meta,
                                             std::uint64_t generation, std::unique_ptr<range_reader> reader);
 
-  // A reader of `range` of the version `meta` of `key` that starts from memory, when a kept head or tail
-  // holds its first byte (waiting up to kMaxWait for one still being read by no client); the bytes after a
-  // kept head come from `rest(range of them)`. Null otherwise: read from storage.
   // Whether open() could find anything for `range` of an object of `size` bytes: its first byte is in a
   // head or a tail. When not (most ranges of a large object), callers skip open() and what it takes (a
   // coroutine, copies of the key and metadata, the rest_reader).
@@ -71,6 +68,9 @@ class s3_ends {
     return size > 0 && range.last < size &&
            (range.first < head_bytes_ || range.first >= size - std::min(tail_bytes_, size));
   }
+  // A reader of `range` of the version `meta` of `key` that starts from memory, when a kept head or tail
+  // holds its first byte (waiting up to kMaxWait for one still being read by no client); the bytes after a
+  // kept head come from `rest(range of them)`. Null otherwise: read from storage.
   using rest_reader = std::function<std::unique_ptr<range_reader>(http::byte_range)>;
   boost::asio::awaitable<std::unique_ptr<range_reader>> open(std::string key, object_meta meta,
                                                              http::byte_range range, rest_reader rest);

@@ -187,9 +187,9 @@ class s3_range_reader final : public range_reader {
   }
 
  private:
-  std::function<void(const std::string&)>
-      on_changed_;  // drops cached metadata that names a version storage no
-  // longer has (given the key: a capture of `this` only, held without an allocation)
+  // Drops cached metadata that names a version storage no longer has. Given the key, so that it captures only
+  // `this` (held without an allocation).
+  std::function<void(const std::string&)> on_changed_;
   std::shared_ptr<s3::client> client_;
   s3_location where_;
   std::string key_;
@@ -468,13 +468,9 @@ std::string s3_storage::describe() const {
 }
 
 net::awaitable<result<object_meta>> s3_storage::stat(std::string key) {
-  const auto now = std::chrono::steady_clock::now();
   const auto generation = changes_ ? changes_->generation() : 0;
-  if (auto it = meta_cache_.find(key); it != meta_cache_.end()) {
-    const bool changed = changes_ && changes_->changed_since(key, it->second.generation);
-    if (it->second.expires > now && !changed) co_return it->second.meta;
-    meta_cache_.erase(it);
-  }
+  if (const auto* cached = fresh_meta(key)) co_return *cached;
+  meta_cache_.erase(key);  // stale or invalidated, if there was one
   s3::request_spec spec;
   spec.method = "HEAD";
   spec.key = where_.prefix + key;
@@ -541,10 +537,9 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   }
   if (cached) {
     // What stat() would answer, without its coroutine and lookups; open() then makes the one round trip.
-    if (!hint.download) co_return stat_and_reader{*cached, nullptr, {}};
-    auto meta = co_await stat(key);
-    if (!meta) co_return meta.err();
-    stat_and_reader out{*meta, nullptr, {}};
+    stat_and_reader out{*cached, nullptr, {}};
+    if (!hint.download) co_return out;
+    const auto* meta = &out.meta;
     if (meta->size == 0 || hint.first >= meta->size) co_return out;
     const http::byte_range want{hint.first, std::min(hint.last.value_or(meta->size - 1), meta->size - 1)};
     auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
