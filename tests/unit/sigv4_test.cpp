@@ -104,13 +104,18 @@ TEST(derive_signing_key, matches_aws_documented_example) {
 
 // --- the S3 API Reference examples ------------------------------------------------------------------------
 
+// The GetObject with a Range of the S3 API Reference's SigV4 examples.
+request_to_sign example_get_with_range() {
+  return {.method = "GET",
+          .host = std::string(example_host),
+          .path = "/test.txt",
+          .query = {},
+          .headers = {{"Range", "bytes=0-9"}},
+          .payload_sha256 = std::string(empty_payload_sha256)};
+}
+
 TEST(sign_v4, aws_example_get_object_with_range) {
-  request_to_sign request{.method = "GET",
-                          .host = std::string(example_host),
-                          .path = "/test.txt",
-                          .query = {},
-                          .headers = {{"Range", "bytes=0-9"}},
-                          .payload_sha256 = std::string(empty_payload_sha256)};
+  const request_to_sign request = example_get_with_range();
   const signed_headers signed_request =
       sign_v4(request, example_credentials, "us-east-1", "s3", example_time);
 
@@ -139,12 +144,7 @@ TEST(sign_v4, aws_example_get_object_with_range) {
 // requests that share the first 64 bytes of their canonical request or string to sign, or not, in any
 // order, are those of the documented example and of hashes computed afresh (EVP, crypto.hpp).
 TEST(sign_v4, inputs_that_begin_alike_sign_as_fresh_ones) {
-  request_to_sign example{.method = "GET",
-                          .host = std::string(example_host),
-                          .path = "/test.txt",
-                          .query = {},
-                          .headers = {{"Range", "bytes=0-9"}},
-                          .payload_sha256 = std::string(empty_payload_sha256)};
+  const request_to_sign example = example_get_with_range();
   request_to_sign same_start = example;  // the canonical request differs from byte 64 on
   same_start.headers = {{"Range", "bytes=0-8"}};
   request_to_sign other = example;
