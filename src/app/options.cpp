@@ -108,6 +108,8 @@ void add_listen_options(CLI::App& cmd, serve_options& o) {
   cmd.add_option("--stream-buffer", c.stream_buffer_bytes, "Buffer per stream for non-file storage, bytes")
       ->check(CLI::Range(4096, 16 << 20))
       ->capture_default_str();
+  cmd.add_flag("!--s3-no-splice", c.splice,
+               "Copy S3 bodies through memory instead of moving them to the client with splice(2)");
 }
 
 // Deadlines, the metrics token and the logs.
@@ -356,9 +358,11 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
     cfg.server.hls_read_gap = 1ull << 20;
     cfg.server.hls_read_parallel = 4;
   }
-  // S3 streams hold an upstream connection beside the client's, and cached ones a slice file.
-  cfg.server.descriptors_per_connection =
-      (o.storage.starts_with("s3://") ? 2 : 1) + 1 + (o.cache_dir.empty() ? 0 : 1);
+  // S3 streams hold an upstream connection beside the client's, and cached ones a slice file; uncached ones
+  // a pipe for splice (two).
+  const bool s3 = o.storage.starts_with("s3://");
+  cfg.server.descriptors_per_connection = (s3 ? 2 : 1) + 1 + (o.cache_dir.empty() ? 0 : 1) +
+                                          (s3 && o.cache_dir.empty() && cfg.server.splice ? 2 : 0);
   if (cfg.server.hls_index_dir.empty() && !o.cache_dir.empty())
     cfg.server.hls_index_dir = (std::filesystem::path(o.cache_dir) / "hls-index").string();
   if (!o.cache_dir.empty()) {

@@ -1,5 +1,6 @@
 #include "s3/s3_client.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -33,6 +34,8 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+// What splice_some() reads into memory when it has to wait for the store: the wait's own read, kept small.
+constexpr std::size_t kWaitRead = 2048;
 
 // One connection to the store, plain or TLS.
 struct connection {
@@ -203,6 +206,40 @@ class response_impl final : public response {
 
   // A body framed by Content-Length is read here, in this coroutine (one frame per read, not two); others
   // through the parser (read_framed).
+  net::awaitable<result<piece>> splice_some(std::span<char> buf, int pipe_in, std::size_t max) override {
+    if (!conn_ || !direct_ || !conn_->plain || remaining_ == 0)
+      co_return co_await response::splice_some(buf, pipe_in, max);  // through memory
+    if (const auto held = conn_->buffer.size(); held > 0) {         // what came with the header goes first
+      auto here = try_read_some(buf.first(std::min({held, buf.size(), max})));
+      if (here && *here) co_return piece{**here, false};
+    }
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(max, remaining_));
+    ssize_t n;
+    do {
+      n = ::splice(conn_->plain->socket().native_handle(), nullptr, pipe_in, nullptr, want,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      const auto moved = static_cast<std::size_t>(n);
+      remaining_ -= moved;
+      counters_.bytes_received.fetch_add(moved, std::memory_order_relaxed);
+      counters_.bytes_spliced.fetch_add(moved, std::memory_order_relaxed);
+      co_return piece{moved, true};
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      conn_.reset();  // never reuse a connection in an unknown state
+      co_return io_error_of(boost::system::error_code(errno, boost::system::system_category()),
+                            "reading the body", pool_->ep);
+    }
+    // Nothing there yet (or the end of the stream, which read_some() reports): wait for the store with the
+    // stream's timeout by reading a little into memory; the next call splices what follows.
+    would_block_ = n < 0;
+    const auto wait_read = std::min<std::size_t>({buf.size(), want, kWaitRead});
+    auto got = co_await read_some(buf.first(wait_read));
+    if (!got) co_return got.err();
+    co_return piece{*got, false};
+  }
+
   net::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
     if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
     if (!direct_) co_return co_await read_framed(buf);
@@ -422,6 +459,9 @@ std::string client_counters::render() const {
   counter("mediagate_s3_get_requests_total", "GetObject requests sent to S3.", get_requests.load());
   counter("mediagate_s3_head_requests_total", "HeadObject requests sent to S3.", head_requests.load());
   counter("mediagate_s3_received_bytes_total", "Body bytes received from S3.", bytes_received.load());
+  counter("mediagate_s3_spliced_bytes_total",
+          "Body bytes from S3 moved to clients without a copy through memory (splice).",
+          bytes_spliced.load());
   counter("mediagate_s3_retries_total", "Requests to S3 sent again after a retryable failure.",
           retries.load());
   counter("mediagate_s3_resumes_total", "Object reads resumed after a connection broke mid-body.",
@@ -432,6 +472,12 @@ std::string client_counters::render() const {
   counter("mediagate_s3_tls_resumed_total", "TLS handshakes with S3 that resumed an earlier session.",
           tls_resumed.load());
   return out;
+}
+
+net::awaitable<result<response::piece>> response::splice_some(std::span<char> buf, int, std::size_t max) {
+  auto n = co_await read_some(buf.first(std::min(buf.size(), max)));
+  if (!n) co_return n.err();
+  co_return piece{*n, false};
 }
 
 net::awaitable<result<std::string>> response::read_all(std::size_t limit) {

@@ -59,6 +59,7 @@ struct client_counters {
   std::atomic<std::uint64_t> get_requests{0};
   std::atomic<std::uint64_t> head_requests{0};
   std::atomic<std::uint64_t> bytes_received{0};  // body bytes read from the store
+  std::atomic<std::uint64_t> bytes_spliced{0};   // of those, moved to a client without a copy (splice)
   std::atomic<std::uint64_t> retries{0};
   std::atomic<std::uint64_t> resumes{0};  // bodies broken mid-way and continued from the next byte
   std::atomic<std::uint64_t> errors{0};
@@ -138,6 +139,16 @@ class response {
   virtual boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;
   // The same when bytes are already here (no waiting, no coroutine); nullopt when read_some() must wait.
   virtual std::optional<result<std::size_t>> try_read_some(std::span<char> /*buf*/) { return std::nullopt; }
+  // Zero-copy: moves up to `max` body bytes from the store's socket into the pipe `pipe_in` (its write end,
+  // empty), waiting for them. Bytes that are only in memory (read with the header, or by the wait) are placed
+  // in `buf` instead: `in_pipe` says which. 0 bytes at the end of the body. Answers that cannot be spliced
+  // (TLS, a body not framed by Content-Length) read into `buf` every time.
+  struct piece {
+    std::size_t bytes = 0;
+    bool in_pipe = false;
+  };
+  virtual boost::asio::awaitable<result<piece>> splice_some(std::span<char> buf, int pipe_in,
+                                                            std::size_t max);
   // The whole body, when it is at most `limit` bytes (error documents, listings).
   boost::asio::awaitable<result<std::string>> read_all(std::size_t limit);
   // Ends a read_some() that waits for the store (it fails); the connection is not reused. For a reader that

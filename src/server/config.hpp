@@ -52,6 +52,7 @@ struct server_config {
   std::size_t max_header_fields = 100;
   std::size_t max_connections = 10000;
   std::size_t stream_buffer_bytes = 32 * 1024;  // per streaming connection when bytes don't come from a file
+  bool splice = true;  // S3 bodies to plain HTTP/1.1 clients through a pipe (splice), not through memory
   std::chrono::milliseconds header_timeout{10'000};  // from the first byte of a request to its last header
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive connection with no request
   std::chrono::milliseconds send_timeout{60'000};    // a client that reads nothing for this long is dropped

@@ -1,11 +1,13 @@
 #include "server/http1_connection.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -86,6 +88,8 @@ constexpr std::uint64_t kWholeRangeMax = 128u << 10;  // ranges up to this size 
 constexpr std::size_t kTlsFileBuffer = 128u << 10;    // a file's bytes over TLS
 constexpr std::size_t kLingerBytes = 16u << 20;
 constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr std::size_t kPipeMost = 1u << 20;      // asked of a store per splice (a pipe holds 64 KiB)
+constexpr std::size_t kPendingMost = 16u << 10;  // the head and bytes from memory held back for the pipe's
 
 // Every function that moves bytes takes the stream it moves them on: the connection's socket, or the TLS
 // stream over it. Zero-copy (sendfile) and the non-blocking first write are for plain TCP only.
@@ -113,9 +117,9 @@ using send_parts = std::array<net::const_buffer, 2>;
 // connection is broken. An asynchronous write that completes at once still costs a trip through the event
 // loop (a posted completion and an epoll_wait), measured on every small response. (Not over TLS: a
 // synchronous SSL_write on a non-blocking socket could leave a record half sent.)
-bool send_now(connection& c, tcp::socket& s, send_parts& parts) {
+bool send_now(connection& c, tcp::socket& s, send_parts& parts, int flags = 0) {
   boost::system::error_code ec;
-  std::size_t sent = s.write_some(parts, ec);
+  std::size_t sent = s.send(parts, flags, ec);
   if (ec && ec != net::error::would_block && ec != net::error::try_again) return false;
   c.bytes_written += sent;
   for (auto& part : parts) {
@@ -197,6 +201,64 @@ net::awaitable<bool> send_file_region(connection& c, const server_config& cfg, s
   co_return true;
 }
 
+// The connection's pipe for splice, made on first use. False when none can be made (descriptors): the
+// bytes then go through memory.
+bool ensure_pipe(connection& c) {
+  if (c.pipe_in >= 0) return true;
+  if (c.pipe_failed) return false;
+  int fds[2];
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    c.pipe_failed = true;
+    return false;
+  }
+  c.pipe_out = fds[0];
+  c.pipe_in = fds[1];
+  return true;
+}
+
+// One splice() of the pipe's `left` bytes to the socket without waiting; `left` is advanced past what the
+// socket took. False when the connection is broken.
+bool splice_now(connection& c, std::size_t& left) {
+  ssize_t n;
+  do {
+    n = ::splice(c.pipe_out, nullptr, c.socket.native_handle(), nullptr, left,
+                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    left -= static_cast<std::size_t>(n);
+    c.bytes_written += static_cast<std::uint64_t>(n);
+    return true;
+  }
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Empties the pipe into the socket: what splice_now() left waits for the client to take it.
+net::awaitable<bool> splice_rest(connection& c, const server_config& cfg, std::size_t left) {
+  while (left > 0) {
+    auto [ec] = co_await c.socket.async_wait(tcp::socket::wait_write, kTuple);
+    if (ec || c.timed_out) co_return false;
+    c.set_deadline(cfg.send_timeout);
+    if (!splice_now(c, left)) co_return false;
+  }
+  co_return true;
+}
+
+// Bytes that a store moved into the connection's pipe, to the client: the head and any bytes from memory
+// first, flagged as more to come (one segment with what follows), then the pipe.
+net::awaitable<bool> send_spliced(connection& c, const server_config& cfg, std::string& pending,
+                                  std::size_t bytes) {
+  c.set_deadline(cfg.send_timeout);
+  if (!pending.empty()) {
+    send_parts parts = {net::buffer(pending), net::const_buffer()};
+    if (!send_now(c, c.socket, parts, MSG_MORE)) co_return false;
+    if (!all_sent(parts) && !co_await send_rest(c, c.socket, parts)) co_return false;
+    pending.clear();
+  }
+  std::size_t left = bytes;
+  if (!splice_now(c, left)) co_return false;
+  co_return left == 0 || co_await splice_rest(c, cfg, left);
+}
+
 // Sizes the connection's stream buffer for a range of `length` bytes. A short range (Safari's 64 KiB reads)
 // goes through in one piece: one storage read and one send instead of several. Long ranges keep the
 // configured size, which bounds the memory of each playing stream.
@@ -236,21 +298,34 @@ net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage
                            : std::max<std::size_t>(svc.config.stream_buffer_bytes, kTlsFileBuffer);
     size_stream_buffer(c, bound, length);
   }
+  // A store's socket to the client's through a pipe: no copy into memory and out again.
+  bool spliced = false;
+  if constexpr (is_plain<Stream>) spliced = svc.config.splice && reader.can_splice() && ensure_pipe(c);
   std::uint64_t sent = 0;
   while (length > 0) {
     auto ready = reader.next_ready(is_plain<Stream>);
     result<storage::chunk> got;
-    if (ready)
+    if (ready) {
       got = std::move(*ready);
-    else
+    } else if (spliced) {
+      const auto most = static_cast<std::size_t>(std::min<std::uint64_t>(length, kPipeMost));
+      got = co_await reader.next_spliced(c.stream_buffer, c.pipe_in, most);
+    } else {
       got = co_await reader.next(c.stream_buffer, is_plain<Stream>);
+    }
     if (!got || got->bytes == 0 || got->bytes > length) {
       if (!got)
         svc.log.warn("{}: storage failed mid-response for {} after {} bytes of a range: {}", c.peer, what,
                      sent, got.err().message);
       co_return false;
     }
-    if (got->file) {
+    if (got->in_pipe) {
+      limit_unsent(c, svc.config.stream_buffer_bytes);
+      if (!co_await send_spliced(c, svc.config, pending, got->bytes)) co_return false;
+    } else if (spliced && pending.size() + got->bytes <= kPendingMost && got->bytes < length) {
+      // A few bytes from memory (some came with the store's answer head): sent with the pipe's next ones.
+      pending.append(c.stream_buffer.data(), got->bytes);
+    } else if (got->file) {
       if constexpr (is_plain<Stream>) {
         // The head and the file at once when the socket takes them (a short range): no coroutine frames for
         // the waits, which only the rest needs.
@@ -547,6 +622,11 @@ void prepare_socket(connection& c) {
 }
 
 }  // namespace
+
+connection::~connection() {
+  if (pipe_in >= 0) ::close(pipe_in);
+  if (pipe_out >= 0) ::close(pipe_out);
+}
 
 std::string serialize_response_head(const response& r, bool close) {
   return http::serialize_head(r.status, r.headers, http_date_now(), close);

@@ -45,6 +45,9 @@ struct connection {
   explicit connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {
     timer.expires_at(clock::time_point::max());
   }
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
   void set_deadline(std::chrono::milliseconds d) {
     deadline = clock::now() + d;
     if (deadline < timer.expiry()) timer.expires_at(deadline);
@@ -63,8 +66,11 @@ struct connection {
   std::vector<char> stream_buffer;  // allocated on first use: most requests stream from files
   bool low_water_set = false;       // TCP_NOTSENT_LOWAT set for bytes streamed through stream_buffer
   std::uint64_t bytes_written = 0;  // every byte the kernel accepted on this connection
-  bool awaiting_request = true;     // between requests (or before the first): nothing in flight
-  std::uint64_t requests = 0;       // requests whose head arrived
+  // A pipe that S3 bodies pass through to the socket (splice): made on first use, kept with the connection.
+  int pipe_in = -1, pipe_out = -1;
+  bool pipe_failed = false;      // none could be made (descriptors): bodies go through memory
+  bool awaiting_request = true;  // between requests (or before the first): nothing in flight
+  std::uint64_t requests = 0;    // requests whose head arrived
   clock::time_point opened_at = clock::now();
   // An HTTP/2 connection: how close_if_idle ends it (GOAWAY, its open streams finish). Null for HTTP/1.1.
   std::function<void()> drain;

@@ -242,6 +242,13 @@ class kept_reader final : public range_reader {
     co_return co_await rest_->next(buf, zero_copy);
   }
 
+  // Kept bytes come through the buffer; the rest as the rest's reader can.
+  bool can_splice() const override { return rest_ && rest_->can_splice(); }
+  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in, std::size_t max) override {
+    if (pos_ < std::min(last_ + 1, kept_end_)) co_return co_await next(buf, false);
+    co_return co_await rest_->next_spliced(buf, pipe_in, max);
+  }
+
   bool has_finish() const override { return rest_ && rest_->has_finish(); }
   net::awaitable<void> finish(std::span<char> buf) override {
     if (rest_) co_await rest_->finish(buf);

@@ -141,7 +141,16 @@ class s3_range_reader final : public range_reader {
   // Whether the store ignored a range (answered 200): parts would get the same, so read on one connection.
   bool saw_whole_object() const { return whole_seen_; }
 
-  net::awaitable<result<chunk>> next(std::span<char> buf, bool) override {
+  net::awaitable<result<chunk>> next(std::span<char> buf, bool) override { return read_next(buf, -1, 0); }
+
+  bool can_splice() const override { return !client_->settings().ep.tls; }  // TLS: decrypted in memory
+  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in, std::size_t max) override {
+    return read_next(buf, pipe_in, max);
+  }
+
+ private:
+  // next(), and with a pipe (pipe_in >= 0) next_spliced().
+  net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in, std::size_t max) {
     while (true) {
       if (next_ > range_.last) co_return chunk{};
       if (!response_) {
@@ -159,7 +168,17 @@ class s3_range_reader final : public range_reader {
       const auto want =
           static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), range_.last - next_ + 1));
       result<std::size_t> n = std::size_t{0};
-      if (skip_ == 0) {
+      bool in_pipe = false;
+      if (skip_ == 0 && pipe_in >= 0) {
+        const auto most = static_cast<std::size_t>(std::min<std::uint64_t>(max, range_.last - next_ + 1));
+        auto piece = co_await response_->splice_some(buf.first(want), pipe_in, most);
+        if (piece) {
+          n = piece->bytes;
+          in_pipe = piece->in_pipe;
+        } else {
+          n = piece.err();
+        }
+      } else if (skip_ == 0) {
         // Bytes already here without another coroutine frame; read_some() waits for them otherwise.
         if (auto here = response_->try_read_some(buf.first(want))) {
           n = std::move(*here);
@@ -170,7 +189,9 @@ class s3_range_reader final : public range_reader {
       if (n && *n > 0) {
         next_ += *n;
         if (next_ > range_.last) response_.reset();  // done: a whole-object answer is abandoned here
-        co_return chunk{*n, std::nullopt};
+        chunk out{*n, std::nullopt};
+        out.in_pipe = in_pipe;
+        co_return out;
       }
       // The body ended early or the connection broke: resume from the next byte, with If-Match.
       response_.reset();
@@ -186,7 +207,6 @@ class s3_range_reader final : public range_reader {
     }
   }
 
- private:
   // Drops cached metadata that names a version storage no longer has. Given the key, so that it captures only
   // `this` (held without an allocation).
   std::function<void(const std::string&)> on_changed_;
@@ -315,12 +335,25 @@ class download_reader final : public range_reader {
     return true;
   }
 
-  net::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
+  net::awaitable<result<chunk>> next(std::span<char> buf, bool) override { return read_next(buf, -1, 0); }
+
+  // The lead's bytes from its socket; parts' bytes from memory.
+  bool can_splice() const override { return !client_->settings().ep.tls; }
+  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in, std::size_t max) override {
+    return read_next(buf, pipe_in, max);
+  }
+
+ private:
+  net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in, std::size_t max) {
     while (true) {
       if (lead_) {
         const auto t0 = std::chrono::steady_clock::now();
         if (!window_start_) window_start_ = t0;
-        auto c = co_await lead_->next(buf, zero_copy);
+        result<chunk> c = chunk{};
+        if (pipe_in >= 0)
+          c = co_await lead_->next_spliced(buf, pipe_in, max);
+        else
+          c = co_await lead_->next(buf, false);
         if (!c) co_return c;
         if (c->bytes > 0) {
           waited_ += std::chrono::steady_clock::now() - t0;
@@ -359,7 +392,6 @@ class download_reader final : public range_reader {
     }
   }
 
- private:
   // After every `after` bytes on the lead: when the reads waited on S3 for at least half the time, the client
   // drains faster than one connection delivers, so the rest (beyond one more part on the lead) goes in parts.
   net::awaitable<void> consider_parts() {

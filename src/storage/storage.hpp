@@ -54,6 +54,8 @@ struct chunk {
   // Bytes made in memory (an HLS segment's moof), not read from storage for this client: the connection
   // need not limit how many of them wait unsent (which bounds storage reads a leaving client wasted).
   bool from_memory = false;
+  // The bytes are in the pipe given to next_spliced(), not in the buffer.
+  bool in_pipe = false;
 };
 
 // Streams one planned byte range of an object, in order, with the caller's buffer (bounded memory).
@@ -64,6 +66,15 @@ class range_reader {
   // it or closes the client connection. An error after some bytes were delivered means the rest cannot
   // be: the caller must close the client connection (never send wrong or missing bytes under 200/206).
   virtual boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) = 0;
+
+  // Zero-copy from a store's socket (plain connections to S3): like next(), but up to `max` bytes may be
+  // moved into the pipe `pipe_in` (its write end, empty) instead of `buf` (chunk::in_pipe). The caller sends
+  // all of them from the pipe or closes its connection. Only called when can_splice().
+  virtual bool can_splice() const { return false; }
+  virtual boost::asio::awaitable<result<chunk>> next_spliced(std::span<char> buf, int /*pipe_in*/,
+                                                             std::size_t /*max*/) {
+    return next(buf, false);
+  }
 
   // The next chunk when it is there without waiting (a local file's region), else nullopt: the caller then
   // awaits next(). A short range of a file then costs no coroutine for its reads.
