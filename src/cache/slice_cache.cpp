@@ -58,7 +58,7 @@ slice_cache::slice_cache(cache_config config, std::shared_ptr<spdlog::logger> lo
       index_(config_.capacity_bytes),
       open_files_id_(open_slices::new_owner_id()) {
   if (config_.slice_bytes == 0 || (config_.slice_bytes + kBlockBytes - 1) / kBlockBytes > kMaxBlocks)
-    throw std::invalid_argument("--cache-slice must be between 1 byte and 63 MiB");
+    throw std::invalid_argument("--cache-slice must be between 1 byte and 55 MiB");
   take_ownership(config_.dir);
   if (const auto removed = remove_leftover_temp_files(config_.dir / "tmp"))
     log_->info("cache: removed {} unfinished slice files left by an earlier run", removed);

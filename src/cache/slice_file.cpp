@@ -12,10 +12,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Version 2: block checksums are CRC-32C (version 1: zlib's CRC-32, ~4x slower; its slices are refused and
-// fetched again, but still recognised as the cache's own files, so that they are removed).
-constexpr char kMagic[8] = {'M', 'G', 'S', 'L', 'I', 'C', 'E', '2'};
-constexpr char kOldMagic[8] = {'M', 'G', 'S', 'L', 'I', 'C', 'E', '1'};
+// Version 3: the header is 3.5 KiB, so that the slice's bytes start off a page boundary (slice_file.hpp).
+// Version 2 (a 4 KiB header) and version 1 (zlib's CRC-32, ~4x slower than CRC-32C) are refused and fetched
+// again, but still recognised as the cache's own files, so that they are removed.
+constexpr char kMagic[8] = {'M', 'G', 'S', 'L', 'I', 'C', 'E', '3'};
+constexpr char kOldMagics[2][8] = {{'M', 'G', 'S', 'L', 'I', 'C', 'E', '1'},
+                                   {'M', 'G', 'S', 'L', 'I', 'C', 'E', '2'}};
 // Written at offset 0 as soon as a temporary file exists, replaced by kMagic when the slice is complete:
 // a leftover temporary file is then provably the cache's own.
 constexpr char kTempMagic[8] = {'M', 'G', 'S', 'L', 'T', 'M', 'P', '1'};
@@ -125,8 +127,9 @@ bool verify_blocks(int fd, const slice_header& h) {
 bool has_slice_magic(int fd) {
   char magic[8];
   if (::pread(fd, magic, sizeof magic, 0) != static_cast<ssize_t>(sizeof magic)) return false;
-  return std::memcmp(magic, kMagic, sizeof magic) == 0 || std::memcmp(magic, kOldMagic, sizeof magic) == 0 ||
-         std::memcmp(magic, kTempMagic, sizeof magic) == 0;
+  for (const auto& old : kOldMagics)
+    if (std::memcmp(magic, old, sizeof magic) == 0) return true;
+  return std::memcmp(magic, kMagic, sizeof magic) == 0 || std::memcmp(magic, kTempMagic, sizeof magic) == 0;
 }
 
 std::string slice_file_name(std::string_view object, std::uint64_t index) {

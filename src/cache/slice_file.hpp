@@ -1,5 +1,5 @@
 #pragma once
-// One slice on disk: a 4 KiB header (magic, length, CRC-32C of every 64 KiB block) followed by the slice's
+// One slice on disk: a 3.5 KiB header (magic, length, CRC-32C of every 64 KiB block) followed by the slice's
 // bytes. A slice is written under a temporary name in the cache's tmp/ and renamed into place when complete,
 // so a crash never leaves a torn slice under a slice's name. Everything here knows only files and bytes:
 // which slices exist is the index's business (slice_index.hpp).
@@ -17,9 +17,14 @@
 
 namespace mediagate::cache {
 
-inline constexpr std::size_t kHeaderBytes = 4096;
+// The slice's bytes start here, off a page boundary on purpose: a warm hit is one sendfile() per slice, and
+// on Linux 6.x a sendfile() that starts at a page-aligned file offset cost a fifth more CPU per byte than one
+// starting inside a page (the same files and calls otherwise; loopback, bench/results/W1WARM-2026-12-01.md).
+// nginx's cache files, whose bodies start after a header of some 700 bytes, get the same benefit.
+inline constexpr std::size_t kHeaderBytes = 3584;
+static_assert(kHeaderBytes % 4096 != 0, "a slice's bytes must not start at a page boundary");
 inline constexpr std::size_t kBlockBytes = 64 * 1024;
-// Header bytes 64.. hold the CRCs: 1008 blocks of 64 KiB, so a slice holds at most 63 MiB.
+// Header bytes 64.. hold the CRCs: 880 blocks of 64 KiB, so a slice holds at most 55 MiB.
 inline constexpr std::size_t kCrcOffset = 64;
 inline constexpr std::size_t kMaxBlocks = (kHeaderBytes - kCrcOffset) / 4;
 

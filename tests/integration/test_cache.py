@@ -35,7 +35,7 @@ BIG_KEY = "cache/big100.bin"
 BIG_SIZE = 100_000_000  # not a multiple of the slice: the last slice is partial
 SMALL_KEY = "cache/small3.bin"
 SMALL_SIZE = 3 * MIB + 12345
-HEADER_BYTES = 4096  # kHeaderBytes in src/cache/slice_file.hpp
+HEADER_BYTES = 3584  # kHeaderBytes in src/cache/slice_file.hpp
 TIMEOUT = 20.0  # per socket operation
 
 S3_GETS = "mediagate_s3_get_requests_total"

@@ -141,8 +141,8 @@ TEST(slice_cache, object_id_names_one_version_of_one_object) {
 TEST(slice_cache, rejects_slice_sizes_its_header_cannot_describe) {
   temp_dir dir;
   EXPECT_THROW(open_cache(config_for(dir.path(), 1 << 20, 0)), std::invalid_argument);
-  EXPECT_THROW(open_cache(config_for(dir.path(), 1 << 20, 63 * (1ull << 20) + 1)), std::invalid_argument);
-  EXPECT_NO_THROW(open_cache(config_for(dir.path(), 1 << 20, 63 * (1ull << 20))));
+  EXPECT_THROW(open_cache(config_for(dir.path(), 1 << 20, 55 * (1ull << 20) + 1)), std::invalid_argument);
+  EXPECT_NO_THROW(open_cache(config_for(dir.path(), 1 << 20, 55 * (1ull << 20))));
   EXPECT_NO_THROW(open_cache(config_for(dir.path(), 1 << 20, 1)));
 }
 
