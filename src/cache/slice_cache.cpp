@@ -93,7 +93,8 @@ fs::path slice_cache::slice_path(const std::string& object, std::uint64_t index)
 // neither indexed nor deleted.
 void slice_cache::load_index() {
   std::vector<found_slice> slices;
-  std::size_t foreign = 0;
+  std::size_t foreign = 0, unreadable = 0;
+  std::string first_unreadable;
   std::error_code ec;
   for (const auto& sub : fs::directory_iterator(config_.dir, ec)) {
     const auto parent = sub.path().filename().string();
@@ -105,8 +106,8 @@ void slice_cache::load_index() {
         case scanned::slice:
           slices.push_back(std::move(s));
           break;
-        case scanned::torn:
-          log_->warn("cache: removing unreadable slice file {}", file.path().string());
+        case scanned::torn:  // or of an older format (an upgrade): one line for all of them, below
+          if (unreadable++ == 0) first_unreadable = file.path().string();
           fs::remove(file.path(), ec);
           break;
         case scanned::foreign:
@@ -115,6 +116,11 @@ void slice_cache::load_index() {
       }
     }
   }
+  if (unreadable > 0)
+    log_->warn(
+        "cache: removed {} slice files that were unreadable or of an older format (the first: {}); "
+        "they are fetched again when asked for",
+        unreadable, first_unreadable);
   if (foreign > 0)
     log_->warn("cache: left {} files named like slices but without a slice header alone in {}", foreign,
                config_.dir.string());

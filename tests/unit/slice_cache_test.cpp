@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -376,6 +378,31 @@ TEST(slice_cache, restart_removes_its_own_torn_and_temporary_files_only) {
   ASSERT_TRUE(w->append(std::span<const char>(pattern_bytes(1000, 2))));
   ASSERT_TRUE(cache->commit(kObject, 2, std::move(w)));
   EXPECT_TRUE(cache->lookup(kObject, 2, 1000));
+}
+
+// An upgrade to a new slice format finds every slice of the old one unreadable: one line says so, not one per
+// file (a large cache holds hundreds of thousands).
+TEST(slice_cache, slices_removed_at_start_are_reported_in_one_line) {
+  temp_dir dir;
+  const auto cfg = config_for(dir.path(), 1ull << 30, 1000);
+  {
+    auto cache = open_cache(cfg);
+    for (unsigned i = 0; i < 6; ++i) put_slice(*cache, kObject, i, pattern_bytes(1000, i));
+  }
+  for (unsigned i = 1; i < 6; ++i) fs::resize_file(slice_file(dir.path(), kObject, i), kHeaderBytes + 500);
+  std::ostringstream out;
+  auto log = std::make_shared<spdlog::logger>("slice-cache-test",
+                                              std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  log->set_pattern("%l %v");
+  slice_cache cache(cfg, log, real_clock());
+  EXPECT_EQ(cache.stored_bytes(), 1000u);
+  const auto text = out.str();
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;  // the removal, then the index's size
+  EXPECT_NE(text.find("warning cache: removed 5 slice files that were unreadable or of an older format (the "
+                      "first: " +
+                      dir.path().string()),
+            std::string::npos)
+      << text;
 }
 
 TEST(slice_cache, restart_detects_damaged_data_on_first_lookup) {
