@@ -204,8 +204,9 @@ class response_impl final : public response {
     return got;
   }
 
-  // A body framed by Content-Length is read here, in this coroutine (one frame per read, not two); others
-  // through the parser (read_framed).
+  // A body framed by Content-Length on a plain connection goes from the socket into the pipe; the bytes that
+  // came with the header first through memory, and so does the read that waits for more (it has the stream's
+  // timeout, which a bare wait for readiness would not).
   net::awaitable<result<piece>> splice_some(std::span<char> buf, int pipe_in, std::size_t max) override {
     if (!conn_ || !direct_ || !conn_->plain || remaining_ == 0)
       co_return co_await response::splice_some(buf, pipe_in, max);  // through memory
@@ -240,6 +241,8 @@ class response_impl final : public response {
     co_return piece{*got, false};
   }
 
+  // A body framed by Content-Length is read here, in this coroutine (one frame per read, not two); others
+  // through the parser (read_framed).
   net::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
     if (!conn_) co_return error{errc::upstream_unavailable, "the connection to storage was closed"};
     if (!direct_) co_return co_await read_framed(buf);

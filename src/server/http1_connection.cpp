@@ -88,7 +88,6 @@ constexpr std::uint64_t kWholeRangeMax = 128u << 10;  // ranges up to this size 
 constexpr std::size_t kTlsFileBuffer = 128u << 10;    // a file's bytes over TLS
 constexpr std::size_t kLingerBytes = 16u << 20;
 constexpr std::chrono::milliseconds kLingerTime{2000};
-constexpr std::size_t kPipeMost = 1u << 20;      // asked of a store per splice (a pipe holds 64 KiB)
 constexpr std::size_t kPendingMost = 16u << 10;  // the head and bytes from memory held back for the pipe's
 
 // Every function that moves bytes takes the stream it moves them on: the connection's socket, or the TLS
@@ -308,7 +307,11 @@ net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage
     if (ready) {
       got = std::move(*ready);
     } else if (spliced) {
-      const auto most = static_cast<std::size_t>(std::min<std::uint64_t>(length, kPipeMost));
+      // As through the buffer: a short range in one piece, a long one in pieces of the stream buffer's size
+      // (a store that sends in pieces is forwarded as they come, not once a pipe's worth is in).
+      const auto most = static_cast<std::size_t>(
+          length <= kWholeRangeMax ? length
+                                   : std::min<std::uint64_t>(length, svc.config.stream_buffer_bytes));
       got = co_await reader.next_spliced(c.stream_buffer, c.pipe_in, most);
     } else {
       got = co_await reader.next(c.stream_buffer, is_plain<Stream>);
