@@ -207,14 +207,14 @@ class response_impl final : public response {
   // A body framed by Content-Length on a plain connection goes from the socket into the pipe; the bytes that
   // came with the header first through memory, and so does the read that waits for more (it has the stream's
   // timeout, which a bare wait for readiness would not).
-  net::awaitable<result<piece>> splice_some(std::span<char> buf, int pipe_in, std::size_t max) override {
+  net::awaitable<result<piece>> splice_some(std::span<char> buf, int pipe_in) override {
     if (!conn_ || !direct_ || !conn_->plain || remaining_ == 0)
-      co_return co_await response::splice_some(buf, pipe_in, max);  // through memory
-    if (const auto held = conn_->buffer.size(); held > 0) {         // what came with the header goes first
-      auto here = try_read_some(buf.first(std::min({held, buf.size(), max})));
+      co_return co_await response::splice_some(buf, pipe_in);  // through memory
+    if (const auto held = conn_->buffer.size(); held > 0) {    // what came with the header goes first
+      auto here = try_read_some(buf.first(std::min(held, buf.size())));
       if (here && *here) co_return piece{**here, false};
     }
-    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(max, remaining_));
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), remaining_));
     ssize_t n;
     do {
       n = ::splice(conn_->plain->socket().native_handle(), nullptr, pipe_in, nullptr, want,
@@ -235,7 +235,7 @@ class response_impl final : public response {
     // Nothing there yet (or the end of the stream, which read_some() reports): wait for the store with the
     // stream's timeout by reading a little into memory; the next call splices what follows.
     would_block_ = n < 0;
-    const auto wait_read = std::min<std::size_t>({buf.size(), want, kWaitRead});
+    const auto wait_read = std::min(want, kWaitRead);
     auto got = co_await read_some(buf.first(wait_read));
     if (!got) co_return got.err();
     co_return piece{*got, false};
@@ -477,8 +477,8 @@ std::string client_counters::render() const {
   return out;
 }
 
-net::awaitable<result<response::piece>> response::splice_some(std::span<char> buf, int, std::size_t max) {
-  auto n = co_await read_some(buf.first(std::min(buf.size(), max)));
+net::awaitable<result<response::piece>> response::splice_some(std::span<char> buf, int) {
+  auto n = co_await read_some(buf);
   if (!n) co_return n.err();
   co_return piece{*n, false};
 }

@@ -139,16 +139,15 @@ class response {
   virtual boost::asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;
   // The same when bytes are already here (no waiting, no coroutine); nullopt when read_some() must wait.
   virtual std::optional<result<std::size_t>> try_read_some(std::span<char> /*buf*/) { return std::nullopt; }
-  // Zero-copy: moves up to `max` body bytes from the store's socket into the pipe `pipe_in` (its write end,
-  // empty), waiting for them. Bytes that are only in memory (read with the header, or by the wait) are placed
-  // in `buf` instead: `in_pipe` says which. 0 bytes at the end of the body. Answers that cannot be spliced
-  // (TLS, a body not framed by Content-Length) read into `buf` every time.
+  // Zero-copy: moves up to buf.size() body bytes from the store's socket into the pipe `pipe_in` (its write
+  // end, empty), waiting for them. Bytes that are only in memory (read with the header, or by the wait) are
+  // placed in `buf` instead: `in_pipe` says which. 0 bytes at the end of the body. Answers that cannot be
+  // spliced (TLS, a body not framed by Content-Length) read into `buf` every time.
   struct piece {
     std::size_t bytes = 0;
     bool in_pipe = false;
   };
-  virtual boost::asio::awaitable<result<piece>> splice_some(std::span<char> buf, int pipe_in,
-                                                            std::size_t max);
+  virtual boost::asio::awaitable<result<piece>> splice_some(std::span<char> buf, int pipe_in);
   // The whole body, when it is at most `limit` bytes (error documents, listings).
   boost::asio::awaitable<result<std::string>> read_all(std::size_t limit);
   // Ends a read_some() that waits for the store (it fails); the connection is not reused. For a reader that

@@ -307,12 +307,9 @@ net::awaitable<bool> send_range(connection& c, Stream& s, services& svc, storage
     if (ready) {
       got = std::move(*ready);
     } else if (spliced) {
-      // As through the buffer: a short range in one piece, a long one in pieces of the stream buffer's size
-      // (a store that sends in pieces is forwarded as they come, not once a pipe's worth is in).
-      const auto most = static_cast<std::size_t>(
-          length <= kWholeRangeMax ? length
-                                   : std::min<std::uint64_t>(length, svc.config.stream_buffer_bytes));
-      got = co_await reader.next_spliced(c.stream_buffer, c.pipe_in, most);
+      // In pieces of the stream buffer's size, as through it (size_stream_buffer): a short range in one, a
+      // long one in pieces that a store sending in small writes fills as its bytes come.
+      got = co_await reader.next_spliced(c.stream_buffer, c.pipe_in);
     } else {
       got = co_await reader.next(c.stream_buffer, is_plain<Stream>);
     }

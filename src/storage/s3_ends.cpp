@@ -244,9 +244,9 @@ class kept_reader final : public range_reader {
 
   // Kept bytes come through the buffer; the rest as the rest's reader can.
   bool can_splice() const override { return rest_ && rest_->can_splice(); }
-  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in, std::size_t max) override {
+  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in) override {
     if (pos_ < std::min(last_ + 1, kept_end_)) co_return co_await next(buf, false);
-    co_return co_await rest_->next_spliced(buf, pipe_in, max);
+    co_return co_await rest_->next_spliced(buf, pipe_in);
   }
 
   bool has_finish() const override { return rest_ && rest_->has_finish(); }

@@ -141,16 +141,16 @@ class s3_range_reader final : public range_reader {
   // Whether the store ignored a range (answered 200): parts would get the same, so read on one connection.
   bool saw_whole_object() const { return whole_seen_; }
 
-  net::awaitable<result<chunk>> next(std::span<char> buf, bool) override { return read_next(buf, -1, 0); }
+  net::awaitable<result<chunk>> next(std::span<char> buf, bool) override { return read_next(buf, -1); }
 
   bool can_splice() const override { return !client_->settings().ep.tls; }  // TLS: decrypted in memory
-  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in, std::size_t max) override {
-    return read_next(buf, pipe_in, max);
+  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in) override {
+    return read_next(buf, pipe_in);
   }
 
  private:
   // next(), and with a pipe (pipe_in >= 0) next_spliced().
-  net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in, std::size_t max) {
+  net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in) {
     while (true) {
       if (next_ > range_.last) co_return chunk{};
       if (!response_) {
@@ -170,8 +170,7 @@ class s3_range_reader final : public range_reader {
       result<std::size_t> n = std::size_t{0};
       bool in_pipe = false;
       if (skip_ == 0 && pipe_in >= 0) {
-        const auto most = static_cast<std::size_t>(std::min<std::uint64_t>(max, range_.last - next_ + 1));
-        auto piece = co_await response_->splice_some(buf.first(want), pipe_in, most);
+        auto piece = co_await response_->splice_some(buf.first(want), pipe_in);
         if (piece) {
           n = piece->bytes;
           in_pipe = piece->in_pipe;
@@ -335,23 +334,23 @@ class download_reader final : public range_reader {
     return true;
   }
 
-  net::awaitable<result<chunk>> next(std::span<char> buf, bool) override { return read_next(buf, -1, 0); }
+  net::awaitable<result<chunk>> next(std::span<char> buf, bool) override { return read_next(buf, -1); }
 
   // The lead's bytes from its socket; parts' bytes from memory.
   bool can_splice() const override { return !client_->settings().ep.tls; }
-  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in, std::size_t max) override {
-    return read_next(buf, pipe_in, max);
+  net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in) override {
+    return read_next(buf, pipe_in);
   }
 
  private:
-  net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in, std::size_t max) {
+  net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in) {
     while (true) {
       if (lead_) {
         const auto t0 = std::chrono::steady_clock::now();
         if (!window_start_) window_start_ = t0;
         result<chunk> c = chunk{};
         if (pipe_in >= 0)
-          c = co_await lead_->next_spliced(buf, pipe_in, max);
+          c = co_await lead_->next_spliced(buf, pipe_in);
         else
           c = co_await lead_->next(buf, false);
         if (!c) co_return c;

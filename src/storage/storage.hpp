@@ -67,12 +67,12 @@ class range_reader {
   // be: the caller must close the client connection (never send wrong or missing bytes under 200/206).
   virtual boost::asio::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) = 0;
 
-  // Zero-copy from a store's socket (plain connections to S3): like next(), but up to `max` bytes may be
-  // moved into the pipe `pipe_in` (its write end, empty) instead of `buf` (chunk::in_pipe). The caller sends
-  // all of them from the pipe or closes its connection. Only called when can_splice().
+  // Zero-copy from a store's socket (plain connections to S3): like next(), but the bytes (up to buf.size(),
+  // as through the buffer) may be moved into the pipe `pipe_in` (its write end, empty) instead of `buf`
+  // (chunk::in_pipe). The caller sends all of them from the pipe or closes its connection. Only called when
+  // can_splice().
   virtual bool can_splice() const { return false; }
-  virtual boost::asio::awaitable<result<chunk>> next_spliced(std::span<char> buf, int /*pipe_in*/,
-                                                             std::size_t /*max*/) {
+  virtual boost::asio::awaitable<result<chunk>> next_spliced(std::span<char> buf, int /*pipe_in*/) {
     return next(buf, false);
   }
 
