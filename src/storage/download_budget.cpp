@@ -34,6 +34,14 @@ std::string download_budget::render_metrics() const {
                 "Download parts not started in parallel because the memory limit was reached (read on the "
                 "download's own connection instead).",
                 refused());
+  append_metric(out, "mediagate_s3_downloads_in_parts_total", "counter",
+                "Downloads that went on in parallel parts: the client drained faster than one S3 connection "
+                "delivered.",
+                in_parts_.load(std::memory_order_relaxed));
+  append_metric(out, "mediagate_s3_download_parts_stopped_total", "counter",
+                "Downloads whose parts did not raise the rate by half over one connection (a store whose "
+                "bandwidth is shared): the rest went on one connection.",
+                parts_stopped_.load(std::memory_order_relaxed));
   return out;
 }
 

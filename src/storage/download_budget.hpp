@@ -23,6 +23,11 @@ class download_budget {
   std::uint64_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
   std::uint64_t peak() const { return peak_.load(std::memory_order_relaxed); }
   std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+
+  // Counted here too, as they concern the same downloads: those that went on in parts, and those whose parts
+  // did not pay and were stopped.
+  void count_in_parts() { in_parts_.fetch_add(1, std::memory_order_relaxed); }
+  void count_parts_stopped() { parts_stopped_.fetch_add(1, std::memory_order_relaxed); }
   std::string render_metrics() const;
 
  private:
@@ -30,6 +35,8 @@ class download_budget {
   std::atomic<std::uint64_t> in_use_{0};
   std::atomic<std::uint64_t> peak_{0};
   std::atomic<std::uint64_t> refused_{0};
+  std::atomic<std::uint64_t> in_parts_{0};
+  std::atomic<std::uint64_t> parts_stopped_{0};
 };
 
 // `n` bytes of a budget, given back when the holder (a download part, with its buffer) is destroyed.

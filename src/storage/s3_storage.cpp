@@ -239,8 +239,9 @@ struct download_part {
 // What the reader and its part coroutines share (one event loop: no locking).
 struct download_state {
   explicit download_state(net::any_io_executor ex) : wake(std::move(ex)) {}
-  net::steady_timer wake;  // the reader waits on it; a part that made progress cancels it
-  bool cancelled = false;  // the reader is gone: parts stop at their next step
+  net::steady_timer wake;      // the reader waits on it; a part that made progress cancels it
+  bool cancelled = false;      // the reader is gone: parts stop at their next step
+  std::uint64_t received = 0;  // body bytes the parts received
   void notify() { wake.cancel(); }
 };
 
@@ -291,6 +292,7 @@ net::awaitable<void> fetch_part(std::shared_ptr<s3::client> client, s3_location 
       if (st->cancelled) co_return;
       if (!n || *n == 0) break;  // resumed from the next byte above
       part->filled += *n;
+      st->received += *n;
       st->notify();
     }
     part->live = nullptr;
@@ -301,8 +303,23 @@ net::awaitable<void> fetch_part(std::shared_ptr<s3::client> client, s3_location 
   st->notify();
 }
 
+// Bytes handed on over one stretch of a download, how long that took and how much of it went waiting on S3.
+struct rate_window {
+  using clock = std::chrono::steady_clock;
+  std::optional<clock::time_point> start;
+  clock::duration waited{};
+  std::uint64_t bytes = 0;
+  // Waited on S3 for at least half the time: the store, not the client, is the bottleneck.
+  bool store_bound(clock::time_point now) const { return waited * 2 >= now - *start; }
+  double rate(clock::time_point now) const {
+    const double seconds = std::chrono::duration<double>(now - *start).count();
+    return seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
+  }
+};
+
 // Reads a download's range on one connection (the lead) and, once the client drains it faster than one
-// connection delivers, the rest as parts over up to `parts` connections, handed on strictly in order.
+// connection delivers, the rest as parts over up to `parts` connections, handed on strictly in order. Parts
+// that do not pay are stopped (download_settings).
 class download_reader final : public range_reader {
  public:
   download_reader(std::unique_ptr<s3_range_reader> lead, std::shared_ptr<s3::client> client,
@@ -343,11 +360,14 @@ class download_reader final : public range_reader {
   }
 
  private:
+  using clock = rate_window::clock;
+
   net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in) {
     while (true) {
+      if (!window_.start) window_.start = clock::now();
+      if (in_parts_ && !judged_ && a_first_part_in()) judge_parts();
       if (lead_) {
-        const auto t0 = std::chrono::steady_clock::now();
-        if (!window_start_) window_start_ = t0;
+        const auto t0 = clock::now();
         result<chunk> c = chunk{};
         if (pipe_in >= 0)
           c = co_await lead_->next_spliced(buf, pipe_in);
@@ -355,9 +375,8 @@ class download_reader final : public range_reader {
           c = co_await lead_->next(buf, false);
         if (!c) co_return c;
         if (c->bytes > 0) {
-          waited_ += std::chrono::steady_clock::now() - t0;
-          window_bytes_ += c->bytes;
-          if (!st_ && window_bytes_ >= settings_.after) co_await consider_parts();
+          window_.waited += clock::now() - t0;
+          co_await handed(c->bytes);
           co_return c;
         }
         lead_.reset();  // its share is done: the parts carry on
@@ -366,9 +385,10 @@ class download_reader final : public range_reader {
       }
       if (parts_.empty()) {
         if (next_part_ > range_.last) co_return chunk{};
-        // The memory budget is spent (by other downloads): the next part comes on this download's own
-        // connection, through the caller's buffer, and the budget is asked again after it.
-        lead_ = part_on_lead();
+        // Parts stopped: the rest on one connection. Else the memory budget is spent (by other downloads):
+        // the next part comes on this download's own connection, through the caller's buffer, and the budget
+        // is asked again after it.
+        lead_ = in_parts_ ? part_on_lead() : rest_on_lead();
         continue;
       }
       auto& p = *parts_.front();
@@ -380,43 +400,87 @@ class download_reader final : public range_reader {
           parts_.pop_front();  // its memory goes back; the next part takes its place
           top_up(co_await net::this_coro::executor);
         }
+        co_await handed(n);
         co_return chunk{n, std::nullopt};
       }
       if (p.failed) {
         if (p.failed->code == errc::changed && on_changed_) on_changed_(key_);
         co_return *p.failed;
       }
-      st_->wake.expires_at(std::chrono::steady_clock::time_point::max());
+      const auto t0 = clock::now();
+      st_->wake.expires_at(clock::time_point::max());
       co_await st_->wake.async_wait(net::as_tuple(net::use_awaitable));
+      window_.waited += clock::now() - t0;
     }
   }
 
-  // After every `after` bytes on the lead: when the reads waited on S3 for at least half the time, the client
-  // drains faster than one connection delivers, so the rest (beyond one more part on the lead) goes in parts.
+  // Counts `n` bytes handed on; on one connection, considers parts every `after` bytes.
+  net::awaitable<void> handed(std::uint64_t n) {
+    handed_ += n;
+    window_.bytes += n;
+    if (!in_parts_ && lead_ && lead_to_end_ && window_.bytes >= settings_.after && handed_ >= consider_from_)
+      co_await consider_parts();
+  }
+
+  // On one connection: when the reads waited on S3 for at least half the time, the client drains faster than
+  // one connection delivers, so the rest (beyond one more part on the lead) goes in parts.
   net::awaitable<void> consider_parts() {
-    const auto elapsed = std::chrono::steady_clock::now() - *window_start_;
-    const bool store_bound = waited_ * 2 >= elapsed;
+    const auto now = clock::now();
+    const bool store_bound = window_.store_bound(now);
     // Parts pay where one connection is capped by distance (50-100 MB/s to a real S3). A store close by that
     // delivers more is busy rather than far: on loopback radosgw, 6 parts made a download 20-35% slower.
-    const double seconds = std::chrono::duration<double>(elapsed).count();
-    const bool slow_connection =
-        static_cast<double>(window_bytes_) < static_cast<double>(settings_.slower_than) * seconds;
-    window_bytes_ = 0;
-    waited_ = {};
-    window_start_.reset();
+    lead_rate_ = window_.rate(now);
+    const bool slow_connection = lead_rate_ < static_cast<double>(settings_.slower_than);
+    window_ = {};
     const auto pos = lead_->position();
     if (!store_bound || !slow_connection || lead_->saw_whole_object() ||
         range_.last < pos + 2 * settings_.part_size)
       co_return;
     lead_->shorten(pos + settings_.part_size - 1);
+    lead_to_end_ = false;
     next_part_ = pos + settings_.part_size;
-    st_ = std::make_shared<download_state>(co_await net::this_coro::executor);
+    in_parts_ = true;
+    judged_ = false;
+    round_start_ = clock::now();
+    if (settings_.budget) settings_.budget->count_in_parts();
+    if (!st_) st_ = std::make_shared<download_state>(co_await net::this_coro::executor);
+    received_before_ = st_->received;
+    round_first_ = pos;
+    const auto first_part = next_part_;
     top_up(co_await net::this_coro::executor);
+    // No part started (the memory budget is spent): nothing to judge, the download goes on part by part on
+    // its own connection.
+    judged_ = next_part_ == first_part;
+  }
+
+  // One of the parts started beside the lead's last part has all its bytes: the first to end is the first
+  // measure of what they bring (and, ending before the lead's part, comes before any other part starts).
+  bool a_first_part_in() const {
+    for (const auto& p : parts_)
+      if (p->done) return true;
+    return false;
+  }
+
+  // Once a part is in: when the lead and the parts together did not receive half as fast again as the lead
+  // alone before, the store's bandwidth is shared rather than capped per connection (a busy store nearby, or
+  // one link), and more connections only cost requests. The parts already started are handed on, the rest
+  // goes on one connection, and parts are considered again once four times the bytes read so far are handed
+  // on (a few tries in a long download, should the store's load change).
+  void judge_parts() {
+    judged_ = true;
+    const auto lead_bytes = lead_ ? lead_->position() - round_first_ : settings_.part_size;
+    const auto received = static_cast<double>(lead_bytes + st_->received - received_before_);
+    const double seconds = std::chrono::duration<double>(clock::now() - round_start_).count();
+    if (received >= 1.5 * lead_rate_ * seconds) return;
+    in_parts_ = false;
+    consider_from_ = 4 * (next_part_ - range_.first);
+    if (settings_.budget) settings_.budget->count_parts_stopped();
   }
 
   // Starts parts until `parts` connections are busy (the lead counts as one), the range is covered or the
   // process-wide budget is spent. Parts read but not yet handed on count too: that bounds the memory.
   void top_up(net::any_io_executor ex) {
+    if (!in_parts_) return;
     while (next_part_ <= range_.last && parts_.size() + (lead_ ? 1 : 0) < settings_.parts) {
       const auto last = std::min(range_.last, next_part_ + settings_.part_size - 1);
       const auto length = last - next_part_ + 1;
@@ -434,9 +498,19 @@ class download_reader final : public range_reader {
 
   // The next part read on one connection straight into the caller's buffer (no memory held ahead).
   std::unique_ptr<s3_range_reader> part_on_lead() {
-    const http::byte_range part{next_part_, std::min(range_.last, next_part_ + settings_.part_size - 1)};
-    next_part_ = part.last + 1;
-    return std::make_unique<s3_range_reader>(client_, where_, key_, meta_, part, max_resumes_, on_changed_);
+    lead_to_end_ = false;
+    return lead_for(std::min(range_.last, next_part_ + settings_.part_size - 1));
+  }
+  // What is left of the range on one connection, once parts were stopped.
+  std::unique_ptr<s3_range_reader> rest_on_lead() {
+    lead_to_end_ = true;
+    window_ = {};  // the rate of the rest is measured afresh
+    return lead_for(range_.last);
+  }
+  std::unique_ptr<s3_range_reader> lead_for(std::uint64_t last) {
+    const http::byte_range span{next_part_, last};
+    next_part_ = last + 1;
+    return std::make_unique<s3_range_reader>(client_, where_, key_, meta_, span, max_resumes_, on_changed_);
   }
 
   std::unique_ptr<s3_range_reader> lead_;
@@ -448,9 +522,16 @@ class download_reader final : public range_reader {
   download_settings settings_;
   int max_resumes_;
   std::function<void(const std::string&)> on_changed_;
-  std::optional<std::chrono::steady_clock::time_point> window_start_;
-  std::chrono::steady_clock::duration waited_{};
-  std::uint64_t window_bytes_ = 0;
+  rate_window window_;
+  std::uint64_t handed_ = 0;           // bytes handed on so far
+  std::uint64_t consider_from_ = 0;    // parts are not considered before so many bytes are handed on
+  double lead_rate_ = 0;               // bytes a second the lead delivered when parts were started
+  clock::time_point round_start_;      // when parts were last started
+  std::uint64_t received_before_ = 0;  // the parts' bytes received before then
+  std::uint64_t round_first_ = 0;      // where the lead was then
+  bool in_parts_ = false, judged_ = false;
+  bool lead_to_end_ =
+      true;  // the lead reads to the end of the range (only such a lead may be split in parts)
   std::shared_ptr<download_state> st_;  // set once parts are used
   std::deque<std::shared_ptr<download_part>> parts_;
   std::uint64_t next_part_ = 0;
@@ -540,8 +621,6 @@ const object_meta* s3_storage::fresh_meta(const std::string& key) const {
   return &it->second.meta;
 }
 
-// One GET instead of a HEAD and then a GET: its Content-Range gives the size, the ETag, date and type come
-// with it, and its body is the hinted range (checked exactly as open() checks its answers).
 // A download's reader (read_hint::download) of a body long enough for parts; else the one-connection reader.
 std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_reader> reader,
                                                          const std::string& key, const object_meta& meta,
@@ -554,6 +633,8 @@ std::unique_ptr<range_reader> s3_storage::maybe_download(std::unique_ptr<range_r
                                            max_resumes_, [this](const std::string& k) { forget_version(k); });
 }
 
+// One GET instead of a HEAD and then a GET: its Content-Range gives the size, the ETag, date and type come
+// with it, and its body is the hinted range (checked exactly as open() checks its answers).
 net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string key, read_hint hint) {
   if (hint.suffix && *hint.suffix == 0) co_return co_await storage::stat_and_open(key, hint);
   const object_meta* cached = fresh_meta(key);

@@ -8,6 +8,9 @@ bench/ (time to first frame, seeks).
     ...
     shaped.stop()
 
+With total_rate (bytes a second), the S3 sits behind one link that every connection shares (SharedLink, between
+nginx and radosgw): a store whose bandwidth is shared rather than capped per connection.
+
 Run by hand: python3 tests/integration/shaped_s3.py DIR RGW_PORT [DELAY_MS] [RATE]  (Ctrl-C stops it).
 
 Needs: nginx (nginx-light) and libnginx-mod-http-lua (Debian 12); the Host header is passed through, so
@@ -20,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,13 +88,97 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class SharedLink:
+    """One link on loopback that every connection shares: relays TCP to `upstream_port` and lets through at
+    most `rate` bytes a second towards the clients, all connections together (nginx's limit_rate caps each
+    connection on its own; this kernel has no netem or tc qdisc to cap them together). Each piece of at most
+    16 KiB books the next free slot on the link and is sent when its slot ends, so the connections share the
+    rate in turn."""
+
+    PIECE = 16 * 1024
+
+    def __init__(self, upstream_port: int, rate: float, port: int | None = None) -> None:
+        self.upstream_port = upstream_port
+        self.rate = float(rate)
+        self.port = port or free_port()
+        self.lock = threading.Lock()
+        self.free_at = 0.0  # when the link is free again (time.monotonic())
+        self.sockets: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+
+    def start(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port), backlog=256)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.listener:
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _accept(self) -> None:
+        while self.listener:
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                up = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                down.close()
+                continue
+            with self.lock:
+                self.sockets += [down, up]
+            threading.Thread(target=self._pump, args=(down, up, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, True), daemon=True).start()
+
+    def _wait_for_slot(self, n: int) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.free_at)
+            self.free_at = start + n / self.rate
+            until = self.free_at
+        if until > now:
+            time.sleep(until - now)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, shaped: bool) -> None:
+        try:
+            while True:
+                data = src.recv(256 * 1024)
+                if not data:
+                    break
+                view = memoryview(data)
+                while view:
+                    piece = view[:self.PIECE] if shaped else view
+                    if shaped:
+                        self._wait_for_slot(len(piece))
+                    dst.sendall(piece)
+                    view = view[len(piece):]
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
 class ShapedS3:
     def __init__(self, work: Path, upstream_port: int, delay_ms: float = 30, rate: str = "80m",
-                 port: int | None = None, suffix_delay_ms: float = 0) -> None:
-        """suffix_delay_ms: added to the delay of requests for a suffix range (bytes=-N) only."""
+                 port: int | None = None, suffix_delay_ms: float = 0, total_rate: float | None = None) -> None:
+        """suffix_delay_ms: added to the delay of requests for a suffix range (bytes=-N) only. rate: each
+        connection's cap (nginx's limit_rate; "0": none). total_rate: bytes a second for all connections
+        together (a SharedLink in front of the upstream)."""
         self.dir = Path(work)
         self.suffix_delay_ms = suffix_delay_ms
-        self.upstream_port = upstream_port
+        self.link = SharedLink(upstream_port, total_rate) if total_rate else None
+        self.upstream_port = self.link.port if self.link else upstream_port
         self.delay_ms = delay_ms
         self.rate = rate
         self.port = port or free_port()
@@ -119,6 +207,8 @@ class ShapedS3:
         return out
 
     def start(self, timeout: float = 10) -> None:
+        if self.link:
+            self.link.start()
         for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         conf = self.dir / "nginx.conf"
@@ -158,6 +248,8 @@ class ShapedS3:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if self.link:
+            self.link.stop()
 
 
 if __name__ == "__main__":

@@ -969,14 +969,16 @@ class RadosgwFaults(unittest.TestCase):
 
     # -- 8. one client's download over several S3 connections (issue 15) ----------------------------------
 
-    def shaped_download_server(self, name: str, key: str, data: bytes, args: list[str]) -> harness.Server:
-        """Stores `data` as `key`, starts an S3 shaped to 5 ms and 20 MB/s per connection in front of radosgw,
-        and a server reading through it with `args`."""
+    def shaped_download_server(self, name: str, key: str, data: bytes, args: list[str], rate: str = "20m",
+                               total_rate: float | None = None) -> harness.Server:
+        """Stores `data` as `key`, starts an S3 shaped to 5 ms and (by default) 20 MB/s per connection in front
+        of radosgw, and a server reading through it with `args`."""
         from shaped_s3 import ShapedS3
 
         self.rgw.put(self.bucket, key, data, "video/mp4")
         rgw_port = int(self.rgw.env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
-        shaped = ShapedS3(self.tmp / f"shaped-{name}", upstream_port=rgw_port, delay_ms=5, rate="20m")
+        shaped = ShapedS3(self.tmp / f"shaped-{name}", upstream_port=rgw_port, delay_ms=5, rate=rate,
+                          total_rate=total_rate)
         shaped.start()
         self.addCleanup(shaped.stop)
         env = dict(self.rgw.env, AWS_ENDPOINT_URL=shaped.endpoint)
@@ -1004,6 +1006,38 @@ class RadosgwFaults(unittest.TestCase):
         self.assertTrue(bytes(r.body) == data, "the download's bytes differ from the object's")
         self.assertEqual(after["mediagate_s3_get_requests_total"] - before["mediagate_s3_get_requests_total"], 1,
                          "a connection faster than --s3-download-slower-than should not be joined by parts")
+
+    def test_8d_parts_that_do_not_pay_are_stopped(self) -> None:
+        """A store whose bandwidth all connections share (one 20 MiB/s link, no cap per connection): the client
+        waits on S3 and the connection is slower than --s3-download-slower-than, so parts start, but they do not
+        raise the rate. Once the first of them is in, the download goes back to one connection for the rest: a
+        handful of GETs, not one per part; exact bytes; exactly the object's bytes from S3."""
+        size = 40 * MIB
+        key = "download-shared.mp4"
+        data = harness.pattern_bytes(2, size)
+        server = self.shaped_download_server("download-shared", key, data, [
+            "--threads", "1", "--s3-download-parts", "4", "--s3-download-part-size", "2MiB",
+            "--s3-download-after", "2MiB"], rate="0", total_rate=20 * MIB)
+        before = settle(server.port)
+        t0 = time.monotonic()
+        with rawhttp.Connection(server.port, timeout=30.0) as c:
+            r = c.request("GET", target(key), [])
+        took = time.monotonic() - t0
+        after = settle(server.port)
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertTrue(bytes(r.body) == data, "the download's bytes differ from the object's")
+        delta = {k: after[k] - before[k] for k in ("mediagate_s3_get_requests_total", "mediagate_s3_received_bytes_total",
+                                                    "mediagate_s3_downloads_in_parts_total",
+                                                    "mediagate_s3_download_parts_stopped_total")}
+        gets = delta["mediagate_s3_get_requests_total"]
+        note(f"download of {mib(size)} through one shared 20 MiB/s link: {size / took / 1e6:.1f} MB/s, {gets:.0f} GETs")
+        self.assertEqual(delta["mediagate_s3_downloads_in_parts_total"], 1, "the one connection was store-bound")
+        self.assertEqual(delta["mediagate_s3_download_parts_stopped_total"], 1,
+                         "parts over a shared link do not raise the rate: they should be stopped")
+        # The lead, the parts started beside its last part (3), one more should the lead's part end before any
+        # of them, the rest on one connection: at most 6 GETs. Parts to the end would make it 20.
+        self.assertLessEqual(gets, 6, "the download went on in parts after they were judged useless")
+        self.assertEqual(delta["mediagate_s3_received_bytes_total"], size, "bytes read from S3 for one download")
 
     def test_8_download_in_parts(self) -> None:
         """A GET without Range, drained faster than one (shaped: 20 MB/s) S3 connection delivers, is read as
@@ -1054,6 +1088,9 @@ class RadosgwFaults(unittest.TestCase):
              f"{gets:.0f} GETs, {mib(received)} from S3")
         self.assertGreaterEqual(gets, 10, "the download should have been read in 2 MiB parts")
         self.assertEqual(received, size, "bytes read from S3 for one download")
+        self.assertEqual(after["mediagate_s3_downloads_in_parts_total"] - before["mediagate_s3_downloads_in_parts_total"], 1)
+        self.assertEqual(after["mediagate_s3_download_parts_stopped_total"], 0,
+                         "parts over connections capped one by one raise the rate: they should not be stopped")
 
         # A viewer: bytes=0- read to the end just as fast stays on one connection.
         before = settle(port)
