@@ -239,9 +239,9 @@ struct download_part {
 // What the reader and its part coroutines share (one event loop: no locking).
 struct download_state {
   explicit download_state(net::any_io_executor ex) : wake(std::move(ex)) {}
-  net::steady_timer wake;      // the reader waits on it; a part that made progress cancels it
-  bool cancelled = false;      // the reader is gone: parts stop at their next step
-  std::uint64_t received = 0;  // body bytes the parts received
+  net::steady_timer wake;  // the reader waits on it; a part that made progress cancels it
+  bool cancelled = false;  // the reader is gone: parts stop at their next step
+  std::chrono::steady_clock::time_point last_done;  // when a part last got all its bytes
   void notify() { wake.cancel(); }
 };
 
@@ -292,7 +292,6 @@ net::awaitable<void> fetch_part(std::shared_ptr<s3::client> client, s3_location 
       if (st->cancelled) co_return;
       if (!n || *n == 0) break;  // resumed from the next byte above
       part->filled += *n;
-      st->received += *n;
       st->notify();
     }
     part->live = nullptr;
@@ -300,6 +299,7 @@ net::awaitable<void> fetch_part(std::shared_ptr<s3::client> client, s3_location 
   }
   if (st->cancelled) co_return;
   part->done = true;
+  st->last_done = std::chrono::steady_clock::now();
   st->notify();
 }
 
@@ -364,8 +364,7 @@ class download_reader final : public range_reader {
 
   net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in) {
     while (true) {
-      if (!window_.start) window_.start = clock::now();
-      if (in_parts_ && !judged_ && a_first_part_in()) judge_parts();
+      if (in_parts_ && !judged_ && round_in()) judge_parts();
       if (lead_) {
         const auto t0 = clock::now();
         result<chunk> c = chunk{};
@@ -375,12 +374,19 @@ class download_reader final : public range_reader {
           c = co_await lead_->next(buf, false);
         if (!c) co_return c;
         if (c->bytes > 0) {
-          window_.waited += clock::now() - t0;
+          const auto now = clock::now();
+          if (!window_.start) {  // the lead's rate is measured from its first bytes on
+            window_.start = now;
+            handed_ += c->bytes;
+            co_return c;
+          }
+          window_.waited += now - t0;
           co_await handed(c->bytes);
           co_return c;
         }
         lead_.reset();  // its share is done: the parts carry on
         if (!st_) co_return chunk{};
+        lead_done_ = clock::now();
         top_up(co_await net::this_coro::executor);
       }
       if (parts_.empty()) {
@@ -418,7 +424,8 @@ class download_reader final : public range_reader {
   net::awaitable<void> handed(std::uint64_t n) {
     handed_ += n;
     window_.bytes += n;
-    if (!in_parts_ && lead_ && lead_to_end_ && window_.bytes >= settings_.after && handed_ >= consider_from_)
+    if (!in_parts_ && lead_ && lead_to_end_ && window_.start && window_.bytes >= settings_.after &&
+        handed_ >= consider_from_)
       co_await consider_parts();
   }
 
@@ -441,37 +448,52 @@ class download_reader final : public range_reader {
     next_part_ = pos + settings_.part_size;
     in_parts_ = true;
     judged_ = false;
-    round_start_ = clock::now();
+    strikes_ = 0;
     if (settings_.budget) settings_.budget->count_in_parts();
     if (!st_) st_ = std::make_shared<download_state>(co_await net::this_coro::executor);
-    received_before_ = st_->received;
+    round_start_ = clock::now();
     round_first_ = pos;
     const auto first_part = next_part_;
     top_up(co_await net::this_coro::executor);
+    round_end_ = next_part_;
     // No part started (the memory budget is spent): nothing to judge, the download goes on part by part on
     // its own connection.
     judged_ = next_part_ == first_part;
   }
 
-  // One of the parts started beside the lead's last part has all its bytes: the first to end is the first
-  // measure of what they bring (and, ending before the lead's part, comes before any other part starts).
-  bool a_first_part_in() const {
+  // The round being judged is in: every byte of it was asked for, the lead's part and every part of it have
+  // all their bytes.
+  bool round_in() const {
+    if (lead_ || next_part_ < round_end_) return false;
     for (const auto& p : parts_)
-      if (p->done) return true;
-    return false;
+      if (p->first < round_end_ && !p->done) return false;
+    return true;
   }
 
-  // Once a part is in: when the lead and the parts together did not receive half as fast again as the lead
-  // alone before, the store's bandwidth is shared rather than capped per connection (a busy store nearby, or
-  // one link), and more connections only cost requests. The parts already started are handed on, the rest
-  // goes on one connection, and parts are considered again once four times the bytes read so far are handed
-  // on (a few tries in a long download, should the store's load change).
+  // When a round is in: when it did not come half as fast again as the lead alone before, twice in a row, the
+  // store's bandwidth is shared rather than capped per connection (a busy store nearby, or one link), and
+  // more connections only cost requests. The first round is the lead's last part and the parts started beside
+  // it; the second, as many parts after them (the first round alone may only show a store slow to answer new
+  // connections). Measured over whole parts, from the round's start to the end of its last part: bytes come
+  // from the sockets in bursts. The parts already started are handed on, the rest goes on one connection,
+  // and parts are considered again once four times the bytes read so far are handed on (a few tries in a
+  // long download, should the store's load change).
   void judge_parts() {
+    const auto ended = std::max(lead_done_, st_->last_done);
+    const auto bytes = static_cast<double>(round_end_ - round_first_);
+    const double seconds = std::chrono::duration<double>(ended - round_start_).count();
+    if (bytes >= 1.5 * lead_rate_ * seconds) {
+      judged_ = true;
+      return;
+    }
+    if (++strikes_ < 2 && round_end_ <= range_.last) {
+      round_start_ = ended;
+      round_first_ = round_end_;
+      round_end_ = std::min(range_.last + 1, round_end_ + settings_.parts * settings_.part_size);
+      return;
+    }
     judged_ = true;
-    const auto lead_bytes = lead_ ? lead_->position() - round_first_ : settings_.part_size;
-    const auto received = static_cast<double>(lead_bytes + st_->received - received_before_);
-    const double seconds = std::chrono::duration<double>(clock::now() - round_start_).count();
-    if (received >= 1.5 * lead_rate_ * seconds) return;
+    if (strikes_ < 2) return;  // no second round left to judge: the download ends in parts
     in_parts_ = false;
     consider_from_ = 4 * (next_part_ - range_.first);
     if (settings_.budget) settings_.budget->count_parts_stopped();
@@ -482,6 +504,7 @@ class download_reader final : public range_reader {
   void top_up(net::any_io_executor ex) {
     if (!in_parts_) return;
     while (next_part_ <= range_.last && parts_.size() + (lead_ ? 1 : 0) < settings_.parts) {
+      if (strikes_ > 0 && !judged_ && next_part_ >= round_end_) break;  // a second round is judged as it is
       const auto last = std::min(range_.last, next_part_ + settings_.part_size - 1);
       const auto length = last - next_part_ + 1;
       if (settings_.budget && !settings_.budget->try_take(length)) break;
@@ -523,15 +546,17 @@ class download_reader final : public range_reader {
   int max_resumes_;
   std::function<void(const std::string&)> on_changed_;
   rate_window window_;
-  std::uint64_t handed_ = 0;           // bytes handed on so far
-  std::uint64_t consider_from_ = 0;    // parts are not considered before so many bytes are handed on
-  double lead_rate_ = 0;               // bytes a second the lead delivered when parts were started
-  clock::time_point round_start_;      // when parts were last started
-  std::uint64_t received_before_ = 0;  // the parts' bytes received before then
-  std::uint64_t round_first_ = 0;      // where the lead was then
+  std::uint64_t handed_ = 0;         // bytes handed on so far
+  std::uint64_t consider_from_ = 0;  // parts are not considered before so many bytes are handed on
+  double lead_rate_ = 0;             // bytes a second the lead delivered when parts were started
+  // The round of parts being judged: when it began, the bytes it covers; when the lead's part ended; how
+  // many rounds did not pay.
+  clock::time_point round_start_, lead_done_;
+  std::uint64_t round_first_ = 0, round_end_ = 0;
+  int strikes_ = 0;
   bool in_parts_ = false, judged_ = false;
-  bool lead_to_end_ =
-      true;  // the lead reads to the end of the range (only such a lead may be split in parts)
+  // The lead reads to the end of the range: only such a lead may be split in parts.
+  bool lead_to_end_ = true;
   std::shared_ptr<download_state> st_;  // set once parts are used
   std::deque<std::shared_ptr<download_part>> parts_;
   std::uint64_t next_part_ = 0;

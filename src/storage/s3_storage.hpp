@@ -31,10 +31,10 @@ std::optional<s3_location> parse_s3_url(std::string_view url);
 // `after` bytes from one connection while waiting on S3 for at least half of that time (the store, not the
 // client, is the bottleneck) and that connection delivered less than `slower_than` bytes a second (a distant
 // store's per-connection limit; a store nearby that is busy would only get more requests). Parts that do not
-// raise the download's rate by half over the one connection's (a store whose bandwidth is shared, not capped
-// per connection) are stopped: the rest goes on one connection, and parts are tried again only once four
-// times the bytes read so far are handed on. Memory: at most `parts` × `part_size` per download, and at most
-// the budget's limit for all downloads of the process together.
+// raise the download's rate by half over the one connection's, in two rounds in a row (a store whose
+// bandwidth is shared, not capped per connection), are stopped: the rest goes on one connection, and parts
+// are tried again only once four times the bytes read so far are handed on. Memory: at most `parts` ×
+// `part_size` per download, and at most the budget's limit for all downloads of the process together.
 struct download_settings {
   std::size_t parts = 6;  // S3 connections for one download at most; 1 or 0: always one
   std::uint64_t part_size = 8ull << 20;

@@ -93,7 +93,7 @@ class SharedLink:
     most `rate` bytes a second towards the clients, all connections together (nginx's limit_rate caps each
     connection on its own; this kernel has no netem or tc qdisc to cap them together). Each piece of at most
     16 KiB books the next free slot on the link and is sent when its slot ends, so the connections share the
-    rate in turn."""
+    rate in turn; one connection alone gets all of it."""
 
     PIECE = 16 * 1024
 
@@ -139,10 +139,13 @@ class SharedLink:
             threading.Thread(target=self._pump, args=(down, up, False), daemon=True).start()
             threading.Thread(target=self._pump, args=(up, down, True), daemon=True).start()
 
+    # A slot may start this long in the past: a sleep that overran does not cost the link its rate.
+    SLACK = 0.005
+
     def _wait_for_slot(self, n: int) -> None:
         with self.lock:
             now = time.monotonic()
-            start = max(now, self.free_at)
+            start = max(now - self.SLACK, self.free_at)
             self.free_at = start + n / self.rate
             until = self.free_at
         if until > now:
