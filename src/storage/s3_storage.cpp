@@ -473,23 +473,23 @@ class download_reader final : public range_reader {
   // When a round is in: when it did not come half as fast again as the lead alone before, twice in a row, the
   // store's bandwidth is shared rather than capped per connection (a busy store nearby, or one link), and
   // more connections only cost requests. The first round is the lead's last part and the parts started beside
-  // it; the second, as many parts after them (the first round alone may only show a store slow to answer new
-  // connections). Measured over whole parts, from the round's start to the end of its last part: bytes come
-  // from the sockets in bursts. The parts already started are handed on, the rest goes on one connection,
-  // and parts are considered again once four times the bytes read so far are handed on (a few tries in a
-  // long download, should the store's load change).
+  // it; the second, as many parts started after the first was judged (the first round alone may only show a
+  // store slow to answer new connections). Measured over whole parts, from the round's start to the end of
+  // its last part: bytes come from the sockets in bursts. The parts already started are handed on, the rest
+  // goes on one connection, and parts are considered again once four times the bytes read so far are handed
+  // on (a few tries in a long download, should the store's load change).
   void judge_parts() {
     const auto ended = std::max(lead_done_, st_->last_done);
     const auto bytes = static_cast<double>(round_end_ - round_first_);
     const double seconds = std::chrono::duration<double>(ended - round_start_).count();
-    if (bytes >= 1.5 * lead_rate_ * seconds) {
+    if (seconds <= 0 || bytes >= 1.5 * lead_rate_ * seconds) {  // (no time: nothing to judge)
       judged_ = true;
       return;
     }
-    if (++strikes_ < 2 && round_end_ <= range_.last) {
-      round_start_ = ended;
-      round_first_ = round_end_;
-      round_end_ = std::min(range_.last + 1, round_end_ + settings_.parts * settings_.part_size);
+    if (++strikes_ < 2 && next_part_ <= range_.last) {
+      round_start_ = clock::now();  // parts started before (as others were handed on) are not of it
+      round_first_ = next_part_;
+      round_end_ = std::min(range_.last + 1, next_part_ + settings_.parts * settings_.part_size);
       return;
     }
     judged_ = true;
