@@ -374,13 +374,7 @@ class download_reader final : public range_reader {
           c = co_await lead_->next(buf, false);
         if (!c) co_return c;
         if (c->bytes > 0) {
-          const auto now = clock::now();
-          if (!window_.start) {  // the lead's rate is measured from its first bytes on
-            window_.start = now;
-            handed_ += c->bytes;
-            co_return c;
-          }
-          window_.waited += now - t0;
+          if (window_.start) window_.waited += clock::now() - t0;
           co_await handed(c->bytes);
           co_return c;
         }
@@ -420,14 +414,23 @@ class download_reader final : public range_reader {
     }
   }
 
-  // Counts `n` bytes handed on; on one connection, considers parts every `after` bytes.
+  // Counts `n` bytes handed on. On one connection the lead's rate is measured from its first bytes on, and
+  // parts are considered every `after` bytes.
   net::awaitable<void> handed(std::uint64_t n) {
     handed_ += n;
+    if (!window_.start) {
+      window_.start = clock::now();
+      co_return;
+    }
     window_.bytes += n;
-    if (!in_parts_ && lead_ && lead_to_end_ && window_.start && window_.bytes >= settings_.after &&
+    if (!in_parts_ && lead_ && lead_reads_to_end() && window_.bytes >= settings_.after &&
         handed_ >= consider_from_)
       co_await consider_parts();
   }
+
+  // The lead reads to the end of the range (it was never split, or it reads the rest after parts): only such
+  // a lead may be split in parts.
+  bool lead_reads_to_end() const { return next_part_ == 0 || next_part_ > range_.last; }
 
   // On one connection: when the reads waited on S3 for at least half the time, the client drains faster than
   // one connection delivers, so the rest (beyond one more part on the lead) goes in parts.
@@ -444,7 +447,6 @@ class download_reader final : public range_reader {
         range_.last < pos + 2 * settings_.part_size)
       co_return;
     lead_->shorten(pos + settings_.part_size - 1);
-    lead_to_end_ = false;
     next_part_ = pos + settings_.part_size;
     in_parts_ = true;
     judged_ = false;
@@ -521,12 +523,10 @@ class download_reader final : public range_reader {
 
   // The next part read on one connection straight into the caller's buffer (no memory held ahead).
   std::unique_ptr<s3_range_reader> part_on_lead() {
-    lead_to_end_ = false;
     return lead_for(std::min(range_.last, next_part_ + settings_.part_size - 1));
   }
   // What is left of the range on one connection, once parts were stopped.
   std::unique_ptr<s3_range_reader> rest_on_lead() {
-    lead_to_end_ = true;
     window_ = {};  // the rate of the rest is measured afresh
     return lead_for(range_.last);
   }
@@ -555,8 +555,6 @@ class download_reader final : public range_reader {
   std::uint64_t round_first_ = 0, round_end_ = 0;
   int strikes_ = 0;
   bool in_parts_ = false, judged_ = false;
-  // The lead reads to the end of the range: only such a lead may be split in parts.
-  bool lead_to_end_ = true;
   std::shared_ptr<download_state> st_;  // set once parts are used
   std::deque<std::shared_ptr<download_part>> parts_;
   std::uint64_t next_part_ = 0;

@@ -846,11 +846,11 @@ if harness.STORAGE_MODE == "s3":
                 gets = s3_counters(port)[0]
                 while True:
                     time.sleep(0.5)
-                    now = s3_counters(port)[0]
-                    if now == gets:
+                    latest = s3_counters(port)[0]
+                    if latest == gets:
                         break
                     self.assertLess(time.monotonic(), deadline, "reads went on after the clients left")
-                    gets = now
+                    gets = latest
                 self.assertEqual(self.fetch(port, key, resource), expected)
             for server in (self.plain, self.cached):
                 self.assertTrue(server.alive())
