@@ -833,6 +833,8 @@ class Bench:
         if self.a.soak:  # bench/run --soak: only the slow readers, for a long time, on the gateway's own paths
             plan = [("w4", "soak", [x for x in ("mg-local", "mg-fast", "mg-cache") if x in have])]
         only = set(self.a.only.split(",")) if self.a.only else None
+        chosen = set(self.a.systems.split(",")) if self.a.systems else None
+        plan = [(w, v, [x for x in systems if chosen is None or x in chosen]) for w, v, systems in plan]
         return [(w, v, [x for x in systems if not self.systems[x].broken]) for w, v, systems in plan
                 if systems and (only is None or w in only)]
 
@@ -890,6 +892,8 @@ def main() -> None:
                     help="start and warm up every system, print their URLs and pids, keep them up this long, stop")
     ap.add_argument("--quick", action="store_true", help="only recorded in the results (bench/run --quick)")
     ap.add_argument("--only", default="", help="comma-separated workloads to run (w1..w5); default all")
+    ap.add_argument("--systems", default="", help="comma-separated systems to measure (e.g. mg-s3,ngx-s3,rgw); "
+                                                  "default all")
     ap.add_argument("--soak", type=float, default=0, metavar="SECONDS",
                     help="run only workload 4 on mediagate's paths for this long, streams cycling (bench/run --soak)")
     a = ap.parse_args()

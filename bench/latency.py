@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Issue 15: what a viewer waits for when the S3 is across a network. radosgw behind the shaped S3 of
 tests/integration/shaped_s3.py (a fixed delay before every request, a per-connection rate cap), and side by
-side through it: mediagate (no cache; slice cache cold and warm), nginx proxy_pass, nginx slice+proxy_cache,
+side through it: mediagate (no cache; slice cache cold and warm; optionally mg-cache-noahead, the slice cache
+without read-ahead), nginx proxy_pass, nginx slice+proxy_cache,
 and the browser reading the shaped S3 directly (a presigned URL); mediagate on local storage as the floor.
 Headless chromium (bench/latency_browser.mjs) measures the time to the first painted frame after `src` is set
 and after each of 5 seeks, for a fast-start MP4 and a moov-at-end copy of the same ~200 MB object; the shaped
@@ -224,12 +225,14 @@ def main() -> int:
             p, port = start_mediagate(args.exe, work, "mg", s3_args, mg_env)
             procs.append(p)
             base_urls["mg"] = f"http://127.0.0.1:{port}/media/"
-        if "mg-cache" in systems:
-            p, port = start_mediagate(args.exe, work, "mg-cache",
-                                      [*s3_args, "--cache-dir", str(work / "mg-cache" / "slices"), "--cache-size",
-                                       "8GiB", "--cache-slice", "1MiB", "--cache-meta-ttl", "3600"], mg_env)
-            procs.append(p)
-            base_urls["mg-cache"] = f"http://127.0.0.1:{port}/media/"
+        # mg-cache-noahead: the slice cache without reading ahead of clients (--cache-read-ahead 0), to compare.
+        for name, extra in (("mg-cache", []), ("mg-cache-noahead", ["--cache-read-ahead", "0"])):
+            if name in systems:
+                p, port = start_mediagate(args.exe, work, name,
+                                          [*s3_args, "--cache-dir", str(work / name / "slices"), "--cache-size",
+                                           "8GiB", "--cache-slice", "1MiB", "--cache-meta-ttl", "3600", *extra], mg_env)
+                procs.append(p)
+                base_urls[name] = f"http://127.0.0.1:{port}/media/"
         if "mg-local" in systems:
             p, port = start_mediagate(args.exe, work, "mg-local", ["--storage", str(args.media)], mg_env)
             procs.append(p)
@@ -319,7 +322,8 @@ def main() -> int:
                 row["trace_s3"] = [{"start_ms": r["start"] * 1000 - t0, "end_ms": r["end"] * 1000 - t0,
                                     "method": r["method"], "range": r["range"], "status": r["status"],
                                     "bytes": r["bytes"]}
-                                   for r in s3log if t0 <= r["start"] * 1000 <= res["first_frame"] + 1]
+                                   for r in s3log if t0 <= r["start"] * 1000 <= res["end"] + 1]
+                row["trace_seeks"] = [{"at_ms": s["at"] - t0, "done_ms": s["done"] - t0} for s in res["seeks"]]
                 for b in row["trace_browser"]:
                     for k in ("at", "head_at", "end_at"):
                         if k in b:
@@ -404,6 +408,10 @@ def report(rows, args, seeks, systems, files) -> None:
                   f"{paired('mg-cache', 'mg-local', 'warm', 'seek_ms')}; cold seeks mg / ngx-proxy "
                   f"{paired('mg', 'ngx-proxy', 'cold', 'seek_ms')}, mg-cache / mg-local "
                   f"{paired('mg-cache', 'mg-local', 'cold', 'seek_ms')}.", ""]
+        if "mg-cache-noahead" in systems:
+            lines += [f"Without read-ahead: warm mg-cache-noahead / mg-local: first frame "
+                      f"{paired('mg-cache-noahead', 'mg-local', 'warm')}, seeks "
+                      f"{paired('mg-cache-noahead', 'mg-local', 'warm', 'seek_ms')}.", ""]
     traced = [r for r in rows if "trace_browser" in r and r["temp"] == "cold" and r["rep"] >= 0]
     if traced:
         lines += ["## Traces of cold starts (ms from `src` set to the first frame)", ""]
@@ -417,6 +425,8 @@ def report(rows, args, seeks, systems, files) -> None:
                 lines.append(f"  - browser at {b['at']:.0f}: {b['range']} → {b.get('status', '?')} head at "
                              f"{b.get('head_at', float('nan')):.0f}, {end}")
             for x in r["trace_s3"]:
+                if x["start_ms"] > r["ttff_ms"] + 1:
+                    continue
                 lines.append(f"  - S3 {x['method']} {x['range']} from {x['start_ms']:.0f} to {x['end_ms']:.0f}: "
                              f"{x['status']}, {x['bytes'] / 1048576:.2f} MiB")
         lines.append("")

@@ -161,6 +161,10 @@ void add_cache_options(CLI::App& cmd, serve_options& o) {
          "The first read of an MP4 from its start also asks for its last this many bytes, in parallel, "
          "where the index of a file with the index after the media is (0: off)")
       ->capture_default_str();
+  cmd.add_option("--cache-read-ahead", o.cache_read_ahead,
+                 "A client reading cached slices has the missing ones among its next this many bytes fetched "
+                 "while it drains those it has (0: off)")
+      ->capture_default_str();
   cmd.add_option("--cache-meta-ttl", o.cache_meta_ttl,
                  "Seconds cached metadata is used before asking storage again")
       ->check(CLI::NonNegativeNumber)
@@ -286,9 +290,10 @@ std::optional<cache_settings> parse_cache_settings(const serve_options& o) {
   cache_settings cache;
   cache.slices.dir = o.cache_dir;
   auto size = parse_byte_size(o.cache_size), slice = parse_byte_size(o.cache_slice);
-  auto tail = parse_byte_size(o.cache_tail_prefetch);
-  if (!size || !slice || *slice == 0 || !tail) return std::nullopt;
+  auto tail = parse_byte_size(o.cache_tail_prefetch), ahead = parse_byte_size(o.cache_read_ahead);
+  if (!size || !slice || *slice == 0 || !tail || !ahead) return std::nullopt;
   cache.slices.tail_prefetch_bytes = *tail;
+  cache.slices.read_ahead_bytes = *ahead;
   cache.slices.capacity_bytes = *size;
   cache.slices.slice_bytes = *slice;
   cache.metadata.ttl = from_seconds(o.cache_meta_ttl);
@@ -369,7 +374,9 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
     cfg.cache = parse_cache_settings(o);
     if (!cfg.cache)
       return std::string(
-          "--cache-size, --cache-slice and --cache-tail-prefetch take sizes such as 20GiB or 1MiB");
+          "--cache-size, --cache-slice, --cache-tail-prefetch and --cache-read-ahead take sizes such as "
+          "20GiB "
+          "or 1MiB");
   }
   cfg.library = o.library;
   if (auto max = parse_byte_size(o.max_upload)) {

@@ -39,6 +39,7 @@ struct serve_options {
   s3_options s3;
   std::string cache_dir, cache_size = "20GiB", cache_slice = "1MiB";
   std::string cache_tail_prefetch = "2MiB";
+  std::string cache_read_ahead = "8MiB";
   double cache_meta_ttl = 5, cache_stale_limit = 3600;
   server::library_options library;
   access_options access;

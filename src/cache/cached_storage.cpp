@@ -47,6 +47,25 @@ net::awaitable<void> complete_slice(std::shared_ptr<slice_cache> cache, std::str
                                     std::unique_ptr<slice_writer> writer, std::uint64_t index,
                                     std::uint64_t pos, std::uint64_t last);
 
+// Slice `first` of `object` is claimed: claims the missing slices after it, up to `until`, while they are
+// neither cached nor claimed by another fetch. The last slice of the run so claimed.
+std::uint64_t claim_run_after(slice_cache& cache, const std::string& object, std::uint64_t first,
+                              std::uint64_t until) {
+  auto end = first;
+  while (end < until && cache.claim(object, end + 1, [] {}) == slice_cache::claim_outcome::claimed) ++end;
+  return end;
+}
+
+class cache_reader;
+// A run of slices fetched ahead of a client (cache_reader::read_ahead): `stop` once the client is gone (the
+// slice being fetched is still completed), `done` once the run is in. One event loop: no locking.
+struct ahead_state {
+  bool stop = false;
+  bool done = false;
+};
+net::awaitable<void> fetch_ahead(std::unique_ptr<cache_reader> reader, std::uint64_t run_last,
+                                 std::shared_ptr<ahead_state> state);
+
 class cache_reader final : public st::range_reader {
  public:
   cache_reader(std::shared_ptr<slice_cache> cache, std::shared_ptr<metadata_cache> metadata,
@@ -68,6 +87,7 @@ class cache_reader final : public st::range_reader {
   // request for those bytes (the same viewer's next visit, or another's) finds them here instead of asking
   // storage again for a slice that would otherwise never be complete. The slices after it are released.
   ~cache_reader() override {
+    if (ahead_) ahead_->stop = true;
     if (fetch_ && writer_ && caching_ && ex_ && fetch_pos_ % slice_ != 0) {
       const auto cur = fetch_pos_ / slice_;
       for (auto i = cur + 1; i <= run_last_; ++i) cache_->release(object_, i);
@@ -84,6 +104,7 @@ class cache_reader final : public st::range_reader {
   // Makes sure the bytes at pos_ have a source: a cached slice or a running fetch. Errors here come
   // before anything was sent, so the client still gets an honest status.
   net::awaitable<result<bool>> ensure_source() {
+    if (!ex_) ex_ = co_await net::this_coro::executor;
     while (true) {
       if (fetch_ && fetch_pos_ <= pos_ && pos_ / slice_ <= run_last_) co_return true;
       abandon_fetch();
@@ -92,6 +113,7 @@ class cache_reader final : public st::range_reader {
       if (auto h = cache_->lookup(object_, idx, bounds.length())) {
         hit_ = std::move(*h);
         hit_index_ = idx;
+        read_ahead(idx);
         co_return true;
       }
       auto signal = std::make_shared<wake_signal>(co_await net::this_coro::executor);
@@ -186,12 +208,8 @@ class cache_reader final : public st::range_reader {
 
   // Claims the missing slices after `idx` that the range needs, so that one GET fetches the whole run.
   std::uint64_t extend_run(std::uint64_t idx) {
-    std::uint64_t end = idx;
-    const auto wanted = last_ / slice_;
-    while (end < wanted && end - idx + 1 < cache_->config().max_run_slices &&
-           cache_->claim(object_, end + 1, [] {}) == slice_cache::claim_outcome::claimed)
-      ++end;
-    return end;
+    const auto max_run = std::max<std::uint64_t>(cache_->config().max_run_slices, 1);
+    return claim_run_after(*cache_, object_, idx, std::min(last_ / slice_, idx + max_run - 1));
   }
 
   net::awaitable<result<bool>> start_fetch(std::uint64_t from, std::uint64_t run_last, bool caching) {
@@ -259,6 +277,14 @@ class cache_reader final : public st::range_reader {
     return true;
   }
 
+  // A reader with no client (a prefetch, a read-ahead): it reads nothing ahead of itself.
+  void set_background() { background_ = true; }
+
+  // Fetches the slices this reader claimed, from pos_ (a slice's start) to the end of slice `run_last`.
+  net::awaitable<result<bool>> fetch_claimed(std::uint64_t run_last) {
+    co_return co_await start_fetch(pos_, run_last, true);
+  }
+
   // Called with the first bytes of the object when this reader fetches them from storage.
   void on_head(std::function<void(std::span<const char>)> f) { on_head_ = std::move(f); }
 
@@ -299,6 +325,28 @@ class cache_reader final : public st::range_reader {
       writer_ = cache_->begin(object_, cur + 1, slice_bounds(cur + 1, meta_.size, slice_).length());
       if (!writer_) stop_caching(cur + 2);
     }
+  }
+
+  // Serving cached slice `idx`: the missing slices among the next read_ahead_bytes of the range are claimed
+  // and fetched in the background (one run at a time), so that a client draining cached slices fast finds
+  // the next ones here or on their way, rather than asking storage only once it reaches them. Slices being
+  // fetched by another request are left to it.
+  void read_ahead(std::uint64_t idx) {
+    const auto bytes = cache_->config().read_ahead_bytes;
+    if (bytes == 0 || background_ || (ahead_ && !ahead_->done) || last_ < (idx + 1) * slice_) return;
+    const auto until = std::min(last_ / slice_, idx + (bytes + slice_ - 1) / slice_);
+    auto first = idx + 1;
+    while (first <= until && cache_->has(object_, first)) ++first;
+    if (first > until || cache_->claim(object_, first, [] {}) != slice_cache::claim_outcome::claimed) return;
+    const auto end = claim_run_after(*cache_, object_, first, until);
+    cache_->counters().read_aheads.fetch_add(1, std::memory_order_relaxed);
+    const http::byte_range run{first * slice_, std::min(last_, slice_bounds(end, meta_.size, slice_).last)};
+    ahead_ = std::make_shared<ahead_state>();
+    net::co_spawn(*ex_,
+                  fetch_ahead(std::make_unique<cache_reader>(cache_, metadata_, upstream_, key_, object_,
+                                                             meta_, run, meta_key_),
+                              end, ahead_),
+                  net::detached);
   }
 
   // Releases the claims from `from` to the end of the run: the rest passes through uncached.
@@ -360,7 +408,26 @@ class cache_reader final : public st::range_reader {
   std::unique_ptr<slice_writer> writer_;
   std::function<void(std::span<const char>)> on_head_;
   std::optional<net::any_io_executor> ex_;  // the loop the reader is read on (for the slice left behind)
+  std::shared_ptr<ahead_state> ahead_;      // the run being fetched ahead of this reader, if any
+  bool background_ = false;
 };
+
+// The claimed slices of `reader`'s range (to the end of slice `run_last`), into the cache, until they are in
+// or the client that asked for them is gone (the slice being fetched is then completed by the reader).
+net::awaitable<void> fetch_ahead(std::unique_ptr<cache_reader> reader, std::uint64_t run_last,
+                                 std::shared_ptr<ahead_state> state) {
+  reader->set_background();
+  if (auto started = co_await reader->fetch_claimed(run_last); started) {
+    std::vector<char> buf(256 * 1024);
+    while (!state->stop) {
+      auto c = co_await reader->next(buf, false);
+      if (!c || c->bytes == 0) break;
+    }
+    if (!state->stop) co_await reader->finish(buf);
+  }
+  reader.reset();
+  state->done = true;
+}
 
 // The rest of slice `index`, from byte `pos` to `last`, from `fetch` into `writer`; then published. Its claim
 // is released either way.
@@ -389,6 +456,7 @@ constexpr std::uint64_t kMaxIndexPrefetch = 16 << 20;
 
 // Reads `range` into the cache in the background (no client): the slices a player is about to ask for.
 net::awaitable<void> prefetch(std::unique_ptr<cache_reader> reader) {
+  reader->set_background();
   std::vector<char> buf(256 * 1024);
   while (true) {
     auto c = co_await reader->next(buf, false);
@@ -439,12 +507,9 @@ void claim_tail_slices(tail_state& tail, slice_cache& cache, const std::string& 
   const auto last_slice = (size - 1) / slice;
   const auto max_run = std::max<std::uint64_t>(cache.config().max_run_slices, 1);
   if (first > last_slice || cache.claim(object, first, [] {}) != slice_cache::claim_outcome::claimed) return;
-  auto end = first;
-  while (end < last_slice && end - first + 1 < max_run &&
-         cache.claim(object, end + 1, [] {}) == slice_cache::claim_outcome::claimed)
-    ++end;
   tail.object = object;
-  tail.claimed = std::make_pair(first, end);
+  tail.claimed =
+      std::make_pair(first, claim_run_after(cache, object, first, std::min(last_slice, first + max_run - 1)));
 }
 
 // `tail`: the tail prefetch started with this read, if any. The index prefetch waits for it to end (it

@@ -163,6 +163,10 @@ std::size_t slice_cache::drop_object(const std::string& object, std::uint64_t si
   return dropped;
 }
 
+bool slice_cache::has(const std::string& object, std::uint64_t index) const {
+  return index_.contains(slice_key(object, index));
+}
+
 std::optional<slice_handle> slice_cache::lookup(const std::string& object, std::uint64_t index,
                                                 std::uint64_t length) {
   const auto key = slice_key(object, index);
@@ -298,6 +302,10 @@ std::string slice_cache::render_metrics() const {
   metric("mediagate_cache_tail_prefetches_total", "counter",
          "Tails of MP4 objects asked for together with their first bytes (where a trailing index would be).",
          counters_.tail_prefetches.load());
+  metric(
+      "mediagate_cache_read_aheads_total", "counter",
+      "Runs of missing slices fetched ahead of a client that was reading cached ones (--cache-read-ahead).",
+      counters_.read_aheads.load());
   metric("mediagate_cache_stored_bytes", "gauge", "Bytes of slices on disk.", counters_.bytes_stored.load());
   return out;
 }

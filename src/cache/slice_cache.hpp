@@ -35,6 +35,10 @@ struct cache_config {
   // kept), in parallel: the index (moov) of a file whose index follows the media is then here by the time
   // the player asks for it. 0: off.
   std::uint64_t tail_prefetch_bytes = 2u << 20;
+  // A client reading cached slices has the missing ones among its next this many bytes (of its range) fetched
+  // in the background, while it drains those it has: it then seldom waits for a whole S3 round trip where the
+  // cached run ends. 0: off.
+  std::uint64_t read_ahead_bytes = 8u << 20;
 };
 
 // An open, verified slice file: sendfile from `fd` at kHeaderBytes + offset within the slice.
@@ -56,9 +60,9 @@ struct cache_counters {
   std::atomic<std::uint64_t> stale_served{0};
   std::atomic<std::uint64_t> bytes_stored{0};
   std::atomic<std::uint64_t> index_prefetches{0};  // moov boxes after the media, fetched ahead of the player
-  std::atomic<std::uint64_t> completed_after_leave{0};
-  std::atomic<std::uint64_t> tail_prefetches{0};  // tails of MP4s asked for together with their head  //
-                                                  // slices read to their end after their client left
+  std::atomic<std::uint64_t> completed_after_leave{0};  // slices read to their end after their client left
+  std::atomic<std::uint64_t> tail_prefetches{0};        // tails of MP4s asked for together with their head
+  std::atomic<std::uint64_t> read_aheads{0};            // runs of slices fetched ahead of a client's reads
 };
 
 class slice_cache {
@@ -77,6 +81,8 @@ class slice_cache {
   // The name of one version of one object in the cache: never the same for two ETags.
   static std::string object_id(std::string_view storage, std::string_view key, std::string_view etag);
 
+  // Whether the index holds the slice (not verified, not marked used, no file opened).
+  bool has(const std::string& object, std::uint64_t index) const;
   // A verified slice, if the cache has it (and marks it recently used).
   std::optional<slice_handle> lookup(const std::string& object, std::uint64_t index, std::uint64_t length);
 

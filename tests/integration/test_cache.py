@@ -607,6 +607,69 @@ class SliceCacheTest(unittest.TestCase):
         self.assert_range(self.get(server, key, index), self.big, index, BIG_SIZE - 1, "the index again")
         self.assertEqual(self.delta(self.metrics(server), m1, S3_GETS), 0, "the cached index went to S3")
 
+    # -- (12) reading ahead of a client that drains cached slices (issue 15) ----------------------------------
+
+    def stall_on_cached_run(self, server: harness.Server, cache_dir: Path) -> tuple[int, int]:
+        """Caches slices 0-7, then asks bytes=0-(32 MiB - 1) and reads only 100 KiB of it for 1 s (a 64 KiB
+        receive buffer: the server stands at most its 4 MiB send buffer further on, within the cached slices):
+        the S3 bytes and read-aheads meanwhile. Then reads the rest, which must be the object's."""
+        last = 32 * SLICE - 1
+        self.assert_range(self.get(server, BIG_KEY, 0, 8 * SLICE - 1), self.big, 0, 8 * SLICE - 1, "warming")
+        self.settle(server, cache_dir)
+        m0 = self.metrics(server)
+        with rawhttp.Connection(server.port, timeout=TIMEOUT, rcvbuf=64 * 1024) as c:
+            c.send_request("GET", harness.media_target(BIG_KEY), [("Range", f"bytes=0-{last}")])
+            head = c.read_head()
+            self.assertEqual(head.status, 206, head.raw_head)
+            got = bytearray(c.read_at_least(100 * 1024, "reading the first cached bytes"))
+            time.sleep(1.0)
+            m1 = self.metrics(server)
+            while len(got) < last + 1:
+                chunk = c.read_some()
+                self.assertTrue(chunk, f"the stream ended after {len(got)} bytes")
+                got += chunk
+        self.assertTrue(bytes(got) == self.big[:last + 1], "the stream's bytes differ from the object's")
+        return self.delta(m1, m0, S3_BYTES), self.delta(m1, m0, "mediagate_cache_read_aheads_total")
+
+    def test_12_missing_slices_are_read_ahead_of_a_client_draining_cached_ones(self) -> None:
+        """A player reads `bytes=N-` where the cache holds the first slices and not those after (a warm seek
+        whose cold visit left early). While it drains the cached slices, the missing ones among its next
+        --cache-read-ahead bytes (8 MiB) are fetched already: it does not wait a whole S3 round trip where the
+        cached run ends. Bounded: whole slices, within its range, at most 8 MiB ahead of where the server
+        stands, each slice read from S3 once; a client that leaves stops it. Without read-ahead (0) nothing is
+        fetched while the client holds within the cached slices."""
+        server, cache_dir = self.start_server("--threads", "1")
+        m_start = self.metrics(server)
+        ahead, runs = self.stall_on_cached_run(server, cache_dir)
+        figure(f"read-ahead: a client holding after 100 KiB of bytes=0-, slices 0-7 cached: {ahead / SLICE:.0f} "
+               f"MiB fetched ahead in {runs} run(s) within 1 s")
+        self.assertGreaterEqual(runs, 1)
+        self.assertGreaterEqual(ahead, SLICE, "slice 8 (at least) fetched while the client held at slice 0")
+        # The server stands at slice 4 at most (64 KiB + 4 MiB of socket buffers): slices 8-12 at most.
+        self.assertLessEqual(ahead, 5 * SLICE, "more than 8 MiB ahead of the server's position")
+        self.assertEqual(ahead % SLICE, 0, "whole slices only")
+        self.settle(server, cache_dir)
+        m1 = self.metrics(server)
+        # Every slice of the range from S3 once: 0-7 warming, 8-31 read ahead or by the client itself.
+        self.assertEqual(self.delta(m1, m_start, S3_BYTES), 32 * SLICE, "a slice was read from S3 twice")
+
+        # A client that reads 24 MiB of cached slices (0-31) of bytes=0- and leaves: the server stood at slice
+        # 28 at most, so at most slices 32-36 were read ahead of it, and nothing after it left.
+        with rawhttp.Connection(server.port, timeout=TIMEOUT, rcvbuf=64 * 1024) as c:
+            c.send_request("GET", harness.media_target(BIG_KEY), [("Range", "bytes=0-")])
+            self.assertEqual(c.read_head().status, 206)
+            c.read_at_least(24 * SLICE, "reading the cached slices")
+            time.sleep(0.5)
+            c.close(reset=True)
+        self.settle(server, cache_dir)
+        left = self.delta(self.metrics(server), m1, S3_BYTES)
+        figure(f"read-ahead: a client that left after 24 MiB of bytes=0- (32 slices cached): {left / SLICE:.0f} MiB "
+               f"from S3 for it")
+        self.assertLessEqual(left, 5 * SLICE, "read on for a client that left")
+        self.assertEqual(left % SLICE, 0, "whole slices only")
+
+        off, runs = self.stall_on_cached_run(*self.start_server("--threads", "1", "--cache-read-ahead", "0"))
+        self.assertEqual((off, runs), (0, 0), "with --cache-read-ahead 0 nothing should be read ahead")
 
 if __name__ == "__main__":
     unittest.main()

@@ -106,16 +106,24 @@ TEST(validate, hls_indexes_stay_in_memory_unless_a_directory_is_given) {
 }
 
 TEST(validate, bad_sizes_are_refused_with_the_option_named) {
+  const std::string kCacheSizes =
+      "--cache-size, --cache-slice, --cache-tail-prefetch and --cache-read-ahead take sizes such as 20GiB or "
+      "1MiB";
   serve_options o;
   o.library.catalog = "sqlite::memory:";
   o.cache_dir = (std::filesystem::temp_directory_path() / "mediagate_options_test_cache").string();
   o.cache_slice = "0";
-  EXPECT_EQ(rejected(o),
-            "--cache-size, --cache-slice and --cache-tail-prefetch take sizes such as 20GiB or 1MiB");
+  EXPECT_EQ(rejected(o), kCacheSizes);
   o.cache_slice = "1MiB";
   o.cache_size = "lots";
-  EXPECT_EQ(rejected(o),
-            "--cache-size, --cache-slice and --cache-tail-prefetch take sizes such as 20GiB or 1MiB");
+  EXPECT_EQ(rejected(o), kCacheSizes);
+  o.cache_size = "1GiB";
+  o.cache_read_ahead = "far";
+  EXPECT_EQ(rejected(o), kCacheSizes);
+  o.cache_read_ahead = "0";  // off
+  EXPECT_EQ(valid(o).cache->slices.read_ahead_bytes, 0u);
+  o.cache_read_ahead = "4MiB";
+  EXPECT_EQ(valid(o).cache->slices.read_ahead_bytes, 4u << 20);
   o.cache_dir.clear();  // without a cache its sizes are not looked at
   o.max_upload = "big";
   EXPECT_EQ(rejected(o), "--max-upload-bytes takes a size such as 10GiB or 500MB");
