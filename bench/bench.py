@@ -42,6 +42,14 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def write_report(out: Path | None, text: str, runs: list) -> None:
+    """Prints a Markdown report; with `out`, writes it to OUT.md and the raw runs to OUT.json."""
+    print(text)
+    if out:
+        out.with_suffix(".md").write_text(text)
+        out.with_suffix(".json").write_text(json.dumps(runs, indent=1) + "\n")
+
+
 def free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
-from bench import Mediagate, log, start_radosgw  # noqa: E402
+from bench import Mediagate, log, start_radosgw, write_report  # noqa: E402
 from shaped_s3 import ShapedS3  # noqa: E402
 
 BUCKET = "download"
@@ -115,10 +115,7 @@ def main() -> None:
         gets = statistics.median(r["s3_gets"] for r in rows)
         lines.append(f"| {name} | {rate:.1f} | {rate / one:.2f}× | {gets:.0f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.with_suffix(".md").write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(runs, indent=1) + "\n")
+    write_report(args.out, text, runs)
 
 
 if __name__ == "__main__":

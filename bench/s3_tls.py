@@ -31,7 +31,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 import tlsutil  # noqa: E402
-from bench import Mediagate, log, start_radosgw  # noqa: E402
+from bench import Mediagate, log, start_radosgw, write_report  # noqa: E402
 
 BUCKET = "tlsbench"
 KEY = "object.bin"
@@ -159,10 +159,7 @@ def main() -> None:
                      f"| {med['cpu_us_per_request']:.0f} | {med['connections'] / med['requests']:.2f} "
                      f"| {med['tls_handshakes']:.0f} | {med['tls_resumed']:.0f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.with_suffix(".md").write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(runs, indent=1) + "\n")
+    write_report(args.out, text, runs)
 
 
 if __name__ == "__main__":
