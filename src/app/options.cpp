@@ -374,9 +374,8 @@ std::variant<serve_config, std::string> validate(const serve_options& o) {
     cfg.cache = parse_cache_settings(o);
     if (!cfg.cache)
       return std::string(
-          "--cache-size, --cache-slice, --cache-tail-prefetch and --cache-read-ahead take sizes such as "
-          "20GiB "
-          "or 1MiB");
+          "--cache-size, --cache-slice, --cache-tail-prefetch and --cache-read-ahead take sizes such "
+          "as 20GiB or 1MiB");
   }
   cfg.library = o.library;
   if (auto max = parse_byte_size(o.max_upload)) {
