@@ -104,7 +104,6 @@ class cache_reader final : public st::range_reader {
   // Makes sure the bytes at pos_ have a source: a cached slice or a running fetch. Errors here come
   // before anything was sent, so the client still gets an honest status.
   net::awaitable<result<bool>> ensure_source() {
-    if (!ex_) ex_ = co_await net::this_coro::executor;
     while (true) {
       if (fetch_ && fetch_pos_ <= pos_ && pos_ / slice_ <= run_last_) co_return true;
       abandon_fetch();
@@ -113,7 +112,7 @@ class cache_reader final : public st::range_reader {
       if (auto h = cache_->lookup(object_, idx, bounds.length())) {
         hit_ = std::move(*h);
         hit_index_ = idx;
-        read_ahead(idx);
+        if (ex_) read_ahead(idx);  // (not before the first read: open() may run on another loop)
         co_return true;
       }
       auto signal = std::make_shared<wake_signal>(co_await net::this_coro::executor);
@@ -146,7 +145,10 @@ class cache_reader final : public st::range_reader {
   net::awaitable<void> finish(std::span<char> buf) override { co_await finish_slice(buf); }
 
   net::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
-    if (!ex_) ex_ = co_await net::this_coro::executor;
+    if (!ex_) {
+      ex_ = co_await net::this_coro::executor;
+      if (hit_) read_ahead(hit_index_);  // the slice open() found cached
+    }
     while (true) {
       if (pos_ > last_) co_return chunk{};
       const auto idx = pos_ / slice_;
