@@ -117,6 +117,12 @@ def start_radosgw(rgw_dir: Path) -> dict[str, str]:
     return exported
 
 
+def stop_radosgw(rgw_dir: Path) -> None:
+    """Stops the radosgw that start_radosgw() started in `rgw_dir` (its output discarded)."""
+    subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(rgw_dir)], timeout=120,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def open_fds(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -358,8 +364,7 @@ class Bench:
 
     def stop_rgw(self) -> None:
         if self.rgw_dir.exists():
-            subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(self.rgw_dir)], timeout=120,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stop_radosgw(self.rgw_dir)
 
     def upload(self) -> None:
         os.environ.update(self.rgw_env)

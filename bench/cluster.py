@@ -35,7 +35,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
-from bench import Mediagate, Proc, free_port, log, start_radosgw  # noqa: E402
+from bench import Mediagate, Proc, free_port, log, start_radosgw, stop_radosgw  # noqa: E402
 
 BUCKET = "cluster"
 PREFIX = "/media/obj-"
@@ -88,8 +88,7 @@ class ClusterBench:
 
     def stop_rgw(self) -> None:
         if (self.rgw_dir / "env").exists():
-            subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(self.rgw_dir)], timeout=120,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stop_radosgw(self.rgw_dir)
 
     def upload(self) -> None:
         os.environ.update(self.rgw_env)

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
-from bench import Mediagate, log, start_radosgw, write_report  # noqa: E402
+from bench import Mediagate, log, start_radosgw, stop_radosgw, write_report  # noqa: E402
 from shaped_s3 import ShapedS3  # noqa: E402
 
 BUCKET = "download"
@@ -98,7 +98,7 @@ def main() -> None:
             mg.stop()
         if shaped:
             shaped.stop()
-        subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(rgw_dir)], capture_output=True)
+        stop_radosgw(rgw_dir)
         shutil.rmtree(work, ignore_errors=True)
 
     one = statistics.median(r["mb_per_s"] for r in runs if r["config"] == CONFIGS[0][0])

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
-from bench import Mediagate, log, start_radosgw, write_report  # noqa: E402
+from bench import Mediagate, log, start_radosgw, stop_radosgw, write_report  # noqa: E402
 
 BUCKET = "downloads"
 KEY = "big.bin"
@@ -98,7 +98,7 @@ def main() -> None:
     finally:
         for mg in servers.values():
             mg.stop()
-        subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(rgw_dir)], capture_output=True)
+        stop_radosgw(rgw_dir)
         shutil.rmtree(work, ignore_errors=True)
 
     def of(name: str, rep: int) -> dict:

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ROOT, free_port, log, start_radosgw, wait_port  # noqa: E402  (bench/bench.py)
+from bench import ROOT, free_port, log, start_radosgw, stop_radosgw, wait_port  # noqa: E402  (bench/bench.py)
 
 NGINX_CONF = """
 worker_processes 2;
@@ -338,8 +338,7 @@ def main() -> None:
         for s in servers.values():
             s.stop()
         if rgw_dir.exists():
-            subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(rgw_dir)], timeout=120,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stop_radosgw(rgw_dir)
     (work / "hls.json").write_text(json.dumps(results, indent=2))
 
     rows = results["rows"]

@@ -31,7 +31,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 import tlsutil  # noqa: E402
-from bench import Mediagate, log, start_radosgw, write_report  # noqa: E402
+from bench import Mediagate, log, start_radosgw, stop_radosgw, write_report  # noqa: E402
 
 BUCKET = "tlsbench"
 KEY = "object.bin"
@@ -142,7 +142,7 @@ def main() -> None:
                 log(json.dumps(runs[-1]))
     finally:
         import subprocess
-        subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(rgw_dir)], capture_output=True)
+        stop_radosgw(rgw_dir)
         shutil.rmtree(work, ignore_errors=True)
 
     lines = [f"# TLS to S3: cost per request ({datetime.date.today()})", "",

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
-from bench import log, start_radosgw, write_report  # noqa: E402
+from bench import log, start_radosgw, stop_radosgw, write_report  # noqa: E402
 
 RANGES = ["0-", "0-65535", "0-1048575", "0-4194303", "0-16777215", "0-67108863", "-1048576", "100000000-",
           "100000000-101048575"]
@@ -58,7 +58,7 @@ def main() -> None:
                 runs.append({"range": r, "rep": rep, "ttfb_ms": float(out[1]) * 1000})
         log(f"{len(runs)} requests")
     finally:
-        subprocess.run([str(ROOT / "scripts" / "radosgw.sh"), "stop", str(rgw_dir)], capture_output=True)
+        stop_radosgw(rgw_dir)
         shutil.rmtree(work, ignore_errors=True)
 
     lines = [f"# radosgw's time to the first byte, by range ({datetime.date.today()})", "",

@@ -414,23 +414,6 @@ class cache_reader final : public st::range_reader {
   bool background_ = false;
 };
 
-// The claimed slices of `reader`'s range (to the end of slice `run_last`), into the cache, until they are in
-// or the client that asked for them is gone (the slice being fetched is then completed by the reader).
-net::awaitable<void> fetch_ahead(std::unique_ptr<cache_reader> reader, std::uint64_t run_last,
-                                 std::shared_ptr<ahead_state> state) {
-  reader->set_background();
-  if (auto started = co_await reader->fetch_claimed(run_last); started) {
-    std::vector<char> buf(256 * 1024);
-    while (!state->stop) {
-      auto c = co_await reader->next(buf, false);
-      if (!c || c->bytes == 0) break;
-    }
-    if (!state->stop) co_await reader->finish(buf);
-  }
-  reader.reset();
-  state->done = true;
-}
-
 // The rest of slice `index`, from byte `pos` to `last`, from `fetch` into `writer`; then published. Its claim
 // is released either way.
 net::awaitable<void> complete_slice(std::shared_ptr<slice_cache> cache, std::string object,
@@ -456,15 +439,26 @@ net::awaitable<void> complete_slice(std::shared_ptr<slice_cache> cache, std::str
 // The most an index prefetch reads (a moov box of hours of video is a few MiB).
 constexpr std::uint64_t kMaxIndexPrefetch = 16 << 20;
 
-// Reads `range` into the cache in the background (no client): the slices a player is about to ask for.
-net::awaitable<void> prefetch(std::unique_ptr<cache_reader> reader) {
+// Reads `range` into the cache in the background (no client): the slices a player is about to ask for. With
+// `ahead`, only until its client is gone (the slice being fetched is then completed by the reader).
+net::awaitable<void> prefetch(std::unique_ptr<cache_reader> reader, const ahead_state* ahead = nullptr) {
   reader->set_background();
   std::vector<char> buf(256 * 1024);
-  while (true) {
+  const auto stopped = [ahead] { return ahead && ahead->stop; };
+  while (!stopped()) {
     auto c = co_await reader->next(buf, false);
     if (!c || c->bytes == 0) break;
   }
-  co_await reader->finish(buf);
+  if (!stopped()) co_await reader->finish(buf);
+}
+
+// The claimed slices of `reader`'s range (to the end of slice `run_last`), into the cache (read_ahead).
+net::awaitable<void> fetch_ahead(std::unique_ptr<cache_reader> reader, std::uint64_t run_last,
+                                 std::shared_ptr<ahead_state> state) {
+  if (auto started = co_await reader->fetch_claimed(run_last); started)
+    co_await prefetch(std::move(reader), state.get());
+  reader.reset();  // (the fetch did not start)
+  state->done = true;
 }
 
 // A player that finds no index (moov) at the start of an MP4 asks for it at the end next: when the first
