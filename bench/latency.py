@@ -2,7 +2,7 @@
 """Issue 15: what a viewer waits for when the S3 is across a network. radosgw behind the shaped S3 of
 tests/integration/shaped_s3.py (a fixed delay before every request, a per-connection rate cap), and side by
 side through it: mediagate (no cache; slice cache cold and warm; optionally mg-cache-noahead, the slice cache
-without read-ahead), nginx proxy_pass, nginx slice+proxy_cache,
+without read-ahead, and mg-onefirst, a player's start in one GET), nginx proxy_pass, nginx slice+proxy_cache,
 and the browser reading the shaped S3 directly (a presigned URL); mediagate on local storage as the floor.
 Headless chromium (bench/latency_browser.mjs) measures the time to the first painted frame after `src` is set
 and after each of 5 seeks, for a fast-start MP4 and a moov-at-end copy of the same ~200 MB object; the shaped
@@ -27,7 +27,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import struct
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -136,6 +138,144 @@ def start_mediagate(exe: Path, work: Path, name: str, args: list[str], env: dict
     return p, port
 
 
+# -- The scripted player (--player script) ---------------------------------------------------------------------
+# Chrome's requests for a cold start and for seeks, replayed from Python without decoding: what the gateway and
+# the store make a player wait for, without a browser's decoding and scheduling on a busy 2-core machine. The
+# "first frame" is the moment the bytes it needs are here: the index (moov) and the file's first FRAMES video
+# packets (and what lies between them), as ffprobe finds them; a seek needs as many bytes from its offset.
+FRAMES = 8
+BLOCK = 64 << 10
+PLAYERS = {"chromium": "headless chromium",
+           "script": f"scripted player: Chrome's requests without decoding; a first frame = the index and the "
+                     f"bytes of the first {FRAMES} video packets in hand, a seek = as many bytes from its share of "
+                     f"the file in hand"}
+
+
+def first_frames_end(path: Path) -> int:
+    """The offset just past the file's first FRAMES video packets."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pos,size",
+                          "-read_intervals", f"%+#{FRAMES}", "-of", "csv=p=0", str(path)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return max(int(pos) + int(size) for pos, size in (line.split(",")[:2] for line in out))
+
+
+BOX = struct.Struct(">I4s")
+
+
+class ScriptedPlayer:
+    def __init__(self, url: str) -> None:
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port = u.hostname, u.port or 80
+        self.path = u.path + (f"?{u.query}" if u.query else "")
+        self.requests: list[dict] = []
+
+    def open(self, first: int) -> tuple[socket.socket, bytes, dict]:
+        """Sends GET bytes=FIRST- on a new connection; returns it, the body bytes that came with the head, and
+        the trace entry (epoch ms, as the browser script records them)."""
+        entry = {"range": f"bytes={first}-", "at": time.time() * 1000}
+        self.requests.append(entry)
+        s = socket.create_connection((self.host, self.port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nRange: bytes={first}-\r\n"
+                  f"Accept-Encoding: identity\r\n\r\n".encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            got = s.recv(65536)
+            if not got:
+                raise RuntimeError(f"{entry['range']}: closed before the head")
+            buf += got
+        head, body = buf.split(b"\r\n\r\n", 1)
+        entry["status"] = int(head.split(b" ", 2)[1])
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        entry["length"] = int(length.group(1)) if length else None
+        entry["head_at"] = time.time() * 1000
+        if entry["status"] != 206:
+            raise RuntimeError(f"{entry['range']}: status {entry['status']}")
+        return s, body, entry
+
+    def read(self, first: int, until) -> bytes:
+        """GET bytes=FIRST-, read until `until(bytes so far)` says enough, then drop the connection as a player
+        does (aborted unless the body ended)."""
+        s, data, entry = self.open(first)
+        try:
+            while not until(data):
+                got = s.recv(1 << 20) if len(data) != entry["length"] else b""
+                if not got:
+                    entry["end_at"] = time.time() * 1000
+                    return data
+                data += got
+            entry["end_at"] = time.time() * 1000
+            entry["failed"] = "aborted by the player"
+        finally:
+            s.close()
+        return data
+
+    def start(self, need_end: int) -> None:
+        """A cold start: the head of bytes=0- until its top-level boxes show where the index is; a fast-start
+        file goes on to `need_end` on that request. A file whose index follows the media: the head is dropped,
+        the index read from its offset to the end, then the media resumed after the head read so far, up to
+        `need_end`."""
+        found: dict = {}
+
+        def boxes(data: bytes) -> bool:
+            pos = 0
+            while pos + 8 <= len(data):
+                size, kind = BOX.unpack_from(data, pos)
+                if size == 1 and pos + 16 <= len(data):
+                    size = int.from_bytes(data[pos + 8:pos + 16], "big")
+                if kind == b"moov":
+                    return len(data) >= max(pos + size, need_end)
+                if kind == b"mdat":
+                    found["mdat_end"] = pos + size
+                    found["read"] = len(data)
+                    return True
+                if size < 8:
+                    raise RuntimeError(f"box {kind!r} of size {size}")
+                pos += size
+            return False
+
+        self.read(0, boxes)
+        if "mdat_end" not in found:
+            return
+        # (in 64 KiB blocks, as Chrome's media cache asks: the index from the start of its block, the media
+        # from the first block the head did not fill)
+        self.read(found["mdat_end"] // BLOCK * BLOCK, lambda d: False)  # the index, to the end
+        resume = -(-found["read"] // BLOCK) * BLOCK
+        if resume < need_end:
+            self.read(resume, lambda d: resume + len(d) >= need_end)
+
+    def seek(self, offset: int, need: int) -> None:
+        self.read(offset, lambda d: len(d) >= need)
+
+
+def run_scripted(sessions: list[dict], file_of) -> list[dict]:
+    """The sessions as latency_browser.mjs runs them, with ScriptedPlayer; each seek to the byte at its share of
+    the duration (a browser looks it up in the index: near enough for what the store is asked)."""
+    results = []
+    for sess in sessions:
+        player = ScriptedPlayer(sess["url"])
+        res = {"label": sess["label"], "start": time.time() * 1000}
+        size, need_end = file_of(sess)
+        try:
+            player.start(need_end)
+            res["first_frame"] = time.time() * 1000
+            res["ttff_ms"] = res["first_frame"] - res["start"]
+            res["seeks"] = []
+            for t in sess["seeks"]:
+                at = time.time() * 1000
+                player.seek(int(size * t / sess["duration"]), need_end)
+                done = time.time() * 1000
+                res["seeks"].append({"ms": done - at, "at": at, "done": done})
+        except (OSError, RuntimeError) as e:
+            res["error"] = str(e)
+        res["end"] = time.time() * 1000
+        res["requests"] = player.requests
+        results.append(res)
+        log(f"{res['label']}: first frame {res.get('ttff_ms', float('nan')):.0f} ms, seeks "
+            f"{[round(x['ms']) for x in res.get('seeks', [])]} {res.get('error', '')}")
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--exe", type=Path, default=ROOT / "build" / "mediagate")
@@ -149,6 +289,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--systems", default="mg,mg-cache,ngx-proxy,ngx-cache,direct,mg-local")
     ap.add_argument("--files", default=",".join(FILES), help="which of " + ", ".join(FILES))
+    ap.add_argument("--player", choices=("chromium", "script"), default="chromium",
+                    help="script: replay Chrome's requests from Python, without decoding (ScriptedPlayer)")
     ap.add_argument("--trace", action="store_true",
                     help="add to the report, for each cold start, the browser's media requests and the S3 "
                          "requests until the first frame (times from `src` set)")
@@ -221,10 +363,12 @@ def main() -> int:
         mg_env["AWS_ENDPOINT_URL"] = shaped.endpoint
         s3_args = ["--storage", f"s3://{BUCKET}", "--s3-endpoint", shaped.endpoint, "--s3-addressing", "path"]
         base_urls = {}
-        if "mg" in systems:
-            p, port = start_mediagate(args.exe, work, "mg", s3_args, mg_env)
-            procs.append(p)
-            base_urls["mg"] = f"http://127.0.0.1:{port}/media/"
+        # mg-onefirst: a player's cold start in one GET (--s3-first-read 0), to compare.
+        for name, extra in (("mg", []), ("mg-onefirst", ["--s3-first-read", "0"])):
+            if name in systems:
+                p, port = start_mediagate(args.exe, work, name, [*s3_args, *extra], mg_env)
+                procs.append(p)
+                base_urls[name] = f"http://127.0.0.1:{port}/media/"
         # mg-cache-noahead: the slice cache without reading ahead of clients (--cache-read-ahead 0), to compare.
         for name, extra in (("mg-cache", []), ("mg-cache-noahead", ["--cache-read-ahead", "0"])):
             if name in systems:
@@ -279,19 +423,27 @@ def main() -> int:
                     for temp in ("cold", "warm"):
                         sessions.append({"label": f"{system}|{label}|{temp}|{rep}", "url": url_of(system, key),
                                          "seeks": seeks})
-        spec = work / "spec.json"
-        spec.write_text(json.dumps({"chromium": os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-                                    "timeout_ms": 60000, "sessions": sessions, "trace": args.trace}))
-        script = args.node_dir / "latency_browser.mjs"
-        shutil.copy(HERE / "latency_browser.mjs", script)
-        log(f"{len(sessions)} browser sessions; seeks to {seeks} s")
-        with subprocess.Popen(["node", str(script), str(spec)], cwd=args.node_dir, stdout=subprocess.PIPE,
-                              text=True) as node:
-            for line in node.stdout:
-                res = json.loads(line)
-                results.append(res)
-                log(f"{res['label']}: first frame {res.get('ttff_ms', float('nan')):.0f} ms, seeks "
-                    f"{[round(s['ms']) for s in res.get('seeks', [])]} {res.get('error', '')}")
+        if args.player == "script":
+            shape = {name: (path.stat().st_size, first_frames_end(path)) for name, path in local.items()}
+            for sess in sessions:
+                sess["duration"] = duration
+            log(f"{len(sessions)} scripted sessions; seeks to {seeks} s; first frames end at {shape}")
+            results += run_scripted(sessions, lambda sess: shape["moov-end.mp4" if "moov" in sess["label"]
+                                                                 else "fast.mp4"])
+        else:
+            spec = work / "spec.json"
+            spec.write_text(json.dumps({"chromium": os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+                                        "timeout_ms": 60000, "sessions": sessions, "trace": args.trace}))
+            script = args.node_dir / "latency_browser.mjs"
+            shutil.copy(HERE / "latency_browser.mjs", script)
+            log(f"{len(sessions)} browser sessions; seeks to {seeks} s")
+            with subprocess.Popen(["node", str(script), str(spec)], cwd=args.node_dir, stdout=subprocess.PIPE,
+                                  text=True) as node:
+                for line in node.stdout:
+                    res = json.loads(line)
+                    results.append(res)
+                    log(f"{res['label']}: first frame {res.get('ttff_ms', float('nan')):.0f} ms, seeks "
+                        f"{[round(s['ms']) for s in res.get('seeks', [])]} {res.get('error', '')}")
         args.load.append(os.getloadavg())
         time.sleep(2)  # the shaped S3's log is flushed every 100 ms; cancelled reads end
     finally:
@@ -302,6 +454,7 @@ def main() -> int:
 
     # What S3 saw per action: requests that started within it (and before the frame was painted).
     s3log = shaped.requests()
+    (work / "raw.json").write_text(json.dumps({"results": results, "s3": s3log}))  # (should the report fail)
 
     def s3_between(t0: float, t1: float) -> tuple[int, int]:
         rs = [r for r in s3log if t0 <= r["start"] * 1000 < t1 and r["method"] in ("GET", "HEAD")]
@@ -345,7 +498,8 @@ def report(rows, args, seeks, systems, files) -> None:
                                                     "rate": args.rate}, indent=1))
     lines = [f"# Latency through a shaped S3 ({args.delay_ms:g} ms before every request, {args.rate}B/s per "
              f"connection), {date}", "",
-             f"`bench/latency.py --reps {args.reps}` (headless chromium; seeks to {seeks} s; paused seeks; "
+             f"`bench/latency.py --reps {args.reps}{' --player script' if args.player == 'script' else ''}` "
+             f"({PLAYERS[args.player]}; seeks to {seeks} s; paused seeks; "
              "medians over reps and seeks; one unmeasured start per system first; systems interleaved, in a "
              "rotated order each rep). The machine (2 cores) was shared with other builds while this ran (load "
              f"average over 1/5/15 min: {' / '.join(f'{x:.1f}' for x in args.load[0])} at the start, "
@@ -408,6 +562,11 @@ def report(rows, args, seeks, systems, files) -> None:
                   f"{paired('mg-cache', 'mg-local', 'warm', 'seek_ms')}; cold seeks mg / ngx-proxy "
                   f"{paired('mg', 'ngx-proxy', 'cold', 'seek_ms')}, mg-cache / mg-local "
                   f"{paired('mg-cache', 'mg-local', 'cold', 'seek_ms')}.", ""]
+        if "mg-onefirst" in systems:
+            lines += [f"A player's start in one GET: cold first frame mg / mg-onefirst "
+                      f"{paired('mg', 'mg-onefirst', 'cold')}, mg-onefirst / ngx-proxy "
+                      f"{paired('mg-onefirst', 'ngx-proxy', 'cold')}, mg-onefirst / direct "
+                      f"{paired('mg-onefirst', 'direct', 'cold')}.", ""]
         if "mg-cache-noahead" in systems:
             lines += [f"Without read-ahead: warm mg-cache-noahead / mg-local: first frame "
                       f"{paired('mg-cache-noahead', 'mg-local', 'warm')}, seeks "

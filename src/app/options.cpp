@@ -52,6 +52,11 @@ void add_s3_options(CLI::App& cmd, s3_options& o) {
                  "Bytes a second one connection must deliver less than for a download to use more (a distant "
                  "store; one close by that is only busy gains nothing from more requests)")
       ->capture_default_str();
+  cmd.add_option("--s3-first-read", o.first_read,
+                 "A player's cold start of an MP4 (bytes=0-) asks S3 for this many first bytes alone and for "
+                 "the rest once half of them are sent: a store that reads a whole stripe before answering "
+                 "(Ceph) sends a short range sooner (0: one GET)")
+      ->capture_default_str();
   cmd.add_flag("--s3-no-tls-resume", o.no_tls_resume,
                "Do not resume TLS sessions with an https endpoint (a full handshake per new connection)");
   cmd.add_option("--s3-meta-ttl", o.meta_ttl, "Seconds object metadata (HeadObject) is cached")

@@ -26,6 +26,7 @@ struct s3_options {
   std::string download_part_size = "8MiB", download_after = "8MiB";
   std::string download_memory = "256MiB";      // every download's parts together
   std::string download_slower_than = "200MB";  // per second
+  std::string first_read = "1MiB";
   double meta_ttl = 5;
 };
 

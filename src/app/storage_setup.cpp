@@ -55,6 +55,7 @@ std::variant<storage_setup, setup_failure> open_s3(const serve_config& cfg, spdl
     auto s3 = std::make_shared<storage::s3_storage>(make_client(io, setup), setup.where, setup.meta_ttl, 3,
                                                     changes);
     s3->set_download(setup.download);
+    s3->set_first_read(setup.first_read);
     s3->set_ends(ends);
     return s3;
   };
@@ -199,6 +200,10 @@ std::variant<s3_setup, std::string> resolve_s3(const s3_options& o, const std::s
   const auto slower_than = parse_byte_size(o.download_slower_than);
   if (!slower_than || *slower_than == 0)
     return "--s3-download-slower-than wants bytes a second (e.g. 200MB), not " + o.download_slower_than;
+  const auto first_read = parse_byte_size(o.first_read);
+  if (!first_read || (*first_read > 0 && *first_read < (64 << 10)) || *first_read > (64ull << 20))
+    return "--s3-first-read wants 0 or a size from 64KiB to 64MiB, not " + o.first_read;
+  setup.first_read = *first_read;
   setup.download = {static_cast<std::size_t>(o.download_parts), *part_size, *after, *slower_than,
                     std::make_shared<storage::download_budget>(*memory)};
   return setup;

@@ -26,6 +26,7 @@ struct s3_setup {
   storage::s3_location where;
   std::chrono::milliseconds meta_ttl{5000};
   storage::download_settings download;
+  std::uint64_t first_read = storage::s3_storage::kFirstRead;
 };
 
 // Resolves options, environment and shared files into an S3 setup, or a message saying what is missing.

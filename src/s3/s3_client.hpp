@@ -102,6 +102,8 @@ class client : public std::enable_shared_from_this<client> {
 
   const client_settings& settings() const { return settings_; }
   client_counters& counters() { return *counters_; }
+  // The event loop the client's connections belong to.
+  const boost::asio::any_io_executor& executor() const { return ex_; }
 
   struct pool;  // idle connections; internal
 

@@ -51,6 +51,7 @@ struct kept_bytes {
   bool detached = false;   // a head read on after its client left
   std::chrono::steady_clock::time_point expires;
   std::vector<std::weak_ptr<waiter>> waiters;  // (a waiter whose request ended is gone: nothing to wake)
+  std::vector<std::weak_ptr<waiter>> growth_waiters;  // woken by more bytes too (wait_growth)
 
   view look() {
     std::lock_guard lock(m);
@@ -59,14 +60,20 @@ struct kept_bytes {
 
   // Ends the read (ready or failed) and wakes every waiter.
   void settle(state s) {
-    std::vector<std::weak_ptr<waiter>> wake;
+    std::vector<std::weak_ptr<waiter>> wake, grown;
     {
       std::lock_guard lock(m);
       if (what != state::pending) return;
       what = s;
       wake.swap(waiters);
+      grown.swap(growth_waiters);
     }
-    for (auto& weak : wake)
+    notify(wake);
+    notify(grown);
+  }
+
+  static void notify(std::vector<std::weak_ptr<waiter>>& ws) {
+    for (auto& weak : ws)
       if (auto w = weak.lock())
         net::post(w->timer.get_executor(), [w] {
           w->done = true;
@@ -77,6 +84,7 @@ struct kept_bytes {
   // A head's bytes, up to `limit` (ready there).
   void append(std::span<const char> bytes, std::uint64_t limit) {
     bool full = false;
+    std::vector<std::weak_ptr<waiter>> grown;
     {
       std::lock_guard lock(m);
       if (what != state::pending) return;
@@ -84,8 +92,10 @@ struct kept_bytes {
       std::memcpy(data.data() + length, bytes.data(), n);
       length += n;
       full = length >= limit;
+      if (!full) grown.swap(growth_waiters);
     }
     if (full) settle(state::ready);
+    notify(grown);
   }
 
   void end_head() { settle(look().end == first ? state::failed : state::ready); }
@@ -99,6 +109,18 @@ struct kept_bytes {
       waiters.push_back(w);
     }
     w->timer.expires_after(most);
+    if (!w->done) co_await w->timer.async_wait(net::as_tuple(net::use_awaitable));
+  }
+
+  // Waits (until `deadline`) while the bytes are being read and end at or before `pos`.
+  net::awaitable<void> wait_growth(std::uint64_t pos, std::chrono::steady_clock::time_point deadline) {
+    auto w = std::make_shared<waiter>(co_await net::this_coro::executor);
+    {
+      std::lock_guard lock(m);
+      if (what != state::pending || first + length > pos) co_return;
+      growth_waiters.push_back(w);
+    }
+    w->timer.expires_at(deadline);
     if (!w->done) co_await w->timer.async_wait(net::as_tuple(net::use_awaitable));
   }
 };
@@ -182,6 +204,8 @@ class head_recorder final : public range_reader {
         std::lock_guard lock(head_->m);
         head_->detached = true;
       }
+      // Read on to the limit only: nothing after it is asked for (a player's head: its rest, s3_storage).
+      (void)inner_->end_at(limit_ - 1);
       net::co_spawn(*ex_, finish_head(std::move(inner_), head_, limit_), net::detached);
       return;
     }
@@ -222,44 +246,71 @@ class head_recorder final : public range_reader {
 // `range` from kept bytes (up to `kept_end`, which they hold), then from `rest`.
 class kept_reader final : public range_reader {
  public:
+  // `follow`: the kept bytes are still being read by their own client; bytes past `kept_end` are taken from
+  // them as they come (while they come: each within kFollowStall) rather than asked of storage at once.
+  // `rest` gives the reader of the bytes after the kept ones.
   kept_reader(std::shared_ptr<kept_bytes> kept, std::uint64_t kept_end, http::byte_range range,
-              std::unique_ptr<range_reader> rest)
+              s3_ends::rest_reader rest, bool rest_splices, bool follow)
       : kept_(std::move(kept)),
         kept_end_(kept_end),
-        rest_(std::move(rest)),
+        rest_of_(std::move(rest)),
         pos_(range.first),
-        last_(range.last) {}
+        last_(range.last),
+        rest_splices_(rest_of_ && rest_splices),
+        follow_(follow) {}
 
   net::awaitable<result<chunk>> next(std::span<char> buf, bool zero_copy) override {
-    const auto end = std::min(last_ + 1, kept_end_);
-    if (pos_ < end) {
-      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - pos_));
-      std::memcpy(buf.data(), kept_->data.data() + (pos_ - kept_->first), n);
-      pos_ += n;
-      co_return chunk{n, std::nullopt};
+    if (pos_ < std::min(last_ + 1, kept_end_)) co_return take(buf);
+    if (follow_ && pos_ <= last_) {
+      // Each wait for more bytes is short: a head whose client paused stops growing, and storage is asked.
+      const auto deadline = std::chrono::steady_clock::now() + s3_ends::kFollowStall;
+      auto v = kept_->look();
+      while (v.what == kept_bytes::state::pending && v.end <= pos_ &&
+             std::chrono::steady_clock::now() < deadline) {
+        co_await kept_->wait_growth(pos_, deadline);
+        v = kept_->look();
+      }
+      follow_ = v.what == kept_bytes::state::pending;
+      if (v.what != kept_bytes::state::failed) kept_end_ = std::max(kept_end_, v.end);
+      if (pos_ < std::min(last_ + 1, kept_end_)) co_return take(buf);
+      follow_ = false;
     }
+    if (pos_ > last_) co_return chunk{};
+    if (!rest_ && rest_of_) rest_ = rest_of_({pos_, last_});
     if (!rest_) co_return chunk{};
     co_return co_await rest_->next(buf, zero_copy);
   }
 
-  // Kept bytes come through the buffer; the rest as the rest's reader can.
-  bool can_splice() const override { return rest_ && rest_->can_splice(); }
+  // Kept bytes come through the buffer; the rest as the rest's reader can (S3's reader: a plain store).
+  bool can_splice() const override { return rest_splices_; }
   net::awaitable<result<chunk>> next_spliced(std::span<char> buf, int pipe_in) override {
-    if (pos_ < std::min(last_ + 1, kept_end_)) co_return co_await next(buf, false);
+    if (!rest_) co_return co_await next(buf, false);  // (kept bytes, or the first bytes of the rest)
     co_return co_await rest_->next_spliced(buf, pipe_in);
   }
 
+  // S3's readers have nothing to finish.
   bool has_finish() const override { return rest_ && rest_->has_finish(); }
   net::awaitable<void> finish(std::span<char> buf) override {
     if (rest_) co_await rest_->finish(buf);
   }
 
  private:
+  chunk take(std::span<char> buf) {
+    const auto end = std::min(last_ + 1, kept_end_);
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - pos_));
+    std::memcpy(buf.data(), kept_->data.data() + (pos_ - kept_->first), n);
+    pos_ += n;
+    return chunk{n, std::nullopt};
+  }
+
   std::shared_ptr<kept_bytes> kept_;
   std::uint64_t kept_end_;
+  s3_ends::rest_reader rest_of_;
   std::unique_ptr<range_reader> rest_;
   std::uint64_t pos_;
   std::uint64_t last_;
+  bool rest_splices_;
+  bool follow_;
 };
 
 }  // namespace
@@ -344,7 +395,8 @@ std::unique_ptr<range_reader> s3_ends::record_head(const std::string& key, const
 }
 
 net::awaitable<std::unique_ptr<range_reader>> s3_ends::open(std::string key, object_meta meta,
-                                                            http::byte_range range, rest_reader rest) {
+                                                            http::byte_range range, rest_reader rest,
+                                                            bool rest_splices) {
   if (meta.size == 0 || range.last >= meta.size) co_return nullptr;
   std::shared_ptr<kept_bytes> head, tail;
   {
@@ -356,16 +408,15 @@ net::awaitable<std::unique_ptr<range_reader>> s3_ends::open(std::string key, obj
     auto v = head->look();
     if (v.etag == meta.etag && v.size == meta.size) {
       // A head read on after its client left is waited for (it comes at the store's pace); one still read by
-      // its client (at that client's pace) gives what it has so far.
+      // its client (at that client's pace) gives what it has so far, then its bytes as they come.
       if (v.what == kept_bytes::state::pending && v.detached) {
         co_await head->wait(kMaxWait);
         v = head->look();
       }
-      if (v.what != kept_bytes::state::failed && range.first < v.end) {
-        std::unique_ptr<range_reader> after;
-        if (range.last >= v.end) after = rest({v.end, range.last});
-        co_return std::make_unique<kept_reader>(std::move(head), v.end, range, std::move(after));
-      }
+      // (one still read by its client is followed as it grows: kept_reader)
+      if (v.what != kept_bytes::state::failed && range.first < v.end)
+        co_return std::make_unique<kept_reader>(std::move(head), v.end, range, std::move(rest), rest_splices,
+                                                v.what == kept_bytes::state::pending);
     }
   }
   if (!tail) co_return nullptr;
@@ -374,7 +425,7 @@ net::awaitable<std::unique_ptr<range_reader>> s3_ends::open(std::string key, obj
   if (v.what != kept_bytes::state::ready || v.etag != meta.etag || v.size != meta.size ||
       range.first < v.first)
     co_return nullptr;
-  co_return std::make_unique<kept_reader>(std::move(tail), v.end, range, nullptr);
+  co_return std::make_unique<kept_reader>(std::move(tail), v.end, range, nullptr, false, false);
 }
 
 }  // namespace mediagate::storage

@@ -36,6 +36,9 @@ class s3_ends {
   static constexpr std::chrono::seconds kLife{10};
   // How long a request for bytes still being read waits for them before it asks storage itself.
   static constexpr std::chrono::seconds kMaxWait{2};
+  // How long a request following a head still read by its client waits for its next bytes before it asks
+  // storage for the rest (its client may have paused).
+  static constexpr std::chrono::milliseconds kFollowStall{50};
 
   s3_ends(std::uint64_t head_bytes, std::uint64_t tail_bytes)
       : head_bytes_(head_bytes), tail_bytes_(tail_bytes) {}
@@ -69,11 +72,13 @@ class s3_ends {
            (range.first < head_bytes_ || range.first >= size - std::min(tail_bytes_, size));
   }
   // A reader of `range` of the version `meta` of `key` that starts from memory, when a kept head or tail
-  // holds its first byte (waiting up to kMaxWait for one still being read by no client); the bytes after a
-  // kept head come from `rest(range of them)`. Null otherwise: read from storage.
+  // holds its first byte (waiting up to kMaxWait for one still being read by no client; following one still
+  // read by its client while its bytes come); the bytes after a kept head come from
+  // `rest(range of them)`, whose readers can splice when `rest_splices`. Null otherwise: read from storage.
   using rest_reader = std::function<std::unique_ptr<range_reader>(http::byte_range)>;
   boost::asio::awaitable<std::unique_ptr<range_reader>> open(std::string key, object_meta meta,
-                                                             http::byte_range range, rest_reader rest);
+                                                             http::byte_range range, rest_reader rest,
+                                                             bool rest_splices);
 
   void forget(const std::string& key);
 

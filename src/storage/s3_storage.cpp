@@ -72,6 +72,24 @@ error error_from(unsigned status, const std::string& body, const s3_location& wh
                               client.settings().anonymous);
 }
 
+// The GET for the rest of a player's first read (s3_storage::set_first_read), sent while its head is being
+// read; its answer waits here until the reader reaches the rest. One event loop: no locking.
+struct pending_rest {
+  explicit pending_rest(net::any_io_executor ex) : wake(std::move(ex)) {}
+  net::steady_timer wake;  // cancelled once the GET answered
+  bool answered = false;
+  bool abandoned = false;  // the reader no longer wants it: an answer is dropped (with its connection)
+  result<std::unique_ptr<s3::response>> answer = error{errc::upstream_unavailable, "not answered"};
+};
+
+net::awaitable<void> fetch_rest(std::shared_ptr<s3::client> client, s3::request_spec spec,
+                                std::shared_ptr<pending_rest> rest) {
+  auto r = co_await client->send(std::move(spec));
+  rest->answered = true;
+  if (!rest->abandoned) rest->answer = std::move(r);
+  rest->wake.cancel();
+}
+
 // Reads one planned range of one version of an object. Every answer is checked before a byte is passed
 // on; a connection that breaks mid-body is resumed from the next byte with If-Match, a bounded number of
 // times; anything else fails the read (the connection then closes the client's response).
@@ -88,11 +106,28 @@ class s3_range_reader final : public range_reader {
         next_(range.first),
         max_resumes_(max_resumes) {}
 
+  ~s3_range_reader() override { drop_rest(); }
+
   // Sends the GET for [next_, last] and validates the answer's status, range, length and ETag.
   net::awaitable<result<bool>> start() {
     const http::byte_range want{next_, range_.last};
-    auto spec = ranged_get(where_, key_, want, meta_.etag);
-    auto r = co_await client_->send(std::move(spec));
+    co_return co_await take(co_await client_->send(ranged_get(where_, key_, want, meta_.etag)), want);
+  }
+
+  // Takes over the answer for a player's first bytes, [range_.first, head_last], that stat_and_open() already
+  // checked. The rest is asked for (with If-Match) once half of them are sent to the client, so that it is on
+  // its way when they run out; a client that leaves sooner (a player that found the index at the end) costs
+  // no GET for it.
+  void adopt_head(std::unique_ptr<s3::response> response, std::uint64_t head_last) {
+    response_ = std::move(response);
+    response_last_ = head_last;
+    rest_first_ = head_last + 1;
+    rest_after_ = range_.first + (head_last + 1 - range_.first) / 2;
+  }
+
+ private:
+  // Validates `r`, the answer to the GET for `want` (from next_), and takes it as the answer to read.
+  net::awaitable<result<bool>> take(result<std::unique_ptr<s3::response>> r, http::byte_range want) {
     if (!r) co_return r.err();
     auto& res = **r;
     const auto status = res.status();
@@ -116,13 +151,16 @@ class s3_range_reader final : public range_reader {
     if (auto etag = res.field("etag"); !etag.empty() && etag != meta_.etag)
       co_return error{errc::changed, "the object changed in storage while it was being read"};
     response_ = std::move(*r);
+    response_last_ = want.last;
     co_return true;
   }
 
+ public:
   // Takes over an answer that stat_and_open() already checked, for range_ (skipping `skip` bytes first when
   // the store sent the whole object).
   void adopt(std::unique_ptr<s3::response> response, std::uint64_t skip) {
     response_ = std::move(response);
+    response_last_ = range_.last;
     skip_ = skip;
   }
 
@@ -131,6 +169,7 @@ class s3_range_reader final : public range_reader {
   bool end_at(std::uint64_t last) override {
     if (last < next_ || last > range_.last) return false;
     range_.last = last;  // the rest of a longer answer is dropped with its connection: at most one body
+    if (rest_first_ > last) drop_rest();
     return true;
   }
 
@@ -153,6 +192,23 @@ class s3_range_reader final : public range_reader {
   net::awaitable<result<chunk>> read_next(std::span<char> buf, int pipe_in) {
     while (true) {
       if (next_ > range_.last) co_return chunk{};
+      if (!response_ && rest_first_ != 0) {
+        // The head is read: its rest's answer, when it was sent (else, or for a broken head, start() below).
+        std::shared_ptr<pending_rest> rest;
+        if (next_ == rest_first_) rest = std::exchange(rest_, nullptr);
+        drop_rest();
+        if (rest && !rest->answered) {
+          rest->wake.expires_at(net::steady_timer::time_point::max());
+          co_await rest->wake.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        if (rest && rest->answer) {  // (a GET that got no answer is sent again by start())
+          auto taken = co_await take(std::move(rest->answer), {next_, range_.last});
+          if (!taken) {
+            if (taken.err().code == errc::changed && on_changed_) on_changed_(key_);
+            co_return taken.err();
+          }
+        }
+      }
       if (!response_) {
         auto started = co_await start();
         if (!started) {
@@ -165,8 +221,8 @@ class s3_range_reader final : public range_reader {
         if (!n || *n == 0) break;
         skip_ -= *n;
       }
-      const auto want =
-          static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), range_.last - next_ + 1));
+      const auto upto = std::min(range_.last, response_last_);  // in this answer
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), upto - next_ + 1));
       result<std::size_t> n = std::size_t{0};
       bool in_pipe = false;
       if (skip_ == 0 && pipe_in >= 0) {
@@ -187,7 +243,9 @@ class s3_range_reader final : public range_reader {
       }
       if (n && *n > 0) {
         next_ += *n;
-        if (next_ > range_.last) response_.reset();  // done: a whole-object answer is abandoned here
+        // Done (a whole-object answer is abandoned here), or a player's head, whose rest has its own answer.
+        if (next_ > upto) response_.reset();
+        if (rest_first_ != 0 && !rest_ && next_ > rest_after_) send_rest();
         chunk out{*n, std::nullopt};
         out.in_pipe = in_pipe;
         co_return out;
@@ -206,6 +264,21 @@ class s3_range_reader final : public range_reader {
     }
   }
 
+  void send_rest() {
+    rest_ = std::make_shared<pending_rest>(client_->executor());
+    net::co_spawn(
+        rest_->wake.get_executor(),
+        fetch_rest(client_, ranged_get(where_, key_, {rest_first_, range_.last}, meta_.etag), rest_),
+        net::detached);
+  }
+
+  // Forgets the rest of a player's head (its answer, if any, is dropped when it comes).
+  void drop_rest() {
+    if (rest_) rest_->abandoned = true;
+    rest_.reset();
+    rest_first_ = 0;
+  }
+
   // Drops cached metadata that names a version storage no longer has. Given the key, so that it captures only
   // `this` (held without an allocation).
   std::function<void(const std::string&)> on_changed_;
@@ -220,6 +293,12 @@ class s3_range_reader final : public range_reader {
   int resumes_ = 0;
   bool whole_seen_ = false;
   std::unique_ptr<s3::response> response_;
+  std::uint64_t response_last_ = 0;  // the last byte response_ covers
+  // A player's head (adopt_head): where its rest starts (0: none), the byte after which it is asked for, and
+  // its GET once sent.
+  std::uint64_t rest_first_ = 0;
+  std::uint64_t rest_after_ = 0;
+  std::shared_ptr<pending_rest> rest_;
 };
 
 // -- One client's download over several connections (download_settings) ------------------------------------
@@ -697,7 +776,11 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   if (player_start) co_await ends_->start_tail(client_, where_.prefix + key, key, generation);
   s3::request_spec spec;
   spec.key = where_.prefix + key;
-  const auto last = hint.last ? std::to_string(*hint.last) : std::string();
+  // (a player's start asks for its head alone: set_first_read)
+  const bool head_only = player_start && first_read_ > 0;
+  const auto last = head_only   ? std::to_string(first_read_ - 1)
+                    : hint.last ? std::to_string(*hint.last)
+                                : std::string();
   spec.headers = {{"range", hint.suffix ? "bytes=-" + std::to_string(*hint.suffix)
                                         : "bytes=" + std::to_string(hint.first) + "-" + last}};
   auto r = co_await client_->send(spec);
@@ -731,10 +814,14 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   const auto want = hint.suffix
                         ? http::byte_range{size - std::min(*hint.suffix, size), size - 1}
                         : http::byte_range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
-  if (cr->first != want.first || cr->last != want.last) co_return out;
+  const bool head_of_more = head_only && size > first_read_;
+  if (cr->first != want.first || cr->last != (head_of_more ? first_read_ - 1 : want.last)) co_return out;
   auto reader = std::make_unique<s3_range_reader>(client_, where_, key, *meta, want, max_resumes_,
                                                   [this](const std::string& k) { forget_version(k); });
-  reader->adopt(std::move(*r), 0);
+  if (head_of_more)
+    reader->adopt_head(std::move(*r), first_read_ - 1);
+  else
+    reader->adopt(std::move(*r), 0);
   out.reader = maybe_download(std::move(reader), key, *meta, want, hint);
   if (player_start) out.reader = ends_->record_head(key, *meta, generation, std::move(out.reader));
   out.range = want;
@@ -749,7 +836,9 @@ net::awaitable<result<std::unique_ptr<range_reader>>> s3_storage::open(std::stri
       return std::make_unique<s3_range_reader>(client_, where_, key, meta, r, max_resumes_,
                                                [this](const std::string& k) { forget_version(k); });
     };
-    if (auto kept = co_await ends_->open(key, meta, range, std::move(rest))) co_return std::move(kept);
+    const bool splices = !client_->settings().ep.tls;  // (as s3_range_reader::can_splice)
+    if (auto kept = co_await ends_->open(key, meta, range, std::move(rest), splices))
+      co_return std::move(kept);
   }
   auto forget = [this](const std::string& k) { forget_version(k); };
   auto reader = std::make_unique<s3_range_reader>(client_, where_, std::move(key), std::move(meta), range,

@@ -61,6 +61,12 @@ class s3_storage final : public storage {
   std::string describe() const override;
 
   void set_download(download_settings d) { download_ = d; }
+  // A player's cold start of an MP4 (bytes=0-) asks S3 for its first `bytes` alone, and for the rest once
+  // half of them are sent to the client. A store that reads a whole stripe before the first byte of a longer
+  // range (Ceph radosgw: 4 MiB) answers a short one sooner; a player that leaves within the head (the index
+  // is at the end) costs no GET for the rest. 0: one GET for the whole range.
+  static constexpr std::uint64_t kFirstRead = 1u << 20;
+  void set_first_read(std::uint64_t bytes) { first_read_ = bytes; }
   // The kept heads and tails of MP4s, shared by every loop's storage (a browser's requests come on several
   // connections, which may be on several loops).
   static constexpr std::uint64_t kEndBytes = 1u << 20;
@@ -93,6 +99,7 @@ class s3_storage final : public storage {
   std::unordered_map<std::string, cached_meta> meta_cache_;  // per event loop: no locking
   std::shared_ptr<const key_invalidations> changes_;
   download_settings download_;
+  std::uint64_t first_read_ = kFirstRead;
   // The first and last MiB of an MP4 a browser starts cold (`bytes=0-`), for its next requests: the index at
   // the end and the resume of the head (s3_ends.hpp). Shared by the loops through set_ends().
   std::shared_ptr<s3_ends> ends_ = std::make_shared<s3_ends>(kEndBytes, kEndBytes);

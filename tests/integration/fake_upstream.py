@@ -17,6 +17,8 @@ Before that, object GETs consume `script`, a list of one-shot faults, in order:
     "slowdown"       503 with a SlowDown error (S3's "retry later")
     "drop"           the right status and headers, half the body, then the connection is closed
 After each "drop", `on_drop(upstream)` runs (e.g. to replace the object before the reader resumes).
+After each object GET is answered in full, `after_get(upstream, range_header)` runs (e.g. to replace the
+object between two GETs of one read).
 If-Match is honoured in every mode (412 PreconditionFailed when it does not match).
 Anything else is 404 NoSuchKey / NoSuchBucket XML. Every request is recorded in `requests`.
 """
@@ -51,7 +53,7 @@ class Recorded:
 
 class FakeUpstream:
     def __init__(self, bucket: str, objects: dict[str, tuple[bytes, Optional[str]]], mode: str = "honest",
-                 shift: int = 1, script=(), on_drop=None) -> None:
+                 shift: int = 1, script=(), on_drop=None, after_get=None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.bucket = bucket
@@ -60,6 +62,7 @@ class FakeUpstream:
         self.shift = shift
         self.script = list(script)
         self.on_drop = on_drop
+        self.after_get = after_get
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         owner = self
@@ -209,7 +212,9 @@ class FakeUpstream:
             if self.on_drop is not None:
                 self.on_drop(self)
             return
-        return self._send(h, status, headers, body, False, rec)
+        self._send(h, status, headers, body, False, rec)
+        if self.after_get is not None:
+            self.after_get(self, h.headers.get("Range"))
 
     @staticmethod
     def _parse_range(value: Optional[str], size: int) -> Optional[tuple[int, int]]:

@@ -137,10 +137,12 @@ class SharedLink:
             except OSError:
                 down.close()
                 continue
+            pair = [down, up]
             with self.lock:
-                self.sockets += [down, up]
-            threading.Thread(target=self._pump, args=(down, up, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, down, True), daemon=True).start()
+                self.sockets += pair
+            pumping = [2]  # both directions; the pair is closed once both have ended
+            threading.Thread(target=self._pump, args=(down, up, False, pair, pumping), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, True, pair, pumping), daemon=True).start()
 
     # A slot may start this long in the past: a sleep that overran does not cost the link its rate.
     SLACK = 0.005
@@ -154,7 +156,8 @@ class SharedLink:
         if until > now:
             time.sleep(until - now)
 
-    def _pump(self, src: socket.socket, dst: socket.socket, shaped: bool) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, shaped: bool, pair: list[socket.socket],
+              pumping: list[int]) -> None:
         try:
             while True:
                 data = src.recv(256 * 1024)
@@ -173,6 +176,13 @@ class SharedLink:
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+        with self.lock:
+            pumping[0] -= 1
+            if pumping[0] > 0:
+                return
+            self.sockets = [s for s in self.sockets if s not in pair]
+        for s in pair:  # (stop() may have closed them already: closing twice is harmless)
+            s.close()
 
 
 class ShapedS3:

@@ -310,8 +310,9 @@ class RadosgwFaults(unittest.TestCase):
 
     # -- 1. start-up checks ------------------------------------------------------------------------------
 
-    def serve_fails(self, args, env_overrides, what: str) -> str:
-        """Runs a misconfigured `serve`; it must exit non-zero within STARTUP_LIMIT. Returns its stderr."""
+    def serve_fails(self, args, env_overrides, what: str, code: int = 1) -> str:
+        """Runs a misconfigured `serve`; it must exit with `code` (1: storage refused; 2: a bad option) within
+        STARTUP_LIMIT. Returns its stderr."""
         env = clean_env(dict(self.rgw.env, **env_overrides))
         cmd = [str(harness.binary()), "serve", "--listen", "127.0.0.1:0", "--access-log", "off", *args]
         t0 = time.monotonic()
@@ -323,7 +324,7 @@ class RadosgwFaults(unittest.TestCase):
                       f"stderr: {e.stderr!r}")
         elapsed = time.monotonic() - t0
         harness.assert_clean_exit(self, r)
-        self.assertEqual(r.returncode, 1, f"{what}: serve must exit 1; stderr: {r.stderr}")
+        self.assertEqual(r.returncode, code, f"{what}: serve must exit {code}; stderr: {r.stderr}")
         self.assertNotIn("listening on", r.stdout, f"{what}: serve claimed to listen")
         note(f"serve with {what}: exit {r.returncode} after {elapsed:.2f}s: {r.stderr.strip().splitlines()[-1:]}")
         return r.stderr
@@ -378,6 +379,12 @@ class RadosgwFaults(unittest.TestCase):
                          {"AWS_SECRET_ACCESS_KEY": "wrong-secret-0123456789"}, timeout=STARTUP_LIMIT)
             self.assertNotEqual(r.returncode, 0, r.stderr)
             self.assertRegex(r.stderr.lower(), "credential")
+        # A first read (--s3-first-read) that is not 0 or a size from 64 KiB to 64 MiB.
+        for bad in ("10", "1GiB", "lots"):
+            with self.subTest(f"--s3-first-read {bad}"):
+                err = self.serve_fails(["--storage", storage, "--s3-first-read", bad], {}, "a bad first read", 2)
+                self.assertIn("--s3-first-read", err)
+                self.assertIn(bad, err)
 
     # -- 2. radosgw killed mid-stream, then restarted ---------------------------------------------------------
 
@@ -818,6 +825,8 @@ class RadosgwFaults(unittest.TestCase):
             self.assertEqual(mp4["resume in"]["requests"], 0, f"the kept head: {mp4}")
         mp4_key = cold_key()
         mp4 = start(mp4_key)
+        # (The head is asked for alone, its rest only once half of it is sent: a player that took 64 KiB of it
+        # and left costs no GET for the rest, test_5e.)
         # The tail holds the last MiB only: a request that starts before it goes to S3 (exact bytes, one GET).
         m0 = settle(port)
         first = size - MIB - 10
@@ -844,6 +853,71 @@ class RadosgwFaults(unittest.TestCase):
         f = fetch(port, "GET", target(key), [("Range", "bytes=10-20")])
         self.assert_exact(f, 206, body[10:21], 10, size)
         self.assertEqual(diff(settle(port), m0), {"requests": 2, "get_requests": 2, "received_bytes": 2 + 11})
+        self.assertIsNone(server.health_problem())
+
+    def test_5e_player_head_alone(self) -> None:
+        """A player's cold `bytes=0-` of an MP4 asks S3 for its first MiB alone (--s3-first-read; radosgw reads a
+        whole 4 MiB stripe before the first byte of a longer range) and for the rest once half of it is read:
+        one exact response across the join, one GET more than without it and no byte more; an object no longer
+        than the head costs no GET for a rest; `--s3-first-read 0` asks for the range in one GET."""
+        rnd = random.Random(SEED + 520)
+        server = self.start_server(["--s3-meta-ttl", "60", "--threads", "2"], "first-read")
+        self.addCleanup(self.stop_server, server)
+        single = self.start_server(["--s3-meta-ttl", "60", "--threads", "2", "--s3-first-read", "0"], "first-read-0")
+        self.addCleanup(self.stop_server, single)
+
+        def start(port: int, body: bytes) -> dict[str, float]:
+            key = f"first/{uuid.uuid4().hex[:8]}.mp4"
+            self.rgw.put(self.bucket, key, body, "video/mp4")
+            m0 = settle(port)
+            f = fetch(port, "GET", target(key), [("Range", "bytes=0-")])
+            self.assert_exact(f, 206, body, 0, len(body))
+            m1 = settle(port)
+            return {n: m1[f"mediagate_s3_{n}_total"] - m0[f"mediagate_s3_{n}_total"]
+                    for n in ("get_requests", "received_bytes")}
+
+        for size in (3 * MIB + 777, MIB + 1, 5 * MIB, MIB, 1000):
+            body = rnd.randbytes(size)
+            head_alone, one = start(server.port, body), start(single.port, body)
+            note(f"player start of {size} bytes, head alone: {head_alone}; one GET: {one}")
+            tail = min(size, MIB)
+            self.assertEqual(one, {"get_requests": 2, "received_bytes": size + tail}, f"{size}: one GET and the tail")
+            self.assertEqual(head_alone, {"get_requests": 3 if size > MIB else 2, "received_bytes": size + tail},
+                             f"{size}: the head, its rest and the tail")
+        self.assertIsNone(server.health_problem())
+        self.assertIsNone(single.health_problem())
+
+    def test_5f_request_within_a_head_still_being_read(self) -> None:
+        """A request for bytes of a cold start's head while that head is still being read (its player's
+        connection open; or just reset, before the server noticed): what the head has is sent from memory,
+        then its bytes as they come, and once they stop coming (its player paused) the rest comes from S3 on
+        one GET. Exact bytes either way; the paused player's own response is unharmed."""
+        body = random.Random(SEED + 521).randbytes(3 * MIB + 4321)
+        size = len(body)
+        server = self.start_server(["--s3-meta-ttl", "60", "--threads", "2"], "follow")
+        self.addCleanup(self.stop_server, server)
+        port = server.port
+        for leave in (False, True):
+            with self.subTest("player leaves" if leave else "player pauses"):
+                key = f"follow/{uuid.uuid4().hex[:8]}.mp4"
+                self.rgw.put(self.bucket, key, body, "video/mp4")
+                m0 = settle(port)
+                with rawhttp.Connection(port, timeout=20.0, rcvbuf=64 * 1024) as a:
+                    a.send_request("GET", target(key), [("Range", "bytes=0-")])
+                    self.assertEqual(a.read_head().status, 206)
+                    got = bytearray(a.read_at_least(64 * 1024, "the head's first bytes"))
+                    if leave:
+                        a.close(reset=True)
+                    f = fetch(port, "GET", target(key), [("Range", "bytes=65536-")])
+                    self.assert_exact(f, 206, body[65536:], 65536, size)
+                    if not leave:
+                        while len(got) < size:  # the paused player resumes: its whole response, exact
+                            got += a.read_some("the rest of the first response")
+                        self.assertTrue(bytes(got) == body, "the first response's bytes differ")
+                gets = diff_gets = settle(port)["mediagate_s3_get_requests_total"] - m0["mediagate_s3_get_requests_total"]
+                note(f"a request within a head still being read ({'left' if leave else 'paused'}): {gets:.0f} GETs")
+                # head, tail, the second request's rest; the paused player's own rest of its head
+                self.assertLessEqual(diff_gets, 3 if leave else 4)
         self.assertIsNone(server.health_problem())
 
     def test_5d_kept_ends_of_a_replaced_object(self) -> None:
@@ -1225,9 +1299,9 @@ class MisbehavingStore(unittest.TestCase):
     def tearDownClass(cls) -> None:
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def start(self, mode: str, script=(), on_drop=None, extra=()):
+    def start(self, mode: str, script=(), on_drop=None, extra=(), after_get=None):
         upstream = FakeUpstream("fakebucket", {"obj.mp4": (self.data, "video/mp4"), "empty.bin": (b"", None)},
-                                mode=mode, script=script, on_drop=on_drop)
+                                mode=mode, script=script, on_drop=on_drop, after_get=after_get)
         self.addCleanup(upstream.stop)
         fx = server_fixture(self.tmp, "s3://fakebucket", {})
         server = harness.Server(fx, ["--access-log", "off", "--s3-endpoint", upstream.endpoint,
@@ -1423,6 +1497,40 @@ class MisbehavingStore(unittest.TestCase):
             self.assertIn(f.status, (502, 503, 504, None), f.describe())
         note(f"object replaced before a resume: client got {cut_at} of 200000 bytes then a close; next GETs -> {observed}")
         self.assertEqual(observed[-1], 206, "the new version is never served")
+        self.assertIsNone(server.health_problem())
+
+    def test_player_head_then_its_rest(self) -> None:
+        """A player's cold `bytes=0-` of an MP4 asks the store for its first --s3-first-read bytes alone, and for
+        the rest (with If-Match on the head's ETag) once half the head is sent: one exact response. (A player
+        that leaves before that costs no GET for the rest: test_5c.) An object replaced between the head and
+        the rest fails the rest's If-Match: the response is cut after the head's right bytes, never spliced
+        with the new version's, and the next request gets the new version."""
+        head = 64 * 1024
+        upstream, server = self.start("honest", extra=["--s3-first-read", "64KiB"])
+        f = fetch(server.port, "GET", target("obj.mp4"), [("Range", "bytes=0-")])
+        self.assertEqual((f.status, f.header("content-range")), (206, f"bytes 0-{self.SIZE - 1}/{self.SIZE}"),
+                         f.describe())
+        self.assertTrue(f.complete and bytes(f.body) == self.data, f.describe())
+        gets = {g.headers.get("range"): g for g in upstream.gets("obj.mp4")}
+        self.assertEqual(sorted(gets), sorted([f"bytes=0-{head - 1}", f"bytes={head}-{self.SIZE - 1}",
+                                               "bytes=-1048576"]), list(gets))
+        self.assertEqual(gets[f"bytes={head}-{self.SIZE - 1}"].headers.get("if-match"), FakeUpstream.etag(self.data))
+
+        replacement = random.Random(SEED + 302).randbytes(self.SIZE + 5000)
+
+        def replace_after_head(up: FakeUpstream, rng) -> None:
+            if rng == f"bytes=0-{head - 1}":
+                up.objects["obj.mp4"] = (replacement, "video/mp4")
+
+        upstream, server = self.start("honest", extra=["--s3-first-read", "64KiB"], after_get=replace_after_head)
+        f = fetch(server.port, "GET", target("obj.mp4"), [("Range", "bytes=0-")])
+        self.assertEqual(f.status, 206, f.describe())
+        self.assertFalse(f.complete, f"the object changed mid-read: the response must be cut short:\n{f.describe()}")
+        self.assertTrue(bytes(f.body) == self.data[:len(f.body)], "bytes of the new version spliced in")
+        rest = [g for g in upstream.gets("obj.mp4") if g.headers.get("range") == f"bytes={head}-{self.SIZE - 1}"]
+        self.assertEqual([(g.headers.get("if-match"), g.status) for g in rest], [(FakeUpstream.etag(self.data), 412)])
+        f = fetch(server.port, "GET", target("obj.mp4"), [("Range", "bytes=10-19")])
+        self.assertEqual((f.status, bytes(f.body)), (206, replacement[10:20]), f.describe())
         self.assertIsNone(server.health_problem())
 
     def test_slowdown_is_retried(self) -> None:
