@@ -75,8 +75,9 @@ error error_from(unsigned status, const std::string& body, const s3_location& wh
 // The GET for the rest of a player's first read (s3_storage::set_first_read), sent while its head is being
 // read; its answer waits here until the reader reaches the rest. One event loop: no locking.
 struct pending_rest {
-  explicit pending_rest(net::any_io_executor ex) : wake(std::move(ex)) {}
+  pending_rest(net::any_io_executor ex, http::byte_range asked) : wake(std::move(ex)), range(asked) {}
   net::steady_timer wake;  // cancelled once the GET answered
+  http::byte_range range;  // what it asks for
   bool answered = false;
   bool abandoned = false;  // the reader no longer wants it: an answer is dropped (with its connection)
   result<std::unique_ptr<s3::response>> answer = error{errc::upstream_unavailable, "not answered"};
@@ -202,7 +203,7 @@ class s3_range_reader final : public range_reader {
           co_await rest->wake.async_wait(net::as_tuple(net::use_awaitable));
         }
         if (rest && rest->answer) {  // (a GET that got no answer is sent again by start())
-          auto taken = co_await take(std::move(rest->answer), {next_, range_.last});
+          auto taken = co_await take(std::move(rest->answer), rest->range);
           if (!taken) {
             if (taken.err().code == errc::changed && on_changed_) on_changed_(key_);
             co_return taken.err();
@@ -265,11 +266,10 @@ class s3_range_reader final : public range_reader {
   }
 
   void send_rest() {
-    rest_ = std::make_shared<pending_rest>(client_->executor());
-    net::co_spawn(
-        rest_->wake.get_executor(),
-        fetch_rest(client_, ranged_get(where_, key_, {rest_first_, range_.last}, meta_.etag), rest_),
-        net::detached);
+    rest_ = std::make_shared<pending_rest>(client_->executor(), http::byte_range{rest_first_, range_.last});
+    net::co_spawn(rest_->wake.get_executor(),
+                  fetch_rest(client_, ranged_get(where_, key_, rest_->range, meta_.etag), rest_),
+                  net::detached);
   }
 
   // Forgets the rest of a player's head (its answer, if any, is dropped when it comes).
