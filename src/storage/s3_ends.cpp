@@ -102,23 +102,24 @@ struct kept_bytes {
 
   // Waits (up to `most`) while the bytes are being read.
   net::awaitable<void> wait(std::chrono::steady_clock::duration most) {
-    auto w = std::make_shared<waiter>(co_await net::this_coro::executor);
-    {
-      std::lock_guard lock(m);
-      if (what != state::pending) co_return;
-      waiters.push_back(w);
-    }
-    w->timer.expires_after(most);
-    if (!w->done) co_await w->timer.async_wait(net::as_tuple(net::use_awaitable));
+    co_await park(waiters, std::chrono::steady_clock::now() + most, std::nullopt);
   }
 
   // Waits (until `deadline`) while the bytes are being read and end at or before `pos`.
   net::awaitable<void> wait_growth(std::uint64_t pos, std::chrono::steady_clock::time_point deadline) {
+    co_await park(growth_waiters, deadline, pos);
+  }
+
+ private:
+  // Waits on `list` until woken or `deadline`, unless the read has ended or (with `pos`) got past `pos`.
+  net::awaitable<void> park(std::vector<std::weak_ptr<waiter>>& list,
+                            std::chrono::steady_clock::time_point deadline,
+                            std::optional<std::uint64_t> pos) {
     auto w = std::make_shared<waiter>(co_await net::this_coro::executor);
     {
       std::lock_guard lock(m);
-      if (what != state::pending || first + length > pos) co_return;
-      growth_waiters.push_back(w);
+      if (what != state::pending || (pos && first + length > *pos)) co_return;
+      list.push_back(w);
     }
     w->timer.expires_at(deadline);
     if (!w->done) co_await w->timer.async_wait(net::as_tuple(net::use_awaitable));

@@ -126,37 +126,6 @@ class s3_range_reader final : public range_reader {
     rest_after_ = range_.first + (head_last + 1 - range_.first) / 2;
   }
 
- private:
-  // Validates `r`, the answer to the GET for `want` (from next_), and takes it as the answer to read.
-  net::awaitable<result<bool>> take(result<std::unique_ptr<s3::response>> r, http::byte_range want) {
-    if (!r) co_return r.err();
-    auto& res = **r;
-    const auto status = res.status();
-    if (status == 206) {
-      const auto cr = res.field("content-range");
-      if (cr != content_range_text(want, meta_.size).view() || res.content_length() != want.length())
-        co_return error{errc::upstream_unavailable, "storage answered range '" + std::string(cr) + "' for " +
-                                                        content_range_of(want, meta_.size) +
-                                                        ": refusing to forward other bytes"};
-    } else if (status == 200) {
-      // The store ignored the range: take the planned bytes out of the whole object, if it is the same size.
-      if (res.content_length() != meta_.size)
-        co_return error{errc::upstream_unavailable,
-                        "storage ignored the range and sent an object of another size"};
-      skip_ = next_;
-      whole_seen_ = true;
-    } else {
-      auto body = co_await res.read_all(64 * 1024);
-      co_return error_from(status, body ? *body : std::string(), where_, key_, *client_);
-    }
-    if (auto etag = res.field("etag"); !etag.empty() && etag != meta_.etag)
-      co_return error{errc::changed, "the object changed in storage while it was being read"};
-    response_ = std::move(*r);
-    response_last_ = want.last;
-    co_return true;
-  }
-
- public:
   // Takes over an answer that stat_and_open() already checked, for range_ (skipping `skip` bytes first when
   // the store sent the whole object).
   void adopt(std::unique_ptr<s3::response> response, std::uint64_t skip) {
@@ -263,6 +232,35 @@ class s3_range_reader final : public range_reader {
       timer.expires_after(std::chrono::milliseconds(50 << (2 * (resumes_ - 1))));
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     }
+  }
+
+  // Validates `r`, the answer to the GET for `want` (from next_), and takes it as the answer to read.
+  net::awaitable<result<bool>> take(result<std::unique_ptr<s3::response>> r, http::byte_range want) {
+    if (!r) co_return r.err();
+    auto& res = **r;
+    const auto status = res.status();
+    if (status == 206) {
+      const auto cr = res.field("content-range");
+      if (cr != content_range_text(want, meta_.size).view() || res.content_length() != want.length())
+        co_return error{errc::upstream_unavailable, "storage answered range '" + std::string(cr) + "' for " +
+                                                        content_range_of(want, meta_.size) +
+                                                        ": refusing to forward other bytes"};
+    } else if (status == 200) {
+      // The store ignored the range: take the planned bytes out of the whole object, if it is the same size.
+      if (res.content_length() != meta_.size)
+        co_return error{errc::upstream_unavailable,
+                        "storage ignored the range and sent an object of another size"};
+      skip_ = next_;
+      whole_seen_ = true;
+    } else {
+      auto body = co_await res.read_all(64 * 1024);
+      co_return error_from(status, body ? *body : std::string(), where_, key_, *client_);
+    }
+    if (auto etag = res.field("etag"); !etag.empty() && etag != meta_.etag)
+      co_return error{errc::changed, "the object changed in storage while it was being read"};
+    response_ = std::move(*r);
+    response_last_ = want.last;
+    co_return true;
   }
 
   void send_rest() {
