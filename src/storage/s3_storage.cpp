@@ -774,8 +774,10 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   if (player_start) co_await ends_->start_tail(client_, where_.prefix + key, key, generation);
   s3::request_spec spec;
   spec.key = where_.prefix + key;
-  // (a player's start asks for its head alone: set_first_read)
-  const bool head_only = player_start && first_read_ > 0;
+  // (a player's start asks for its head alone: set_first_read; so does the slice cache's run for one)
+  const bool cache_head_first =
+      hint.head_first && hint.first == 0 && !hint.suffix && hint.last && *hint.last >= first_read_;
+  const bool head_only = (player_start || cache_head_first) && first_read_ > 0;
   const auto last = head_only   ? std::to_string(first_read_ - 1)
                     : hint.last ? std::to_string(*hint.last)
                                 : std::string();

@@ -116,6 +116,9 @@ struct read_hint {
   // bytes=-N: the last `suffix` bytes, whatever the size (first and last are then unused). Backends that
   // cannot start such a read return the metadata without a reader.
   std::optional<std::uint64_t> suffix;
+  // A player's start (bytes=0- of an MP4) that the slice cache turned into a run of whole slices: a backend
+  // whose first byte of a long range comes late (S3's --s3-first-read) may ask for the head alone first.
+  bool head_first = false;
 };
 
 // What stat_and_open() found: the metadata and, when the backend could start it in the same round trip,
