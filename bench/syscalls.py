@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Issue 15: system calls per request, mediagate against nginx, on workload 2's requests (random 64 KiB ranges of
+a 200 MB file, 16 keep-alive connections). Each server runs one event loop (mediagate --threads 1, nginx one
+worker) from local storage; `perf stat` counts the system calls each makes while wrk runs, divided by the
+requests wrk completed. Unlike strace, perf's tracepoints barely slow the server, so the counts are those of
+a server at full speed (a speculative read that finds EAGAIN shows only at full speed).
+
+    bench/syscalls.py --exe build-rel/mediagate --media bench/.cache/objects [--seconds 5] [--reps 3] [--out F]
+
+Needs perf (linux-perf) and permission to trace (root, or kernel.perf_event_paranoid <= 1).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench import BIG, Mediagate, Proc, free_port, log, wait_port, write_report  # noqa: E402
+
+CALLS = ["recvfrom", "read", "sendmsg", "writev", "sendfile64", "splice", "newfstatat", "openat", "close",
+         "epoll_wait", "epoll_ctl", "futex"]
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  # As bench/nginx/gateway.conf.in serves local files (ngx-static).
+  access_log off;
+  sendfile on;
+  tcp_nopush off;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  open_file_cache max=1000 inactive=60s;
+  open_file_cache_valid 60s;
+  client_body_temp_path {dir}/tmp;
+  proxy_temp_path {dir}/tmp;
+  fastcgi_temp_path {dir}/tmp;
+  uwsgi_temp_path {dir}/tmp;
+  scgi_temp_path {dir}/tmp;
+  server {{
+    listen 127.0.0.1:{port};
+    location /media/ {{ alias {media}/; }}
+  }}
+}}
+"""
+
+
+def count(pids: list[int], url: str, size: int, seconds: int) -> dict:
+    """perf stat of PIDS around one wrk run: system calls per completed request."""
+    events = ",".join(f"syscalls:sys_enter_{c}" for c in CALLS)
+    with tempfile.NamedTemporaryFile("r", suffix=".perf") as out:
+        perf = subprocess.Popen(["perf", "stat", "-x", ",", "-o", out.name, "-e", events,
+                                 "-p", ",".join(map(str, pids)), "--", "sleep", str(seconds + 1)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.4)
+        env = dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk"))
+        wrk = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(HERE / "wrk" / "ranges.lua"), url,
+                              "--", str(size), "65536"], capture_output=True, text=True, env=env,
+                             timeout=seconds + 60)
+        _, err = perf.communicate(timeout=seconds + 30)
+        if perf.returncode != 0:
+            raise RuntimeError(f"perf stat failed: {err}")
+        counts = {}
+        for line in Path(out.name).read_text().splitlines():
+            parts = line.split(",")
+            if len(parts) > 2 and parts[2].startswith("syscalls:sys_enter_"):
+                counts[parts[2].removeprefix("syscalls:sys_enter_")] = int(parts[0]) if parts[0].isdigit() else 0
+    result = json.loads(wrk.stdout.strip().splitlines()[-1])
+    requests = result["requests"]
+    per = {c: counts.get(c, 0) / requests for c in CALLS}
+    return {"requests": requests, "rps": requests * 1e6 / result["duration_us"], "per_request": per,
+            "total": sum(per.values())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--exe", type=Path, required=True)
+    p.add_argument("--media", type=Path, required=True, help=f"a directory with {BIG}")
+    p.add_argument("--seconds", type=int, default=5)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
+    args = p.parse_args()
+    size = (args.media / BIG).stat().st_size
+    work = Path(tempfile.mkdtemp(prefix="mediagate-syscalls-"))
+    mg = Mediagate("mg-local", args.exe.resolve(), work, str(args.media.resolve()), ["--threads", "1"],
+                   dict(os.environ))
+    port = free_port()
+    ngx_dir = work / "nginx"
+    (ngx_dir / "tmp").mkdir(parents=True)
+    (ngx_dir / "nginx.conf").write_text(NGINX_CONF.format(dir=ngx_dir, port=port, media=args.media.resolve()))
+    ngx = Proc("nginx", ["nginx", "-c", str(ngx_dir / "nginx.conf"), "-e", str(ngx_dir / "error.log")],
+               ngx_dir / "stdout.log")
+    runs = []
+    try:
+        mg.start()
+        ngx.start()
+        wait_port(port)
+        time.sleep(0.5)
+        worker = subprocess.run(["pgrep", "-P", str(ngx.pid)], capture_output=True, text=True).stdout.split()
+        systems = [("mediagate", mg.pids(), mg.url(BIG)), ("nginx", [int(x) for x in worker],
+                                                            f"http://127.0.0.1:{port}/media/{BIG}")]
+        for rep in range(1, args.reps + 1):
+            for name, pids, url in systems:
+                r = count(pids, url, size, args.seconds)
+                log(f"{name} rep {rep}: {r['rps']:.0f} req/s, {r['total']:.2f} system calls per request")
+                runs.append(dict(r, system=name, rep=rep))
+    finally:
+        mg.stop()
+        ngx.stop()
+    lines = [f"# System calls per request, workload 2 ({datetime.date.today()})", "",
+             f"`bench/syscalls.py --seconds {args.seconds} --reps {args.reps}`: random 64 KiB ranges of {BIG} "
+             f"({size} bytes), 16 connections, one event loop each (mediagate local storage `--threads 1`, nginx "
+             "one worker as ngx-static); `perf stat` of the server's system calls while wrk runs, per completed "
+             "request, median of the runs.", "",
+             "| system call | mediagate | nginx |", "|---|---|---|"]
+    med = {name: {c: statistics.median(r["per_request"][c] for r in runs if r["system"] == name) for c in CALLS}
+           for name in ("mediagate", "nginx")}
+    for c in CALLS:
+        if med["mediagate"][c] or med["nginx"][c]:
+            lines.append(f"| {c} | {med['mediagate'][c]:.2f} | {med['nginx'][c]:.2f} |")
+    totals = {name: statistics.median(r["total"] for r in runs if r["system"] == name) for name in med}
+    lines.append(f"| **total** | **{totals['mediagate']:.2f}** | **{totals['nginx']:.2f}** |")
+    rps = {name: [round(r["rps"]) for r in runs if r["system"] == name] for name in med}
+    lines += ["", f"Requests a second under perf (one loop each): mediagate {rps['mediagate']}, nginx {rps['nginx']}."]
+    write_report(args.out, "\n".join(lines) + "\n", runs)
+
+
+if __name__ == "__main__":
+    main()
