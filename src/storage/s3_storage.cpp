@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <pugixml.hpp>
 
 #include "http/http_date.hpp"
@@ -117,8 +118,8 @@ class s3_range_reader final : public range_reader {
 
   // Takes over the answer for a player's first bytes, [range_.first, head_last], that stat_and_open() already
   // checked. The rest is asked for (with If-Match) once half of them are sent to the client, so that it is on
-  // its way when they run out; a client that leaves sooner (a player that found the index at the end) costs
-  // no GET for it.
+  // its way when they run out; a client that leaves sooner costs no GET for it. A head that shows the index
+  // after the media (read_next) has its rest asked for only once it runs out: its player leaves within it.
   void adopt_head(std::unique_ptr<s3::response> response, std::uint64_t head_last) {
     response_ = std::move(response);
     response_last_ = head_last;
@@ -212,6 +213,11 @@ class s3_range_reader final : public range_reader {
         }
       }
       if (n && *n > 0) {
+        // A head whose first boxes show the index after the media: its player reads the index at the end and
+        // leaves within the head, so its rest is asked for only if the head runs out (no GET ahead of it).
+        if (rest_first_ != 0 && !rest_ && next_ == 0 && !in_pipe &&
+            mp4_index_after_media(std::span<const char>(buf.data(), *n), meta_.size))
+          rest_after_ = std::numeric_limits<std::uint64_t>::max();
         next_ += *n;
         // Done (a whole-object answer is abandoned here), or a player's head, whose rest has its own answer.
         if (next_ > upto) response_.reset();

@@ -121,6 +121,18 @@ FIXTURES = [
 LARGE = {"big.bin": BIG_SIZE, "big100.bin": BIG100_SIZE}  # made with write_pattern_file, never held in memory
 
 
+def mp4_layouts(rnd: random.Random, media_bytes: int, index_bytes: int) -> dict[str, bytes]:
+    """The same random media (mdat) and index (moov) boxes as a moov-at-end file (ftyp, free, mdat, moov) and as a
+    fast-start one (ftyp, moov, mdat): what a gateway sees of an MP4's top-level boxes, without real media."""
+    def box(kind: bytes, body: bytes) -> bytes:
+        return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+    ftyp = box(b"ftyp", b"isom\0\0\2\0isomiso2avc1mp41")
+    mdat = box(b"mdat", rnd.randbytes(media_bytes))
+    moov = box(b"moov", rnd.randbytes(index_bytes))
+    return {"moov at end": ftyp + box(b"free", b"") + mdat + moov, "fast start": ftyp + moov + mdat}
+
+
 def pattern_bytes(offset: int, length: int) -> bytes:
     """Bytes offset..offset+length-1 of a counter-pattern file: at every offset 8k, the number 8k as 8 bytes
     big-endian. A chunk sent twice, skipped or sent at the wrong place shows as a wrong byte."""

@@ -759,5 +759,34 @@ class SliceCacheTest(unittest.TestCase):
         self.assertEqual(sorted(r for r in ranges if not r.startswith("bytes=-")), [f"bytes=0-{64 * MIB - 1}"], ranges)
         self.assertEqual(gets, 2, ranges)
 
+    # -- (14) a head that shows the index at the end defers its rest (issue 15) -----------------------------------
+
+    def test_14_a_head_that_shows_the_index_at_the_end_defers_its_rest(self) -> None:
+        """Through the cache as without it (test_s3_faults test_5g): a player's head whose first boxes show the index
+        after the media has the rest of its run asked for only when the head runs out, since its player leaves
+        within it. One that reads 2.5 MiB of a 4 MiB head (--s3-first-read 4MiB) and leaves costs the head's GET
+        and the tail's for a moov-at-end file, and a GET for the rest too for a fast-start one; the slice it left
+        in is still completed."""
+        layouts = harness.mp4_layouts(random.Random(SEED + 14), 6 * MIB + 99, 100_000)
+        server, cache_dir = self.start_server("--s3-first-read", "4MiB")
+        left = {}
+        for name, body in layouts.items():
+            key = f"cache/defer-{uuid.uuid4().hex[:8]}.mp4"
+            self.s3util.put_object(self.bucket, key, body, "video/mp4", client=self.client)
+            m0 = self.metrics(server)
+            with rawhttp.Connection(server.port, timeout=TIMEOUT, rcvbuf=64 * 1024) as c:
+                c.send_request("GET", harness.media_target(key), [("Range", "bytes=0-")])
+                self.assertEqual(c.read_head().status, 206)
+                got = c.read_at_least(5 * MIB // 2, "reading the head")
+                self.assertTrue(got == body[:len(got)], f"{name}: the head's bytes differ")
+                c.close(reset=True)
+            self.settle(server, cache_dir)
+            left[name] = self.delta(self.metrics(server), m0, S3_GETS)
+            m1 = self.metrics(server)
+            self.assert_range(self.get(server, key, 0, 2 * SLICE - 1), body, 0, 2 * SLICE - 1, name)
+            self.assertEqual(self.delta(self.metrics(server), m1, S3_GETS), 0, f"{name}: slices 0-1 not cached")
+        figure(f"a player that read 2.5 MiB of a 4 MiB head through the cache and left: S3 GETs {left}")
+        self.assertEqual(left, {"moov at end": 2, "fast start": 3}, "head and tail; and the rest for fast start")
+
 if __name__ == "__main__":
     unittest.main()

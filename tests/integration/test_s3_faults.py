@@ -298,6 +298,21 @@ class RadosgwFaults(unittest.TestCase):
         harness.assert_clean_exit(self, r)
         return r
 
+    def cold_player_start(self, port: int, prefix: str, body: bytes,
+                          read: int) -> tuple[str, rawhttp.Connection, bytes, dict[str, float]]:
+        """A new key under `prefix` holding `body`, then a player's `bytes=0-` of it on a connection with a 64 KiB
+        receive buffer and its first `read` bytes read and checked: the key, the open connection, those bytes,
+        and the server's metrics from before the request."""
+        key = f"{prefix}/{uuid.uuid4().hex[:8]}.mp4"
+        self.rgw.put(self.bucket, key, body, "video/mp4")
+        m0 = settle(port)
+        c = rawhttp.Connection(port, timeout=20.0, rcvbuf=64 * 1024)
+        c.send_request("GET", target(key), [("Range", "bytes=0-")])
+        self.assertEqual(c.read_head().status, 206)
+        got = c.read_at_least(read, "the head's bytes")
+        self.assertTrue(got == body[:len(got)], "the head's bytes differ")
+        return key, c, got, m0
+
     def assert_exact(self, f: Fetched, status: int, expected: bytes, first: Optional[int] = None,
                      size: Optional[int] = None) -> None:
         self.assertEqual(f.status, status, f.describe())
@@ -728,14 +743,7 @@ class RadosgwFaults(unittest.TestCase):
         # player's next request (for the moov) costs no S3 request. Once the head shows the index after the media,
         # the index prefetch finds the tail's slices (cached, or still being fetched: it waits for them). A
         # fast-start MP4 gets the tail too (its size is not known before the answers), and no index prefetch.
-        def box(kind: bytes, body: bytes) -> bytes:
-            return (8 + len(body)).to_bytes(4, "big") + kind + body
-
-        rnd = random.Random(SEED + 516)
-        mdat = box(b"mdat", rnd.randbytes(2 * MIB + 777))
-        moov = box(b"moov", rnd.randbytes(100_000))
-        ftyp = box(b"ftyp", b"isom\0\0\2\0isomiso2avc1mp41")
-        for layout, body in (("moov at end", ftyp + box(b"free", b"") + mdat + moov), ("fast start", ftyp + moov + mdat)):
+        for layout, body in harness.mp4_layouts(random.Random(SEED + 516), 2 * MIB + 777, 100_000).items():
             key = f"cold/{uuid.uuid4().hex[:8]}.mp4"
             self.rgw.put(self.bucket, key, body, "video/mp4")
             index = body.index(b"moov") - 4
@@ -767,12 +775,7 @@ class RadosgwFaults(unittest.TestCase):
         reading the head, are answered from memory (joining the tail while it is on its way) instead of costing
         an S3 round trip each; a resume past the kept MiB continues with one GET of exactly the rest. Exact bytes
         throughout. Requests outside the tail, Safari's probe and other keys are unchanged."""
-        def box(kind: bytes, body: bytes) -> bytes:
-            return (8 + len(body)).to_bytes(4, "big") + kind + body
-
-        rnd = random.Random(SEED + 517)
-        body = box(b"ftyp", b"isom\0\0\2\0isomiso2avc1mp41") + box(b"free", b"") + \
-            box(b"mdat", rnd.randbytes(3 * MIB + 999)) + box(b"moov", rnd.randbytes(90_000))
+        body = harness.mp4_layouts(random.Random(SEED + 517), 3 * MIB + 999, 90_000)["moov at end"]
         size = len(body)
         index = body.index(b"moov") - 4
         # Kept bytes serve a request only for the version its metadata names, which is cached for --s3-meta-ttl:
@@ -887,6 +890,34 @@ class RadosgwFaults(unittest.TestCase):
         self.assertIsNone(server.health_problem())
         self.assertIsNone(single.health_problem())
 
+    def test_5g_a_head_that_shows_the_index_at_the_end_defers_its_rest(self) -> None:
+        """A player's head whose first boxes show the index after the media (moov at the end) has its rest asked
+        for only when the head runs out, not once half of it is sent: its player reads the index at the end and
+        leaves within the head. A player that reads 2.5 MiB of a 4 MiB head (--s3-first-read 4MiB) and leaves
+        costs the head's GET and the tail's for a moov-at-end file, and a GET for the rest too for a fast-start
+        one. Read to its end, a moov-at-end file's response is exact across the join (the rest asked then)."""
+        layouts = harness.mp4_layouts(random.Random(SEED + 522), 6 * MIB + 99, 100_000)
+        server = self.start_server(["--s3-meta-ttl", "60", "--s3-first-read", "4MiB"], "defer-rest")
+        self.addCleanup(self.stop_server, server)
+        port = server.port
+
+        def gets_of_a_start(body: bytes, read: int) -> float:
+            _, c, _, m0 = self.cold_player_start(port, "defer", body, read)
+            c.close(reset=True)
+            return settle(port)["mediagate_s3_get_requests_total"] - m0["mediagate_s3_get_requests_total"]
+
+        left = {name: gets_of_a_start(body, 5 * MIB // 2) for name, body in layouts.items()}
+        note(f"a player that read 2.5 MiB of a 4 MiB head and left: S3 GETs {left}")
+        self.assertEqual(left, {"moov at end": 2, "fast start": 3}, "head and tail; and the rest for fast start")
+        body = layouts["moov at end"]
+        key = f"defer/{uuid.uuid4().hex[:8]}.mp4"
+        self.rgw.put(self.bucket, key, body, "video/mp4")
+        m0 = settle(port)
+        f = fetch(port, "GET", target(key), [("Range", "bytes=0-")])
+        self.assert_exact(f, 206, body, 0, len(body))
+        self.assertEqual(settle(port)["mediagate_s3_get_requests_total"] - m0["mediagate_s3_get_requests_total"], 3)
+        self.assertIsNone(server.health_problem())
+
     def test_5f_request_within_a_head_still_being_read(self) -> None:
         """A request for bytes of a cold start's head while that head is still being read (its player's
         connection open; or just reset, before the server noticed): what the head has is sent from memory,
@@ -899,13 +930,9 @@ class RadosgwFaults(unittest.TestCase):
         port = server.port
         for leave in (False, True):
             with self.subTest("player leaves" if leave else "player pauses"):
-                key = f"follow/{uuid.uuid4().hex[:8]}.mp4"
-                self.rgw.put(self.bucket, key, body, "video/mp4")
-                m0 = settle(port)
-                with rawhttp.Connection(port, timeout=20.0, rcvbuf=64 * 1024) as a:
-                    a.send_request("GET", target(key), [("Range", "bytes=0-")])
-                    self.assertEqual(a.read_head().status, 206)
-                    got = bytearray(a.read_at_least(64 * 1024, "the head's first bytes"))
+                key, a, head, m0 = self.cold_player_start(port, "follow", body, 64 * 1024)
+                with a:
+                    got = bytearray(head)
                     if leave:
                         a.close(reset=True)
                     f = fetch(port, "GET", target(key), [("Range", "bytes=65536-")])
