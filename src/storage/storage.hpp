@@ -90,8 +90,9 @@ class range_reader {
   virtual bool needs_buffer() const { return true; }
 
   // Makes the range end at `last` instead (a reader opened speculatively, before the plan was known, for
-  // more than the plan asks): true when the reader delivers exactly up to `last` from now on. Only before
-  // the first next(); false when the reader cannot (the caller then opens another one).
+  // more than the plan asks): true when the reader delivers exactly up to `last` from now on; false when the
+  // reader cannot (the caller then opens another one). Before the first next(); S3's readers also later, for
+  // a `last` at or after the byte before the next one (a background read that should stop at a slice's end).
   virtual bool end_at(std::uint64_t /*last*/) { return false; }
 
   // Convenience: the next bytes copied into `buf` (0 at the end).
