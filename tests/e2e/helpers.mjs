@@ -168,10 +168,12 @@ export async function playAndSeek(target) {
   await v.play();
   await until(() => v.currentTime > 0.3, 15000, 'playback to start');
   const beforeSeek = v.currentTime;
-  const seeked = new Promise((resolve) => v.addEventListener('seeked', resolve, { once: true }));
+  // Where the seek landed is read when 'seeked' fires: the element plays on from there, and on a busy machine
+  // the code after the await runs a good part of a second later.
+  const seeked = new Promise((resolve) => v.addEventListener('seeked', () => resolve(v.currentTime), { once: true }));
   v.currentTime = target;
-  await Promise.race([seeked, new Promise((_, reject) => setTimeout(() => reject(new Error('no seeked event')), 15000))]);
-  const afterSeek = v.currentTime;
+  const afterSeek = await Promise.race([seeked,
+    new Promise((_, reject) => setTimeout(() => reject(new Error('no seeked event')), 15000))]);
   await until(() => v.currentTime > afterSeek + 0.5, 15000, 'playback to go on after the seek');
   return { beforeSeek, afterSeek, later: v.currentTime, paused: v.paused, duration: v.duration,
     error: v.error ? v.error.code : null, errors, readyState: v.readyState };
