@@ -70,6 +70,18 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
+def read_head(s: socket.socket, what: str) -> tuple[bytes, bytes]:
+    """An HTTP response's head read from `s` (without its blank line), and the body bytes that came with it."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        got = s.recv(65536)
+        if not got:
+            raise RuntimeError(f"{what}: closed before the head")
+        buf += got
+    head, body = buf.split(b"\r\n\r\n", 1)
+    return head, body
+
+
 # -- /proc ---------------------------------------------------------------------------------------------------
 
 def children(pid: int) -> list[int]:

@@ -36,6 +36,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(HERE))
+from bench import read_head  # noqa: E402
 from shaped_s3 import ShapedS3  # noqa: E402
 
 BUCKET = "latency"
@@ -178,13 +180,7 @@ class ScriptedPlayer:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.sendall(f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nRange: bytes={first}-\r\n"
                   f"Accept-Encoding: identity\r\n\r\n".encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            got = s.recv(65536)
-            if not got:
-                raise RuntimeError(f"{entry['range']}: closed before the head")
-            buf += got
-        head, body = buf.split(b"\r\n\r\n", 1)
+        head, body = read_head(s, entry["range"])
         entry["status"] = int(head.split(b" ", 2)[1])
         length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
         entry["length"] = int(length.group(1)) if length else None

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Issue 15: system calls per request, mediagate against nginx, on workload 2's requests (random 64 KiB ranges of
-a 200 MB file, 16 keep-alive connections). Each server runs one event loop (mediagate --threads 1, nginx one
-worker) from local storage; `perf stat` counts the system calls each makes while wrk runs, divided by the
-requests wrk completed. Unlike strace, perf's tracepoints barely slow the server, so the counts are those of
-a server at full speed (a speculative read that finds EAGAIN shows only at full speed).
+a 200 MB file, 16 keep-alive connections), each server as bench.py's W2 runs it from local storage (mg-local;
+nginx's ngx-static, bench/nginx/gateway.conf.in). `perf stat` counts the system calls each makes while wrk
+runs, divided by the requests wrk completed. Unlike strace, perf's tracepoints barely slow the server, so the
+counts are those of a server at full speed (a speculative read that finds EAGAIN shows only at full speed).
 
     bench/syscalls.py --exe build-rel/mediagate --media bench/.cache/objects [--seconds 5] [--reps 3] [--out F]
 
@@ -24,38 +24,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import BIG, Mediagate, Proc, free_port, log, wait_port, write_report  # noqa: E402
+from bench import BIG, BUCKET, Mediagate, Nginx, free_port, log, write_report  # noqa: E402
 
 CALLS = ["recvfrom", "read", "sendmsg", "writev", "sendfile64", "splice", "newfstatat", "openat", "close",
          "epoll_wait", "epoll_ctl", "futex"]
-
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  # As bench/nginx/gateway.conf.in serves local files (ngx-static).
-  access_log off;
-  sendfile on;
-  tcp_nopush off;
-  tcp_nodelay on;
-  keepalive_requests 1000000;
-  open_file_cache max=1000 inactive=60s;
-  open_file_cache_valid 60s;
-  client_body_temp_path {dir}/tmp;
-  proxy_temp_path {dir}/tmp;
-  fastcgi_temp_path {dir}/tmp;
-  uwsgi_temp_path {dir}/tmp;
-  scgi_temp_path {dir}/tmp;
-  server {{
-    listen 127.0.0.1:{port};
-    location /media/ {{ alias {media}/; }}
-  }}
-}}
-"""
-
 
 def count(pids: list[int], url: str, size: int, seconds: int) -> dict:
     """perf stat of PIDS around one wrk run: system calls per completed request."""
@@ -66,7 +38,7 @@ def count(pids: list[int], url: str, size: int, seconds: int) -> dict:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.4)
         env = dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk"))
-        wrk = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(HERE / "wrk" / "ranges.lua"), url,
+        wrk = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", str(HERE / "wrk" / "ranges.lua"), url,
                               "--", str(size), "65536"], capture_output=True, text=True, env=env,
                              timeout=seconds + 60)
         _, err = perf.communicate(timeout=seconds + 30)
@@ -94,23 +66,19 @@ def main() -> None:
     args = p.parse_args()
     size = (args.media / BIG).stat().st_size
     work = Path(tempfile.mkdtemp(prefix="mediagate-syscalls-"))
-    mg = Mediagate("mg-local", args.exe.resolve(), work, str(args.media.resolve()), ["--threads", "1"],
-                   dict(os.environ))
-    port = free_port()
-    ngx_dir = work / "nginx"
-    (ngx_dir / "tmp").mkdir(parents=True)
-    (ngx_dir / "nginx.conf").write_text(NGINX_CONF.format(dir=ngx_dir, port=port, media=args.media.resolve()))
-    ngx = Proc("nginx", ["nginx", "-c", str(ngx_dir / "nginx.conf"), "-e", str(ngx_dir / "error.log")],
-               ngx_dir / "stdout.log")
+    media = args.media.resolve()
+    # The two as bench.py's W2 runs them: mg-local, and nginx with bench/nginx/gateway.conf.in (ngx-static; its
+    # other servers point at upstreams that are not running and get no requests here).
+    mg = Mediagate("mg-local", args.exe.resolve(), work, str(media), [], dict(os.environ))
+    ports = {k: free_port() for k in ("STATIC_PORT", "S3_PORT", "FASTPROXY_PORT", "CACHE_PORT")}
+    subst = dict(ports, RGW_PORT=free_port(), FAST_PORT=free_port(), MEDIA_DIR=media, BUCKET=BUCKET)
+    ngx = Nginx("nginx", work, HERE / "nginx" / "gateway.conf.in", subst, list(ports.values()))
     runs = []
     try:
         mg.start()
         ngx.start()
-        wait_port(port)
-        time.sleep(0.5)
-        worker = subprocess.run(["pgrep", "-P", str(ngx.pid)], capture_output=True, text=True).stdout.split()
-        systems = [("mediagate", mg.pids(), mg.url(BIG)), ("nginx", [int(x) for x in worker],
-                                                            f"http://127.0.0.1:{port}/media/{BIG}")]
+        systems = [("mediagate", mg.pids(), mg.url(BIG)),
+                   ("nginx", ngx.pids(), f"http://127.0.0.1:{ports['STATIC_PORT']}/media/{BIG}")]
         for rep in range(1, args.reps + 1):
             for name, pids, url in systems:
                 r = count(pids, url, size, args.seconds)
@@ -121,9 +89,9 @@ def main() -> None:
         ngx.stop()
     lines = [f"# System calls per request, workload 2 ({datetime.date.today()})", "",
              f"`bench/syscalls.py --seconds {args.seconds} --reps {args.reps}`: random 64 KiB ranges of {BIG} "
-             f"({size} bytes), 16 connections, one event loop each (mediagate local storage `--threads 1`, nginx "
-             "one worker as ngx-static); `perf stat` of the server's system calls while wrk runs, per completed "
-             "request, median of the runs.", "",
+             f"({size} bytes), 16 connections, mediagate and nginx as bench.py's W2 runs them (mg-local, "
+             "ngx-static: an event loop or a worker per core); `perf stat` of the server's system calls while wrk "
+             "runs, per completed request, median of the runs.", "",
              "| system call | mediagate | nginx |", "|---|---|---|"]
     med = {name: {c: statistics.median(r["per_request"][c] for r in runs if r["system"] == name) for c in CALLS}
            for name in ("mediagate", "nginx")}
@@ -133,7 +101,7 @@ def main() -> None:
     totals = {name: statistics.median(r["total"] for r in runs if r["system"] == name) for name in med}
     lines.append(f"| **total** | **{totals['mediagate']:.2f}** | **{totals['nginx']:.2f}** |")
     rps = {name: [round(r["rps"]) for r in runs if r["system"] == name] for name in med}
-    lines += ["", f"Requests a second under perf (one loop each): mediagate {rps['mediagate']}, nginx {rps['nginx']}."]
+    lines += ["", f"Requests a second under perf: mediagate {rps['mediagate']}, nginx {rps['nginx']}."]
     write_report(args.out, "\n".join(lines) + "\n", runs)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import BIG, BUCKET, Mediagate, Nginx, free_port, log, write_report  # noqa: E402
+from bench import BIG, BUCKET, Mediagate, Nginx, free_port, log, read_head, write_report  # noqa: E402
 
 START_BYTES = 1_500_000
 SEEK_BYTES = 1_000_000
@@ -36,13 +36,7 @@ def timed_read(port: int, key: str, first: int, want: int) -> float:
     t0 = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(f"GET /media/{key} HTTP/1.1\r\nHost: bench\r\nRange: bytes={first}-\r\n\r\n".encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise RuntimeError(f"port {port}: connection closed before the head")
-            buf += chunk
-        head, body = buf.split(b"\r\n\r\n", 1)
+        head, body = read_head(s, f"port {port}")
         if not head.startswith(b"HTTP/1.1 206"):
             raise RuntimeError(f"port {port}: {head[:100]!r}")
         got = len(body)

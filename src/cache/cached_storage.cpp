@@ -90,14 +90,15 @@ class cache_reader final : public st::range_reader {
     if (ahead_) ahead_->stop = true;
     if (fetch_ && writer_ && caching_ && ex_ && fetch_pos_ % slice_ != 0) {
       const auto cur = fetch_pos_ / slice_;
+      const auto cur_last = slice_bounds(cur, meta_.size, slice_).last;
       for (auto i = cur + 1; i <= run_last_; ++i) cache_->release(object_, i);
       caching_ = false;
       // Read to this slice's end only: a read whose head was asked for alone then never asks for its rest.
-      fetch_->end_at(slice_bounds(cur, meta_.size, slice_).last);
-      net::co_spawn(*ex_,
-                    complete_slice(cache_, object_, std::move(fetch_), std::move(writer_), cur, fetch_pos_,
-                                   slice_bounds(cur, meta_.size, slice_).last),
-                    net::detached);
+      fetch_->end_at(cur_last);
+      net::co_spawn(
+          *ex_,
+          complete_slice(cache_, object_, std::move(fetch_), std::move(writer_), cur, fetch_pos_, cur_last),
+          net::detached);
       return;
     }
     abandon_fetch();
@@ -684,8 +685,7 @@ net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::s
   if (hint.last) last_idx = std::min(last_idx, *hint.last / slice);
   const auto generation = changes_ ? changes_->generation() : 0;
   st::read_hint whole_slices{first_idx * slice, (last_idx + 1) * slice - 1};
-  whole_slices.head_first =
-      hint.first == 0 && !hint.last && !hint.suffix && !hint.download && st::mp4_family_key(key);
+  whole_slices.head_first = st::is_player_start(hint, key);
   auto ex = co_await net::this_coro::executor;
   std::shared_ptr<tail_state> tail_wait;
   if (const auto tail = cache_->config().tail_prefetch_bytes;

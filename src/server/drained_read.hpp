@@ -127,8 +127,15 @@ struct initiate_drained_read {
 }  // namespace drained_detail
 #endif
 
-// Reads some bytes of `s` into `buf` as async_read_some does; cancelled by s.cancel() and s.close() (not by a
-// per-operation cancellation slot).
+// Reads some bytes of `s` into `buf` as async_read_some does. Any stream but plain TCP (TLS) reads with its
+// own async_read_some.
+template <class Stream, class Token>
+auto async_read_drained(Stream& s, boost::asio::mutable_buffer buf, Token&& token) {
+  return s.async_read_some(buf, std::forward<Token>(token));
+}
+
+// Plain TCP: the read above, which leaves the socket to epoll once it took less than asked. Cancelled by
+// s.cancel() and s.close() (not by a per-operation cancellation slot).
 template <class Token>
 auto async_read_drained(boost::asio::ip::tcp::socket& s, boost::asio::mutable_buffer buf, Token&& token) {
 #ifdef MEDIAGATE_DRAINED_READ

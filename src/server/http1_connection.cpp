@@ -21,7 +21,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <tuple>
 #include <type_traits>
 
 #include "http/http_date.hpp"
@@ -677,13 +676,7 @@ net::awaitable<void> serve_requests(connection& c, Stream& s, connection_context
       // not async_wait: Asio re-arms epoll (epoll_ctl) for every wait, but not for a read. On plain TCP one
       // that waits for epoll when the last read left the socket empty (drained_read.hpp).
       c.set_deadline(cfg.idle_timeout);
-      boost::system::error_code wait_ec;
-      std::size_t got = 0;
-      if constexpr (is_plain<Stream>) {
-        std::tie(wait_ec, got) = co_await async_read_drained(s, c.buffer.prepare(kFirstRead), kTuple);
-      } else {
-        std::tie(wait_ec, got) = co_await s.async_read_some(c.buffer.prepare(kFirstRead), kTuple);
-      }
+      auto [wait_ec, got] = co_await async_read_drained(s, c.buffer.prepare(kFirstRead), kTuple);
       if (wait_ec || c.timed_out || got == 0) break;
       c.buffer.commit(got);
     }

@@ -774,8 +774,7 @@ net::awaitable<result<stat_and_reader>> s3_storage::stat_and_open(std::string ke
   // A player's first request (bytes=0-) of an MP4: its tail too, in parallel (the index may follow the
   // media), and its head kept (s3_ends.hpp). Not for the slice cache's reads (whole slices: a closed range;
   // it asks for tails itself), nor for Safari's probe (bytes=0-1) or a download.
-  const bool player_start =
-      hint.first == 0 && !hint.last && !hint.suffix && !hint.download && mp4_family_key(key);
+  const bool player_start = is_player_start(hint, key);
   const auto generation = changes_ ? changes_->generation() : 0;
   if (player_start) co_await ends_->start_tail(client_, where_.prefix + key, key, generation);
   s3::request_spec spec;

@@ -13,6 +13,7 @@
 #include "common/body_source.hpp"
 #include "common/result.hpp"
 #include "http/byte_range.hpp"
+#include "storage/sniff.hpp"
 
 namespace mediagate::storage {
 
@@ -121,6 +122,12 @@ struct read_hint {
   // whose first byte of a long range comes late (S3's --s3-first-read) may ask for the head alone first.
   bool head_first = false;
 };
+
+// A player's first request of an MP4 (bytes=0-; not Safari's probe, a suffix or a download): the request
+// whose head and tail a backend may fetch specially (its index may follow the media).
+inline bool is_player_start(const read_hint& hint, std::string_view key) {
+  return hint.first == 0 && !hint.last && !hint.suffix && !hint.download && mp4_family_key(key);
+}
 
 // What stat_and_open() found: the metadata and, when the backend could start it in the same round trip,
 // a reader of `range` (what the hint asked for, clamped to the object) for that same version.
