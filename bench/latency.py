@@ -470,7 +470,8 @@ def main() -> int:
                 row["trace_browser"] = res.get("requests", [])
                 row["trace_s3"] = [{"start_ms": r["start"] * 1000 - t0, "end_ms": r["end"] * 1000 - t0,
                                     "method": r["method"], "range": r["range"], "status": r["status"],
-                                    "bytes": r["bytes"]}
+                                    "bytes": r["bytes"], "store_head_ms": None if r.get("store_head") is None
+                                    else r["store_head"] * 1000}
                                    for r in s3log if t0 <= r["start"] * 1000 <= res["end"] + 1]
                 row["trace_seeks"] = [{"at_ms": s["at"] - t0, "done_ms": s["done"] - t0} for s in res["seeks"]]
                 for b in row["trace_browser"]:
@@ -558,6 +559,23 @@ def report(rows, args, seeks, systems, files) -> None:
                   f"{paired('mg-cache', 'mg-local', 'warm', 'seek_ms')}; cold seeks mg / ngx-proxy "
                   f"{paired('mg', 'ngx-proxy', 'cold', 'seek_ms')}, mg-cache / mg-local "
                   f"{paired('mg-cache', 'mg-local', 'cold', 'seek_ms')}.", ""]
+        # How long the store took to the head of each GET the shaped S3 passed on (after its delay): whether a
+        # system waited on the store (a long range's stripe read) or on the network's round trips.
+        def store_heads(system, seeks):
+            out = []
+            for r in rows:
+                if r["system"] != system or r["file"] != file or r["temp"] != "cold" or "trace_s3" not in r:
+                    continue
+                spans = [(s["at_ms"], s["done_ms"]) for s in r["trace_seeks"]] if seeks else [(0, r["ttff_ms"])]
+                out += [x["store_head_ms"] for x in r["trace_s3"] if x.get("store_head_ms") is not None
+                        and x["method"] == "GET" and any(a - 1 <= x["start_ms"] <= b + 1 for a, b in spans)]
+            return "—" if not out else f"{med(out):.1f} ms ({len(out)} GETs)"
+        if any("trace_s3" in r for r in rows):
+            cold_systems = [x for x in systems if x != "mg-local"]
+            lines += ["The store's time to the head of the GETs asked for cold (median, after the shaped S3's "
+                      "delay): to the first frame " +
+                      ", ".join(f"{x} {store_heads(x, False)}" for x in cold_systems) + "; for seeks " +
+                      ", ".join(f"{x} {store_heads(x, True)}" for x in cold_systems) + ".", ""]
         if "mg-onefirst" in systems:
             lines += [f"A player's start in one GET: cold first frame mg / mg-onefirst "
                       f"{paired('mg', 'mg-onefirst', 'cold')}, mg-onefirst / ngx-proxy "
@@ -582,8 +600,9 @@ def report(rows, args, seeks, systems, files) -> None:
             for x in r["trace_s3"]:
                 if x["start_ms"] > r["ttff_ms"] + 1:
                     continue
+                head = "" if x.get("store_head_ms") is None else f", the store's head {x['store_head_ms']:.0f} ms"
                 lines.append(f"  - S3 {x['method']} {x['range']} from {x['start_ms']:.0f} to {x['end_ms']:.0f}: "
-                             f"{x['status']}, {x['bytes'] / 1048576:.2f} MiB")
+                             f"{x['status']}, {x['bytes'] / 1048576:.2f} MiB{head}")
         lines.append("")
     errors = [r for r in rows if r.get("error")]
     if errors:

@@ -39,8 +39,10 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-  # When each request ended (s), how long it took, and what it was: for counting S3 requests per action.
-  log_format shaped '$msec $request_time $request_method $uri "$http_range" $status $body_bytes_sent';
+  # When each request ended (s), how long it took, and what it was: for counting S3 requests per action; last,
+  # how long the store took to its answer's head once asked (s, after the delay).
+  log_format shaped '$msec $request_time $request_method $uri "$http_range" $status $body_bytes_sent '
+                    '$upstream_header_time';
   access_log {dir}/access.log shaped buffer=4k flush=100ms;
   client_body_temp_path {dir}/tmp/body;
   proxy_temp_path {dir}/tmp/proxy;
@@ -89,6 +91,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def store_head(fields: list[str]) -> float | None:
+    """$upstream_header_time: seconds from the request passed on to the store's answer's head (the last
+    attempt's when nginx tried more than one); None when the store never answered."""
+    try:
+        return float(fields[-1].rstrip(","))
+    except (IndexError, ValueError):
+        return None
 
 
 class SharedLink:
@@ -219,7 +230,8 @@ class ShapedS3:
                 continue
             end, took = float(parts[0]), float(parts[1])
             out.append({"start": end - took, "end": end, "method": parts[2], "uri": parts[3],
-                        "range": parts[4].strip('"'), "status": int(parts[5]), "bytes": int(parts[6])})
+                        "range": parts[4].strip('"'), "status": int(parts[5]), "bytes": int(parts[6]),
+                        "store_head": store_head(parts[7:])})
         return out
 
     def start(self, timeout: float = 10) -> None:
