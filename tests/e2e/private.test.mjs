@@ -109,10 +109,12 @@ async function playSeekDraw(target) {
     v.muted = true;
     await v.play();
     await until(() => v.currentTime > 0.3, 15000, 'playback to start');
-    const seeked = new Promise((resolve) => v.addEventListener('seeked', resolve, { once: true }));
+    // Where the seek landed is read when 'seeked' fires: on a busy machine the code after the await runs a good
+    // part of a second later, the video playing on (as playAndSeek in helpers.mjs).
+    const seeked = new Promise((resolve) => v.addEventListener('seeked', () => resolve(v.currentTime), { once: true }));
     v.currentTime = target;
-    await Promise.race([seeked, new Promise((_, reject) => setTimeout(() => reject(new Error('no seeked event')), 15000))]);
-    const afterSeek = v.currentTime;
+    const afterSeek = await Promise.race([seeked,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no seeked event')), 15000))]);
     await until(() => v.readyState >= 2, 15000, 'a frame after the seek');
     v.pause();
     const c = document.querySelector('#c');
