@@ -705,20 +705,19 @@ net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::s
   st::stat_and_reader out{found->meta, nullptr, {}};
   const auto size = found->meta.size;
   const auto object = slice_cache::object_id(upstream_id_, key, found->meta.etag);
-  // The tail's slices are claimed for it after the head's run took its own (a small object's run may cover
-  // them: they are then this read's).
+  // The tail's slices are claimed for it before the head's run takes its own, which then ends where they
+  // begin: when one run covers a small object, the tail's GET would otherwise find its slices taken and be
+  // dropped, and the index (in the tail) asked for a third time by the index prefetch. Not the head's own
+  // first slice (an object no longer than the tail): that stays this read's.
   const auto tail_bytes = cache_->config().tail_prefetch_bytes;
-  if (!found->reader || hint.first >= size) {
-    if (tail_wait) claim_tail_slices(*tail_wait, *cache_, object, size, tail_bytes);
-    co_return out;
-  }
+  if (tail_wait && first_tail_slice(size, tail_bytes, slice) > first_idx)
+    claim_tail_slices(*tail_wait, *cache_, object, size, tail_bytes);
+  if (!found->reader || hint.first >= size) co_return out;
   const http::byte_range range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
   auto reader =
       std::make_unique<cache_reader>(cache_, meta_, upstream_, key, object, found->meta, range, cache_key);
   watch_head(*reader, cache_, meta_, upstream_, key, found->meta, object, cache_key, ex, tail_wait);
-  const bool adopted = reader->adopt_fetch(std::move(found->reader), found->range);
-  if (tail_wait) claim_tail_slices(*tail_wait, *cache_, object, size, tail_bytes);
-  if (!adopted) co_return out;
+  if (!reader->adopt_fetch(std::move(found->reader), found->range)) co_return out;
   out.reader = std::move(reader);
   out.range = range;
   co_return out;
