@@ -42,8 +42,9 @@ def count(pids: list[int], url: str, size: int, seconds: int, pin: bool = False)
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.4)
         env = dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk"))
-        wrk = subprocess.run((["taskset", "-c", "0", "wrk", "-t1"] if pin else ["wrk", "-t2"]) + ["-c16", f"-d{seconds}s", "-s", str(HERE / "wrk" / "ranges.lua"), url,
-                              "--", str(size), "65536"], capture_output=True, text=True, env=env,
+        wrk_cmd = ["taskset", "-c", "0", "wrk", "-t1"] if pin else ["wrk", "-t2"]
+        wrk = subprocess.run(wrk_cmd + ["-c16", f"-d{seconds}s", "-s", str(HERE / "wrk" / "ranges.lua"), url, "--",
+                                        str(size), "65536"], capture_output=True, text=True, env=env,
                              timeout=seconds + 60)
         _, err = perf.communicate(timeout=seconds + 30)
         if perf.returncode != 0:

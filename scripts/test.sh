@@ -30,6 +30,14 @@ record() {
     done <"$failures"
   fi
 }
+# run_tests DIR NAME [CTEST ARGS...]: the tests of build DIR, recorded as NAME.
+run_tests() {
+  local dir=$1 name=$2
+  shift 2
+  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"  # (ctest leaves an earlier run's list when all pass)
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" "$@" || status=1
+  record "$dir" "$name"
+}
 # tail_of LOG NAME: the end of what test NAME printed, from ctest's log.
 tail_of() {
   awk -v name="$2" '/^[0-9]+\/[0-9]+ Testing: / && substr($0, index($0, " Testing: ") + 10) == name {on = 1; next}
@@ -47,19 +55,15 @@ for variant in release asan; do
   # Sanitizer runs skip the browser and benchmark-sized tests (label slow); they exercise the same code paths.
   exclude=()
   [ "$variant" = asan ] && exclude=(-LE browser)
-  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"  # (ctest leaves an earlier run's list when all pass)
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$dir" --output-on-failure -j"$jobs" "${exclude[@]}" || status=1
-  record "$dir" "$variant"
+    run_tests "$dir" "$variant" "${exclude[@]}"
 done
 # The libFuzzer targets (fuzz/, clang-16, ASan+UBSan), 15 s each on their seed corpus: a crash fails the run.
 echo "== fuzz build"
 cmake -S fuzz -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-16 >/dev/null
 cmake --build build-fuzz -j"$jobs"
 echo "== fuzz tests"
-rm -f build-fuzz/Testing/Temporary/LastTestsFailed.log
-ctest --test-dir build-fuzz --output-on-failure -j"$jobs" || status=1
-record build-fuzz fuzz
+run_tests build-fuzz fuzz
 for ((i = 0; i < ${#failed_logs[@]}; i += 2)); do
   echo "== the end of ${failed_logs[i + 1]}'s output"
   tail_of "${failed_logs[i]}" "${failed_logs[i + 1]}"

@@ -497,7 +497,8 @@ std::uint64_t first_tail_slice(std::uint64_t size, std::uint64_t tail, std::uint
 }
 
 // Claims, for the tail prefetch still waiting for its answer, the whole slices its answer will hold (the
-// head's answer gave the object's size and ETag first). Those that are cached or claimed already stay out.
+// head's answer gave the object's size and ETag first). Those that are cached or claimed already stay out,
+// and so does slice 0, the head's own (an object no longer than the tail).
 void claim_tail_slices(tail_state& tail, slice_cache& cache, const std::string& object, std::uint64_t size,
                        std::uint64_t tail_bytes) {
   if (tail.answered || tail.done || tail.claimed || size == 0) return;
@@ -505,7 +506,9 @@ void claim_tail_slices(tail_state& tail, slice_cache& cache, const std::string& 
   const auto first = first_tail_slice(size, tail_bytes, slice);
   const auto last_slice = (size - 1) / slice;
   const auto max_run = std::max<std::uint64_t>(cache.config().max_run_slices, 1);
-  if (first > last_slice || cache.claim(object, first, [] {}) != slice_cache::claim_outcome::claimed) return;
+  if (first == 0 || first > last_slice ||
+      cache.claim(object, first, [] {}) != slice_cache::claim_outcome::claimed)
+    return;
   tail.object = object;
   tail.claimed =
       std::make_pair(first, claim_run_after(cache, object, first, std::min(last_slice, first + max_run - 1)));
@@ -707,11 +710,8 @@ net::awaitable<result<st::stat_and_reader>> cached_storage::stat_and_open(std::s
   const auto object = slice_cache::object_id(upstream_id_, key, found->meta.etag);
   // The tail's slices are claimed for it before the head's run takes its own, which then ends where they
   // begin: when one run covers a small object, the tail's GET would otherwise find its slices taken and be
-  // dropped, and the index (in the tail) asked for a third time by the index prefetch. Not the head's own
-  // first slice (an object no longer than the tail): that stays this read's.
-  const auto tail_bytes = cache_->config().tail_prefetch_bytes;
-  if (tail_wait && first_tail_slice(size, tail_bytes, slice) > first_idx)
-    claim_tail_slices(*tail_wait, *cache_, object, size, tail_bytes);
+  // dropped, and the index (in the tail) asked for a third time by the index prefetch.
+  if (tail_wait) claim_tail_slices(*tail_wait, *cache_, object, size, cache_->config().tail_prefetch_bytes);
   if (!found->reader || hint.first >= size) co_return out;
   const http::byte_range range{hint.first, std::min(hint.last.value_or(size - 1), size - 1)};
   auto reader =
