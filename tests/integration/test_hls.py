@@ -645,11 +645,18 @@ class HlsTest(test_api.ServerCase):
             with self.subTest(resource=resource):
                 made = self.get(self.hls(key, resource))
                 self.assertEqual(made.status, 200, made.describe())
-                gets = s3_counters(self.port)[0] if harness.STORAGE_MODE == "s3" else None
-                again = self.get(self.hls(key, resource))
-                self.assertEqual((again.status, again.body, again.header("etag")),
-                                 (200, made.body, made.header("etag")))
-                if gets is not None and resource.endswith(".vtt"):
+                # The server's GET counter also counts the library's background probes of this class's other
+                # objects: a kept file is read again with no GET in at least one of three tries, where one
+                # that read its cues again would cost GETs every time.
+                counted = harness.STORAGE_MODE == "s3" and resource.endswith(".vtt")
+                for _ in range(3 if counted else 1):
+                    gets = s3_counters(self.port)[0] if counted else None
+                    again = self.get(self.hls(key, resource))
+                    self.assertEqual((again.status, again.body, again.header("etag")),
+                                     (200, made.body, made.header("etag")))
+                    if gets is None or s3_counters(self.port)[0] == gets:
+                        break
+                if gets is not None:
                     self.assertEqual(s3_counters(self.port)[0], gets, "a kept WebVTT file read its cues again")
                 r = self.get(self.hls(key, resource), [("Range", "bytes=5-40")])
                 self.assertEqual((r.status, r.body), (206, made.body[5:41]))
