@@ -83,7 +83,7 @@ struct request_spec {
   std::string method = "GET";
   std::string key;  // object key without leading '/', empty for the bucket itself
   query_list query;
-  header_list headers;  // extra headers to sign and send (range, if-match, content-type, ...)
+  header_list headers;  // extra headers to send, signed but for a read's Range and preconditions (sigv4.hpp)
   std::string body;     // small bodies only (parts of multipart uploads are at most a few MiB)
   bool idempotent = true;
 };
@@ -125,6 +125,7 @@ class client : public std::enable_shared_from_this<client> {
   std::string path_;
   credentials creds_now_;
   signed_headers sig_;
+  read_signature_memo last_read_signed_;  // what sig_ holds, when it is a read's that can be reused
 };
 
 // A response whose header has been read; its body is read on demand. Destroying it before the body is

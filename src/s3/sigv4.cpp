@@ -512,4 +512,41 @@ void sign_v4(const request_view& request, const credentials& creds, std::string_
       [&](std::string_view date) { return cache.get(creds.secret_access_key, date, region, service); }, out);
 }
 
+bool read_may_leave_unsigned(std::string_view header_name) {
+  constexpr std::string_view names[] = {"range", "if-match", "if-none-match", "if-modified-since",
+                                        "if-unmodified-since"};
+  return std::any_of(std::begin(names), std::end(names),
+                     [&](std::string_view n) { return http::iequals(n, header_name); });
+}
+
+namespace {
+std::chrono::system_clock::rep whole_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::floor<std::chrono::seconds>(t).time_since_epoch().count();
+}
+bool same_query(std::span<const std::pair<std::string, std::string>> a, const query_list& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+}  // namespace
+
+bool read_signature_memo::matches(std::string_view method, std::string_view path,
+                                  std::span<const std::pair<std::string, std::string>> query,
+                                  std::chrono::system_clock::time_point now, const credentials& creds) const {
+  return valid_ && second_ == whole_seconds(now) && method_ == method && path_ == path &&
+         same_query(query, query_) && creds_.access_key_id == creds.access_key_id &&
+         creds_.secret_access_key == creds.secret_access_key && creds_.session_token == creds.session_token;
+}
+
+void read_signature_memo::remember(std::string_view method, std::string_view path,
+                                   std::span<const std::pair<std::string, std::string>> query,
+                                   std::chrono::system_clock::time_point now, const credentials& creds) {
+  method_.assign(method);
+  path_.assign(path);
+  query_.assign(query.begin(), query.end());
+  second_ = whole_seconds(now);
+  creds_.access_key_id.assign(creds.access_key_id);
+  creds_.secret_access_key.assign(creds.secret_access_key);
+  creds_.session_token.assign(creds.session_token);
+  valid_ = true;
+}
+
 }  // namespace mediagate::s3

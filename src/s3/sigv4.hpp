@@ -118,4 +118,31 @@ void sign_v4(const request_view& request, const credentials& creds, std::string_
              signed_headers& out);
 void unsigned_request(const request_view& request, signed_headers& out);
 
+// Headers a read (GET or HEAD without a body) may send unsigned: Range and the four preconditions. SigV4 asks
+// only for host and the x-amz-* headers to be signed (a presigned URL signs nothing else), and S3 and radosgw
+// check exactly the headers that SignedHeaders names. Names in any case.
+bool read_may_leave_unsigned(std::string_view header_name);
+
+// What the last signature of a read with no signed header of its own covered. Such a read's signature
+// depends only on the method, path, query, credentials and x-amz-date (whole seconds), so another read of the
+// same object within the same second reuses it instead of hashing the same canonical request again.
+class read_signature_memo {
+ public:
+  bool matches(std::string_view method, std::string_view path,
+               std::span<const std::pair<std::string, std::string>> query,
+               std::chrono::system_clock::time_point now, const credentials& creds) const;
+  // After a signature for these inputs was written; forget() before signing anything else.
+  void remember(std::string_view method, std::string_view path,
+                std::span<const std::pair<std::string, std::string>> query,
+                std::chrono::system_clock::time_point now, const credentials& creds);
+  void forget() { valid_ = false; }
+
+ private:
+  bool valid_ = false;
+  std::string method_, path_;
+  query_list query_;
+  std::chrono::system_clock::rep second_ = 0;
+  credentials creds_;
+};
+
 }  // namespace mediagate::s3

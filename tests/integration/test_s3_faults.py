@@ -1345,6 +1345,35 @@ class MisbehavingStore(unittest.TestCase):
         self.assertEqual(bytes(f.body), self.data[10:20])
         self.assertEqual([r.headers.get("range") for r in upstream.gets("obj.mp4")], ["bytes=10-19"])
 
+    def test_reads_of_one_object_share_a_signature(self) -> None:
+        """A read's Range and If-Match go unsigned, so the reads of one object within one second carry one
+        signature, made once; another object's differs. (radosgw, which checks every signature, serves every
+        range of the S3 suites this way.)"""
+        upstream, server = self.start("honest")
+        ranges = [(10, 19), (1000, 70999), (0, 1), (299_990, 299_999)]
+        for attempt in range(3):  # a second's boundary may fall between the reads: their dates then differ
+            del upstream.requests[:]
+            for first, last in ranges:
+                f = fetch(server.port, "GET", target("obj.mp4"), [("Range", f"bytes={first}-{last}")])
+                self.assertEqual((f.status, bytes(f.body)), (206, self.data[first:last + 1]), f.describe())
+            gets = upstream.gets("obj.mp4")
+            if len({r.headers["x-amz-date"] for r in gets}) == 1:
+                break
+        self.assertEqual(len(gets), len(ranges), [r.headers.get("range") for r in gets])
+        self.assertEqual(len({r.headers["x-amz-date"] for r in gets}), 1, "three tries all crossed a second")
+        for r in gets:
+            self.assertIn("SignedHeaders=host;x-amz-content-sha256;x-amz-date,", r.headers["authorization"])
+            self.assertTrue(r.headers.get("range", "").startswith("bytes="), r.headers)
+        self.assertTrue(any("if-match" in r.headers for r in gets), "reads after the first pin the ETag")
+        self.assertEqual(len({r.headers["authorization"] for r in gets}), 1)
+        self.assertEqual(sorted(r.headers["range"] for r in gets),
+                         sorted(f"bytes={first}-{last}" for first, last in ranges))
+        other = fetch(server.port, "GET", target("empty.bin"))
+        self.assertEqual(other.status, 200, other.describe())
+        signed_other = [r.headers["authorization"] for r in upstream.requests if r.path.endswith("/empty.bin")]
+        self.assertTrue(signed_other)
+        self.assertNotIn(gets[0].headers["authorization"], signed_other)
+
     def test_store_answering_in_pieces(self) -> None:
         """Answers whose head (longer than one read) and body come in many segments, milliseconds apart, on
         pooled connections: the same bytes as from an honest store, one GET per range, nothing retried."""

@@ -497,5 +497,55 @@ TEST(sign_v4_into, rejects_what_sign_v4_rejects) {
                std::invalid_argument);
 }
 
+// --- reads whose signature is reused ----------------------------------------------------------------------
+
+TEST(read_may_leave_unsigned, range_and_the_preconditions_in_any_case) {
+  for (const char* name :
+       {"range", "Range", "if-match", "If-None-Match", "IF-MODIFIED-SINCE", "if-unmodified-since"})
+    EXPECT_TRUE(read_may_leave_unsigned(name)) << name;
+  for (const char* name : {"host", "x-amz-date", "x-amz-security-token", "content-type", "if-range", "ranges",
+                           "rang", "x-amz-checksum-mode", ""})
+    EXPECT_FALSE(read_may_leave_unsigned(name)) << name;
+}
+
+TEST(read_signature_memo, matches_only_what_it_remembered_within_the_same_second) {
+  read_signature_memo memo;
+  const query_list none;
+  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, example_credentials));
+  memo.remember("GET", "/b/k", none, example_time + 200ms, example_credentials);
+  EXPECT_TRUE(memo.matches("GET", "/b/k", none, example_time, example_credentials));
+  EXPECT_TRUE(memo.matches("GET", "/b/k", none, example_time + 999ms, example_credentials));
+  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time + 1s, example_credentials));
+  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time - 1ms, example_credentials));
+  EXPECT_FALSE(memo.matches("HEAD", "/b/k", none, example_time, example_credentials));
+  EXPECT_FALSE(memo.matches("GET", "/b/k2", none, example_time, example_credentials));
+  EXPECT_FALSE(memo.matches("GET", "/b/", none, example_time, example_credentials));
+  const query_list version{{"versionId", "3"}};
+  EXPECT_FALSE(memo.matches("GET", "/b/k", version, example_time, example_credentials));
+  credentials other = example_credentials;
+  other.session_token = "token";
+  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, other));
+  other = example_credentials;
+  other.secret_access_key += "x";
+  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, other));
+  other = example_credentials;
+  other.access_key_id = "AKIDOTHER";
+  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, other));
+  memo.forget();
+  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, example_credentials));
+  memo.remember("GET", "/b/k", version, example_time, example_credentials);
+  EXPECT_TRUE(memo.matches("GET", "/b/k", version, example_time, example_credentials));
+  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, example_credentials));
+}
+
+// What makes the reuse sound: a read without signed headers of its own signs the same within a second.
+TEST(read_signature_memo, a_read_without_signed_headers_signs_alike_within_a_second) {
+  const auto at = [](system_clock::time_point t) {
+    return header(sign_v4(simple_get("/b/k"), example_credentials, "us-east-1", "s3", t), "authorization");
+  };
+  EXPECT_EQ(at(example_time), at(example_time + 999ms));
+  EXPECT_NE(at(example_time), at(example_time + 1s));
+}
+
 }  // namespace
 }  // namespace mediagate::s3
