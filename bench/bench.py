@@ -216,12 +216,13 @@ class Mediagate:
         self.env = env
         self.proc: Proc | None = None
         self.port = 0
+        self.wrapper: list[str] = []  # a program that runs the server (bench/instructions.py: valgrind)
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         logfile = self.dir / "server.log"
         offset = logfile.stat().st_size if logfile.exists() else 0
-        args = [str(self.exe), "serve", "--listen", "127.0.0.1:0", "--storage", self.storage, "--access-log", "off",
+        args = [*self.wrapper, str(self.exe), "serve", "--listen", "127.0.0.1:0", "--storage", self.storage, "--access-log", "off",
                 "--catalog", f"sqlite:{self.dir / 'catalog.db'}", *self.extra]
         self.proc = Proc(self.name, args, logfile, env=self.env, cwd=self.dir)
         self.proc.start()
@@ -274,6 +275,16 @@ class Nginx:
         self.ports = ports
         self.proc: Proc | None = None
 
+    workers_expected = 2
+    start_timeout = 20.0
+
+    def config(self, text: str) -> str:
+        """The configuration to run, from the template's with its placeholders filled."""
+        return text
+
+    def command(self, conf: Path) -> list[str]:
+        return ["nginx", "-c", str(conf), "-e", str(self.dir / "error.log")]
+
     def start(self) -> None:
         for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "cache"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
@@ -284,14 +295,13 @@ class Nginx:
         if left:
             raise RuntimeError(f"unfilled placeholders in {self.template}: {left}")
         conf = self.dir / "nginx.conf"
-        conf.write_text(text)
-        self.proc = Proc(self.name, ["nginx", "-c", str(conf), "-e", str(self.dir / "error.log")],
-                         self.dir / "stdout.log")
+        conf.write_text(self.config(text))
+        self.proc = Proc(self.name, self.command(conf), self.dir / "stdout.log")
         self.proc.start()
         for port in self.ports:
-            wait_port(port)
+            wait_port(port, self.start_timeout)
         deadline = time.monotonic() + 10
-        while len(self.workers()) < 2 and time.monotonic() < deadline:
+        while len(self.workers()) < self.workers_expected and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -304,6 +314,35 @@ class Nginx:
 
     def pids(self) -> list[int]:
         return self.workers()
+
+
+def fast_upstream(work: Path, media: Path) -> Nginx:
+    """The fast S3-shaped upstream, not yet started: nginx serving WORK/fast-root/BUCKET, a link to the objects
+    directory, on ports[0]."""
+    root = work / "fast-root"
+    root.mkdir(parents=True, exist_ok=True)
+    link = root / BUCKET
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(media)
+    port = free_port()
+    return Nginx("nginx-fast-upstream", work, HERE / "nginx" / "fast-upstream.conf.in",
+                 {"PORT": port, "ROOT": root, "BUCKET": BUCKET}, [port])
+
+
+def fast_upstream_env(fast: Nginx) -> dict[str, str]:
+    """The environment of a mediagate reading the fast upstream as s3://BUCKET (it ignores the signature)."""
+    return dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{fast.ports[0]}", AWS_ACCESS_KEY_ID="bench",
+                AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
+
+
+def server_args(p: argparse.ArgumentParser, seconds: float, reps: int) -> None:
+    """The options of the scripts that measure a mediagate binary beside nginx on BIG."""
+    p.add_argument("--exe", type=Path, required=True)
+    p.add_argument("--media", type=Path, required=True, help=f"a directory with {BIG}")
+    p.add_argument("--seconds", type=type(seconds), default=seconds)
+    p.add_argument("--reps", type=int, default=reps)
+    p.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
 
 
 class System:
@@ -409,16 +448,8 @@ class Bench:
 
     def start_servers(self) -> None:
         w = self.work
-        # The fast S3-shaped upstream: nginx serving WORK/fast-root/BUCKET -> the objects directory.
-        root = w / "fast-root"
-        root.mkdir(parents=True, exist_ok=True)
-        link = root / BUCKET
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(self.media)
-        self.fast_port = free_port()
-        fast = Nginx("nginx-fast-upstream", w, HERE / "nginx" / "fast-upstream.conf.in",
-                     {"PORT": self.fast_port, "ROOT": root, "BUCKET": BUCKET}, [self.fast_port])
+        fast = fast_upstream(w, self.media)
+        self.fast_port = fast.ports[0]
         fast.start()
         self.servers.append(fast)
         self.fast = fast

@@ -27,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import BIG, BUCKET, Mediagate, Nginx, free_port, log, write_report  # noqa: E402
+from bench import BIG, BUCKET, Mediagate, Nginx, free_port, log, server_args, write_report  # noqa: E402
 
 CALLS = ["recvfrom", "read", "sendmsg", "writev", "sendfile64", "splice", "newfstatat", "openat", "close",
          "epoll_wait", "epoll_ctl", "futex"]
@@ -66,11 +66,7 @@ def count(pids: list[int], url: str, size: int, seconds: int, pin: bool = False)
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--exe", type=Path, required=True)
-    p.add_argument("--media", type=Path, required=True, help=f"a directory with {BIG}")
-    p.add_argument("--seconds", type=int, default=5)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
+    server_args(p, seconds=5, reps=3)
     p.add_argument("--pin", action="store_true",
                    help="wrk on the first core, each server on the other cores (taskset): the servers' share of "
                         "the machine no longer depends on how the scheduler places wrk beside them")

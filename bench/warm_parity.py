@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import BIG, BUCKET, Mediagate, Nginx, free_port, log, read_head, write_report  # noqa: E402
+from bench import BIG, BUCKET, Mediagate, fast_upstream, fast_upstream_env, log, read_head, write_report  # noqa: E402
 
 START_BYTES = 1_500_000
 SEEK_BYTES = 1_000_000
@@ -59,14 +59,8 @@ def main() -> None:
     media = args.media.resolve()
     size = (media / BIG).stat().st_size
     work = Path(tempfile.mkdtemp(prefix="mediagate-warm-"))
-    root = work / "fast-root"
-    root.mkdir()
-    (root / BUCKET).symlink_to(media)
-    fast_port = free_port()
-    fast = Nginx("nginx-fast-upstream", work, HERE / "nginx" / "fast-upstream.conf.in",
-                 {"PORT": fast_port, "ROOT": root, "BUCKET": BUCKET}, [fast_port])
-    env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{fast_port}", AWS_ACCESS_KEY_ID="bench",
-               AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
+    fast = fast_upstream(work, media)
+    env = fast_upstream_env(fast)
     local = Mediagate("mg-local", args.exe.resolve(), work, str(media), ["--threads", "1"], dict(os.environ))
     cache = Mediagate("mg-cache", args.exe.resolve(), work, f"s3://{BUCKET}",
                       ["--threads", "1", "--cache-dir", str(work / "slices"), "--cache-meta-ttl", "3600"], env)

@@ -8,7 +8,7 @@ build=(cmake g++ make pkg-config help2man dpkg-dev libboost1.81-dev libboost-jso
 test=(clang-format openssl haproxy libgtest-dev libgmock-dev googletest libbenchmark-dev python3 python3-botocore
       ceph-mon ceph-osd radosgw ceph-common chromium firefox-esr libavcodec59 procps psmisc
       clang-16 libfuzzer-16-dev libclang-rt-16-dev llvm-16 postgresql-15 python3-h2)
-bench=(nginx-light libnginx-mod-http-lua haproxy wrk nghttp2-client libbenchmark-dev python3)
+bench=(nginx-light libnginx-mod-http-lua haproxy wrk nghttp2-client libbenchmark-dev python3 valgrind linux-perf)
 
 wanted=("${build[@]}")
 for group in "$@"; do

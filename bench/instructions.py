@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Issue 15: the gateways' own instructions per request, mediagate against nginx, counted by callgrind, on
+workload 2's requests (random 64 KiB ranges of a 200 MB file, 16 keep-alive connections). Requests a second
+on this two-core machine move by +-20 % between reps of the same build (where the scheduler puts wrk, the
+servers and the store); an instruction count does not, so it compares the servers' code and nothing else.
+
+Two rows, each server with one event loop or one process (nginx: master_process off) under
+`valgrind --tool=callgrind --instr-atstart=no`, warmed up, then counted only while wrk runs:
+- local: mediagate from a directory (mg-local) against nginx static (ngx-static, bench/nginx/gateway.conf.in);
+- fast upstream: mediagate's S3 client (SigV4, every answer checked) against nginx proxy_pass (ngx-fast), both
+  reading bench/nginx/fast-upstream.conf.in, an nginx that serves the objects as an S3 bucket at full speed.
+
+Callgrind counts user space only (the servers' code and their libraries: libc, OpenSSL, tcmalloc). The
+kernel's share (sendfile, TCP, epoll), 80-90 % of either server's CPU on this workload, is not in the count:
+bench/syscalls.py and perf show it the same for both.
+
+    bench/instructions.py --exe build-bench/mediagate --media bench/.cache/objects [--seconds 8] [--reps 2]
+                          [--out F]
+
+Needs valgrind. Everything listens on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench import (BIG, BUCKET, Mediagate, Nginx, fast_upstream, fast_upstream_env, free_port, log,  # noqa: E402
+                   server_args, write_report)
+
+VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+
+
+class CountedMediagate(Mediagate):
+    """mediagate with one event loop, under callgrind."""
+
+    def start(self) -> None:
+        self.wrapper = [*VALGRIND, f"--callgrind-out-file={self.dir / 'callgrind.out'}"]
+        super().start()
+
+    def counted_pid(self) -> int:
+        return self.proc.pid
+
+
+class CountedNginx(Nginx):
+    """nginx as one process (master_process off, one worker's work), under callgrind."""
+
+    workers_expected = 0
+    start_timeout = 60.0
+
+    def config(self, text: str) -> str:
+        text, n = re.subn(r"worker_processes \d+;", "worker_processes 1;\nmaster_process off;", text)
+        if n != 1:
+            raise RuntimeError(f"{self.template}: no worker_processes line to replace")
+        return text
+
+    def command(self, conf: Path) -> list[str]:
+        return [*VALGRIND, f"--callgrind-out-file={self.dir / 'callgrind.out'}", *super().command(conf)]
+
+    def counted_pid(self) -> int:
+        return self.proc.pid
+
+
+def wrk(url: str, size: int, seconds: float) -> int:
+    env = dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk"))
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds:g}s", "-s", str(HERE / "wrk" / "ranges.lua"), url, "--",
+                          str(size), "65536"], capture_output=True, text=True, env=env, timeout=seconds + 60)
+    line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    m = re.search(r'"requests": (\d+)', line)
+    errors = re.findall(r'"err_\w+": (\d+)', line)
+    if not m or any(int(e) for e in errors):
+        raise RuntimeError(f"wrk failed or saw errors: {out.stdout[-500:]} {out.stderr[-500:]}")
+    return int(m.group(1))
+
+
+def count(server, url: str, size: int, seconds: float, rep: int) -> dict:
+    """Instructions per request of one wrk run: instrumentation on just around it, then a dump."""
+    pid = str(server.counted_pid())
+    subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True, timeout=60)
+    subprocess.run(["callgrind_control", "--instr=on", pid], check=True, capture_output=True, timeout=60)
+    requests = wrk(url, size, seconds)
+    subprocess.run(["callgrind_control", "--instr=off", pid], check=True, capture_output=True, timeout=60)
+    before = set(server.dir.glob("callgrind.out*"))
+    subprocess.run(["callgrind_control", "--dump", pid], check=True, capture_output=True, timeout=60)
+    deadline = time.monotonic() + 30
+    while not (set(server.dir.glob("callgrind.out*")) - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    dumps = sorted(set(server.dir.glob("callgrind.out*")) - before)
+    if not dumps:
+        raise RuntimeError(f"{server.name}: callgrind wrote no dump")
+    total = 0
+    for d in dumps:
+        m = re.search(r"^totals: (\d+)", d.read_text(errors="replace"), re.M)
+        total += int(m.group(1)) if m else 0
+        d.rename(d.with_name(f"{d.name}.rep{rep}"))
+    return {"requests": requests, "instructions": total, "per_request": total / requests}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    server_args(p, seconds=8.0, reps=2)
+    args = p.parse_args()
+    size = (args.media / BIG).stat().st_size
+    work = Path(tempfile.mkdtemp(prefix="mediagate-instructions-"))
+    media = args.media.resolve()
+    fast = fast_upstream(work, media)
+    ports = {k: free_port() for k in ("STATIC_PORT", "S3_PORT", "FASTPROXY_PORT", "CACHE_PORT")}
+    # The S3 and cache servers of gateway.conf.in point at a radosgw that is not running; they get no requests.
+    subst = dict(ports, RGW_PORT=free_port(), FAST_PORT=fast.ports[0], MEDIA_DIR=media, BUCKET=BUCKET)
+    fast_env = fast_upstream_env(fast)
+    mg_local = CountedMediagate("mg-local", args.exe.resolve(), work, str(media), ["--threads", "1"],
+                                dict(os.environ))
+    mg_fast = CountedMediagate("mg-fast", args.exe.resolve(), work, f"s3://{BUCKET}", ["--threads", "1"], fast_env)
+    ngx = CountedNginx("nginx", work, HERE / "nginx" / "gateway.conf.in", subst, list(ports.values()))
+    rows = [("local", mg_local, f"http://127.0.0.1:{ports['STATIC_PORT']}/media/{BIG}"),
+            ("fast upstream", mg_fast, f"http://127.0.0.1:{ports['FASTPROXY_PORT']}/media/{BIG}")]
+    runs = []
+    try:
+        fast.start()
+        for s in (mg_local, mg_fast, ngx):
+            s.start()
+        for row, mg, ngx_url in rows:
+            systems = [("mediagate", mg, mg.url(BIG)), ("nginx", ngx, ngx_url)]
+            for _, server, url in systems:
+                wrk(url, size, 2)  # uncounted: connections, pools, caches and the page cache settle
+            for rep in range(1, args.reps + 1):
+                for name, server, url in systems:
+                    r = count(server, url, size, args.seconds, len(runs))
+                    log(f"{row}, {name} rep {rep}: {r['requests']} requests, {r['per_request']:.0f} instructions "
+                        "per request")
+                    runs.append(dict(r, row=row, system=name, rep=rep))
+    finally:
+        for s in (mg_local, mg_fast, ngx, fast):
+            s.stop()
+    lines = [f"# User-space instructions per request, workload 2 ({datetime.date.today()})", "",
+             f"`bench/instructions.py --seconds {args.seconds:g} --reps {args.reps}`: random 64 KiB ranges of {BIG} "
+             f"({size} bytes), 16 connections, one wrk thread; each server with one event loop or one process "
+             "under callgrind, counted only while wrk runs. User space only: the servers' code and their "
+             "libraries, not the kernel's sendfile, TCP and epoll.", "",
+             "| row | mediagate | nginx | mediagate / nginx |", "|---|---|---|---|"]
+    for row, _, _ in rows:
+        med = {name: statistics.median(r["per_request"] for r in runs if r["row"] == row and r["system"] == name)
+               for name in ("mediagate", "nginx")}
+        lines.append(f"| {row} | {med['mediagate']:,.0f} | {med['nginx']:,.0f} | "
+                     f"{med['mediagate'] / med['nginx']:.2f} |")
+    lines += ["", "Per run (instructions per request): " + "; ".join(
+        f"{r['row']} {r['system']} {r['per_request']:,.0f} ({r['requests']} requests)" for r in runs) + "."]
+    write_report(args.out, "\n".join(lines) + "\n", runs)
+
+
+if __name__ == "__main__":
+    main()
