@@ -675,8 +675,9 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
                              : spec.body.empty() ? empty_payload_sha256
                                                  : std::string_view(body_hash);
     // A read's Range and preconditions go unsigned, so that reads of one object within a second share one
-    // signature (a SHA-256 of the canonical request and an HMAC: a fifth of the client's instructions per
-    // ranged GET from a fast store).
+    // signature (a SHA-256 of the canonical request and an HMAC, with their inputs: a third of the client's
+    // instructions per ranged GET from a fast store, bench/results/INSTRUCTIONS-2026-12-02.md). Only the
+    // last read's is kept: reads that alternate between objects are signed each time, as before.
     const bool memo = read && std::all_of(spec.headers.begin(), spec.headers.end(),
                                           [](const auto& h) { return read_may_leave_unsigned(h.first); });
     if (memo) to_sign.headers = {};
