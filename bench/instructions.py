@@ -4,11 +4,13 @@ workload 2's requests (random 64 KiB ranges of a 200 MB file, 16 keep-alive conn
 on this two-core machine move by +-20 % between reps of the same build (where the scheduler puts wrk, the
 servers and the store); an instruction count does not, so it compares the servers' code and nothing else.
 
-Two rows, each server with one event loop or one process (nginx: master_process off) under
+Three rows, each server with one event loop or one process (nginx: master_process off) under
 `valgrind --tool=callgrind --instr-atstart=no`, warmed up, then counted only while wrk runs:
 - local: mediagate from a directory (mg-local) against nginx static (ngx-static, bench/nginx/gateway.conf.in);
 - fast upstream: mediagate's S3 client (SigV4, every answer checked) against nginx proxy_pass (ngx-fast), both
-  reading bench/nginx/fast-upstream.conf.in, an nginx that serves the objects as an S3 bucket at full speed.
+  reading bench/nginx/fast-upstream.conf.in, an nginx that serves the objects as an S3 bucket at full speed;
+- the same with four objects in turn (big.mp4 and the three clips, bench/wrk/ranges_mixed.lua): no read is
+  followed by another of the same object, as with viewers of different videos on one event loop.
 
 Callgrind counts user space only (the servers' code and their libraries: libc, OpenSSL, tcmalloc). The
 kernel's share (sendfile, TCP, epoll), 80-90 % of either server's CPU on this workload, is not in the count:
@@ -34,7 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import (BIG, BUCKET, Mediagate, Nginx, fast_upstream, fast_upstream_env, free_port, log,  # noqa: E402
+from bench import (BIG, BUCKET, CLIPS, Mediagate, Nginx, fast_upstream, fast_upstream_env, free_port, log,  # noqa: E402
                    server_args, write_report)
 
 VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
@@ -70,10 +72,12 @@ class CountedNginx(Nginx):
         return self.proc.pid
 
 
-def wrk(url: str, size: int, seconds: float) -> int:
+def wrk(url: str, load: tuple[str, list[str]], seconds: float) -> int:
+    """Completed requests of one wrk run of LOAD (a script of bench/wrk and its arguments) against URL."""
+    script, script_args = load
     env = dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk"))
-    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds:g}s", "-s", str(HERE / "wrk" / "ranges.lua"), url, "--",
-                          str(size), "65536"], capture_output=True, text=True, env=env, timeout=seconds + 60)
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds:g}s", "-s", str(HERE / "wrk" / script), url, "--",
+                          *script_args], capture_output=True, text=True, env=env, timeout=seconds + 60)
     line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
     m = re.search(r'"requests": (\d+)', line)
     errors = re.findall(r'"err_\w+": (\d+)', line)
@@ -82,12 +86,12 @@ def wrk(url: str, size: int, seconds: float) -> int:
     return int(m.group(1))
 
 
-def count(server, url: str, size: int, seconds: float, rep: int) -> dict:
+def count(server, url: str, load: tuple[str, list[str]], seconds: float, rep: int) -> dict:
     """Instructions per request of one wrk run: instrumentation on just around it, then a dump."""
     pid = str(server.counted_pid())
     subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True, timeout=60)
     subprocess.run(["callgrind_control", "--instr=on", pid], check=True, capture_output=True, timeout=60)
-    requests = wrk(url, size, seconds)
+    requests = wrk(url, load, seconds)
     subprocess.run(["callgrind_control", "--instr=off", pid], check=True, capture_output=True, timeout=60)
     before = set(server.dir.glob("callgrind.out*"))
     subprocess.run(["callgrind_control", "--dump", pid], check=True, capture_output=True, timeout=60)
@@ -121,20 +125,24 @@ def main() -> None:
                                 dict(os.environ))
     mg_fast = CountedMediagate("mg-fast", args.exe.resolve(), work, f"s3://{BUCKET}", ["--threads", "1"], fast_env)
     ngx = CountedNginx("nginx", work, HERE / "nginx" / "gateway.conf.in", subst, list(ports.values()))
-    rows = [("local", mg_local, f"http://127.0.0.1:{ports['STATIC_PORT']}/media/{BIG}"),
-            ("fast upstream", mg_fast, f"http://127.0.0.1:{ports['FASTPROXY_PORT']}/media/{BIG}")]
+    one = ("ranges.lua", [str(size), "65536"])
+    # Four objects in turn, one request each: a read of one object is never followed by another of the same.
+    mixed = ("ranges_mixed.lua", ["65536"] + [x for k in (BIG, *CLIPS) for x in (k, str((media / k).stat().st_size))])
+    ngx_local, ngx_fast = (f"http://127.0.0.1:{ports[k]}/media/" for k in ("STATIC_PORT", "FASTPROXY_PORT"))
+    rows = [("local", mg_local, ngx_local, BIG, one), ("fast upstream", mg_fast, ngx_fast, BIG, one),
+            ("fast upstream, 4 objects in turn", mg_fast, ngx_fast, "", mixed)]
     runs = []
     try:
         fast.start()
         for s in (mg_local, mg_fast, ngx):
             s.start()
-        for row, mg, ngx_url in rows:
-            systems = [("mediagate", mg, mg.url(BIG)), ("nginx", ngx, ngx_url)]
+        for row, mg, ngx_prefix, key, load in rows:
+            systems = [("mediagate", mg, mg.url(key)), ("nginx", ngx, ngx_prefix + key)]
             for _, server, url in systems:
-                wrk(url, size, 2)  # uncounted: connections, pools, caches and the page cache settle
+                wrk(url, load, 2)  # uncounted: connections, pools, caches and the page cache settle
             for rep in range(1, args.reps + 1):
                 for name, server, url in systems:
-                    r = count(server, url, size, args.seconds, len(runs))
+                    r = count(server, url, load, args.seconds, len(runs))
                     log(f"{row}, {name} rep {rep}: {r['requests']} requests, {r['per_request']:.0f} instructions "
                         "per request")
                     runs.append(dict(r, row=row, system=name, rep=rep))
@@ -147,7 +155,7 @@ def main() -> None:
              "under callgrind, counted only while wrk runs. User space only: the servers' code and their "
              "libraries, not the kernel's sendfile, TCP and epoll.", "",
              "| row | mediagate | nginx | mediagate / nginx |", "|---|---|---|---|"]
-    for row, _, _ in rows:
+    for row, *_ in rows:
         med = {name: statistics.median(r["per_request"] for r in runs if r["row"] == row and r["system"] == name)
                for name in ("mediagate", "nginx")}
         lines.append(f"| {row} | {med['mediagate']:,.0f} | {med['nginx']:,.0f} | "

@@ -3,19 +3,13 @@
 -- Usage: wrk -s cluster_ranges.lua URL -- PREFIX COUNT SIZE [SPAN]
 dofile(os.getenv("BENCH_WRK_DIR") .. "/report.lua")
 
-local counter = 0
-function setup(thread)
-  counter = counter + 1
-  thread:set("seed", counter)
-end
-
 local prefix, count, size, span
 function init(args)
   prefix = args[1]
   count = tonumber(args[2])
   size = tonumber(args[3])
   span = tonumber(args[4] or "65536")
-  math.randomseed(os.time() * 1000 + (seed or 0) * 7919)
+  seed_random()
 end
 
 function request()

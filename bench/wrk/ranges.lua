@@ -3,17 +3,11 @@
 -- Usage: wrk -s ranges.lua URL -- SIZE [SPAN]
 dofile(os.getenv("BENCH_WRK_DIR") .. "/report.lua")
 
-local counter = 0
-function setup(thread)
-  counter = counter + 1
-  thread:set("seed", counter)
-end
-
 local size, span
 function init(args)
   size = tonumber(args[1])
   span = tonumber(args[2] or "65536")
-  math.randomseed(os.time() * 1000 + (seed or 0) * 7919)
+  seed_random()
 end
 
 function request()

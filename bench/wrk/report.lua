@@ -8,3 +8,15 @@ function report_done(summary, latency, requests)
     summary.requests, summary.bytes, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(99), latency.max))
 end
+
+-- Numbers each thread (wrk's setup, run in the main state) and seeds its random numbers apart from the others'
+-- (call seed_random() from init, which runs in the thread's own state).
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("seed", threads)
+end
+
+function seed_random()
+  math.randomseed(os.time() * 1000 + (seed or 0) * 7919)
+end

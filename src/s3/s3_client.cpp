@@ -663,6 +663,7 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
   }
   path_ += spec.key;
   request_view to_sign{spec.method, host_header_, path_, spec.query, spec.headers, {}};
+  const signed_headers* sig = &sig_;  // or a recent read's, reused
   if (settings_.anonymous) {
     unsigned_request(to_sign, sig_);
   } else {
@@ -676,20 +677,22 @@ net::awaitable<result<std::unique_ptr<response>>> client::send_once(const reques
                                                  : std::string_view(body_hash);
     // A read's Range and preconditions go unsigned, so that reads of one object within a second share one
     // signature (a SHA-256 of the canonical request and an HMAC, with their inputs: a third of the client's
-    // instructions per ranged GET from a fast store, bench/results/INSTRUCTIONS-2026-12-02.md). Only the
-    // last read's is kept: reads that alternate between objects are signed each time, as before.
-    const bool memo = read && std::all_of(spec.headers.begin(), spec.headers.end(),
-                                          [](const auto& h) { return read_may_leave_unsigned(h.first); });
-    if (memo) to_sign.headers = {};
+    // instructions per ranged GET from a fast store, bench/results/INSTRUCTIONS-2026-12-02.md).
+    const bool reusable = read && std::all_of(spec.headers.begin(), spec.headers.end(),
+                                              [](const auto& h) { return read_may_leave_unsigned(h.first); });
     creds_->current_into(creds_now_);
     const auto now = std::chrono::system_clock::now();
-    if (!memo || !last_read_signed_.matches(spec.method, path_, spec.query, now, creds_now_)) {
-      last_read_signed_.forget();  // sig_ is rewritten, and stays half-written if the signer throws
+    if (!reusable) {
       sign_v4(to_sign, creds_now_, settings_.region, "s3", now, keys_, sig_);
-      if (memo) last_read_signed_.remember(spec.method, path_, spec.query, now, creds_now_);
+    } else if (!(sig = reads_signed_.find(spec.method, path_, spec.query, now, creds_now_))) {
+      to_sign.headers = {};
+      auto& out = reads_signed_.claim();
+      sign_v4(to_sign, creds_now_, settings_.region, "s3", now, keys_, out);
+      reads_signed_.remember(spec.method, path_, spec.query, now, creds_now_);
+      sig = &out;
     }
   }
-  if (!request_head(conn->head, spec.method, sig_, spec.headers, spec.body.size()))
+  if (!request_head(conn->head, spec.method, *sig, spec.headers, spec.body.size()))
     co_return error{errc::bad_key, "a header value for storage contains a line break"};
 
   counters_->requests.fetch_add(1, std::memory_order_relaxed);

@@ -125,7 +125,7 @@ class client : public std::enable_shared_from_this<client> {
   std::string path_;
   credentials creds_now_;
   signed_headers sig_;
-  read_signature_memo last_read_signed_;  // what sig_ holds, when it is a read's that can be reused
+  read_signatures reads_signed_;  // reads signed lately, for reuse within their second
 };
 
 // A response whose header has been read; its body is read on demand. Destroying it before the body is

@@ -528,25 +528,37 @@ bool same_query(std::span<const std::pair<std::string, std::string>> a, const qu
 }
 }  // namespace
 
-bool read_signature_memo::matches(std::string_view method, std::string_view path,
-                                  std::span<const std::pair<std::string, std::string>> query,
-                                  std::chrono::system_clock::time_point now, const credentials& creds) const {
-  return valid_ && second_ == whole_seconds(now) && method_ == method && path_ == path &&
-         same_query(query, query_) && creds_.access_key_id == creds.access_key_id &&
-         creds_.secret_access_key == creds.secret_access_key && creds_.session_token == creds.session_token;
+const signed_headers* read_signatures::find(std::string_view method, std::string_view path, query_view query,
+                                            std::chrono::system_clock::time_point now,
+                                            const credentials& creds) const {
+  const auto second = whole_seconds(now);
+  for (const auto& e : entries_) {
+    if (e.valid && e.second == second && e.path == path && e.method == method && same_query(query, e.query) &&
+        e.creds.access_key_id == creds.access_key_id &&
+        e.creds.secret_access_key == creds.secret_access_key && e.creds.session_token == creds.session_token)
+      return &e.sig;
+  }
+  return nullptr;
 }
 
-void read_signature_memo::remember(std::string_view method, std::string_view path,
-                                   std::span<const std::pair<std::string, std::string>> query,
-                                   std::chrono::system_clock::time_point now, const credentials& creds) {
-  method_.assign(method);
-  path_.assign(path);
-  query_.assign(query.begin(), query.end());
-  second_ = whole_seconds(now);
-  creds_.access_key_id.assign(creds.access_key_id);
-  creds_.secret_access_key.assign(creds.secret_access_key);
-  creds_.session_token.assign(creds.session_token);
-  valid_ = true;
+signed_headers& read_signatures::claim() {
+  claimed_ = next_;
+  next_ = (next_ + 1) % capacity;
+  entries_[claimed_].valid = false;  // its output is rewritten, and stays half-written if the signer throws
+  return entries_[claimed_].sig;
+}
+
+void read_signatures::remember(std::string_view method, std::string_view path, query_view query,
+                               std::chrono::system_clock::time_point now, const credentials& creds) {
+  auto& e = entries_[claimed_];
+  e.method.assign(method);
+  e.path.assign(path);
+  e.query.assign(query.begin(), query.end());
+  e.second = whole_seconds(now);
+  e.creds.access_key_id.assign(creds.access_key_id);
+  e.creds.secret_access_key.assign(creds.secret_access_key);
+  e.creds.session_token.assign(creds.session_token);
+  e.valid = true;
 }
 
 }  // namespace mediagate::s3

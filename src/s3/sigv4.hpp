@@ -7,6 +7,7 @@
 // "Signature Calculations for the Authorization Header: Transferring Payload in a Single Chunk" examples,
 // which tests/unit/sigv4_test.cpp reproduces.
 
+#include <array>
 #include <chrono>
 #include <mutex>
 #include <span>
@@ -123,26 +124,37 @@ void unsigned_request(const request_view& request, signed_headers& out);
 // check exactly the headers that SignedHeaders names. Names in any case.
 bool read_may_leave_unsigned(std::string_view header_name);
 
-// What the last signature of a read with no signed header of its own covered. Such a read's signature
-// depends only on the method, path, query, credentials and x-amz-date (whole seconds), so another read of the
-// same object within the same second reuses it instead of hashing the same canonical request again.
-class read_signature_memo {
+// The signatures of the last few reads with no signed header of their own. Such a read's signature depends
+// only on the method, path, query, credentials and x-amz-date (whole seconds), so another read of one of
+// those objects within the same second reuses it instead of hashing the same canonical request again. A few
+// entries, so that a handful of hot objects read in turn (viewers of different videos on one event loop)
+// keep theirs.
+class read_signatures {
  public:
-  bool matches(std::string_view method, std::string_view path,
-               std::span<const std::pair<std::string, std::string>> query,
-               std::chrono::system_clock::time_point now, const credentials& creds) const;
-  // After a signature for these inputs was written; forget() before signing anything else.
-  void remember(std::string_view method, std::string_view path,
-                std::span<const std::pair<std::string, std::string>> query,
+  static constexpr std::size_t capacity = 8;
+  using query_view = std::span<const std::pair<std::string, std::string>>;
+
+  // The signature made for these inputs within this second, or null.
+  const signed_headers* find(std::string_view method, std::string_view path, query_view query,
+                             std::chrono::system_clock::time_point now, const credentials& creds) const;
+  // Where to sign a read that find() did not have: the oldest entry's output, forgotten until remember().
+  signed_headers& claim();
+  // The entry claim() gave now holds a signature for these inputs.
+  void remember(std::string_view method, std::string_view path, query_view query,
                 std::chrono::system_clock::time_point now, const credentials& creds);
-  void forget() { valid_ = false; }
 
  private:
-  bool valid_ = false;
-  std::string method_, path_;
-  query_list query_;
-  std::chrono::system_clock::rep second_ = 0;
-  credentials creds_;
+  struct entry {
+    bool valid = false;
+    std::string method, path;
+    query_list query;
+    std::chrono::system_clock::rep second = 0;
+    credentials creds;
+    signed_headers sig;
+  };
+  std::array<entry, capacity> entries_;
+  std::size_t next_ = 0;     // the entry claim() gives next (round robin: the oldest)
+  std::size_t claimed_ = 0;  // the entry claim() gave last
 };
 
 }  // namespace mediagate::s3

@@ -508,38 +508,74 @@ TEST(read_may_leave_unsigned, range_and_the_preconditions_in_any_case) {
     EXPECT_FALSE(read_may_leave_unsigned(name)) << name;
 }
 
-TEST(read_signature_memo, matches_only_what_it_remembered_within_the_same_second) {
-  read_signature_memo memo;
+// Signs a read without headers of its own into `memo`, as the S3 client does on a miss.
+const signed_headers& remember_read(read_signatures& memo, std::string_view method, const std::string& path,
+                                    const query_list& query, system_clock::time_point t,
+                                    const credentials& creds = example_credentials) {
+  auto& out = memo.claim();
+  request_to_sign r = simple_get(path);
+  r.method = std::string(method);
+  r.query = query;
+  out = sign_v4(r, creds, "us-east-1", "s3", t);
+  memo.remember(method, path, query, t, creds);
+  return out;
+}
+
+TEST(read_signatures, found_only_for_the_same_inputs_within_the_same_second) {
+  read_signatures memo;
   const query_list none;
-  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, example_credentials));
-  memo.remember("GET", "/b/k", none, example_time + 200ms, example_credentials);
-  EXPECT_TRUE(memo.matches("GET", "/b/k", none, example_time, example_credentials));
-  EXPECT_TRUE(memo.matches("GET", "/b/k", none, example_time + 999ms, example_credentials));
-  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time + 1s, example_credentials));
-  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time - 1ms, example_credentials));
-  EXPECT_FALSE(memo.matches("HEAD", "/b/k", none, example_time, example_credentials));
-  EXPECT_FALSE(memo.matches("GET", "/b/k2", none, example_time, example_credentials));
-  EXPECT_FALSE(memo.matches("GET", "/b/", none, example_time, example_credentials));
+  EXPECT_EQ(memo.find("GET", "/b/k", none, example_time, example_credentials), nullptr);
+  const auto& kept = remember_read(memo, "GET", "/b/k", none, example_time + 200ms);
+  EXPECT_EQ(memo.find("GET", "/b/k", none, example_time, example_credentials), &kept);
+  EXPECT_EQ(memo.find("GET", "/b/k", none, example_time + 999ms, example_credentials), &kept);
+  EXPECT_EQ(memo.find("GET", "/b/k", none, example_time + 1s, example_credentials), nullptr);
+  EXPECT_EQ(memo.find("GET", "/b/k", none, example_time - 1ms, example_credentials), nullptr);
+  EXPECT_EQ(memo.find("HEAD", "/b/k", none, example_time, example_credentials), nullptr);
+  EXPECT_EQ(memo.find("GET", "/b/k2", none, example_time, example_credentials), nullptr);
+  EXPECT_EQ(memo.find("GET", "/b/", none, example_time, example_credentials), nullptr);
   const query_list version{{"versionId", "3"}};
-  EXPECT_FALSE(memo.matches("GET", "/b/k", version, example_time, example_credentials));
+  EXPECT_EQ(memo.find("GET", "/b/k", version, example_time, example_credentials), nullptr);
   credentials other = example_credentials;
   other.session_token = "token";
-  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, other));
+  EXPECT_EQ(memo.find("GET", "/b/k", none, example_time, other), nullptr);
   other = example_credentials;
   other.secret_access_key += "x";
-  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, other));
+  EXPECT_EQ(memo.find("GET", "/b/k", none, example_time, other), nullptr);
   other = example_credentials;
   other.access_key_id = "AKIDOTHER";
-  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, other));
-  memo.forget();
-  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, example_credentials));
-  memo.remember("GET", "/b/k", version, example_time, example_credentials);
-  EXPECT_TRUE(memo.matches("GET", "/b/k", version, example_time, example_credentials));
-  EXPECT_FALSE(memo.matches("GET", "/b/k", none, example_time, example_credentials));
+  EXPECT_EQ(memo.find("GET", "/b/k", none, example_time, other), nullptr);
+  // What was found is what was signed for those inputs.
+  EXPECT_EQ(header(kept, "authorization"),
+            header(sign_v4(simple_get("/b/k"), example_credentials, "us-east-1", "s3", example_time),
+                   "authorization"));
+}
+
+TEST(read_signatures, keeps_the_last_few_and_forgets_the_oldest) {
+  read_signatures memo;
+  const query_list none;
+  const auto key = [](std::size_t i) { return "/b/k" + std::to_string(i); };
+  for (std::size_t i = 0; i < read_signatures::capacity; ++i)
+    remember_read(memo, "GET", key(i), none, example_time);
+  for (std::size_t i = 0; i < read_signatures::capacity; ++i) {
+    const auto* found = memo.find("GET", key(i), none, example_time, example_credentials);
+    ASSERT_NE(found, nullptr) << i;
+    EXPECT_NE(header(*found, "authorization").find("Signature="), std::string::npos);
+  }
+  remember_read(memo, "GET", key(read_signatures::capacity), none, example_time);
+  EXPECT_EQ(memo.find("GET", key(0), none, example_time, example_credentials), nullptr);  // the oldest went
+  for (std::size_t i = 1; i <= read_signatures::capacity; ++i)
+    EXPECT_NE(memo.find("GET", key(i), none, example_time, example_credentials), nullptr) << i;
+  // A claimed entry is forgotten until remembered: a signer that threw leaves nothing to reuse.
+  memo.claim();
+  EXPECT_EQ(memo.find("GET", key(1), none, example_time, example_credentials), nullptr);
+  EXPECT_NE(memo.find("GET", key(2), none, example_time, example_credentials), nullptr);
+  // Each kept signature is its own object's.
+  EXPECT_NE(header(*memo.find("GET", key(2), none, example_time, example_credentials), "authorization"),
+            header(*memo.find("GET", key(3), none, example_time, example_credentials), "authorization"));
 }
 
 // What makes the reuse sound: a read without signed headers of its own signs the same within a second.
-TEST(read_signature_memo, a_read_without_signed_headers_signs_alike_within_a_second) {
+TEST(read_signatures, a_read_without_signed_headers_signs_alike_within_a_second) {
   const auto at = [](system_clock::time_point t) {
     return header(sign_v4(simple_get("/b/k"), example_credentials, "us-east-1", "s3", t), "authorization");
   };
