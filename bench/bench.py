@@ -222,8 +222,8 @@ class Mediagate:
         self.dir.mkdir(parents=True, exist_ok=True)
         logfile = self.dir / "server.log"
         offset = logfile.stat().st_size if logfile.exists() else 0
-        args = [*self.wrapper, str(self.exe), "serve", "--listen", "127.0.0.1:0", "--storage", self.storage, "--access-log", "off",
-                "--catalog", f"sqlite:{self.dir / 'catalog.db'}", *self.extra]
+        args = [*self.wrapper, str(self.exe), "serve", "--listen", "127.0.0.1:0", "--storage", self.storage,
+                "--access-log", "off", "--catalog", f"sqlite:{self.dir / 'catalog.db'}", *self.extra]
         self.proc = Proc(self.name, args, logfile, env=self.env, cwd=self.dir)
         self.proc.start()
         deadline = time.monotonic() + 60
@@ -314,6 +314,26 @@ class Nginx:
 
     def pids(self) -> list[int]:
         return self.workers()
+
+
+def run_wrk(url: str, script: str, args: list[str], seconds: float, conns: int = 16, threads: int = 2,
+            prefix: list[str] | None = None) -> dict:
+    """One wrk run of bench/wrk/SCRIPT (ARGS after "--"), PREFIX before wrk (e.g. taskset): the JSON line
+    report.lua prints (requests, bytes, duration_us, err_*, lat_*_us). Raises when wrk fails."""
+    cmd = [*(prefix or []), "wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds:g}s", "--timeout", "10s", "-s",
+           str(HERE / "wrk" / script), url]
+    if args:
+        cmd += ["--", *args]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=seconds + 60,
+                         env=dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk")))
+    line = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not line:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip()[-500:]} {out.stdout[-500:]}")
+    return json.loads(line[-1])
+
+
+def wrk_errors(r: dict) -> int:
+    return r["err_connect"] + r["err_read"] + r["err_write"] + r["err_status"] + r["err_timeout"]
 
 
 def fast_upstream(work: Path, media: Path) -> Nginx:
@@ -652,22 +672,11 @@ class Bench:
             f.write(json.dumps(rec) + "\n")
 
     def wrk(self, url: str, conns: int, script: str, args: list[str], duration: float) -> dict:
-        threads = 1 if conns == 1 else 2
-        cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s",
-               str(HERE / "wrk" / script), url]
-        if args:
-            cmd += ["--", *args]
-        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=duration + 60,
-                             env=dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk")))
-        line = [l for l in out.stdout.splitlines() if l.startswith("{")]
-        if out.returncode != 0 or not line:
-            raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip()[-500:]} {out.stdout[-500:]}")
-        r = json.loads(line[-1])
+        r = run_wrk(url, script, args, max(1, round(duration)), conns, threads=1 if conns == 1 else 2)
         secs = r["duration_us"] / 1e6
-        errs = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_status"] + r["err_timeout"]
         return {"requests": r["requests"], "rps": r["requests"] / secs, "MBps": r["bytes"] / secs / 1e6,
                 "bytes_per_req": r["bytes"] / max(1, r["requests"]), "p50_ms": r["lat_p50_us"] / 1e3,
-                "p99_ms": r["lat_p99_us"] / 1e3, "errors": errs, "wrk": r}
+                "p99_ms": r["lat_p99_us"] / 1e3, "errors": wrk_errors(r), "wrk": r}
 
     def loadgen(self, args: list[str], timeout: float, on_line=None) -> dict:
         cmd = ["/usr/bin/python3", str(HERE / "loadgen.py"), *args]

@@ -37,20 +37,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench import (BIG, BUCKET, CLIPS, Mediagate, Nginx, fast_upstream, fast_upstream_env, free_port, log,  # noqa: E402
-                   server_args, write_report)
+                   run_wrk, server_args, wrk_errors, write_report)
 
-VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-
-
-class CountedMediagate(Mediagate):
-    """mediagate with one event loop, under callgrind."""
-
-    def start(self) -> None:
-        self.wrapper = [*VALGRIND, f"--callgrind-out-file={self.dir / 'callgrind.out'}"]
-        super().start()
-
-    def counted_pid(self) -> int:
-        return self.proc.pid
+def callgrind(server) -> list[str]:
+    """The command that runs SERVER under callgrind, uncounted until callgrind_control turns it on."""
+    return ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--callgrind-out-file={server.dir / 'callgrind.out'}"]
 
 
 class CountedNginx(Nginx):
@@ -66,29 +58,20 @@ class CountedNginx(Nginx):
         return text
 
     def command(self, conf: Path) -> list[str]:
-        return [*VALGRIND, f"--callgrind-out-file={self.dir / 'callgrind.out'}", *super().command(conf)]
-
-    def counted_pid(self) -> int:
-        return self.proc.pid
+        return [*callgrind(self), *super().command(conf)]
 
 
 def wrk(url: str, load: tuple[str, list[str]], seconds: float) -> int:
     """Completed requests of one wrk run of LOAD (a script of bench/wrk and its arguments) against URL."""
-    script, script_args = load
-    env = dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk"))
-    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds:g}s", "-s", str(HERE / "wrk" / script), url, "--",
-                          *script_args], capture_output=True, text=True, env=env, timeout=seconds + 60)
-    line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
-    m = re.search(r'"requests": (\d+)', line)
-    errors = re.findall(r'"err_\w+": (\d+)', line)
-    if not m or any(int(e) for e in errors):
-        raise RuntimeError(f"wrk failed or saw errors: {out.stdout[-500:]} {out.stderr[-500:]}")
-    return int(m.group(1))
+    r = run_wrk(url, *load, seconds, threads=1)
+    if wrk_errors(r):
+        raise RuntimeError(f"wrk saw errors: {r}")
+    return r["requests"]
 
 
 def count(server, url: str, load: tuple[str, list[str]], seconds: float, rep: int) -> dict:
     """Instructions per request of one wrk run: instrumentation on just around it, then a dump."""
-    pid = str(server.counted_pid())
+    pid = str(server.proc.pid)
     subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True, timeout=60)
     subprocess.run(["callgrind_control", "--instr=on", pid], check=True, capture_output=True, timeout=60)
     requests = wrk(url, load, seconds)
@@ -121,9 +104,10 @@ def main() -> None:
     # The S3 and cache servers of gateway.conf.in point at a radosgw that is not running; they get no requests.
     subst = dict(ports, RGW_PORT=free_port(), FAST_PORT=fast.ports[0], MEDIA_DIR=media, BUCKET=BUCKET)
     fast_env = fast_upstream_env(fast)
-    mg_local = CountedMediagate("mg-local", args.exe.resolve(), work, str(media), ["--threads", "1"],
-                                dict(os.environ))
-    mg_fast = CountedMediagate("mg-fast", args.exe.resolve(), work, f"s3://{BUCKET}", ["--threads", "1"], fast_env)
+    mg_local = Mediagate("mg-local", args.exe.resolve(), work, str(media), ["--threads", "1"], dict(os.environ))
+    mg_fast = Mediagate("mg-fast", args.exe.resolve(), work, f"s3://{BUCKET}", ["--threads", "1"], fast_env)
+    for mg in (mg_local, mg_fast):
+        mg.wrapper = callgrind(mg)
     ngx = CountedNginx("nginx", work, HERE / "nginx" / "gateway.conf.in", subst, list(ports.values()))
     one = ("ranges.lua", [str(size), "65536"])
     # Four objects in turn, one request each: a read of one object is never followed by another of the same.

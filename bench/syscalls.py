@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import BIG, BUCKET, Mediagate, Nginx, free_port, log, server_args, write_report  # noqa: E402
+from bench import BIG, BUCKET, Mediagate, Nginx, free_port, log, run_wrk, server_args, write_report  # noqa: E402
 
 CALLS = ["recvfrom", "read", "sendmsg", "writev", "sendfile64", "splice", "newfstatat", "openat", "close",
          "epoll_wait", "epoll_ctl", "futex"]
@@ -41,11 +40,8 @@ def count(pids: list[int], url: str, size: int, seconds: int, pin: bool = False)
                                  "-p", ",".join(map(str, pids)), "--", "sleep", str(seconds + 1)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.4)
-        env = dict(os.environ, BENCH_WRK_DIR=str(HERE / "wrk"))
-        wrk_cmd = ["taskset", "-c", "0", "wrk", "-t1"] if pin else ["wrk", "-t2"]
-        wrk = subprocess.run(wrk_cmd + ["-c16", f"-d{seconds}s", "-s", str(HERE / "wrk" / "ranges.lua"), url, "--",
-                                        str(size), "65536"], capture_output=True, text=True, env=env,
-                             timeout=seconds + 60)
+        result = run_wrk(url, "ranges.lua", [str(size), "65536"], seconds, threads=1 if pin else 2,
+                         prefix=["taskset", "-c", "0"] if pin else None)
         _, err = perf.communicate(timeout=seconds + 30)
         if perf.returncode != 0:
             raise RuntimeError(f"perf stat failed: {err}")
@@ -57,7 +53,6 @@ def count(pids: list[int], url: str, size: int, seconds: int, pin: bool = False)
                 cpu_ms = float(parts[0]) if parts[0].replace(".", "", 1).isdigit() else 0.0
             if len(parts) > 2 and parts[2].startswith("syscalls:sys_enter_"):
                 counts[parts[2].removeprefix("syscalls:sys_enter_")] = int(parts[0]) if parts[0].isdigit() else 0
-    result = json.loads(wrk.stdout.strip().splitlines()[-1])
     requests = result["requests"]
     per = {c: counts.get(c, 0) / requests for c in CALLS}
     return {"requests": requests, "rps": requests * 1e6 / result["duration_us"], "per_request": per,

@@ -534,30 +534,27 @@ const signed_headers* read_signatures::find(std::string_view method, std::string
   const auto second = whole_seconds(now);
   for (const auto& e : entries_) {
     if (e.valid && e.second == second && e.path == path && e.method == method && same_query(query, e.query) &&
-        e.creds.access_key_id == creds.access_key_id &&
-        e.creds.secret_access_key == creds.secret_access_key && e.creds.session_token == creds.session_token)
+        e.creds == creds)
       return &e.sig;
   }
   return nullptr;
 }
 
 signed_headers& read_signatures::claim() {
-  claimed_ = next_;
   next_ = (next_ + 1) % capacity;
-  entries_[claimed_].valid = false;  // its output is rewritten, and stays half-written if the signer throws
-  return entries_[claimed_].sig;
+  auto& e = claimed();
+  e.valid = false;  // its output is rewritten, and stays half-written if the signer throws
+  return e.sig;
 }
 
 void read_signatures::remember(std::string_view method, std::string_view path, query_view query,
                                std::chrono::system_clock::time_point now, const credentials& creds) {
-  auto& e = entries_[claimed_];
+  auto& e = claimed();
   e.method.assign(method);
   e.path.assign(path);
   e.query.assign(query.begin(), query.end());
   e.second = whole_seconds(now);
-  e.creds.access_key_id.assign(creds.access_key_id);
-  e.creds.secret_access_key.assign(creds.secret_access_key);
-  e.creds.session_token.assign(creds.session_token);
+  e.creds = creds;  // copy assignment: the strings keep their capacity
   e.valid = true;
 }
 

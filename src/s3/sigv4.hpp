@@ -27,6 +27,7 @@ struct credentials {
   std::string access_key_id;
   std::string secret_access_key;
   std::string session_token;  // empty unless the credentials are temporary (STS, IRSA, IMDS)
+  bool operator==(const credentials&) const = default;
 };
 
 inline constexpr std::string_view unsigned_payload = "UNSIGNED-PAYLOAD";
@@ -152,9 +153,9 @@ class read_signatures {
     credentials creds;
     signed_headers sig;
   };
+  entry& claimed() { return entries_[(next_ + capacity - 1) % capacity]; }  // the entry claim() gave last
   std::array<entry, capacity> entries_;
-  std::size_t next_ = 0;     // the entry claim() gives next (round robin: the oldest)
-  std::size_t claimed_ = 0;  // the entry claim() gave last
+  std::size_t next_ = 0;  // the entry claim() gives next (round robin: the oldest)
 };
 
 }  // namespace mediagate::s3
